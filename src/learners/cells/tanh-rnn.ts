@@ -1,0 +1,67 @@
+import type { Kernels } from '../kernels/kernels.js';
+import { BlockTable, fanInUniform, zeros, type Cell, type CellKind, type CellOptions, type ParamBlock } from './cell.js';
+
+/**
+ * Elman tanh RNN: h_t = tanh(W h_{t-1} + U x_t + b), o_t = h_t.
+ * Serves both `tanh-rnn` and `tanh-rnn-bypass`; the bypass (yhat = V h + D x + c) belongs to the readout, which
+ * the learner adds for the bypass kind.
+ *
+ * Cache: [x | h_{t-1} | h_t]. One row factor for all blocks: delta = dL/dh_t * (1 - h_t^2).
+ */
+export class TanhRnnCell implements Cell {
+  readonly inputSize: number;
+  readonly hiddenSize: number;
+  readonly stateSize: number;
+  readonly cacheSize: number;
+  readonly outputOffset: number;
+  readonly deltaSize: number;
+  readonly paramCount: number;
+  readonly blocks: readonly ParamBlock[];
+  private readonly W: ParamBlock;
+  private readonly U: ParamBlock;
+  private readonly b: ParamBlock;
+
+  constructor(readonly kind: CellKind, options: CellOptions) {
+    const m = options.inputSize;
+    const n = options.hiddenSize;
+    this.inputSize = m;
+    this.hiddenSize = n;
+    this.stateSize = n;
+    this.outputOffset = m + n;
+    this.cacheSize = m + 2 * n;
+    this.deltaSize = n;
+    const table = new BlockTable();
+    this.W = table.add('W', 'recurrent', { rows: n, cols: n }, fanInUniform(n), 0, m);
+    this.U = table.add('U', 'input', { rows: n, cols: m }, fanInUniform(n), 0, 0);
+    this.b = table.add('b', 'input', { rows: n, cols: 1, diag: true }, zeros, 0, -1);
+    this.blocks = table.blocks;
+    this.paramCount = table.paramCount;
+  }
+
+  forward(k: Kernels, params: number, cache: number, state: number): void {
+    const m = this.inputSize;
+    const n = this.hiddenSize;
+    k.matVec(state, params + this.W.offset, cache + m, n, n, 0);
+    k.matVec(state, params + this.U.offset, cache, n, m, 1);
+    const h = k.heap;
+    const b = params + this.b.offset;
+    const out = cache + this.outputOffset;
+    for (let i = 0; i < n; i++) {
+      const v = Math.tanh(h[state + i] + h[b + i]);
+      h[state + i] = v;
+      h[out + i] = v;
+    }
+  }
+
+  outputBackward(k: Kernels, _cache: number, gOut: number, gState: number): void {
+    k.copy(gState, gOut, this.hiddenSize);
+  }
+
+  backward(k: Kernels, params: number, cache: number, gState: number, delta: number, gStatePrev: number): void {
+    const n = this.hiddenSize;
+    const h = k.heap;
+    const ht = cache + this.outputOffset;
+    for (let i = 0; i < n; i++) h[delta + i] = h[gState + i] * (1 - h[ht + i] * h[ht + i]);
+    if (gStatePrev >= 0) k.matTVec(gStatePrev, params + this.W.offset, delta, n, n, 0);
+  }
+}
