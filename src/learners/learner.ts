@@ -1,0 +1,514 @@
+import { fanInUniform, zeros, BlockTable, type Cell, type CellKind, type ParamBlock, type ParamGroup } from './cells/cell.js';
+import { createCell, hasDefaultOutputBypass } from './cells/registry.js';
+import type { CreditRule } from './credit/credit-rule.js';
+import { createCreditRule, type CreditSpec } from './credit/registry.js';
+import { InvalidInputError, InvalidLabelError, InvalidSpecError, SnapshotError } from './errors.js';
+import type { Kernels, KernelBackend } from './kernels/kernels.js';
+import { createKernels, wasmKernelsAvailable } from './kernels/wasm-kernels.js';
+import { compileOptimizer, type CompiledOptimizer } from './optim/compile.js';
+import { isGrouped, type GroupedOptimizerSpec, type OptimizerSpec } from './optim/transform.js';
+import { ParameterSet, type BoundBlock } from './parameters.js';
+import { Random } from './random.js';
+
+export interface CellSpec {
+  readonly kind: CellKind;
+  readonly hiddenSize: number;
+  /** Leak rate of `leaky-rnn`. */
+  readonly leak?: number;
+  /** Input-to-output bypass in the readout (yhat = V o + D x + c); defaults to true only for tanh-rnn-bypass. */
+  readonly outputBypass?: boolean;
+}
+
+export interface LearnerSpec {
+  readonly cell: CellSpec;
+  readonly credit: CreditSpec;
+  readonly optimizer: OptimizerSpec | GroupedOptimizerSpec;
+  readonly inputSize: number;
+  readonly outputSize: number;
+  readonly seed: number;
+  readonly loss: 'mse' | 'xent';
+  /** K: a label may arrive up to K - 1 ticks after its prediction; older ones are dropped and counted. */
+  readonly maxLabelDelay?: number;
+}
+
+export type LearnOutcome = 'applied' | 'dropped-late' | 'skipped-non-finite';
+
+export interface LearnerStats {
+  /** Updates skipped because the error or the gradient was not finite. */
+  readonly skippedNonFinite: number;
+  /** Labels that came more than maxLabelDelay ticks late. */
+  readonly droppedLate: number;
+  /** Labels credited with credit state already past their tick (out of order, traced rules). */
+  readonly staleCredit: number;
+}
+
+export interface Learner {
+  readonly spec: LearnerSpec;
+  readonly backend: KernelBackend;
+  /** Advances the recurrent state one tick and returns yhat_t (a view the next predict overwrites). */
+  predict(x: ArrayLike<number>): Float32Array;
+  /** Learns from the label of tick `tick` (default: the last predicted one). */
+  learn(y: ArrayLike<number>, tick?: number): LearnOutcome;
+  /** Versioned binary state: spec, parameters, optimizer state, recurrent state, credit state, ring, counters. */
+  snapshot(): Uint8Array;
+  /** Restores a snapshot of a learner with the same spec; restore(snapshot()) is exact. */
+  restore(bytes: Uint8Array): void;
+  /** A copy with the same state that only predicts (the frozen shadow for recovery measurements). */
+  fork(options?: { frozen?: boolean }): Learner;
+  /** Persistent state in bytes (what a snapshot carries beyond its header); constant for the lifetime. */
+  readonly stateBytes: number;
+  /** Scratch bytes the learner also holds (rewritten every tick, not snapshotted). */
+  readonly scratchBytes: number;
+  /** Updates applied so far: the model version a prediction carries. */
+  readonly version: number;
+  /** Index of the last predicted tick (-1 before the first). */
+  readonly tick: number;
+  readonly frozen: boolean;
+  readonly stats: LearnerStats;
+  /** Parameter count, cell and readout. */
+  readonly paramCount: number;
+  /** A copy of every parameter, cell blocks then readout blocks, in block order. */
+  readParameters(): Float32Array;
+}
+
+export interface LearnerOptions {
+  /** Kernel backend; default 'wasm' where the compiled kernels load, else 'js'. */
+  readonly backend?: KernelBackend;
+  /**
+   * Supplies the kernels over an arena of the given size instead of `backend`; gradient tests pass the JS twin
+   * over a Float64Array to read gradients in double precision.
+   */
+  readonly kernels?: (floatCount: number) => Kernels;
+}
+
+const DEFAULT_MAX_LABEL_DELAY = 32;
+const SNAPSHOT_MAGIC = 0x534e4c44; // 'DLNS' little-endian
+const SNAPSHOT_FORMAT = 1;
+
+// Fixed slots of the Float64 counter block; ring ticks and learned flags follow.
+const M_VERSION = 0;
+const M_TICKS = 1;
+const M_FRONTIER = 2;
+const M_SKIPPED = 3;
+const M_DROPPED = 4;
+const M_STALE = 5;
+const M_GROUP_COUNTS = 6; // three groups
+const M_RING = 9;
+
+export function createLearner(spec: LearnerSpec, options: LearnerOptions = {}): Learner {
+  const backend = options.backend ?? (options.kernels ? 'js' : defaultBackend());
+  return new RecurrentLearner(validateSpec(spec), options.kernels ?? ((floats) => createKernels(floats, backend)));
+}
+
+let warnedNoWasm = false;
+function defaultBackend(): KernelBackend {
+  if (wasmKernelsAvailable()) return 'wasm';
+  if (!warnedNoWasm) {
+    warnedNoWasm = true;
+    process.emitWarning('driftline: WASM SIMD kernels unavailable (run `npm run build`); using the plain-JS kernels');
+  }
+  return 'js';
+}
+
+/** Rounds arena regions up to 16 floats so SIMD loads stay aligned. */
+function align(n: number): number {
+  return (n + 15) & ~15;
+}
+
+class RecurrentLearner implements Learner {
+  readonly backend: KernelBackend;
+  readonly stateBytes: number;
+  readonly scratchBytes: number;
+  readonly paramCount: number;
+  private readonly k: Kernels;
+  private readonly cell: Cell;
+  private readonly rule: CreditRule;
+  private readonly params: ParameterSet;
+  private readonly readoutBlocks: BoundBlock[];
+  private readonly meta: Float64Array;
+  private readonly K: number;
+  private readonly m: number;
+  private readonly n: number;
+  private readonly out: number;
+  private readonly bypass: boolean;
+  private readonly xent: boolean;
+  // Arena offsets.
+  private readonly cellParams: number;
+  private readonly readoutParams: number;
+  private readonly state: number;
+  private readonly ring: number;
+  private readonly slotSize: number;
+  private readonly yhatInSlot: number;
+  private readonly persistentFloats: number;
+  private readonly err: number;
+  private readonly gOut: number;
+  private readonly yView: Float32Array;
+  private readonly yOut: number;
+  private readonly V: number;
+  private readonly c: number;
+  private readonly D: number;
+  private isFrozen = false;
+
+  constructor(readonly spec: LearnerSpec, private readonly makeKernels: (floatCount: number) => Kernels) {
+    const m = spec.inputSize;
+    const out = spec.outputSize;
+    const cell = createCell(spec.cell.kind, { inputSize: m, hiddenSize: spec.cell.hiddenSize, leak: spec.cell.leak });
+    const n = cell.hiddenSize;
+    const S = cell.stateSize;
+    this.cell = cell;
+    this.m = m;
+    this.n = n;
+    this.out = out;
+    this.K = spec.maxLabelDelay ?? DEFAULT_MAX_LABEL_DELAY;
+    this.bypass = spec.cell.outputBypass ?? hasDefaultOutputBypass(spec.cell.kind);
+    this.xent = spec.loss === 'xent';
+    this.rule = createCreditRule(spec.credit, cell);
+
+    const readout = new BlockTable();
+    readout.add('V', 'readout', { rows: out, cols: n }, fanInUniform(n), 0, cell.outputOffset);
+    readout.add('c', 'readout', { rows: out, cols: 1, diag: true }, zeros, 0, -1);
+    if (this.bypass) readout.add('D', 'readout', { rows: out, cols: m }, zeros, 0, 0);
+
+    const optimizers = compileGroups(spec.optimizer);
+    const slotsPerParam = (g: ParamGroup) => optimizers[g].slots;
+    const cellSlotFloats = cell.blocks.reduce((s, b) => s + b.rows * b.cols * slotsPerParam(b.group), 0);
+    const readoutSlotFloats = readout.blocks.reduce((s, b) => s + b.rows * b.cols * slotsPerParam(b.group), 0);
+
+    // Persistent regions first (they are what a snapshot copies), scratch after.
+    let at = 0;
+    const take = (floats: number) => {
+      const start = at;
+      at += align(floats);
+      return start;
+    };
+    this.cellParams = take(cell.paramCount);
+    this.readoutParams = take(readout.paramCount);
+    const slotBase = take(cellSlotFloats + readoutSlotFloats);
+    this.state = take(S);
+    this.slotSize = align(cell.cacheSize + out);
+    this.yhatInSlot = cell.cacheSize;
+    this.ring = take(this.slotSize * this.K);
+    const creditState = take(this.rule.stateSize);
+    this.persistentFloats = at;
+    const delta = take(cell.deltaSize);
+    this.gOut = take(n);
+    const gState = take(S);
+    const gStatePrev = take(S);
+    const ones = take(n);
+    const zerosAt = take(n);
+    this.err = take(out);
+    const yOut = take(out);
+    const creditScratch = take(this.rule.scratchSize);
+    const totalFloats = at;
+
+    this.k = makeKernels(totalFloats);
+    this.backend = this.k.backend;
+    this.meta = new Float64Array(M_RING + 2 * this.K);
+    this.params = new ParameterSet(
+      this.k,
+      [
+        ...cell.blocks.map((block) => ({ block, base: this.cellParams })),
+        ...readout.blocks.map((block) => ({ block, base: this.readoutParams })),
+      ],
+      optimizers,
+      slotBase,
+      this.meta.subarray(M_GROUP_COUNTS, M_GROUP_COUNTS + 3),
+    );
+    const cellBlocks = this.params.bound.slice(0, cell.blocks.length);
+    this.readoutBlocks = this.params.bound.slice(cell.blocks.length);
+    this.V = this.readoutBlocks[0].p;
+    this.c = this.readoutBlocks[1].p;
+    this.D = this.bypass ? this.readoutBlocks[2].p : -1;
+    this.paramCount = cell.paramCount + readout.paramCount;
+
+    this.rule.attach(
+      {
+        k: this.k, cell, params: this.params, cellBlocks, cellParams: this.cellParams,
+        delta, gOut: this.gOut, gState, gStatePrev, ones, zeros: zerosAt,
+      },
+      creditState,
+      creditScratch,
+    );
+    this.k.fill(ones, 1, n);
+    this.yOut = yOut;
+    this.yView = this.k.heap.subarray(yOut, yOut + out);
+
+    this.stateBytes = this.persistentFloats * 4 + this.meta.byteLength;
+    this.scratchBytes = (totalFloats - this.persistentFloats) * 4;
+    this.initialize();
+  }
+
+  get version(): number {
+    return this.meta[M_VERSION];
+  }
+
+  get tick(): number {
+    return this.meta[M_TICKS] - 1;
+  }
+
+  get frozen(): boolean {
+    return this.isFrozen;
+  }
+
+  get stats(): LearnerStats {
+    return {
+      skippedNonFinite: this.meta[M_SKIPPED],
+      droppedLate: this.meta[M_DROPPED],
+      staleCredit: this.meta[M_STALE],
+    };
+  }
+
+  predict(x: ArrayLike<number>): Float32Array {
+    const m = this.m;
+    if (x == null || typeof x !== 'object' || x.length !== m) {
+      throw new InvalidInputError('dimension', `input has ${x?.length ?? 'no'} values, expected ${m}`);
+    }
+    for (let i = 0; i < m; i++) {
+      const v = x[i];
+      if (typeof v !== 'number' || !Number.isFinite(v)) {
+        throw new InvalidInputError('non-finite', `input[${i}] is ${v}, not a finite number`);
+      }
+    }
+    const meta = this.meta;
+    const k = this.k;
+    const h = k.heap;
+    const tick = meta[M_TICKS];
+    const slotIndex = tick % this.K;
+    const evicted = meta[M_RING + slotIndex];
+    if (this.rule.tracksTicks && !this.isFrozen && evicted >= 0) this.advanceFrontierTo(evicted);
+
+    const cache = this.ring + slotIndex * this.slotSize;
+    for (let i = 0; i < m; i++) h[cache + i] = x[i];
+    k.copy(cache + m, this.state, this.cell.stateSize);
+    this.cell.forward(k, this.cellParams, cache, this.state);
+    this.readout(cache);
+    k.copy(cache + this.yhatInSlot, this.yOut, this.out);
+
+    meta[M_RING + slotIndex] = tick;
+    meta[M_RING + this.K + slotIndex] = 0;
+    meta[M_TICKS] = tick + 1;
+    return this.yView;
+  }
+
+  learn(y: ArrayLike<number>, tick: number = this.meta[M_TICKS] - 1): LearnOutcome {
+    const out = this.out;
+    if (this.isFrozen) throw new InvalidLabelError('frozen', 'this learner is a frozen copy: it predicts only');
+    if (y == null || typeof y !== 'object' || y.length !== out) {
+      throw new InvalidLabelError('dimension', `label has ${y?.length ?? 'no'} values, expected ${out}`);
+    }
+    for (let i = 0; i < out; i++) {
+      const v = y[i];
+      if (typeof v !== 'number' || !Number.isFinite(v)) {
+        throw new InvalidLabelError('non-finite', `label[${i}] is ${v}, not a finite number`);
+      }
+    }
+    const meta = this.meta;
+    const ticks = meta[M_TICKS];
+    if (!Number.isInteger(tick) || tick < 0 || tick >= ticks) {
+      throw new InvalidLabelError('future-tick', `label for tick ${tick}, but the last predicted tick is ${ticks - 1}`);
+    }
+    if (tick < ticks - this.K) {
+      meta[M_DROPPED]++;
+      return 'dropped-late';
+    }
+    const slotIndex = tick % this.K;
+    if (meta[M_RING + this.K + slotIndex] === 1) {
+      throw new InvalidLabelError('duplicate', `tick ${tick} has already been learned`);
+    }
+
+    const k = this.k;
+    const h = k.heap;
+    const cache = this.ring + slotIndex * this.slotSize;
+    const yhat = cache + this.yhatInSlot;
+    const err = this.err;
+    // Softmax with cross-entropy and identity with 1/2 squared error share dL/dz = yhat - y.
+    for (let i = 0; i < out; i++) h[err + i] = h[yhat + i] - y[i];
+    meta[M_RING + this.K + slotIndex] = 1;
+    if (!k.allFinite(err, out)) {
+      meta[M_SKIPPED]++;
+      return 'skipped-non-finite';
+    }
+    k.matTVec(this.gOut, this.V, err, out, this.n, 0);
+
+    this.params.beginUpdate();
+    let fresh = true;
+    if (this.rule.tracksTicks) {
+      if (meta[M_FRONTIER] < tick - 1) this.advanceFrontierTo(tick - 1);
+      fresh = meta[M_FRONTIER] === tick - 1;
+      if (!fresh) meta[M_STALE]++;
+    }
+    if (!this.rule.update(cache, fresh)) {
+      meta[M_SKIPPED]++;
+      return 'skipped-non-finite';
+    }
+    if (fresh && this.rule.tracksTicks) meta[M_FRONTIER] = tick;
+
+    const p = this.params;
+    const rb = this.readoutBlocks;
+    if (p.groupClips(2)) {
+      let normSq = 0;
+      for (let i = 0; i < rb.length; i++) normSq += p.factoredNormSq(rb[i], err, this.readoutColumn(rb[i], cache));
+      p.clipGroup(2, normSq);
+    }
+    for (let i = 0; i < rb.length; i++) p.stepFactored(rb[i], err, this.readoutColumn(rb[i], cache));
+    meta[M_VERSION]++;
+    return 'applied';
+  }
+
+  snapshot(): Uint8Array {
+    const specJson = new TextEncoder().encode(canonicalJson(this.spec));
+    const metaBytes = this.meta.byteLength;
+    const arenaBytes = this.persistentFloats * 4;
+    const headerBytes = align8(16 + specJson.length);
+    const bytes = new Uint8Array(headerBytes + metaBytes + arenaBytes);
+    const view = new DataView(bytes.buffer);
+    view.setUint32(0, SNAPSHOT_MAGIC, true);
+    view.setUint32(4, SNAPSHOT_FORMAT, true);
+    view.setUint32(8, specJson.length, true);
+    view.setUint32(12, this.persistentFloats, true);
+    bytes.set(specJson, 16);
+    bytes.set(new Uint8Array(this.meta.buffer, this.meta.byteOffset, metaBytes), headerBytes);
+    bytes.set(new Uint8Array(this.k.heap.buffer, this.k.heap.byteOffset, arenaBytes), headerBytes + metaBytes);
+    return bytes;
+  }
+
+  restore(bytes: Uint8Array): void {
+    if (!(bytes instanceof Uint8Array) || bytes.length < 16) throw new SnapshotError('not a driftline learner snapshot');
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (view.getUint32(0, true) !== SNAPSHOT_MAGIC) throw new SnapshotError('not a driftline learner snapshot (bad magic)');
+    const format = view.getUint32(4, true);
+    if (format !== SNAPSHOT_FORMAT) throw new SnapshotError(`snapshot format ${format} is not supported (expected ${SNAPSHOT_FORMAT})`);
+    const specLength = view.getUint32(8, true);
+    const floats = view.getUint32(12, true);
+    const headerBytes = align8(16 + specLength);
+    const metaBytes = this.meta.byteLength;
+    if (bytes.length !== headerBytes + metaBytes + floats * 4 || floats !== this.persistentFloats) {
+      throw new SnapshotError('snapshot size does not match this learner');
+    }
+    const spec = new TextDecoder().decode(bytes.subarray(16, 16 + specLength));
+    if (spec !== canonicalJson(this.spec)) throw new SnapshotError('snapshot was taken from a learner with another spec');
+    new Uint8Array(this.meta.buffer, this.meta.byteOffset, metaBytes).set(bytes.subarray(headerBytes, headerBytes + metaBytes));
+    new Uint8Array(this.k.heap.buffer, this.k.heap.byteOffset, floats * 4).set(
+      bytes.subarray(headerBytes + metaBytes, headerBytes + metaBytes + floats * 4),
+    );
+  }
+
+  fork(options: { frozen?: boolean } = {}): Learner {
+    const copy = new RecurrentLearner(this.spec, this.makeKernels);
+    copy.restore(this.snapshot());
+    copy.isFrozen = options.frozen ?? true;
+    return copy;
+  }
+
+  readParameters(): Float32Array {
+    const copy = new Float32Array(this.paramCount);
+    let at = 0;
+    for (const b of this.params.bound) {
+      copy.set(this.k.heap.subarray(b.p, b.p + b.size), at);
+      at += b.size;
+    }
+    return copy;
+  }
+
+  private initialize(): void {
+    const rng = new Random(this.spec.seed);
+    const h = this.k.heap;
+    for (const b of this.params.bound) initBlock(h, b.p, b.block, rng);
+    const meta = this.meta;
+    meta[M_FRONTIER] = -1;
+    for (let i = 0; i < this.K; i++) meta[M_RING + i] = -1;
+  }
+
+  private readout(cache: number): void {
+    const k = this.k;
+    const h = k.heap;
+    const y = this.yOut;
+    const out = this.out;
+    k.matVec(y, this.V, cache + this.cell.outputOffset, out, this.n, 0);
+    if (this.bypass) k.matVec(y, this.D, cache, out, this.m, 1);
+    for (let i = 0; i < out; i++) h[y + i] += h[this.c + i];
+    if (this.xent) {
+      let max = -Infinity;
+      for (let i = 0; i < out; i++) if (h[y + i] > max) max = h[y + i];
+      let sum = 0;
+      for (let i = 0; i < out; i++) {
+        const e = Math.exp(h[y + i] - max);
+        h[y + i] = e;
+        sum += e;
+      }
+      for (let i = 0; i < out; i++) h[y + i] /= sum;
+    }
+  }
+
+  private readoutColumn(b: BoundBlock, cache: number): number {
+    return b.block.columnOffset < 0 ? -1 : cache + b.block.columnOffset;
+  }
+
+  /** Advances the credit state, in tick order, over every cached tick up to `tick`. */
+  private advanceFrontierTo(tick: number): void {
+    const meta = this.meta;
+    for (let t = meta[M_FRONTIER] + 1; t <= tick; t++) {
+      const slotIndex = t % this.K;
+      if (meta[M_RING + slotIndex] === t) this.rule.advance(this.ring + slotIndex * this.slotSize);
+      meta[M_FRONTIER] = t;
+    }
+  }
+}
+
+function compileGroups(spec: OptimizerSpec | GroupedOptimizerSpec): Record<ParamGroup, CompiledOptimizer> {
+  if (spec == null || typeof spec !== 'object') throw new InvalidSpecError('optimizer', 'is required');
+  if (!isGrouped(spec)) {
+    const all = compileOptimizer(spec);
+    return { recurrent: all, input: all, readout: all };
+  }
+  const base = compileOptimizer(spec.default, 'optimizer.default');
+  return {
+    recurrent: spec.recurrent ? compileOptimizer(spec.recurrent, 'optimizer.recurrent') : base,
+    input: spec.input ? compileOptimizer(spec.input, 'optimizer.input') : base,
+    readout: spec.readout ? compileOptimizer(spec.readout, 'optimizer.readout') : base,
+  };
+}
+
+function initBlock(h: Float32Array, p: number, block: ParamBlock, rng: Random): void {
+  const size = block.rows * block.cols;
+  const init = block.init;
+  for (let i = 0; i < size; i++) {
+    h[p + i] =
+      init.kind === 'uniform' ? rng.uniform(init.low, init.high) : init.kind === 'normal' ? rng.normal() * init.std : init.value;
+  }
+}
+
+function validateSpec(spec: LearnerSpec): LearnerSpec {
+  if (spec == null || typeof spec !== 'object') throw new InvalidSpecError('spec', 'must be an object');
+  const positiveInt = (v: unknown, field: string, max = 1 << 20) => {
+    if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > max) {
+      throw new InvalidSpecError(field, `must be an integer in [1, ${max}], got ${String(v)}`);
+    }
+  };
+  positiveInt(spec.inputSize, 'inputSize');
+  positiveInt(spec.outputSize, 'outputSize');
+  if (spec.cell == null || typeof spec.cell !== 'object') throw new InvalidSpecError('cell', 'must be an object');
+  positiveInt(spec.cell.hiddenSize, 'cell.hiddenSize');
+  if (spec.maxLabelDelay !== undefined) positiveInt(spec.maxLabelDelay, 'maxLabelDelay', 1 << 16);
+  if (!Number.isInteger(spec.seed)) throw new InvalidSpecError('seed', `must be an integer, got ${String(spec.seed)}`);
+  if (spec.loss !== 'mse' && spec.loss !== 'xent') throw new InvalidSpecError('loss', `must be 'mse' or 'xent', got ${String(spec.loss)}`);
+  if (spec.loss === 'xent' && spec.outputSize < 2) throw new InvalidSpecError('outputSize', 'xent needs at least 2 classes');
+  return JSON.parse(JSON.stringify(spec)) as LearnerSpec;
+}
+
+/** JSON with sorted keys, so that equal specs give equal bytes whatever order their fields were written in. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.keys(value as object)
+      .sort()
+      .filter((key) => (value as Record<string, unknown>)[key] !== undefined)
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}

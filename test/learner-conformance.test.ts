@@ -1,0 +1,233 @@
+// The conformance suite every learner passes (after River's check_estimator): one spec per
+// cell x credit rule x optimizer, each held to the same behavioural contract.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { cellKinds } from '../src/learners/cells/registry.js';
+import type { CreditSpec } from '../src/learners/credit/registry.js';
+import { InvalidInputError, InvalidLabelError } from '../src/learners/errors.js';
+import { createLearner, type LearnerSpec } from '../src/learners/learner.js';
+import { adam, momentum, rmsprop, sgd, withClipping, type OptimizerSpec } from '../src/learners/optim/transform.js';
+import { Random } from '../src/learners/random.js';
+
+const credits: Record<string, CreditSpec> = {
+  'immediate(0)': { rule: 'immediate', lambda: 0 },
+  'immediate(0.5)': { rule: 'immediate', lambda: 0.5 },
+  rtrl: { rule: 'rtrl' },
+};
+const optimizers: Record<string, OptimizerSpec> = {
+  sgd: sgd(0.02),
+  momentum: momentum(0.002, 0.9),
+  rmsprop: rmsprop(0.003),
+  'adam+clip': withClipping(adam(0.003), 1),
+};
+const M = 3;
+const OUT = 2;
+
+function specOf(cell: (typeof cellKinds)[number], credit: CreditSpec, optimizer: OptimizerSpec): LearnerSpec {
+  return { cell: { kind: cell, hiddenSize: 8 }, credit, optimizer, inputSize: M, outputSize: OUT, seed: 7, loss: 'mse' };
+}
+
+/**
+ * A seeded toy stream every architecture can learn: slowly varying AR(1) inputs (so leaky and gated cells can
+ * follow them) and a target linear in the current and previous input.
+ */
+function toyStream(seed: number, ticks: number): { xs: Float32Array[]; ys: Float32Array[] } {
+  const rng = new Random(seed);
+  const xs: Float32Array[] = [];
+  const ys: Float32Array[] = [];
+  let prev = new Float32Array(M);
+  for (let t = 0; t < ticks; t++) {
+    const x = Float32Array.from({ length: M }, (_, j) => 0.9 * prev[j] + 0.436 * rng.normal());
+    xs.push(x);
+    ys.push(Float32Array.from([0.5 * x[0] - 0.3 * x[1] + 0.2 * prev[2], 0.4 * x[2]]));
+    prev = x;
+  }
+  return { xs, ys };
+}
+
+const stream = toyStream(1, 3000);
+
+for (const cell of cellKinds) {
+  describe(`learner ${cell}`, () => {
+    for (const [creditName, credit] of Object.entries(credits)) {
+      for (const [optName, optimizer] of Object.entries(optimizers)) {
+        const spec = specOf(cell, credit, optimizer);
+        test(`${creditName} + ${optName}`, () => {
+          // Inputs are left unmutated.
+          const a = createLearner(spec);
+          const x0 = Float32Array.from(stream.xs[0]);
+          const y0 = Float32Array.from(stream.ys[0]);
+          a.predict(x0);
+          a.learn(y0);
+          assert.deepEqual(x0, stream.xs[0]);
+          assert.deepEqual(y0, stream.ys[0]);
+
+          // Same seed, same bytes.
+          const b = createLearner(spec);
+          b.predict(stream.xs[0]);
+          b.learn(stream.ys[0]);
+          for (let t = 1; t < 40; t++) {
+            a.predict(stream.xs[t]);
+            a.learn(stream.ys[t]);
+            b.predict(stream.xs[t]);
+            b.learn(stream.ys[t]);
+          }
+          assert.deepEqual(a.snapshot(), b.snapshot());
+
+          // restore(snapshot()) is exact: the restored learner continues identically.
+          const saved = a.snapshot();
+          const c = createLearner(spec);
+          c.predict(stream.xs[5]);
+          c.restore(saved);
+          assert.deepEqual(c.snapshot(), saved);
+          for (let t = 40; t < 60; t++) {
+            const ya = Array.from(a.predict(stream.xs[t]));
+            const yc = Array.from(c.predict(stream.xs[t]));
+            assert.deepEqual(yc, ya);
+            a.learn(stream.ys[t]);
+            c.learn(stream.ys[t]);
+          }
+          assert.deepEqual(c.snapshot(), a.snapshot());
+          assert.equal(c.version, a.version);
+
+          // Bad input throws a typed error and changes nothing.
+          const before = a.snapshot();
+          assert.throws(() => a.predict(new Float32Array(M + 1)), (e: unknown) => e instanceof InvalidInputError && e.problem === 'dimension');
+          assert.throws(() => a.predict(Float32Array.from([0, NaN, 0])), (e: unknown) => e instanceof InvalidInputError && e.problem === 'non-finite');
+          assert.throws(() => a.predict(Float32Array.from([0, Infinity, 0])), (e: unknown) => e instanceof InvalidInputError);
+          assert.throws(() => a.learn(Float32Array.from([0, -Infinity])), (e: unknown) => e instanceof InvalidLabelError && e.problem === 'non-finite');
+          assert.throws(() => a.learn(new Float32Array(OUT + 1)), (e: unknown) => e instanceof InvalidLabelError && e.problem === 'dimension');
+          assert.throws(() => a.learn(stream.ys[0], a.tick), (e: unknown) => e instanceof InvalidLabelError && e.problem === 'duplicate');
+          assert.throws(() => a.learn(stream.ys[0], a.tick + 1), (e: unknown) => e instanceof InvalidLabelError && e.problem === 'future-tick');
+          assert.deepEqual(a.snapshot(), before);
+
+          // Convergence on the toy target, and constant state over 10^4 ticks.
+          const learner = createLearner(spec);
+          const bytes = learner.stateBytes;
+          let early = 0;
+          let late = 0;
+          const T = 10_000;
+          for (let t = 0; t < T; t++) {
+            const i = t % stream.xs.length;
+            const yhat = learner.predict(stream.xs[i]);
+            let se = 0;
+            for (let j = 0; j < OUT; j++) se += (yhat[j] - stream.ys[i][j]) ** 2;
+            if (t < 500) early += se;
+            if (t >= T - 500) late += se;
+            learner.learn(stream.ys[i]);
+          }
+          assert.equal(learner.stateBytes, bytes);
+          assert.equal(learner.version, T);
+          assert.equal(learner.stats.skippedNonFinite, 0);
+          assert.ok(late < 0.5 * early, `error should at least halve: first 500 ticks ${early.toFixed(2)}, last 500 ${late.toFixed(2)}`);
+        });
+      }
+    }
+  });
+}
+
+describe('learner protocol', () => {
+  const spec = specOf('tanh-rnn', { rule: 'immediate', lambda: 0 }, rmsprop(0.003));
+
+  for (const [creditName, credit] of Object.entries(credits)) {
+    test(`${creditName}: a label d ticks late is credited exactly as it would have been on time`, () => {
+      // Both learners have the same parameters when the label for tick 30 is learned; the late one has run
+      // 9 more ticks since. The ring (and, for traced rules, the credit frontier) must make that invisible.
+      const traced = specOf('gru', credit, sgd(0.01));
+      const onTime = createLearner(traced);
+      const late = createLearner(traced);
+      for (let t = 0; t <= 30; t++) onTime.predict(stream.xs[t]);
+      for (let t = 0; t < 40; t++) late.predict(stream.xs[t]);
+      onTime.learn(stream.ys[30], 30);
+      late.learn(stream.ys[30], 30);
+      assert.deepEqual(late.readParameters(), onTime.readParameters());
+      assert.notDeepEqual(late.readParameters(), createLearner(traced).readParameters());
+      assert.equal(late.stats.staleCredit, 0);
+    });
+  }
+
+  test('labels older than the ring are dropped and counted, not thrown', () => {
+    const learner = createLearner({ ...spec, maxLabelDelay: 4 });
+    for (let t = 0; t < 10; t++) learner.predict(stream.xs[t]);
+    const before = learner.snapshot();
+    assert.equal(learner.learn(stream.ys[5], 5), 'dropped-late');
+    assert.equal(learner.stats.droppedLate, 1);
+    assert.equal(learner.version, 0);
+    // Only the drop counter differs.
+    assert.equal(learner.learn(stream.ys[6], 6), 'applied');
+    assert.notDeepEqual(learner.snapshot(), before);
+  });
+
+  test('traced credit: an out-of-order label is learned with the current traces and counted', () => {
+    const c = createLearner(specOf('gru', { rule: 'immediate', lambda: 0.5 }, sgd(0.01)));
+    for (let t = 0; t < 20; t++) c.predict(stream.xs[t]);
+    assert.equal(c.learn(stream.ys[15], 15), 'applied');
+    assert.equal(c.learn(stream.ys[12], 12), 'applied');
+    assert.equal(c.stats.staleCredit, 1);
+    assert.equal(c.version, 2);
+  });
+
+  test('xent: predictions are probabilities and learning reduces the loss', () => {
+    const learner = createLearner({ ...spec, outputSize: 3, loss: 'xent' });
+    const rng = new Random(3);
+    let early = 0;
+    let late = 0;
+    for (let t = 0; t < 6000; t++) {
+      const x = Float32Array.from({ length: M }, () => rng.normal());
+      const cls = x[0] > 0.5 ? 0 : x[0] < -0.5 ? 1 : 2;
+      const p = learner.predict(x);
+      const sum = p[0] + p[1] + p[2];
+      assert.ok(Math.abs(sum - 1) < 1e-5);
+      const loss = -Math.log(Math.max(p[cls], 1e-9));
+      if (t < 500) early += loss;
+      if (t >= 5500) late += loss;
+      const y = new Float32Array(3);
+      y[cls] = 1;
+      learner.learn(y);
+    }
+    assert.ok(late < 0.6 * early, `cross-entropy should fall: ${early.toFixed(1)} -> ${late.toFixed(1)}`);
+  });
+
+  test('a frozen fork predicts like its origin and refuses labels', () => {
+    const learner = createLearner(spec);
+    for (let t = 0; t < 50; t++) {
+      learner.predict(stream.xs[t]);
+      learner.learn(stream.ys[t]);
+    }
+    const frozen = learner.fork();
+    assert.deepEqual(Array.from(frozen.predict(stream.xs[50])), Array.from(learner.predict(stream.xs[50])));
+    assert.throws(() => frozen.learn(stream.ys[50]), (e: unknown) => e instanceof InvalidLabelError && e.problem === 'frozen');
+  });
+
+  test('restore refuses a snapshot of another spec and leaves the learner as it was', () => {
+    const a = createLearner(spec);
+    const other = createLearner({ ...spec, cell: { kind: 'tanh-rnn', hiddenSize: 9 } });
+    const before = a.snapshot();
+    assert.throws(() => a.restore(other.snapshot()), /does not match|another spec/);
+    assert.throws(() => a.restore(new Uint8Array(40)), /not a driftline/);
+    assert.deepEqual(a.snapshot(), before);
+  });
+
+  test('a spec error names the field', () => {
+    assert.throws(() => createLearner({ ...spec, inputSize: 0 }), /inputSize/);
+    assert.throws(() => createLearner({ ...spec, credit: { rule: 'immediate', lambda: 1.5 } }), /credit\.lambda/);
+    assert.throws(() => createLearner({ ...spec, optimizer: { chain: [] } }), /optimizer/);
+    assert.throws(() => createLearner({ ...spec, loss: 'hinge' as 'mse' }), /loss/);
+  });
+
+  test('the wasm and js backends agree to float32 tolerance over 500 ticks', () => {
+    const wasm = createLearner(spec, { backend: 'wasm' });
+    const js = createLearner(spec, { backend: 'js' });
+    assert.equal(wasm.backend, 'wasm');
+    assert.equal(js.backend, 'js');
+    let maxDiff = 0;
+    for (let t = 0; t < 500; t++) {
+      const a = wasm.predict(stream.xs[t]);
+      const b = js.predict(stream.xs[t]);
+      for (let j = 0; j < OUT; j++) maxDiff = Math.max(maxDiff, Math.abs(a[j] - b[j]));
+      wasm.learn(stream.ys[t]);
+      js.learn(stream.ys[t]);
+    }
+    assert.ok(maxDiff < 1e-3, `max |wasm - js| = ${maxDiff}`);
+  });
+});
