@@ -67,8 +67,8 @@ export interface Learner {
   readonly stats: LearnerStats;
   /** Parameter count, cell and readout. */
   readonly paramCount: number;
-  /** A copy of every parameter, cell blocks then readout blocks, in block order. */
-  readParameters(): Float32Array;
+  /** A copy of every parameter, cell blocks then readout blocks, in block order (exact for either arena). */
+  readParameters(): Float64Array;
 }
 
 export interface LearnerOptions {
@@ -233,8 +233,10 @@ class RecurrentLearner implements Learner {
     this.yOut = yOut;
     this.yView = this.k.heap.subarray(yOut, yOut + out);
 
-    this.stateBytes = this.persistentFloats * 4 + this.meta.byteLength;
-    this.scratchBytes = (totalFloats - this.persistentFloats) * 4;
+    // Float32 on both backends; a Float64 arena (double-precision gradient tests) takes twice as much.
+    const floatBytes = this.k.heap.BYTES_PER_ELEMENT;
+    this.stateBytes = this.persistentFloats * floatBytes + this.meta.byteLength;
+    this.scratchBytes = (totalFloats - this.persistentFloats) * floatBytes;
     this.initialize();
   }
 
@@ -358,7 +360,7 @@ class RecurrentLearner implements Learner {
   snapshot(): Uint8Array {
     const specJson = new TextEncoder().encode(canonicalJson(this.spec));
     const metaBytes = this.meta.byteLength;
-    const arenaBytes = this.persistentFloats * 4;
+    const arenaBytes = this.persistentFloats * this.k.heap.BYTES_PER_ELEMENT;
     const headerBytes = align8(16 + specJson.length);
     const bytes = new Uint8Array(headerBytes + metaBytes + arenaBytes);
     const view = new DataView(bytes.buffer);
@@ -382,14 +384,15 @@ class RecurrentLearner implements Learner {
     const floats = view.getUint32(12, true);
     const headerBytes = align8(16 + specLength);
     const metaBytes = this.meta.byteLength;
-    if (bytes.length !== headerBytes + metaBytes + floats * 4 || floats !== this.persistentFloats) {
+    const floatBytes = this.k.heap.BYTES_PER_ELEMENT;
+    if (bytes.length !== headerBytes + metaBytes + floats * floatBytes || floats !== this.persistentFloats) {
       throw new SnapshotError('snapshot size does not match this learner');
     }
     const spec = new TextDecoder().decode(bytes.subarray(16, 16 + specLength));
     if (spec !== canonicalJson(this.spec)) throw new SnapshotError('snapshot was taken from a learner with another spec');
     new Uint8Array(this.meta.buffer, this.meta.byteOffset, metaBytes).set(bytes.subarray(headerBytes, headerBytes + metaBytes));
-    new Uint8Array(this.k.heap.buffer, this.k.heap.byteOffset, floats * 4).set(
-      bytes.subarray(headerBytes + metaBytes, headerBytes + metaBytes + floats * 4),
+    new Uint8Array(this.k.heap.buffer, this.k.heap.byteOffset, floats * floatBytes).set(
+      bytes.subarray(headerBytes + metaBytes, headerBytes + metaBytes + floats * floatBytes),
     );
   }
 
@@ -400,8 +403,8 @@ class RecurrentLearner implements Learner {
     return copy;
   }
 
-  readParameters(): Float32Array {
-    const copy = new Float32Array(this.paramCount);
+  readParameters(): Float64Array {
+    const copy = new Float64Array(this.paramCount);
     let at = 0;
     for (const b of this.params.bound) {
       copy.set(this.k.heap.subarray(b.p, b.p + b.size), at);
