@@ -1,0 +1,108 @@
+// `npm run bench [-- [--quick] [tick] [memory] [state]]`: runs the named benchmark sections (all by default) and
+// prints each as an aligned text table, then a summary of the targets. Benchmarks print; they do not fail on a
+// missed target (the exit code is non-zero only when a section could not run).
+//
+// The memory section runs in a fresh child process of this same script started with --expose-gc, so that it can
+// force GC before each sample whether or not this process has global.gc, and so that the other sections' heaps
+// do not blur its figures. The child prints its table and passes its targets back on one marked line.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { machineLines, passFail, printTable, type BenchOptions, type TargetResult } from './common.js';
+import { runMemory } from './memory.js';
+import { runState } from './state.js';
+import { runTick } from './tick.js';
+
+const SECTIONS = ['tick', 'memory', 'state'] as const;
+type Section = (typeof SECTIONS)[number];
+const CHILD_FLAG = '--memory-child';
+const TARGETS_MARK = '@@driftline-bench-targets ';
+
+function usage(): string {
+  return `usage: node --import tsx bench/index.ts [--quick] [${SECTIONS.join('] [')}]`;
+}
+
+function parseArgs(argv: string[]): { sections: Section[]; quick: boolean; child: boolean } {
+  const sections: Section[] = [];
+  let quick = false;
+  let child = false;
+  for (const arg of argv) {
+    if (arg === '--quick') quick = true;
+    else if (arg === CHILD_FLAG) child = true;
+    else if (arg === '--help' || arg === '-h') {
+      process.stdout.write(`${usage()}\n`);
+      process.exit(0);
+    } else if ((SECTIONS as readonly string[]).includes(arg)) {
+      if (!sections.includes(arg as Section)) sections.push(arg as Section);
+    } else {
+      process.stderr.write(`unknown argument '${arg}'\n${usage()}\n`);
+      process.exit(2);
+    }
+  }
+  // Sections run in the documented order whatever order they were named in.
+  const ordered = SECTIONS.filter((s) => sections.length === 0 || sections.includes(s));
+  return { sections: ordered, quick, child };
+}
+
+/** Runs the memory section in `node --expose-gc` (same loader flags), forwarding its output. */
+async function memoryInChild(quick: boolean): Promise<TargetResult[]> {
+  const self = fileURLToPath(import.meta.url);
+  const args = ['--expose-gc', ...process.execArgv, self, CHILD_FLAG, ...(quick ? ['--quick'] : [])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let targets: TargetResult[] = [];
+  let pending = '';
+  const onLine = (line: string) => {
+    if (line.startsWith(TARGETS_MARK)) targets = JSON.parse(line.slice(TARGETS_MARK.length)) as TargetResult[];
+    else process.stdout.write(`${line}\n`);
+  };
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    pending += chunk;
+    let nl: number;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      onLine(pending.slice(0, nl));
+      pending = pending.slice(nl + 1);
+    }
+  });
+  const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+  if (pending) onLine(pending);
+  if (code !== 0) throw new Error(`the memory section's child process exited with ${code}`);
+  return targets;
+}
+
+async function main(): Promise<void> {
+  const { sections, quick, child } = parseArgs(process.argv.slice(2));
+  const options: BenchOptions = { quick };
+  if (child) {
+    const targets = await runMemory(options);
+    process.stdout.write(`${TARGETS_MARK}${JSON.stringify(targets)}\n`);
+    return;
+  }
+
+  const started = performance.now();
+  process.stdout.write(`driftline bench: ${sections.join(', ')}${quick ? ' (--quick)' : ''}, ${new Date().toISOString()}\n`);
+  for (const line of machineLines()) process.stdout.write(`  ${line}\n`);
+  process.stdout.write('  2 cores, shared and noisy: compare ratios taken within one run, not absolute times across runs.\n');
+
+  const targets: TargetResult[] = [];
+  for (const section of sections) {
+    if (section === 'tick') targets.push(...(await runTick(options)));
+    else if (section === 'memory') targets.push(...(await memoryInChild(quick)));
+    else targets.push(...runState(options));
+  }
+
+  if (targets.length > 0) {
+    printTable(
+      'targets',
+      ['section', 'target', 'measured', 'result'],
+      targets.map((t) => [t.section, t.target, t.measured, passFail(t.pass)]),
+      quick ? ['QUICK mode: smoke-test tick counts; do not read these results as the real ones.'] : [],
+      'llrl',
+    );
+  }
+  process.stdout.write(`\ndone in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
