@@ -1,0 +1,48 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const usage = `driftline: streaming online adaptation, one recurrent learner per stream
+
+usage:
+  driftline demo [--ticks N] [--rate HZ] [--seed S] [--label-delay D]
+      a simulated drifting stream through a learner: live prequential error and recovery
+  driftline reproduce sine-shift [--quick] [--seeds N] [--out DIR]
+      the sine frequency-shift experiment of "Temporal Credit Is Free": tables and PNG plots
+  driftline bench [section ...]
+      the benchmark tables (from a source checkout; same as npm run bench)
+  driftline help
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case 'demo': {
+      const { demoCommand } = await import('./demo.js');
+      await demoCommand(args);
+      return 0;
+    }
+    case 'reproduce': {
+      const { reproduceCommand } = await import('./reproduce.js');
+      await reproduceCommand(args);
+      return 0;
+    }
+    case 'bench': {
+      const entry = fileURLToPath(new URL('../../bench/index.ts', import.meta.url));
+      if (!existsSync(entry)) {
+        process.stderr.write('driftline bench runs from a source checkout: bench/index.ts was not found\n');
+        return 2;
+      }
+      return spawnSync(process.execPath, ['--import', 'tsx', entry, ...args], { stdio: 'inherit' }).status ?? 1;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(usage);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`unknown command '${command}'\n\n${usage}`);
+      return 2;
+  }
+}
