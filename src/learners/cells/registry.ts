@@ -1,25 +1,24 @@
 import type { Cell, CellKind, CellOptions } from './cell.js';
 import { DiagonalLinearCell } from './diagonal-linear.js';
 import { DiagonalRnnCell } from './diagonal-rnn.js';
+import { ElmanRnnCell } from './elman-rnn.js';
 import { GruCell } from './gru.js';
 import { LeakyRnnCell } from './leaky-rnn.js';
 import { LstmCell } from './lstm.js';
 import { MinGruCell } from './min-gru.js';
-import { ReluRnnCell } from './relu-rnn.js';
-import { TanhRnnCell } from './tanh-rnn.js';
 import { UgrnnCell } from './ugrnn.js';
 
 /** Every architecture driftline ships, by name. `tanh-rnn-bypass` differs from `tanh-rnn` only in its readout. */
 const factories: Record<CellKind, (kind: CellKind, options: CellOptions) => Cell> = {
-  'tanh-rnn': (kind, o) => new TanhRnnCell(kind, o),
-  'tanh-rnn-bypass': (kind, o) => new TanhRnnCell(kind, o),
+  'tanh-rnn': (kind, o) => new ElmanRnnCell(kind, o, 'tanh'),
+  'tanh-rnn-bypass': (kind, o) => new ElmanRnnCell(kind, o, 'tanh'),
   'gru': (_kind, o) => new GruCell(o),
   'lstm': (_kind, o) => new LstmCell(o),
   'leaky-rnn': (_kind, o) => new LeakyRnnCell(o),
   'min-gru': (_kind, o) => new MinGruCell(o),
   'diagonal-rnn': (_kind, o) => new DiagonalRnnCell(o),
   'diagonal-linear': (_kind, o) => new DiagonalLinearCell(o),
-  'relu-rnn': (_kind, o) => new ReluRnnCell(o),
+  'relu-rnn': (kind, o) => new ElmanRnnCell(kind, o, 'relu'),
   'ugrnn': (_kind, o) => new UgrnnCell(o),
 };
 
