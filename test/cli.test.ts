@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { demoCommand, type DemoSummary } from '../src/cli/demo.js';
-import { formatTable, ProgressBar } from '../src/cli/progress.js';
+import { ProgressBar } from '../src/cli/progress.js';
+import { formatTable } from '../src/cli/table.js';
 import { DriftingSignal } from '../src/simulator/drifting-signal.js';
 
 function capture(isTTY = false) {

@@ -5,7 +5,8 @@ import { WindowedMean } from '../evaluation/windowed-mean.js';
 import { createLearner, type Learner, type LearnerSpec } from '../learners/learner.js';
 import { rmsprop } from '../learners/optim/transform.js';
 import { DriftingSignal } from '../simulator/drifting-signal.js';
-import { formatDuration, formatTable, type ProgressStream } from './progress.js';
+import { formatDuration, type ProgressStream } from './progress.js';
+import { formatTable } from './table.js';
 
 /**
  * `driftline demo`: the first thing to run. A simulated drifting stream (src/simulator/drifting-signal.ts: 8
