@@ -1,0 +1,191 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import type { LearnerSpec } from '../learners/learner.js';
+import { adam, momentum, rmsprop, sgd, withClipping, type OptimizerSpec } from '../learners/optim/transform.js';
+import { cellKinds } from '../learners/cells/registry.js';
+
+/**
+ * The configuration of `driftline run` and `driftline replay`: sources, the learner spec, evaluation, drift
+ * detection, checkpoints, metrics and logging. Unknown fields are refused (a typo must not be silently ignored),
+ * and every error names the field and says what would be accepted.
+ */
+const positiveInt = z.number().int().positive();
+
+const optimizerSchema = z
+  .object({
+    name: z.enum(['sgd', 'momentum', 'rmsprop', 'adam']),
+    lr: z.number().positive(),
+    decay: z.number().min(0).lt(1).optional(),
+    beta1: z.number().min(0).lt(1).optional(),
+    beta2: z.number().min(0).lt(1).optional(),
+    eps: z.number().positive().optional(),
+    clipNorm: z.number().positive().optional(),
+  })
+  .strict();
+
+const learnerSchema = z
+  .object({
+    cell: z
+      .object({
+        kind: z.enum(cellKinds as [string, ...string[]]),
+        hiddenSize: positiveInt.max(4096),
+        leak: z.number().gt(0).max(1).optional(),
+        outputBypass: z.boolean().optional(),
+      })
+      .strict(),
+    credit: z.discriminatedUnion('rule', [
+      z.object({ rule: z.literal('immediate'), lambda: z.number().min(0).lt(1).default(0) }).strict(),
+      z.object({ rule: z.literal('rtrl') }).strict(),
+    ]),
+    optimizer: optimizerSchema,
+    loss: z.enum(['mse', 'xent']).default('mse'),
+    seed: z.number().int().default(1),
+    maxLabelDelay: positiveInt.max(65536).default(32),
+  })
+  .strict();
+
+const holdoutSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('none') }).strict(),
+  z.object({ kind: z.literal('alternate'), onSeconds: z.number().positive(), offSeconds: z.number().positive() }).strict(),
+  z.object({ kind: z.literal('firstMinutes'), minutes: z.number().positive() }).strict(),
+]);
+
+const detectorSchema = z.discriminatedUnion('kind', [
+  z
+    .object({
+      kind: z.literal('page-hinkley'),
+      threshold: z.number().positive().optional(),
+      delta: z.number().min(0).optional(),
+      minInstances: positiveInt.optional(),
+      alpha: z.number().gt(0).max(1).optional(),
+    })
+    .strict(),
+  z.object({ kind: z.literal('adwin'), delta: z.number().gt(0).lt(1).optional() }).strict(),
+]);
+
+const host = z.string().min(1);
+
+export const configSchema = z
+  .object({
+    streams: z
+      .object({
+        inputSize: positiveInt.max(1 << 16),
+        outputSize: positiveInt.max(1 << 12),
+        maxStreams: positiveInt.max(100_000).default(64),
+        allow: z.array(z.string().min(1).max(128)).optional(),
+      })
+      .strict(),
+    learner: learnerSchema,
+    sources: z
+      .object({
+        websocket: z
+          .object({
+            host: host.default('127.0.0.1'),
+            port: z.number().int().min(0).max(65535).default(8080),
+            token: z.string().min(16, 'a bearer token needs at least 16 characters').optional(),
+            maxPayloadBytes: positiveInt.default(1 << 20),
+            heartbeatMs: positiveInt.default(15_000),
+            maxBufferedBytes: positiveInt.default(1 << 20),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .default({}),
+    evaluation: z
+      .object({
+        window: positiveInt.default(1000),
+        ewmaAlpha: z.number().gt(0).max(1).default(0.01),
+        holdout: holdoutSchema.default({ kind: 'none' }),
+        recoveryTicks: positiveInt.default(2000),
+        tolerance: z.number().positive().default(0.5),
+        normalizeInputs: z.boolean().default(false),
+      })
+      .strict()
+      .default({ window: 1000, ewmaAlpha: 0.01, holdout: { kind: 'none' }, recoveryTicks: 2000, tolerance: 0.5, normalizeInputs: false }),
+    drift: z
+      .object({ detectors: z.array(detectorSchema).default([{ kind: 'page-hinkley' }]) })
+      .strict()
+      .default({ detectors: [{ kind: 'page-hinkley' }] }),
+    checkpoint: z
+      .object({ dir: z.string().min(1), everyTicks: positiveInt.default(5000) })
+      .strict()
+      .optional(),
+    metrics: z
+      .object({ host: host.default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(9464) })
+      .strict()
+      .default({ host: '127.0.0.1', port: 9464 }),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
+  })
+  .strict();
+
+export type DriftlineConfig = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: readonly string[], source: string) {
+    super(`invalid configuration in ${source}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Parses and validates a config object; throws ConfigError naming every bad field. */
+export function parseConfig(raw: unknown, source = 'config'): DriftlineConfig {
+  const result = configSchema.safeParse(raw);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const field = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+    if (issue.code === 'unrecognized_keys') {
+      return `${field === '(top level)' ? '' : `${field}: `}unknown field(s) ${issue.keys.map((k) => `'${k}'`).join(', ')}: remove them or check the spelling`;
+    }
+    return `${field}: ${issue.message}`;
+  });
+  throw new ConfigError(problems, source);
+}
+
+/** Reads a YAML (or JSON) config file. */
+export function loadConfig(path: string): DriftlineConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError([`cannot read the file: ${(error as Error).message}`], path);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError([`not valid YAML: ${(error as Error).message.split('\n')[0]}`], path);
+  }
+  return parseConfig(raw, path);
+}
+
+/** The learner spec a config describes. */
+export function learnerSpecOf(config: DriftlineConfig): LearnerSpec {
+  const l = config.learner;
+  return {
+    cell: l.cell as LearnerSpec['cell'],
+    credit: l.credit as LearnerSpec['credit'],
+    optimizer: optimizerOf(l.optimizer),
+    inputSize: config.streams.inputSize,
+    outputSize: config.streams.outputSize,
+    seed: l.seed,
+    loss: l.loss,
+    maxLabelDelay: l.maxLabelDelay,
+  };
+}
+
+function optimizerOf(o: z.infer<typeof optimizerSchema>): OptimizerSpec {
+  const base =
+    o.name === 'sgd'
+      ? sgd(o.lr)
+      : o.name === 'momentum'
+        ? momentum(o.lr, o.decay ?? 0.9)
+        : o.name === 'rmsprop'
+          ? rmsprop(o.lr, o.decay ?? o.beta2 ?? 0.99, o.eps ?? 1e-8)
+          : adam(o.lr, o.beta1 ?? 0.9, o.beta2 ?? 0.999, o.eps ?? 1e-8);
+  return o.clipNorm ? withClipping(base, o.clipNorm) : base;
+}
