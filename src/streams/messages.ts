@@ -88,19 +88,31 @@ export interface Rejection {
   readonly message: string;
 }
 
-export type RejectionReason =
-  | 'malformed'
-  | 'dimension'
-  | 'non-finite'
-  | 'oversized'
-  | 'unknown-stream'
-  | 'too-many-streams'
-  | 'duplicate'
-  | 'out-of-order'
-  | 'label-unknown-tick'
-  | 'label-too-late'
-  | 'label-duplicate'
-  | 'unauthorized';
+/** Every reason a message can be refused for: a closed set, so it is a bounded metric label. */
+export const REJECTION_REASONS = [
+  'malformed',
+  'dimension',
+  'non-finite',
+  'oversized',
+  'unknown-stream',
+  'too-many-streams',
+  'duplicate',
+  'out-of-order',
+  'label-unknown-tick',
+  'label-too-late',
+  'label-duplicate',
+  'unauthorized',
+] as const;
+
+export type RejectionReason = (typeof REJECTION_REASONS)[number];
+
+/** A Rejection, with `stream` and `seq` present only when known. */
+export function rejection(reason: RejectionReason, message: string, stream?: string, seq?: number): Rejection {
+  const r: { -readonly [K in keyof Rejection]: Rejection[K] } = { kind: 'rejected', reason, message };
+  if (stream !== undefined) r.stream = stream;
+  if (seq !== undefined) r.seq = seq;
+  return r;
+}
 
 export type StreamOutput = Prediction | ScoredTick | DriftMarker | Rejection;
 

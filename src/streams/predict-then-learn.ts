@@ -1,0 +1,306 @@
+import { Observable, type OperatorFunction } from 'rxjs';
+import { InvalidInputError, InvalidLabelError } from '../learners/errors.js';
+import type { Learner } from '../learners/learner.js';
+import { holdoutSchedule, validateHoldoutSpec, type HoldoutSchedule, type HoldoutSpec } from './holdout.js';
+import { rejection } from './messages.js';
+import { isKeyed, SEQ_TOO_LATE, SEQ_UNKNOWN, SeqRing } from './join-labels.js';
+import { LearnerPool, TooManyStreamsError, UnknownStreamError, type LearnerPoolOptions } from './learner-pool.js';
+import type {
+  DriftMarker, LabelEvent, Prediction, Rejection, RejectionReason, ScoredTick, StreamInput, StreamOutput, TickEvent,
+} from './messages.js';
+
+/** createLearner's default label window, for specs that do not set maxLabelDelay. */
+const LEARNER_DEFAULT_MAX_LABEL_DELAY = 32;
+
+export interface PredictThenLearnOptions {
+  /**
+   * The learners: pool options (a new pool per subscription), or a factory the operator calls once per
+   * subscription. Either way the pool belongs to that subscription and is cleared when it ends; a factory lets a
+   * caller (a test, the checkpoint operator) keep a reference to the pool and reach its learners.
+   */
+  readonly pool: LearnerPoolOptions | (() => LearnerPool);
+  /** Labels withheld from the learner (default: none). One schedule per stream. */
+  readonly holdout?: HoldoutSpec;
+  /** How many ticks after a drift marker the frozen shadow predicts (0: no shadow). */
+  readonly recoveryTicks: number;
+  /**
+   * A label may come up to `maxDelay - 1` ticks after its tick. Capped per stream at the learner's own
+   * window (spec.maxLabelDelay, default 32), so that every label scored is also one the learner can learn from.
+   */
+  readonly maxDelay: number;
+  /**
+   * Whether the reference predictors (last label, running mean) see labels of held-out ticks. Default
+   * 'withheld': they get exactly the labels the learner gets, so on holdout ticks every predictor faces the same
+   * information. 'seen' feeds them every label that arrives.
+   */
+  readonly referencesDuringHoldout?: 'withheld' | 'seen';
+}
+
+/**
+ * Test-then-train per stream (DESIGN section 1). On a tick: the learner predicts, a `Prediction` is emitted
+ * (yhat copied, version = the learner's update count, predictedAt = performance.now()), and what scoring needs
+ * is kept in a bounded ring (the yhat, the reference predictions of that moment, the frozen shadow's prediction,
+ * the learner's tick index, the holdout decision for the tick's t). If the tick carries y, the label is handled
+ * right after. On a label (same frame or later): a `ScoredTick` is emitted (version: the one that made the
+ * prediction; delay: ticks of the stream between the tick and the label's arrival), then the learner learns
+ * from it unless the tick is held out, then the reference predictors take the label (they update on arrival,
+ * so they face the same label delay as the learner). On a drift marker: it passes on, a frozen fork of the
+ * learner predicts the next `recoveryTicks` ticks (ScoredTick.yFrozen), and a 'session' marker restarts the
+ * holdout schedule's session.
+ *
+ * Bad input never errors the stream: pool refusals ('too-many-streams', 'unknown-stream'), learner input and
+ * label errors ('dimension', 'non-finite', 'malformed'), duplicate/out-of-order ticks, and unknown, late or
+ * duplicate labels become `Rejection`s, with no learner state touched. Upstream Rejections pass through.
+ * Programming errors (a spec function or pool factory that throws, an invalid learner spec) are error
+ * notifications. Configuration errors throw when the operator is created.
+ */
+export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunction<StreamInput | Rejection, StreamOutput> {
+  if (options == null || typeof options !== 'object') throw new TypeError('predictThenLearn: options are required');
+  const { pool: poolSource, recoveryTicks, maxDelay } = options;
+  if (!Number.isInteger(maxDelay) || maxDelay < 1) {
+    throw new RangeError(`predictThenLearn: maxDelay must be a positive integer, got ${String(maxDelay)}`);
+  }
+  if (!Number.isInteger(recoveryTicks) || recoveryTicks < 0) {
+    throw new RangeError(`predictThenLearn: recoveryTicks must be a non-negative integer, got ${String(recoveryTicks)}`);
+  }
+  if (poolSource == null || (typeof poolSource !== 'object' && typeof poolSource !== 'function')) {
+    throw new TypeError('predictThenLearn: pool must be pool options or a pool factory');
+  }
+  const holdout: HoldoutSpec = validateHoldoutSpec(options.holdout ?? { kind: 'none' });
+  const referencesSeeHeldOut = (options.referencesDuringHoldout ?? 'withheld') === 'seen';
+
+  return (source) =>
+    new Observable<StreamOutput>((subscriber) => {
+      const pool = typeof poolSource === 'function' ? poolSource() : new LearnerPool(poolSource);
+      if (!(pool instanceof LearnerPool)) throw new TypeError('predictThenLearn: the pool factory must return a LearnerPool');
+      const streams = new Map<string, StreamState>();
+      const reject = (reason: RejectionReason, message: string, stream?: string, seq?: number) =>
+        subscriber.next(rejection(reason, message, stream, seq));
+
+      /** The stream's state, created with its learner on first sight; undefined after a Rejection. */
+      const stateOf = (stream: string, seq: number): StreamState | undefined => {
+        const found = streams.get(stream);
+        if (found && pool.peek(stream) === found.learner) return found;
+        let learner: Learner;
+        try {
+          learner = pool.get(stream);
+        } catch (err) {
+          if (err instanceof TooManyStreamsError) return void reject('too-many-streams', err.message, stream, seq);
+          if (err instanceof UnknownStreamError) return void reject('unknown-stream', err.message, stream, seq);
+          throw err;
+        }
+        const state = new StreamState(learner, maxDelay, holdoutSchedule(holdout));
+        streams.set(stream, state);
+        return state;
+      };
+
+      const onTick = (tick: TickEvent) => {
+        if (typeof tick.t !== 'number' || !Number.isFinite(tick.t)) {
+          return reject('malformed', `tick ${tick.seq} of stream '${tick.stream}' has no finite t`, tick.stream, tick.seq);
+        }
+        const s = stateOf(tick.stream, tick.seq);
+        if (!s) return;
+        const problem = s.ring.checkTick(tick.seq);
+        if (problem) {
+          return reject(problem, `tick ${tick.seq} of stream '${tick.stream}' is not after the last tick ${s.ring.lastSeq}`, tick.stream, tick.seq);
+        }
+        let yhat: Float32Array;
+        try {
+          yhat = s.learner.predict(tick.x);
+        } catch (err) {
+          if (err instanceof InvalidInputError) {
+            return reject(err.problem === 'not-float32' ? 'malformed' : err.problem, `tick ${tick.seq} of stream '${tick.stream}': ${err.message}`, tick.stream, tick.seq);
+          }
+          throw err;
+        }
+        const index = s.ring.push(tick.seq);
+        const slot = s.ring.slotOf(index);
+        const out = s.out;
+        const at = slot * out;
+        s.yhat.set(yhat, at);
+        s.yLast.set(s.lastLabel, at);
+        for (let i = 0; i < out; i++) s.yMean[at + i] = s.labelCount > 0 ? s.labelMean[i] : NaN;
+        s.learnerTick[slot] = s.learner.tick;
+        s.t[slot] = tick.t;
+        s.version[slot] = s.learner.version;
+        s.heldOut[slot] = s.holdout.isHeldOut(tick.t) ? 1 : 0;
+        if (s.shadow !== null) {
+          s.yFrozen.set(s.shadow.predict(tick.x), at);
+          s.hasFrozen[slot] = 1;
+          if (--s.shadowTicksLeft <= 0) s.shadow = null;
+        } else {
+          s.hasFrozen[slot] = 0;
+        }
+        const prediction: Prediction = {
+          kind: 'prediction',
+          stream: tick.stream,
+          seq: tick.seq,
+          t: tick.t,
+          yhat: s.yhat.slice(at, at + out),
+          version: s.version[slot],
+          ...(tick.receivedAt !== undefined ? { receivedAt: tick.receivedAt } : {}),
+          predictedAt: performance.now(),
+        };
+        subscriber.next(prediction);
+        if (tick.y !== undefined) onLabelOf(s, tick.stream, tick.seq, index, tick.y);
+      };
+
+      const onLabel = (label: LabelEvent) => {
+        const s = streams.get(label.stream);
+        if (!s || pool.peek(label.stream) !== s.learner) {
+          if (!pool.allows(label.stream)) {
+            return reject('unknown-stream', `stream '${label.stream}' refused: it is not in the list of allowed streams`, label.stream, label.seq);
+          }
+          return reject('label-unknown-tick', `label for tick ${label.seq} of stream '${label.stream}', which was never seen`, label.stream, label.seq);
+        }
+        const index = s.ring.locate(label.seq);
+        if (index === SEQ_UNKNOWN) {
+          return reject('label-unknown-tick', `label for tick ${label.seq} of stream '${label.stream}', which was never seen`, label.stream, label.seq);
+        }
+        if (index === SEQ_TOO_LATE) {
+          return reject('label-too-late', `label for tick ${label.seq} of stream '${label.stream}' came more than ${s.ring.capacity - 1} ticks late`, label.stream, label.seq);
+        }
+        onLabelOf(s, label.stream, label.seq, index, label.y);
+      };
+
+      const onLabelOf = (s: StreamState, stream: string, seq: number, index: number, y: ArrayLike<number>) => {
+        const out = s.out;
+        if (y == null || typeof y !== 'object' || typeof y.length !== 'number') {
+          return reject('malformed', `label for tick ${seq} of stream '${stream}' is not an array of numbers`, stream, seq);
+        }
+        if (y.length !== out) {
+          return reject('dimension', `label for tick ${seq} of stream '${stream}' has ${y.length} values, expected ${out}`, stream, seq);
+        }
+        for (let i = 0; i < out; i++) {
+          const v = y[i];
+          if (typeof v !== 'number' || !Number.isFinite(v)) {
+            return reject('non-finite', `label for tick ${seq} of stream '${stream}': label[${i}] is ${String(v)}, not a finite number`, stream, seq);
+          }
+        }
+        const slot = s.ring.slotOf(index);
+        if (s.ring.labelled[slot]) {
+          return reject('label-duplicate', `tick ${seq} of stream '${stream}' already has a label`, stream, seq);
+        }
+        s.ring.labelled[slot] = 1;
+        const at = slot * out;
+        const heldOut = s.heldOut[slot] === 1;
+        const scored: ScoredTick = {
+          kind: 'scored',
+          stream,
+          seq,
+          t: s.t[slot],
+          y: Float32Array.from(y),
+          yhat: s.yhat.slice(at, at + out),
+          yLast: s.yLast.slice(at, at + out),
+          yMean: s.yMean.slice(at, at + out),
+          ...(s.hasFrozen[slot] ? { yFrozen: s.yFrozen.slice(at, at + out) } : {}),
+          delay: s.ring.delayOf(index),
+          heldOut,
+          version: s.version[slot],
+        };
+        subscriber.next(scored);
+        if (!heldOut) {
+          try {
+            s.learner.learn(y, s.learnerTick[slot]);
+          } catch (err) {
+            if (!(err instanceof InvalidLabelError) || err.problem === 'frozen') throw err;
+            const reason: RejectionReason =
+              err.problem === 'future-tick' ? 'label-unknown-tick'
+              : err.problem === 'duplicate' ? 'label-duplicate'
+              : err.problem === 'not-float32' ? 'malformed'
+              : err.problem;
+            return reject(reason, `label for tick ${seq} of stream '${stream}': ${err.message}`, stream, seq);
+          }
+        }
+        if (!heldOut || referencesSeeHeldOut) s.takeLabel(y);
+      };
+
+      const onDrift = (marker: DriftMarker) => {
+        const s = stateOf(marker.stream, marker.seq);
+        if (!s) return;
+        if (marker.source === 'session') s.holdout.sessionStarted(marker.t);
+        if (recoveryTicks > 0) {
+          s.shadow = s.learner.fork({ frozen: true });
+          s.shadowTicksLeft = recoveryTicks;
+        }
+        subscriber.next(marker);
+      };
+
+      const subscription = source.subscribe({
+        next(message) {
+          try {
+            if (message?.kind === 'rejected') return subscriber.next(message);
+            if (!isKeyed(message)) return reject('malformed', 'message without a string stream key and a finite seq');
+            const keyed: { kind: string; stream: string; seq: number } = message;
+            switch (keyed.kind) {
+              case 'tick':
+                return onTick(message as TickEvent);
+              case 'label':
+                return onLabel(message as LabelEvent);
+              case 'drift':
+                return onDrift(message as DriftMarker);
+              default:
+                return reject('malformed', `unknown message kind '${String(keyed.kind)}'`, keyed.stream, keyed.seq);
+            }
+          } catch (err) {
+            subscriber.error(err);
+          }
+        },
+        error: (err) => subscriber.error(err),
+        complete: () => subscriber.complete(),
+      });
+      return () => {
+        subscription.unsubscribe();
+        streams.clear();
+        pool.clear();
+      };
+    });
+}
+
+/** Per-stream scoring state: preallocated rings of the last `capacity` ticks, reference predictors, shadow. */
+class StreamState {
+  readonly ring: SeqRing;
+  readonly out: number;
+  readonly learnerTick: Float64Array;
+  readonly t: Float64Array;
+  readonly version: Float64Array;
+  readonly heldOut: Uint8Array;
+  readonly hasFrozen: Uint8Array;
+  readonly yhat: Float32Array;
+  readonly yLast: Float32Array;
+  readonly yMean: Float32Array;
+  readonly yFrozen: Float32Array;
+  /** The last label seen (NaN before any). */
+  readonly lastLabel: Float32Array;
+  readonly labelMean: Float64Array;
+  labelCount = 0;
+  shadow: Learner | null = null;
+  shadowTicksLeft = 0;
+
+  constructor(readonly learner: Learner, maxDelay: number, readonly holdout: HoldoutSchedule) {
+    const capacity = Math.min(maxDelay, learner.spec.maxLabelDelay ?? LEARNER_DEFAULT_MAX_LABEL_DELAY);
+    const out = learner.spec.outputSize;
+    this.ring = new SeqRing(capacity);
+    this.out = out;
+    this.learnerTick = new Float64Array(capacity);
+    this.t = new Float64Array(capacity);
+    this.version = new Float64Array(capacity);
+    this.heldOut = new Uint8Array(capacity);
+    this.hasFrozen = new Uint8Array(capacity);
+    this.yhat = new Float32Array(capacity * out);
+    this.yLast = new Float32Array(capacity * out);
+    this.yMean = new Float32Array(capacity * out);
+    this.yFrozen = new Float32Array(capacity * out);
+    this.lastLabel = new Float32Array(out).fill(NaN);
+    this.labelMean = new Float64Array(out);
+  }
+
+  /** The reference predictors take a label that has arrived. */
+  takeLabel(y: ArrayLike<number>): void {
+    const n = ++this.labelCount;
+    for (let i = 0; i < this.out; i++) {
+      this.lastLabel[i] = y[i];
+      this.labelMean[i] += (y[i] - this.labelMean[i]) / n;
+    }
+  }
+}
