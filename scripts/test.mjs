@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: makes sure the package is installed and built, starts the real services the tests need (the Kafka
-// broker through scripts/kafka/broker.sh), runs every test file with Node's test runner, and stops what it started.
+// broker through scripts/kafka/broker.sh, Debian's prometheus when missing), runs every test file with Node's test runner, and stops what it started.
 // A service that cannot be had is reported, and only the tests that need it skip, each printing why. With
 // DRIFTLINE_REQUIRE_ALL_PARTS=1 (set by .ci/run) any skipped test fails the run.
 import { spawn, spawnSync } from 'node:child_process';
@@ -43,6 +43,12 @@ if (env.DRIFTLINE_KAFKA_BROKERS) {
     env.DRIFTLINE_KAFKA_UNAVAILABLE = `the Kafka broker could not be started (scripts/kafka/broker.sh start exited ${r.code})`;
     log(env.DRIFTLINE_KAFKA_UNAVAILABLE);
   }
+}
+
+// Prometheus for the metrics integration tests: installed from Debian's package when missing and permitted
+// (root with apt-get); the tests start and stop their own server. When it cannot be had they skip, saying why.
+if (env.DRIFTLINE_NO_PROMETHEUS !== '1' && run('bash', ['scripts/prometheus/prometheus.sh', 'install']).code !== 0) {
+  log('Prometheus is not installed and could not be installed: the tests that need it will skip');
 }
 
 function findTests(dir) {
