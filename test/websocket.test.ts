@@ -1,0 +1,309 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+import {
+  IngestValidator,
+  decodeFrame,
+  encodeBinaryFrame,
+  encodeJsonFrame,
+  encodeOutbound,
+  type StreamShape,
+} from '../src/adapters/websocket/frames.js';
+import { startWebSocketServer, type DriftlineWebSocketServer, type WebSocketServerOptions } from '../src/adapters/websocket/server.js';
+import { createIngestClient } from '../src/adapters/websocket/client.js';
+import type { StreamInput } from '../src/streams/messages.js';
+
+const fixtures = fileURLToPath(new URL('./fixtures/ws-frames/', import.meta.url));
+const shape: StreamShape = { inputSize: 3, outputSize: 1 };
+const shapes = (s: string): StreamShape | undefined => (s === 'bci-1' || s === 'a' || s === 'b' ? shape : undefined);
+
+function readHex(name: string): Uint8Array {
+  const text = readFileSync(`${fixtures}${name}.hex`, 'utf8');
+  const hex = text
+    .split('\n')
+    .map((l) => l.replace(/#.*/, ''))
+    .join('')
+    .replace(/\s+/g, '');
+  return Uint8Array.from(Buffer.from(hex, 'hex'));
+}
+
+function plain(e: StreamInput | { kind: 'rejected' }): unknown {
+  return JSON.parse(JSON.stringify(e, (k, v) => (v instanceof Float32Array ? Array.from(v) : k === 'receivedAt' ? undefined : v)));
+}
+
+async function start(extra: Partial<WebSocketServerOptions> = {}): Promise<DriftlineWebSocketServer> {
+  return startWebSocketServer({ port: 0, shapes, ...extra });
+}
+
+function open(url: string, opts: ConstructorParameters<typeof WebSocket>[2] = {}): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, opts);
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+}
+
+function nextMessage(ws: WebSocket): Promise<any> {
+  return new Promise((resolve) => ws.once('message', (d) => resolve(JSON.parse(d.toString()))));
+}
+
+async function waitFor(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('fixture bytes decode as documented', () => {
+  const expected = JSON.parse(readFileSync(`${fixtures}expected.json`, 'utf8'));
+  for (const [name, want] of Object.entries<any>(expected.frames)) {
+    const got = decodeFrame(readHex(name), (s) => (s === expected.shape.stream ? shape : undefined));
+    if (want.kind === 'rejected') {
+      assert.equal(got.kind, 'rejected', name);
+      assert.equal((got as any).reason, want.reason, name);
+    } else {
+      const g = plain(got) as any;
+      // Float32 rounding: compare t exactly (float64), vectors after fround.
+      assert.deepEqual(g, { ...want, ...(want.x ? { x: want.x.map(Math.fround) } : {}) }, name);
+    }
+  }
+  // The encoder writes the fixtures byte for byte.
+  assert.deepEqual(encodeBinaryFrame({ kind: 'tick', stream: 'bci-1', seq: 42, t: 1.5, x: [1, -2, 0.5], y: [0.25] }), readHex('tick-with-y'));
+  assert.deepEqual(encodeBinaryFrame({ kind: 'label', stream: 'bci-1', seq: 43, y: [-1] }), readHex('label'));
+  assert.deepEqual(encodeBinaryFrame({ kind: 'session', stream: 'bci-1', seq: 44, t: 2, session: 'day2' }), readHex('session'));
+});
+
+test('JSON and binary ticks decode to the same TickEvent over real sockets', async () => {
+  const server = await start();
+  const got: StreamInput[] = [];
+  server.inputs.subscribe((e) => got.push(e));
+  try {
+    const a = await open(`${server.address.url}/ingest`);
+    const b = await open(`${server.address.url}/ingest`);
+    const frame = { kind: 'tick' as const, t: 1.5, x: [1, -2, 0.1], y: [0.3] };
+    a.send(encodeJsonFrame({ ...frame, stream: 'a', seq: 7 }));
+    b.send(encodeBinaryFrame({ ...frame, stream: 'a', seq: 8 }));
+    await waitFor(() => got.length === 2);
+    const [j, bin] = got.map((e) => plain(e) as any);
+    assert.equal(j.seq, 7);
+    assert.equal(bin.seq, 8);
+    assert.deepEqual({ ...j, seq: 0 }, { ...bin, seq: 0 });
+    assert.ok(got[0]!.kind === 'tick' && got[0]!.x instanceof Float32Array && typeof got[0]!.receivedAt === 'number');
+    a.close();
+    b.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('a bad frame gets an error reply naming the reason, and the connection keeps working', async () => {
+  const server = await start();
+  const got: StreamInput[] = [];
+  server.inputs.subscribe((e) => got.push(e));
+  try {
+    const ws = await open(`${server.address.url}/ingest`);
+    const cases: [string, string][] = [
+      ['{"stream":"a","seq":1,"t":0,"x":[1,2]}', 'dimension'],
+      ['{"stream":"a","seq":1,"t":0,"x":[1,"NaN",3]}', 'non-finite'],
+      ['{"stream":"a","seq":1,"t":0,"x":[1,1e999,3]}', 'non-finite'],
+      ['{"stream":"zz","seq":1,"t":0,"x":[1,2,3]}', 'unknown-stream'],
+      ['{"stream":"a","seq":1,"label":[1]}', 'label-unknown-tick'],
+      ['not json', 'malformed'],
+    ];
+    for (const [text, reason] of cases) {
+      const reply = nextMessage(ws);
+      ws.send(text);
+      const m = await reply;
+      assert.equal(m.type, 'error');
+      assert.equal(m.reason, reason, text);
+      assert.ok(m.message.length > 0);
+    }
+    ws.send('{"stream":"a","seq":1,"t":0,"x":[1,2,3]}');
+    const dup = nextMessage(ws);
+    ws.send('{"stream":"a","seq":1,"t":0,"x":[1,2,3]}');
+    assert.deepEqual(await dup, { type: 'error', reason: 'duplicate', message: 'tick 1 of "a" was already received', stream: 'a', seq: 1 });
+    const ooo = nextMessage(ws);
+    ws.send('{"stream":"a","seq":0,"t":0,"x":[1,2,3]}');
+    assert.equal((await ooo).reason, 'out-of-order');
+    await waitFor(() => got.length === 1);
+    assert.equal(server.stats.accepted, 1);
+    assert.equal(server.stats.rejected['non-finite'], 2);
+    assert.equal(server.stats.rejected.duplicate, 1);
+    ws.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('auth: a non-loopback host without a token is refused; a given token is checked', async () => {
+  await assert.rejects(startWebSocketServer({ host: '0.0.0.0', port: 0, shapes }), /without a token/);
+  const server = await start({ token: 's3cret' });
+  try {
+    await assert.rejects(open(`${server.address.url}/ingest`), /401/);
+    await assert.rejects(open(`${server.address.url}/ingest`, { headers: { authorization: 'Bearer wrong' } }), /401/);
+    const a = await open(`${server.address.url}/ingest`, { headers: { authorization: 'Bearer s3cret' } });
+    const b = await open(`${server.address.url}/predictions?token=s3cret`);
+    assert.equal(server.stats.rejected.unauthorized, 2);
+    a.close();
+    b.close();
+  } finally {
+    await server.close();
+  }
+  // Binding all interfaces works with a token.
+  const open0 = await startWebSocketServer({ host: '0.0.0.0', port: 0, shapes, token: 't' });
+  await open0.close();
+});
+
+test('oversized frames: counted, the sender told, other peers unaffected', async () => {
+  const server = await start({ maxPayload: 4096, maxFrameBytes: 1024 });
+  const got: StreamInput[] = [];
+  server.inputs.subscribe((e) => got.push(e));
+  try {
+    const other = await open(`${server.address.url}/ingest`);
+    const big = await open(`${server.address.url}/ingest`);
+    // Above maxFrameBytes, within maxPayload: error reply, connection kept.
+    const reply = nextMessage(big);
+    big.send('x'.repeat(2000));
+    assert.equal((await reply).reason, 'oversized');
+    big.send(encodeJsonFrame({ kind: 'tick', stream: 'b', seq: 1, t: 0, x: [1, 2, 3] }));
+    await waitFor(() => got.length === 1);
+    // Above maxPayload: ws closes with 1009; counted.
+    const closed = new Promise<number>((r) => big.once('close', (code) => r(code)));
+    big.send(Buffer.alloc(10_000, 1));
+    assert.equal(await closed, 1009);
+    await waitFor(() => server.stats.rejected.oversized === 2, 5000, 'oversized count');
+    other.send(encodeBinaryFrame({ kind: 'tick', stream: 'a', seq: 1, t: 0, x: [1, 2, 3] }));
+    await waitFor(() => got.length === 2);
+    const again = await open(`${server.address.url}/ingest`);
+    again.send(encodeJsonFrame({ kind: 'tick', stream: 'a', seq: 2, t: 0, x: [1, 2, 3] }));
+    await waitFor(() => got.length === 3);
+    other.close();
+    again.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('heartbeat terminates a peer that stops answering pings', async () => {
+  const server = await start({ heartbeatMs: 50 });
+  try {
+    const live = await open(`${server.address.url}/predictions`);
+    const dead = await open(`${server.address.url}/predictions`, { autoPong: false });
+    const closed = new Promise<void>((r) => dead.once('close', () => r()));
+    await closed;
+    assert.ok(server.stats.heartbeatTerminations >= 1);
+    assert.equal(live.readyState, WebSocket.OPEN);
+    await waitFor(() => server.stats.subscriberConnections === 1);
+    live.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('a slow subscriber gets drops counted; server memory stays bounded; a fast one gets everything', async () => {
+  const maxBufferedBytes = 64 * 1024;
+  const server = await start({ maxBufferedBytes, heartbeatMs: 60_000 });
+  try {
+    const slow = await open(`${server.address.url}/predictions`);
+    const fast = await open(`${server.address.url}/predictions`);
+    let fastCount = 0;
+    fast.on('message', () => fastCount++);
+    (slow as any)._socket.pause();
+    const yhat = new Float32Array(256).fill(1 / 3);
+    const n = 5000;
+    for (let i = 0; i < n; i++) {
+      server.publish({ kind: 'prediction', stream: 'a', seq: i, t: i, yhat, version: i, predictedAt: 0 });
+      if (i % 50 === 49) await new Promise((r) => setImmediate(r));
+    }
+    await waitFor(() => fastCount === n, 15000, 'fast subscriber');
+    assert.ok(server.stats.droppedForSlowSubscribers > 0, 'drops counted');
+    assert.ok(server.stats.droppedForSlowSubscribers < n);
+    // Bounded: what was accepted for the slow peer is at most about maxBufferedBytes + kernel buffers + one message.
+    const msgBytes = encodeOutbound({ kind: 'prediction', stream: 'a', seq: n, t: n, yhat, version: n, predictedAt: 0 }).length;
+    const deliveredToSlow = n - server.stats.droppedForSlowSubscribers;
+    const peakBuffered = deliveredToSlow * msgBytes;
+    assert.ok(n * msgBytes > 16 * 1024 * 1024 + maxBufferedBytes, 'the test sends more than the bound');
+    assert.ok(peakBuffered < maxBufferedBytes + 16 * 1024 * 1024, `slow peer got ${peakBuffered} bytes`);
+    assert.ok(server.stats.peakSubscriberBufferedBytes <= maxBufferedBytes + msgBytes, `server buffered ${server.stats.peakSubscriberBufferedBytes}`);
+    assert.ok(server.stats.peakSubscriberBufferedBytes > maxBufferedBytes / 2, 'the slow peer did back up');
+    slow.terminate();
+    fast.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('client reconnects after the server restarts on the same port and delivers frames sent after', async () => {
+  let server = await start();
+  const port = server.address.port;
+  const client = createIngestClient({
+    url: `${server.address.url}/ingest`,
+    binary: true,
+    initialBackoffMs: 20,
+    maxBackoffMs: 200,
+    random: () => 0.5,
+  });
+  try {
+    const first: StreamInput[] = [];
+    server.inputs.subscribe((e) => first.push(e));
+    await waitFor(() => client.isConnected);
+    client.send({ kind: 'tick', stream: 'a', seq: 1, t: 0, x: [1, 2, 3] });
+    await waitFor(() => first.length === 1);
+    await server.close();
+    await waitFor(() => !client.isConnected);
+    // Sent while the server is down: queued, delivered after reconnect.
+    client.send({ kind: 'tick', stream: 'a', seq: 2, t: 1, x: [4, 5, 6] });
+    server = await start({ port });
+    const second: StreamInput[] = [];
+    server.inputs.subscribe((e) => second.push(e));
+    await waitFor(() => client.isConnected, 5000, 'reconnect');
+    client.send({ kind: 'tick', stream: 'a', seq: 3, t: 2, x: [7, 8, 9] });
+    client.send({ kind: 'session', stream: 'a', seq: 4, t: 3, session: 's2' });
+    const errors: string[] = [];
+    client.errors.subscribe((e) => errors.push(e.reason));
+    client.send({ kind: 'label', stream: 'a', seq: 99, y: [1] });
+    await waitFor(() => second.length === 3 && errors.length === 1);
+    assert.deepEqual(second.map((e) => e.seq), [2, 3, 4]);
+    assert.deepEqual(errors, ['label-unknown-tick']);
+    assert.ok(client.stats.connects >= 2);
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
+test('client queue while disconnected is bounded: oldest dropped and counted', async () => {
+  const client = createIngestClient({ url: 'ws://127.0.0.1:1/ingest', maxQueuedFrames: 5, initialBackoffMs: 1000, random: () => 0 });
+  for (let i = 0; i < 12; i++) client.send({ kind: 'tick', stream: 'a', seq: i, t: i, x: [i] });
+  assert.equal(client.stats.queued, 5);
+  assert.equal(client.stats.droppedWhileDisconnected, 7);
+  await client.close();
+});
+
+test('validator: labels join within the window; session markers are ordered', () => {
+  const v = new IngestValidator({ shapes, labelWindow: 4 });
+  const tick = (seq: number, y?: number[]) => v.accept(encodeJsonFrame({ kind: 'tick', stream: 'a', seq, t: seq, x: [0, 0, 0], ...(y ? { y } : {}) }));
+  const label = (seq: number) => v.accept(encodeJsonFrame({ kind: 'label', stream: 'a', seq, y: [1] }));
+  for (const s of [0, 2, 4, 6, 8]) assert.equal(tick(s, s === 6 ? [1] : undefined).kind, 'tick');
+  assert.equal((label(0) as any).reason, 'label-too-late');
+  assert.equal((label(3) as any).reason, 'label-unknown-tick');
+  assert.equal((label(10) as any).reason, 'label-unknown-tick');
+  assert.equal((label(6) as any).reason, 'label-duplicate');
+  assert.equal(label(4).kind, 'label');
+  assert.equal((label(4) as any).reason, 'label-duplicate');
+  const session = (seq: number) => v.accept(encodeJsonFrame({ kind: 'session', stream: 'a', seq, t: 0, session: 'x' }));
+  assert.equal((session(8) as any).reason, 'out-of-order');
+  assert.equal(session(9).kind, 'drift');
+  assert.equal((session(9) as any).reason, 'duplicate');
+  assert.equal(tick(9).kind, 'tick');
+  const limited = new IngestValidator({ defaultShape: shape, maxStreams: 2 });
+  const t = (stream: string) => limited.accept(encodeJsonFrame({ kind: 'tick', stream, seq: 0, t: 0, x: [1, 2, 3] }));
+  assert.equal(t('s1').kind, 'tick');
+  assert.equal(limited.accept('{"stream":"bad","seq":0,"t":0,"x":[1]}').kind, 'rejected');
+  assert.equal(t('s2').kind, 'tick');
+  assert.equal((t('s3') as any).reason, 'too-many-streams');
+  assert.equal(limited.streamCount, 2);
+});
