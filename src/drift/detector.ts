@@ -1,0 +1,35 @@
+import { Adwin, type AdwinOptions } from './adwin.js';
+import { PageHinkley, type PageHinkleyOptions } from './page-hinkley.js';
+
+/**
+ * What every drift detector offers, River-style: feed one value at a time with `update`, read `driftDetected`
+ * right after. A detector resets itself on the update after a detection. State is bounded.
+ */
+export interface DriftDetector {
+  update(x: number): this;
+  readonly driftDetected: boolean;
+  reset(): void;
+}
+
+/** A detector as configuration names it (the `drift.detectors` entries of the run config). */
+export type DetectorSpec =
+  | ({ readonly kind: 'page-hinkley' } & Readonly<PageHinkleyOptions>)
+  | ({ readonly kind: 'adwin' } & Readonly<AdwinOptions>);
+
+export type DetectorKind = DetectorSpec['kind'];
+
+/** A new detector from its spec; the spec's `kind` is also the name drift markers carry as their source. */
+export function createDetector(spec: DetectorSpec): DriftDetector {
+  switch (spec?.kind) {
+    case 'page-hinkley': {
+      const { kind: _kind, ...options } = spec;
+      return new PageHinkley(options);
+    }
+    case 'adwin': {
+      const { kind: _kind, ...options } = spec;
+      return new Adwin(options);
+    }
+    default:
+      throw new TypeError(`unknown drift detector kind '${String((spec as { kind?: unknown })?.kind)}' (expected 'page-hinkley' or 'adwin')`);
+  }
+}
