@@ -1,0 +1,694 @@
+// Drift detection and recovery operators (DESIGN sections 1, 5, 8): detectDrift on the learner's per-tick error,
+// detectInputDrift on the population mean of the inputs, trackRecovery with RecoveryMeter on the frozen shadow.
+// Marble tests (TestScheduler) cover empty, values, error, never-ending, unsubscribe and a throwing emit callback;
+// behavioural tests check detection indices against the detectors fed directly, cooldown, resets at markers, the
+// stream bound, and recovery figures recomputed here from the definitions in DESIGN section 5 / RecoveryMeter's doc.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { from, map, merge, Subject, type Observable } from 'rxjs';
+import { TestScheduler } from 'rxjs/testing';
+import { Adwin } from '../src/drift/adwin.js';
+import type { DetectorSpec } from '../src/drift/detector.js';
+import { PageHinkley } from '../src/drift/page-hinkley.js';
+import { rmsprop } from '../src/learners/optim/transform.js';
+import { Random } from '../src/learners/random.js';
+import type { LearnerSpec } from '../src/learners/learner.js';
+import { detectDrift } from '../src/streams/detect-drift.js';
+import { RefusedStreams, StreamDetectorBank, detectionConfig } from '../src/streams/stream-detector-bank.js';
+import { detectInputDrift } from '../src/streams/detect-input-drift.js';
+import type {
+  DriftMarker, LabelEvent, RecoveryReport, Rejection, ScoredTick, StreamInput, StreamOutput, TickEvent,
+} from '../src/streams/messages.js';
+import { predictThenLearn } from '../src/streams/predict-then-learn.js';
+import type { PrequentialInput } from '../src/streams/prequential.js';
+import { trackRecovery } from '../src/streams/track-recovery.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers
+
+/** A ScoredTick with y = 0 on two outputs and the given predictions; t = seq / 10. */
+function scored(seq: number, yhat: readonly number[], opts: { yFrozen?: readonly number[]; stream?: string; t?: number; heldOut?: boolean } = {}): ScoredTick {
+  const nan = Float32Array.from([NaN, NaN]);
+  return {
+    kind: 'scored', stream: opts.stream ?? 'a', seq, t: opts.t ?? seq / 10,
+    y: new Float32Array(2), yhat: Float32Array.from(yhat), yLast: nan, yMean: nan,
+    ...(opts.yFrozen ? { yFrozen: Float32Array.from(opts.yFrozen) } : {}),
+    delay: 0, heldOut: opts.heldOut ?? false, version: seq,
+  };
+}
+
+/** A ScoredTick with yhat [v, v] and y [0, 0]: its learner error is v^2 (exact for the values used here). */
+const withError = (seq: number, v: number, opts: Parameters<typeof scored>[2] = {}) => scored(seq, [v, v], opts);
+
+/** The definition of the per-tick error: mean over outputs of (yhat - y)^2, from the Float32 values carried. */
+function mse(yhat: Float32Array, y: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < y.length; i++) s += (yhat[i] - y[i]) ** 2;
+  return s / y.length;
+}
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+const marker = (seq: number, source = 'session', stream = 'a', t = seq / 10): DriftMarker => ({ kind: 'drift', stream, seq, t, source });
+const tickOf = (seq: number, x: readonly number[], stream = 'a'): TickEvent => ({ kind: 'tick', stream, seq, t: seq / 10, x: Float32Array.from(x) });
+
+const scheduler = () => new TestScheduler((actual, expected) => assert.deepStrictEqual(actual, expected));
+const bare = <T extends { kind: string }>(m: T) =>
+  m.kind === 'rejected' ? { kind: m.kind, stream: (m as unknown as Rejection).stream, seq: (m as unknown as Rejection).seq, reason: (m as unknown as Rejection).reason } : m;
+const rejected = (reason: Rejection['reason'], stream?: string, seq?: number) => ({ kind: 'rejected', stream, seq, reason });
+
+/** Runs inputs synchronously through an operator and collects every output. */
+function run<T>(inputs: readonly unknown[], op: (s: Observable<any>) => Observable<T>): { out: T[]; error?: unknown; completed: boolean } {
+  const out: T[] = [];
+  let error: unknown;
+  let completed = false;
+  from(inputs).pipe(op).subscribe({ next: (v) => out.push(v), error: (e) => (error = e), complete: () => (completed = true) });
+  return { out, error, completed };
+}
+
+/**
+ * Page-Hinkley set up so detections can be derived by hand: no tolerance, no forgetting, up only, from the first
+ * value. On 0, 0, 0, 4: mean 1, deviation 3, cumulative increase 3 > 0.5 over its minimum 0: drift at the 4th.
+ */
+const HAND_PH: DetectorSpec = { kind: 'page-hinkley', minInstances: 1, threshold: 0.5, delta: 0, alpha: 1, mode: 'up' };
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe('detectDrift (marbles)', () => {
+  // Errors 0, 0, 0, then (2^2 + 0^2) / 2 = 2: with HAND_PH the 4th gives mean 0.5, deviation 1.5 > 0.5: drift.
+  const v: Record<string, PrequentialInput> = {
+    a: scored(0, [0, 0]), b: scored(1, [0, 0]), c: scored(2, [0, 0]), d: scored(3, [2, 0]),
+    m: marker(9), p: { kind: 'prediction', stream: 'a', seq: 4, t: 0.4, yhat: new Float32Array(2), version: 4, predictedAt: 0 },
+    r: { kind: 'rejected', reason: 'oversized', message: 'upstream' },
+  };
+
+  test('empty', () => scheduler().run(({ cold, expectObservable }) => {
+    const emitted: DriftMarker[] = [];
+    expectObservable(cold<PrequentialInput>('|').pipe(detectDrift({ detectors: [HAND_PH], emit: (m) => emitted.push(m) }))).toBe('|');
+  }));
+
+  test('values pass through unchanged; a detection goes to emit, not to the output', () => {
+    const emitted: DriftMarker[] = [];
+    scheduler().run(({ cold, expectObservable }) => {
+      expectObservable(cold('a-b-c-d-p-r-m|', v).pipe(detectDrift({ detectors: [HAND_PH], emit: (m) => emitted.push(m) })))
+        .toBe('a-b-c-d-p-r-m|', v);
+    });
+    assert.deepEqual(emitted, [{ kind: 'drift', stream: 'a', seq: 4, t: 0.3, source: 'page-hinkley' }]);
+  });
+
+  test('error passes through', () => scheduler().run(({ cold, expectObservable }) => {
+    expectObservable(cold('a-#', v, new Error('boom')).pipe(detectDrift({ detectors: [HAND_PH], emit: () => {} }))).toBe('a-#', v, new Error('boom'));
+  }));
+
+  test('never-ending', () => scheduler().run(({ cold, expectObservable }) => {
+    expectObservable(cold('a-b-', v).pipe(detectDrift({ detectors: [HAND_PH], emit: () => {} }))).toBe('a-b-', v);
+  }));
+
+  test('unsubscribe mid-stream unsubscribes the source', () => scheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+    const source = cold('a-b-c-d|', v);
+    expectObservable(source.pipe(detectDrift({ detectors: [HAND_PH], emit: () => {} })), '^--!').toBe('a-b', v);
+    expectSubscriptions(source.subscriptions).toBe('^--!');
+  }));
+
+  test('a throwing emit is an error notification, after the tick it fired on', () => scheduler().run(({ cold, expectObservable }) => {
+    const boom = new Error('emit failed');
+    const op = detectDrift({ detectors: [HAND_PH], emit: () => { throw boom; } });
+    expectObservable(cold('a-b-c-d-a|', v).pipe(op)).toBe('a-b-c-(d#)', v, boom);
+  }));
+
+  test('malformed scored ticks and markers become rejections in their place', () => scheduler().run(({ cold, expectObservable }) => {
+    const bad = {
+      x: { ...scored(5, [0, 0]), yhat: Float32Array.from([1]) } as ScoredTick,
+      k: { kind: 'scored', seq: 3 } as unknown as ScoredTick,
+      n: { kind: 'drift', stream: 'a', seq: NaN, t: 0, source: 'session' } as DriftMarker,
+    };
+    const expected = { a: v.a, x: rejected('malformed', 'a', 5), k: rejected('malformed'), n: rejected('malformed') };
+    expectObservable(cold('a-x-k-n|', { a: v.a, ...bad }).pipe(detectDrift({ detectors: [HAND_PH], emit: () => {} }), map(bare)))
+      .toBe('a-x-k-n|', expected);
+  }));
+
+  test('configuration errors throw at creation', () => {
+    const emit = () => {};
+    assert.throws(() => detectDrift(undefined as never), TypeError);
+    assert.throws(() => detectDrift({ detectors: 'ph' as never, emit }), TypeError);
+    assert.throws(() => detectDrift({ detectors: [{ kind: 'cusum' } as never], emit }), /detectors\[0\]/);
+    assert.throws(() => detectDrift({ detectors: [{ kind: 'adwin', delta: 2 }], emit }), /detectors\[0\].*delta/);
+    assert.throws(() => detectDrift({ detectors: [HAND_PH], emit: 'no' as never }), TypeError);
+    assert.throws(() => detectDrift({ detectors: [HAND_PH], emit, cooldownTicks: -1 }), RangeError);
+    assert.throws(() => detectDrift({ detectors: [HAND_PH], emit, cooldownTicks: 1.5 }), RangeError);
+    assert.throws(() => detectDrift({ detectors: [HAND_PH], emit, maxStreams: 0 }), RangeError);
+    assert.throws(() => detectDrift({ detectors: Array(33).fill(HAND_PH), emit }), /at most 32/);
+  });
+});
+
+describe('detectDrift (behaviour)', () => {
+  /** Learner outputs near 1 for 600 ticks, then near 3: errors near 1, then near 9, on two outputs. */
+  function errorStream(seed: number, n = 1200, at = 600): ScoredTick[] {
+    const rng = new Random(seed);
+    return Array.from({ length: n }, (_, i) => {
+      const level = i < at ? 1 : 3;
+      return scored(100 + i, [level + 0.3 * rng.normal(), level + 0.3 * rng.normal()], { heldOut: i % 7 === 0 });
+    });
+  }
+
+  test('fires at the same ticks as Page-Hinkley and ADWIN fed the same errors directly', () => {
+    const ticks = errorStream(3);
+    const ph = new PageHinkley();
+    const adwin = new Adwin();
+    const expected: DriftMarker[] = [];
+    for (const s of ticks) {
+      const e = mse(s.yhat, s.y);
+      // The order of markers on one tick is the order of the specs.
+      if (ph.update(e).driftDetected) expected.push({ kind: 'drift', stream: 'a', seq: s.seq + 1, t: s.t, source: 'page-hinkley' });
+      if (adwin.update(e).driftDetected) expected.push({ kind: 'drift', stream: 'a', seq: s.seq + 1, t: s.t, source: 'adwin' });
+    }
+    assert.ok(expected.some((m) => m.source === 'page-hinkley' && m.seq > 700), 'page-hinkley sees the jump');
+    assert.ok(expected.some((m) => m.source === 'adwin' && m.seq > 700), 'adwin sees the jump');
+    const emitted: DriftMarker[] = [];
+    const { out, completed } = run(ticks, detectDrift({ detectors: [{ kind: 'page-hinkley' }, { kind: 'adwin' }], emit: (m) => emitted.push(m) }));
+    assert.ok(completed);
+    assert.deepEqual(emitted, expected);
+    assert.equal(out.length, ticks.length);
+    out.forEach((m, i) => assert.equal(m, ticks[i], 'passes the very same message'));
+  });
+
+  test('two detectors firing on the same tick emit two markers, in spec order', () => {
+    // Errors 0 forty times, then about 10 (yhat [sqrt 20, 0] in Float32) forty times.
+    const ticks = Array.from({ length: 80 }, (_, i) => scored(i, [i < 40 ? 0 : Math.sqrt(20), 0]));
+    const errors = ticks.map((s) => mse(s.yhat, s.y));
+    const adwinSpec = { kind: 'adwin', clock: 1, gracePeriod: 5, minWindowLength: 2 } as const;
+    const phSpec = { kind: 'page-hinkley', minInstances: 1, threshold: 30, delta: 0, alpha: 1, mode: 'up' } as const;
+    const fired = (d: { update(x: number): { driftDetected: boolean } }) => errors.flatMap((e, i) => (d.update(e).driftDetected ? [i] : []));
+    const { kind: _a, ...adwinOptions } = adwinSpec;
+    const { kind: _p, ...phOptions } = phSpec;
+    const both = fired(new Adwin(adwinOptions));
+    assert.deepEqual(fired(new PageHinkley(phOptions)), both, 'the two detectors fire together on these numbers');
+    assert.equal(both.length, 1);
+    const emitted: DriftMarker[] = [];
+    run(ticks, detectDrift({ detectors: [adwinSpec, phSpec], emit: (m) => emitted.push(m) }));
+    assert.deepEqual(emitted.map((m) => [m.seq, m.source]), [[both[0] + 1, 'adwin'], [both[0] + 1, 'page-hinkley']]);
+  });
+
+  // With HAND_PH, errors 0, 0, 0, 4 fire on the 4th; the detector resets on the next value, so a second
+  // 0, 0, 0, 4 fires again 4 ticks later (ticks 3 and 7).
+  const twoJumps = [0, 0, 0, 2, 0, 0, 0, 2].map((v, i) => withError(i, v));
+
+  test('cooldown: the cooldownTicks scored ticks after a marker emit nothing', () => {
+    const detect = (cooldownTicks: number) => {
+      const emitted: DriftMarker[] = [];
+      run(twoJumps, detectDrift({ detectors: [HAND_PH], emit: (m) => emitted.push(m), cooldownTicks }));
+      return emitted.map((m) => m.seq);
+    };
+    assert.deepEqual(detect(0), [4, 8]);
+    assert.deepEqual(detect(3), [4, 8], 'ticks 4, 5, 6 cool down; tick 7 may fire');
+    assert.deepEqual(detect(4), [4], 'tick 7 is the 4th after the marker');
+  });
+
+  test('cooldown counts from markers passing through', () => {
+    // After the session marker the detectors start afresh: 0 then 4 gives mean 2, deviation 2 > 0.5 on the 2nd tick.
+    const inputs = [withError(0, 0), withError(1, 0), marker(2), withError(2, 0), withError(3, 2)];
+    const detect = (cooldownTicks: number) => {
+      const emitted: DriftMarker[] = [];
+      run(inputs, detectDrift({ detectors: [HAND_PH], emit: (m) => emitted.push(m), cooldownTicks }));
+      return emitted.map((m) => m.seq);
+    };
+    assert.deepEqual(detect(0), [4]);
+    assert.deepEqual(detect(1), [4]);
+    assert.deepEqual(detect(2), []);
+  });
+
+  test('a session marker resets the stream\'s detectors (and only that stream\'s)', () => {
+    // Without the reset, 0, 0, 0 then 4 fires; after a reset, 4 is the first value of a fresh test: no drift.
+    const body = (stream: string) => [0, 0, 0].map((v, i) => withError(i, v, { stream }));
+    const jump = (stream: string) => withError(3, 2, { stream });
+    const emitted: DriftMarker[] = [];
+    const { out } = run([...body('a'), ...body('b'), marker(3, 'session', 'a'), jump('a'), jump('b')],
+      detectDrift({ detectors: [HAND_PH], emit: (m) => emitted.push(m) }));
+    assert.deepEqual(emitted.map((m) => m.stream), ['b']);
+    assert.equal(out.filter((m) => m.kind === 'drift').length, 1, 'the marker passes on');
+  });
+
+  test('non-finite errors pass on without feeding the detectors', () => {
+    const inputs = [withError(0, 0), withError(1, 0), scored(2, [NaN, 0]), scored(3, [Infinity, 0]), withError(4, 0), withError(5, 2)];
+    const emitted: DriftMarker[] = [];
+    const { out, error } = run(inputs, detectDrift({ detectors: [HAND_PH], emit: (m) => emitted.push(m) }));
+    assert.equal(error, undefined);
+    assert.deepEqual(out, inputs);
+    assert.deepEqual(emitted.map((m) => m.seq), [6]);
+  });
+
+  test('in a feedback loop through predictThenLearn each marker reaches downstream once, after its tick', () => {
+    const spec: LearnerSpec = {
+      cell: { kind: 'tanh-rnn', hiddenSize: 8 }, credit: { rule: 'immediate', lambda: 0 }, optimizer: rmsprop(0.01),
+      inputSize: 2, outputSize: 1, seed: 3, loss: 'mse',
+    };
+    // The target jumps at tick 150; labels come 2 ticks late.
+    const target = (i: number) => (i < 150 ? 0.5 * Math.sin(0.2 * i) : 4 + 2 * Math.cos(0.2 * i));
+    const inputs: StreamInput[] = [];
+    for (let i = 0; i < 300; i++) {
+      inputs.push({ kind: 'tick', stream: 'a', seq: i, t: i / 10, x: Float32Array.from([Math.sin(0.2 * i), Math.cos(0.2 * i)]) });
+      if (i >= 2) inputs.push({ kind: 'label', stream: 'a', seq: i - 2, y: Float32Array.from([target(i - 2)]) } satisfies LabelEvent);
+    }
+    const markers = new Subject<DriftMarker>();
+    const emitted: DriftMarker[] = [];
+    const out: PrequentialInput[] = [];
+    merge(markers, from(inputs))
+      .pipe(
+        predictThenLearn({ pool: { spec, maxStreams: 1 }, recoveryTicks: 30, maxDelay: 4 }),
+        detectDrift({ detectors: [{ kind: 'page-hinkley', threshold: 20 }], emit: (m) => { emitted.push(m); markers.next(m); }, cooldownTicks: 50 }),
+        trackRecovery({ recoveryTicks: 30, window: 20, tolerance: 0.5 }),
+      )
+      .subscribe((m) => out.push(m));
+    const passed = out.filter((m): m is DriftMarker => m.kind === 'drift');
+    assert.deepEqual(passed, emitted, 'each emitted marker comes back once');
+    for (const m of passed) {
+      const at = out.indexOf(m);
+      const detectedOn = out.findIndex((s) => s.kind === 'scored' && s.seq === m.seq - 1);
+      assert.ok(detectedOn >= 0 && detectedOn < at, `marker ${m.seq} comes after the tick it was detected on`);
+    }
+    const reports = out.filter((m): m is RecoveryReport => m.kind === 'recovery');
+    assert.deepEqual(reports.map((r) => [r.seq, r.source]), emitted.map((m) => [m.seq, m.source]), 'one report per marker');
+    const first = reports[0];
+    assert.ok(first.seq > 150 && first.seq <= 160, `the jump at 150 is detected within 10 ticks (${first.seq})`);
+    assert.ok(first.eFrozen > first.ePre, 'the drift hurt the frozen shadow');
+  });
+});
+
+describe('detectInputDrift', () => {
+  const v: Record<string, StreamInput | Rejection> = {
+    a: tickOf(0, [0, 0]), b: tickOf(1, [0, 0]), c: tickOf(2, [0, 0]), d: tickOf(3, [4, 0]),
+    l: { kind: 'label', stream: 'a', seq: 0, y: new Float32Array(1) }, m: marker(9),
+    r: { kind: 'rejected', reason: 'oversized', message: 'upstream' },
+  };
+
+  test('empty', () => scheduler().run(({ cold, expectObservable }) => {
+    expectObservable(cold<StreamInput>('|').pipe(detectInputDrift({ detectors: [HAND_PH], emit: () => {} }))).toBe('|');
+  }));
+
+  test('values pass through unchanged; a detection on the population mean goes to emit', () => {
+    // Means 0, 0, 0, 2: with HAND_PH the 4th has mean 0.5, deviation 1.5 > 0.5.
+    const emitted: DriftMarker[] = [];
+    scheduler().run(({ cold, expectObservable }) => {
+      expectObservable(cold('a-b-l-c-d-r-m|', v).pipe(detectInputDrift({ detectors: [HAND_PH], emit: (m) => emitted.push(m) })))
+        .toBe('a-b-l-c-d-r-m|', v);
+    });
+    assert.deepEqual(emitted, [{ kind: 'drift', stream: 'a', seq: 4, t: 0.3, source: 'input-page-hinkley' }]);
+  });
+
+  test('error passes through', () => scheduler().run(({ cold, expectObservable }) => {
+    expectObservable(cold('a-#', v, new Error('boom')).pipe(detectInputDrift({ detectors: [HAND_PH], emit: () => {} }))).toBe('a-#', v, new Error('boom'));
+  }));
+
+  test('never-ending', () => scheduler().run(({ cold, expectObservable }) => {
+    expectObservable(cold('a-b-', v).pipe(detectInputDrift({ detectors: [HAND_PH], emit: () => {} }))).toBe('a-b-', v);
+  }));
+
+  test('unsubscribe mid-stream unsubscribes the source', () => scheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+    const source = cold('a-b-c-d|', v);
+    expectObservable(source.pipe(detectInputDrift({ detectors: [HAND_PH], emit: () => {} })), '^--!').toBe('a-b', v);
+    expectSubscriptions(source.subscriptions).toBe('^--!');
+  }));
+
+  test('a throwing emit is an error notification, after the tick it fired on', () => scheduler().run(({ cold, expectObservable }) => {
+    const boom = new Error('emit failed');
+    expectObservable(cold('a-b-c-d-a|', v).pipe(detectInputDrift({ detectors: [HAND_PH], emit: () => { throw boom; } }))).toBe('a-b-c-(d#)', v, boom);
+  }));
+
+  /** 16 channels of N(0, 1), the population shifting by +0.5 from tick 800. */
+  function shiftingTicks(seed: number, n = 1600, at = 800): TickEvent[] {
+    const rng = new Random(seed);
+    return Array.from({ length: n }, (_, i) => tickOf(i, Array.from({ length: 16 }, () => (i < at ? 0 : 0.5) + rng.normal())));
+  }
+
+  test('fires on a mean shift of x, at the tick Page-Hinkley fed the population means directly does', () => {
+    const ticks = shiftingTicks(5);
+    const ph = new PageHinkley({ threshold: 20 });
+    const expected: number[] = [];
+    for (const t of ticks) if (ph.update(mean(Array.from(t.x))).driftDetected) expected.push(t.seq + 1);
+    assert.ok(expected.length >= 1 && expected[0] > 800, `one detection after the shift (${expected})`);
+    const emitted: DriftMarker[] = [];
+    const { out } = run(ticks, detectInputDrift({ detectors: [{ kind: 'page-hinkley', threshold: 20 }], emit: (m) => emitted.push(m) }));
+    assert.deepEqual(emitted.map((m) => m.seq), expected);
+    assert.ok(emitted.every((m) => m.source === 'input-page-hinkley' && m.t === (m.seq - 1) / 10));
+    out.forEach((m, i) => assert.equal(m, ticks[i]));
+  });
+
+  test('invalid ticks pass untouched and feed nothing; cooldown counts valid ticks', () => {
+    const ticks = shiftingTicks(5);
+    const junk = (seq: number): unknown[] => [
+      { ...tickOf(seq, []), x: Float32Array.from([NaN, ...Array(15).fill(0)]) },
+      { ...tickOf(seq, []), x: Array(16).fill(100) },                // not a Float32Array
+      { ...tickOf(seq, []), x: Float32Array.from(Array(3).fill(100)) }, // another channel count
+      { ...tickOf(seq, Array(16).fill(100)), t: NaN },
+      { kind: 'tick', seq, x: new Float32Array(16) },                   // no stream key
+    ];
+    const clean: DriftMarker[] = [];
+    run(ticks, detectInputDrift({ detectors: [{ kind: 'page-hinkley', threshold: 20 }], emit: (m) => clean.push(m), cooldownTicks: 5 }));
+    const noisy: DriftMarker[] = [];
+    const inputs = ticks.flatMap((t) => [t, ...junk(t.seq)]);
+    const { out, error } = run(inputs, detectInputDrift({ detectors: [{ kind: 'page-hinkley', threshold: 20 }], emit: (m) => noisy.push(m), cooldownTicks: 5 }));
+    assert.equal(error, undefined);
+    assert.deepEqual(noisy, clean);
+    assert.equal(out.length, inputs.length);
+    out.forEach((m, i) => assert.equal(m, inputs[i]));
+
+    // Means 0, 0, 0, 2 twice: HAND_PH fires on ticks 3 and 7. With a cooldown of 4 valid ticks the second is
+    // suppressed; had the junk ticks counted, the cooldown would have run out before tick 7.
+    const twoJumps = [0, 0, 0, 2, 0, 0, 0, 2].map((m, i) => tickOf(i, [m, m]));
+    const detect = (cooldownTicks: number) => {
+      const emitted: DriftMarker[] = [];
+      run(twoJumps.flatMap((t) => [t, ...junk(t.seq)]), detectInputDrift({ detectors: [HAND_PH], emit: (m) => emitted.push(m), cooldownTicks }));
+      return emitted.map((m) => m.seq);
+    };
+    assert.deepEqual(detect(3), [4, 8]);
+    assert.deepEqual(detect(4), [4]);
+  });
+
+  test('a marker passing through resets the detectors', () => {
+    const emitted: DriftMarker[] = [];
+    run([v.a, v.b, v.c, marker(3), v.d], detectInputDrift({ detectors: [HAND_PH], emit: (m) => emitted.push(m) }));
+    assert.deepEqual(emitted, []);
+  });
+
+  test('bounded: past maxStreams a stream passes through undetected, reported once', () => {
+    const emitted: DriftMarker[] = [];
+    const inputs: TickEvent[] = [];
+    for (const s of ['a', 'b', 'c']) for (const [i, x] of [0, 0, 0, 2].entries()) inputs.push(tickOf(i, [x, x], s));
+    const { out } = run([...inputs, marker(5, 'session', 'c')], detectInputDrift({ detectors: [HAND_PH], emit: (m) => emitted.push(m), maxStreams: 2 }));
+    assert.deepEqual(emitted.map((m) => m.stream), ['a', 'b']);
+    const rejections = out.filter((m): m is Rejection => m.kind === 'rejected');
+    assert.deepEqual(rejections.map((r) => [r.reason, r.stream, r.seq]), [['too-many-streams', 'c', 0]]);
+    assert.equal(out.length, inputs.length + 2);
+  });
+});
+
+describe('stream bound', () => {
+  test('a thousand keys past the bound: state stays at maxStreams, one rejection per key', () => {
+    const keys = Array.from({ length: 1000 }, (_, i) => `k${i}`);
+    const inputs = [...keys, ...keys].map((k, i) => withError(i, 0, { stream: k }));
+    const { out } = run(inputs, detectDrift({ detectors: [HAND_PH], emit: () => {}, maxStreams: 3 }));
+    const rejections = out.filter((m): m is Rejection => m.kind === 'rejected');
+    assert.equal(rejections.length, 997);
+    assert.deepEqual(new Set(rejections.map((r) => r.stream)).size, 997);
+    assert.ok(rejections.every((r) => r.reason === 'too-many-streams' && /3 streams/.test(r.message)));
+
+    const bank = new StreamDetectorBank(detectionConfig('t', { detectors: [HAND_PH], emit: () => {}, maxStreams: 3 }, ''));
+    for (const k of keys) bank.observe(k, 1, 0, 0);
+    assert.equal(bank.size, 3);
+  });
+
+  test('the memory of refused keys is bounded: full, it starts over', () => {
+    const refused = new RefusedStreams(3);
+    assert.deepEqual(['a', 'b', 'a', 'c', 'b'].map((k) => refused.firstRefusal(k)), [true, true, false, true, false]);
+    assert.equal(refused.firstRefusal('d'), true, 'a 4th key empties the memory');
+    assert.equal(refused.firstRefusal('a'), true, 'so a is reported once more');
+    assert.equal(refused.firstRefusal('d'), false);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe('trackRecovery (marbles)', () => {
+  // window 4 (E_pre needs max(1, floor(4 / 4)) = 1 tick), recoveryTicks 2: two measured ticks close the measurement.
+  const v: Record<string, PrequentialInput> = {
+    a: withError(0, 1),                                   // learner error 1
+    m: marker(1),
+    b: withError(1, 2, { yFrozen: [3, 3] }),              // learner 4, frozen 9
+    c: withError(2, 1, { yFrozen: [3, 3] }),              // learner 1, frozen 9
+    p: { kind: 'prediction', stream: 'a', seq: 5, t: 0.5, yhat: new Float32Array(2), version: 5, predictedAt: 0 },
+    r: { kind: 'rejected', reason: 'oversized', message: 'upstream' },
+  };
+  // E_pre 1; E_adapt = (4 + 1) / 2 = 2.5; E_frozen 9; recovery (9 - 2.5) / (9 - 1); residual 2.5. Windowed E_adapt
+  // over the full 2-tick window is 2.5 > 1.5 * 1: not recovered.
+  const report: RecoveryReport = {
+    kind: 'recovery', stream: 'a', seq: 1, source: 'session', ePre: 1, eFrozen: 9, eAdapt: 2.5,
+    recovery: 6.5 / 8, residual: 2.5, ticksToRecovery: null, secondsToRecovery: null,
+  };
+  const options = { recoveryTicks: 2, window: 4, tolerance: 0.5 };
+
+  test('empty', () => scheduler().run(({ cold, expectObservable }) => {
+    expectObservable(cold<PrequentialInput>('|').pipe(trackRecovery(options))).toBe('|');
+  }));
+
+  test('values: everything passes; the report follows the tick that closes the measurement', () => scheduler().run(({ cold, expectObservable }) => {
+    // A group takes as many frames as it has characters: the source leaves room for it.
+    expectObservable(cold('a-p-m-b-r-c----a|', v).pipe(trackRecovery(options))).toBe('a-p-m-b-r-(cR)-a|', { ...v, R: report });
+  }));
+
+  test('error passes through (and reports nothing)', () => scheduler().run(({ cold, expectObservable }) => {
+    expectObservable(cold('a-m-b-#', v, new Error('boom')).pipe(trackRecovery(options))).toBe('a-m-b-#', v, new Error('boom'));
+  }));
+
+  test('never-ending', () => scheduler().run(({ cold, expectObservable }) => {
+    expectObservable(cold('a-m-b-', v).pipe(trackRecovery(options))).toBe('a-m-b-', v);
+  }));
+
+  test('unsubscribe mid-stream unsubscribes the source and reports nothing', () => scheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+    const source = cold('a-m-b-c|', v);
+    expectObservable(source.pipe(trackRecovery(options)), '^--!').toBe('a-m', v);
+    expectSubscriptions(source.subscriptions).toBe('^--!');
+  }));
+
+  test('completion reports the open measurement with what it has', () => scheduler().run(({ cold, expectObservable }) => {
+    // One measured tick: E_adapt 4, E_frozen 9.
+    const partial = { ...report, eAdapt: 4, recovery: 5 / 8, residual: 4 };
+    expectObservable(cold('a-m-b|', v).pipe(trackRecovery(options))).toBe('a-m-b(R|)', { ...v, R: partial });
+  }));
+
+  test('malformed scored ticks and markers become rejections in their place', () => scheduler().run(({ cold, expectObservable }) => {
+    const bad = {
+      x: { ...withError(5, 0), yFrozen: Float32Array.from([1]) } as ScoredTick,
+      k: { kind: 'drift', stream: 3, seq: 3 } as unknown as DriftMarker,
+    };
+    expectObservable(cold('a-x-k|', { a: v.a, ...bad }).pipe(trackRecovery(options), map(bare)))
+      .toBe('a-x-k|', { a: v.a, x: rejected('malformed', 'a', 5), k: rejected('malformed') });
+  }));
+
+  test('configuration errors throw at creation', () => {
+    assert.throws(() => trackRecovery(undefined as never), TypeError);
+    assert.throws(() => trackRecovery({ ...options, recoveryTicks: 0 }), /recoveryTicks/);
+    assert.throws(() => trackRecovery({ ...options, window: 0 }), /window/);
+    assert.throws(() => trackRecovery({ ...options, tolerance: -1 }), /tolerance/);
+    assert.throws(() => trackRecovery({ ...options, tolerance: NaN }), /tolerance/);
+    assert.throws(() => trackRecovery({ ...options, maxStreams: 0 }), /maxStreams/);
+  });
+});
+
+describe('trackRecovery (behaviour)', () => {
+  const W = 8;
+  const R = 12;
+  const TOL = 0.5;
+  const only = (out: readonly PrequentialInput[]) => out.filter((m): m is RecoveryReport => m.kind === 'recovery');
+
+  /** Report figures from DESIGN section 5 and RecoveryMeter's definitions, over plain arrays. */
+  function expectedReport(pre: readonly number[], adapt: readonly number[], frozen: readonly number[], ts: readonly number[], seq: number, source: string) {
+    const ePre = mean(pre.slice(-W));
+    const win = Math.min(W, R);
+    const eAdapt = mean(adapt.slice(-win));
+    const eFrozen = mean(frozen.slice(-win));
+    let k: number | null = null;
+    for (let i = win - 1; i < adapt.length && k === null; i++) if (mean(adapt.slice(i - win + 1, i + 1)) <= (1 + TOL) * ePre) k = i;
+    return {
+      kind: 'recovery', stream: 'a', seq, source, ePre, eFrozen, eAdapt,
+      recovery: eFrozen > ePre ? (eFrozen - eAdapt) / (eFrozen - ePre) : null,
+      residual: eAdapt / ePre,
+      ticksToRecovery: k,
+      secondsToRecovery: k === null ? null : ts[k] - ts[0],
+    };
+  }
+
+  function assertReport(actual: RecoveryReport, expected: ReturnType<typeof expectedReport>) {
+    for (const key of Object.keys(expected) as Array<keyof typeof expected>) {
+      const a = actual[key];
+      const e = expected[key];
+      if (typeof e === 'number' && typeof a === 'number') assert.ok(Math.abs(a - e) <= 1e-9 * Math.max(1, Math.abs(e)) || (Number.isNaN(a) && Number.isNaN(e)), `${key}: ${a} vs ${e}`);
+      else assert.equal(a, e, key);
+    }
+  }
+
+  test('error jumps at the marker and decays: figures as defined, stale delayed ticks in neither window', () => {
+    const rng = new Random(11);
+    const inputs: PrequentialInput[] = [];
+    const pre: number[] = [];
+    // Ticks 0..19 before the drift, error around 1; labels 3 ticks late, so 17, 18, 19 are scored after the marker.
+    const preTicks = Array.from({ length: 20 }, (_, i) => withError(i, 1 + 0.1 * rng.normal()));
+    for (const s of preTicks.slice(0, 17)) {
+      inputs.push(s);
+      pre.push(mse(s.yhat, s.y));
+    }
+    inputs.push(marker(20, 'page-hinkley'));
+    // The stale ticks carry huge errors: counted anywhere, they would show.
+    for (const seq of [17, 18, 19]) inputs.push(withError(seq, 30));
+    const adapt: number[] = [];
+    const frozen: number[] = [];
+    const ts: number[] = [];
+    for (let k = 0; k < R; k++) {
+      const s = withError(20 + k, 1 + 3 * Math.exp(-k / 1.5), { yFrozen: [4, 4], t: 2 + 0.25 * k });
+      inputs.push(s);
+      adapt.push(mse(s.yhat, s.y));
+      frozen.push(mse(s.yFrozen!, s.y));
+      ts.push(s.t);
+    }
+    const { out } = run(inputs, trackRecovery({ recoveryTicks: R, window: W, tolerance: TOL }));
+    const reports = only(out);
+    assert.equal(reports.length, 1);
+    const expected = expectedReport(pre, adapt, frozen, ts, 20, 'page-hinkley');
+    assert.ok(expected.ticksToRecovery !== null && expected.recovery !== null, 'the scenario recovers');
+    assertReport(reports[0], expected);
+    assert.equal(out[out.length - 1], reports[0], 'reported right after the 12th measured tick');
+  });
+
+  test('never recovering: ticksToRecovery and secondsToRecovery null; E_frozen below E_pre: recovery null', () => {
+    const inputs: PrequentialInput[] = [];
+    for (let i = 0; i < 10; i++) inputs.push(withError(i, 1));
+    inputs.push(marker(10));
+    for (let k = 0; k < R; k++) inputs.push(withError(10 + k, 2, { yFrozen: [0.5, 0.5] }));
+    const [r] = only(run(inputs, trackRecovery({ recoveryTicks: R, window: W, tolerance: TOL })).out);
+    assert.deepEqual([r.ePre, r.eAdapt, r.eFrozen, r.residual], [1, 4, 0.25, 4]);
+    assert.equal(r.recovery, null);
+    assert.equal(r.ticksToRecovery, null);
+    assert.equal(r.secondsToRecovery, null);
+  });
+
+  test('stale ticks after the marker stay out of the next E_pre too', () => {
+    // recoveryTicks 3: the window (8) at the second marker holds ticks 2..6 and the 3 measured ones; the stale
+    // ticks 7, 8, 9 (error 100) would be among them if they had gone into it.
+    const inputs: PrequentialInput[] = [];
+    const windowed: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      inputs.push(withError(i, 1 + i / 8));
+      windowed.push(mse(withError(i, 1 + i / 8).yhat, new Float32Array(2)));
+    }
+    inputs.push(marker(10));
+    for (const seq of [7, 8, 9]) inputs.push(withError(seq, 10));
+    for (let k = 0; k < 3; k++) {
+      const s = withError(10 + k, 1.5, { yFrozen: [2, 2] });
+      inputs.push(s);
+      windowed.push(mse(s.yhat, s.y));
+    }
+    inputs.push(marker(13, 'adwin'));
+    const reports = only(run(inputs, trackRecovery({ recoveryTicks: 3, window: 8, tolerance: TOL })).out);
+    assert.deepEqual(reports.map((r) => [r.seq, r.source]), [[10, 'session'], [13, 'adwin']]);
+    assert.ok(Math.abs(reports[0].ePre - mean(windowed.slice(0, 7))) < 1e-12);
+    assert.ok(Math.abs(reports[1].ePre - mean(windowed.slice(-8))) < 1e-12);
+    // The second closed at completion before its first tick: nothing measured.
+    assert.ok(Number.isNaN(reports[1].eAdapt) && Number.isNaN(reports[1].eFrozen));
+    assert.equal(reports[1].recovery, null);
+  });
+
+  test('a tick without yFrozen after the first measured one closes it (the shadow ended); one out of order does not', () => {
+    const inputs: PrequentialInput[] = [];
+    for (let i = 0; i < 10; i++) inputs.push(withError(i, 1));
+    inputs.push(marker(10));
+    inputs.push(withError(11, 2, { yFrozen: [3, 3] }));   // first measured (label of 10 comes later)
+    inputs.push(withError(9, 1));                          // stale, seq < marker.seq: skipped
+    inputs.push(withError(10, 1, { yFrozen: [3, 3] }));   // out of order, still the shadow's: measured
+    inputs.push(withError(12, 1, { yFrozen: [3, 3] }));
+    inputs.push(withError(13, 1));                         // the shadow has ended: closes
+    const closing = inputs[inputs.length - 1];
+    inputs.push(withError(14, 1));
+    const { out } = run(inputs, trackRecovery({ recoveryTicks: R, window: W, tolerance: TOL }));
+    const reports = only(out);
+    assert.equal(reports.length, 1);
+    assert.equal(out.indexOf(reports[0]), out.indexOf(closing) + 1);
+    // Measured errors 4, 1, 1 (window 8 not full: means over what was fed); frozen 9 each.
+    assert.equal(reports[0].eAdapt, 2);
+    assert.equal(reports[0].eFrozen, 9);
+    assert.equal(reports[0].ePre, 1);
+  });
+
+  test('a new marker closes the running measurement early, then starts its own', () => {
+    const inputs: PrequentialInput[] = [];
+    for (let i = 0; i < 10; i++) inputs.push(withError(i, 1));
+    inputs.push(marker(10));
+    inputs.push(withError(10, 2, { yFrozen: [3, 3] }));
+    inputs.push(withError(11, 2, { yFrozen: [3, 3] }));
+    inputs.push(marker(12, 'adwin'));
+    inputs.push(withError(12, 1, { yFrozen: [2, 2] }));
+    const { out } = run(inputs, trackRecovery({ recoveryTicks: R, window: W, tolerance: TOL }));
+    const reports = only(out);
+    assert.deepEqual(reports.map((r) => [r.seq, r.source, r.eAdapt, r.eFrozen]), [[10, 'session', 4, 9], [12, 'adwin', 1, 4]]);
+    assert.equal(out.indexOf(reports[0]), out.findIndex((m) => m.kind === 'drift' && m.seq === 12) + 1, 'right after the new marker');
+    // E_pre of the second: the last 8 learner errors, measured ticks included: six 1s and two 4s.
+    assert.equal(reports[1].ePre, (6 + 8) / 8);
+  });
+
+  test('E_pre not available: too few ticks before the marker, or a zero error', () => {
+    const unavailable = (inputs: PrequentialInput[]) => {
+      const [r] = only(run(inputs, trackRecovery({ recoveryTicks: 2, window: W, tolerance: TOL })).out);
+      assert.ok(Number.isNaN(r.ePre) && Number.isNaN(r.residual));
+      assert.equal(r.recovery, null);
+      assert.equal(r.ticksToRecovery, null);
+      assert.equal(r.secondsToRecovery, null);
+      // E_adapt and E_frozen are still measured: errors 1 and 0.25 (learner), 4 (frozen).
+      assert.equal(r.eAdapt, 0.625);
+      assert.equal(r.eFrozen, 4);
+    };
+    const post = [withError(5, 1, { yFrozen: [2, 2] }), withError(6, 0.5, { yFrozen: [2, 2] })];
+    // floor(8 / 4) = 2 ticks needed: one is too few.
+    unavailable([withError(0, 1), marker(5), ...post]);
+    unavailable([marker(5), ...post]);
+    unavailable([withError(0, 0), withError(1, 0), withError(2, 0), marker(5), ...post]);
+    // Two are enough.
+    const [r] = only(run([withError(0, 1), withError(1, 1), marker(5), ...post], trackRecovery({ recoveryTicks: 2, window: W, tolerance: TOL })).out);
+    assert.equal(r.ePre, 1);
+  });
+
+  test('per stream; bounded: past maxStreams a stream is not measured, reported once', () => {
+    const inputs: PrequentialInput[] = [];
+    for (const s of ['a', 'b', 'c']) {
+      inputs.push(withError(0, 1, { stream: s }), marker(1, 'session', s), withError(1, 2, { stream: s, yFrozen: [3, 3] }));
+    }
+    const { out } = run(inputs, trackRecovery({ recoveryTicks: 1, window: 4, tolerance: TOL, maxStreams: 2 }));
+    assert.deepEqual(only(out).map((r) => [r.stream, r.eAdapt]), [['a', 4], ['b', 4]]);
+    const rejections = out.filter((m): m is Rejection => m.kind === 'rejected');
+    assert.deepEqual(rejections.map((r) => [r.reason, r.stream, r.seq]), [['too-many-streams', 'c', 0]]);
+    assert.equal(out.length, inputs.length + 3);
+  });
+
+  test('with predictThenLearn and a declared session boundary: figures recomputed from the scored ticks', () => {
+    const spec: LearnerSpec = {
+      cell: { kind: 'tanh-rnn', hiddenSize: 8 }, credit: { rule: 'immediate', lambda: 0 }, optimizer: rmsprop(0.02),
+      inputSize: 2, outputSize: 1, seed: 5, loss: 'mse',
+    };
+    const target = (i: number) => (i < 200 ? 0.6 : -0.6) * Math.sin(0.3 * i);
+    const inputs: StreamInput[] = [];
+    for (let i = 0; i < 320; i++) {
+      if (i === 200) inputs.push(marker(200));
+      inputs.push({ kind: 'tick', stream: 'a', seq: i, t: i / 10, x: Float32Array.from([Math.sin(0.3 * i), Math.cos(0.3 * i)]) });
+      if (i >= 1) inputs.push({ kind: 'label', stream: 'a', seq: i - 1, y: Float32Array.from([target(i - 1)]) });
+    }
+    const window = 20;
+    const recoveryTicks = 60;
+    const { out } = run(inputs, (s: Observable<StreamInput>) =>
+      s.pipe(predictThenLearn({ pool: { spec, maxStreams: 1 }, recoveryTicks, maxDelay: 4 }), trackRecovery({ recoveryTicks, window, tolerance: TOL })));
+    const reports = only(out as PrequentialInput[]);
+    assert.equal(reports.length, 1);
+    const r = reports[0];
+    // Recompute from the scored ticks: E_pre over the 20 learner errors scored before the marker passed.
+    const at = out.findIndex((m) => m.kind === 'drift');
+    const before = (out.slice(0, at) as StreamOutput[]).filter((m): m is ScoredTick => m.kind === 'scored');
+    const after = (out.slice(at) as StreamOutput[]).filter((m): m is ScoredTick => m.kind === 'scored' && m.yFrozen !== undefined);
+    assert.equal(before[before.length - 1].seq, 198, 'the label of 199 comes after the marker');
+    assert.equal(after.length, recoveryTicks);
+    const expected = {
+      ...expectedReportFor(before.map((s) => mse(s.yhat, s.y)), after.map((s) => mse(s.yhat, s.y)), after.map((s) => mse(s.yFrozen!, s.y)), after.map((s) => s.t)),
+    };
+    assertReport(r, expected);
+    assert.ok(r.eFrozen > 5 * r.ePre, 'the flipped target hurts the frozen shadow');
+    assert.ok(r.eAdapt < r.eFrozen, 'the adapting learner does better than the frozen one');
+
+    function expectedReportFor(pre: number[], adapt: number[], frozen: number[], ts: number[]) {
+      const ePre = mean(pre.slice(-window));
+      const win = Math.min(window, recoveryTicks);
+      const eAdapt = mean(adapt.slice(-win));
+      const eFrozen = mean(frozen.slice(-win));
+      let k: number | null = null;
+      for (let i = win - 1; i < adapt.length && k === null; i++) if (mean(adapt.slice(i - win + 1, i + 1)) <= (1 + TOL) * ePre) k = i;
+      return {
+        kind: 'recovery', stream: 'a', seq: 200, source: 'session', ePre, eFrozen, eAdapt,
+        recovery: eFrozen > ePre ? (eFrozen - eAdapt) / (eFrozen - ePre) : null,
+        residual: eAdapt / ePre, ticksToRecovery: k, secondsToRecovery: k === null ? null : ts[k] - ts[0],
+      };
+    }
+  });
+});
