@@ -1,33 +1,39 @@
-// `npm run bench [-- [--quick] [tick] [memory] [state]]`: runs the named benchmark sections (all by default) and
+// `npm run bench [-- [--quick] [tick] [memory] [state] [ws]]`: runs the named benchmark sections (all by default) and
 // prints each as an aligned text table, then a summary of the targets. Benchmarks print; they do not fail on a
 // missed target (the exit code is non-zero only when a section could not run).
 //
 // The memory section runs in a fresh child process of this same script started with --expose-gc, so that it can
 // force GC before each sample whether or not this process has global.gc, and so that the other sections' heaps
-// do not blur its figures. The child prints its table and passes its targets back on one marked line.
+// do not blur its figures. The child prints its table and passes its targets back on one marked line. The ws
+// section runs in such a child too, for the same reasons (its RSS figures), and starts its own load generator.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { machineLines, passFail, printTable, type BenchOptions, type TargetResult } from './common.js';
 import { runMemory } from './memory.js';
 import { runState } from './state.js';
 import { runTick } from './tick.js';
+import { runWs } from './ws.js';
 
-const SECTIONS = ['tick', 'memory', 'state'] as const;
+const SECTIONS = ['tick', 'memory', 'state', 'ws'] as const;
 type Section = (typeof SECTIONS)[number];
 const CHILD_FLAG = '--memory-child';
+const WS_CHILD_FLAG = '--ws-child';
+/** The sections that run in a fresh `node --expose-gc` child, by the flag that starts them there. */
+const CHILD_SECTIONS = { [CHILD_FLAG]: 'memory', [WS_CHILD_FLAG]: 'ws' } as const;
+type ChildSection = (typeof CHILD_SECTIONS)[keyof typeof CHILD_SECTIONS];
 const TARGETS_MARK = '@@driftline-bench-targets ';
 
 function usage(): string {
   return `usage: node --import tsx bench/index.ts [--quick] [${SECTIONS.join('] [')}]`;
 }
 
-function parseArgs(argv: string[]): { sections: Section[]; quick: boolean; child: boolean } {
+function parseArgs(argv: string[]): { sections: Section[]; quick: boolean; child: ChildSection | undefined } {
   const sections: Section[] = [];
   let quick = false;
-  let child = false;
+  let child: ChildSection | undefined;
   for (const arg of argv) {
     if (arg === '--quick') quick = true;
-    else if (arg === CHILD_FLAG) child = true;
+    else if (arg === CHILD_FLAG || arg === WS_CHILD_FLAG) child = CHILD_SECTIONS[arg];
     else if (arg === '--help' || arg === '-h') {
       process.stdout.write(`${usage()}\n`);
       process.exit(0);
@@ -43,10 +49,11 @@ function parseArgs(argv: string[]): { sections: Section[]; quick: boolean; child
   return { sections: ordered, quick, child };
 }
 
-/** Runs the memory section in `node --expose-gc` (same loader flags), forwarding its output. */
-async function memoryInChild(quick: boolean): Promise<TargetResult[]> {
+/** Runs the memory or ws section in `node --expose-gc` (same loader flags), forwarding its output. */
+async function sectionInChild(section: ChildSection, quick: boolean): Promise<TargetResult[]> {
   const self = fileURLToPath(import.meta.url);
-  const args = ['--expose-gc', ...process.execArgv, self, CHILD_FLAG, ...(quick ? ['--quick'] : [])];
+  const flag = section === 'ws' ? WS_CHILD_FLAG : CHILD_FLAG;
+  const args = ['--expose-gc', ...process.execArgv, self, flag, ...(quick ? ['--quick'] : [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   let targets: TargetResult[] = [];
   let pending = '';
@@ -65,15 +72,15 @@ async function memoryInChild(quick: boolean): Promise<TargetResult[]> {
   });
   const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
   if (pending) onLine(pending);
-  if (code !== 0) throw new Error(`the memory section's child process exited with ${code}`);
+  if (code !== 0) throw new Error(`the ${section} section's child process exited with ${code}`);
   return targets;
 }
 
 async function main(): Promise<void> {
   const { sections, quick, child } = parseArgs(process.argv.slice(2));
   const options: BenchOptions = { quick };
-  if (child) {
-    const targets = await runMemory(options);
+  if (child !== undefined) {
+    const targets = child === 'ws' ? await runWs(options) : await runMemory(options);
     process.stdout.write(`${TARGETS_MARK}${JSON.stringify(targets)}\n`);
     return;
   }
@@ -86,7 +93,8 @@ async function main(): Promise<void> {
   const targets: TargetResult[] = [];
   for (const section of sections) {
     if (section === 'tick') targets.push(...(await runTick(options)));
-    else if (section === 'memory') targets.push(...(await memoryInChild(quick)));
+    else if (section === 'memory') targets.push(...(await sectionInChild('memory', quick)));
+    else if (section === 'ws') targets.push(...(await sectionInChild('ws', quick)));
     else targets.push(...runState(options));
   }
 

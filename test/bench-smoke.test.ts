@@ -1,5 +1,5 @@
-// Smoke test of the benchmark harness: `bench/index.ts --quick state tick` runs to the end in a child process and
-// prints its tables with finite numbers. It checks that the benchmarks run, not how fast anything is.
+// Smoke test of the benchmark harness: `bench/index.ts --quick state tick` and `--quick ws` run to the end in a child
+// process and print their tables with finite numbers. They check that the benchmarks run, not how fast anything is.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -57,4 +57,66 @@ test('bench --quick state tick prints its tables', { timeout: TIMEOUT_MS + 10_00
     for (const v of m.slice(4, 7).map(number)) assert.ok(Number.isFinite(v) && v > 0, `state row: ${m[0]}`);
   }
   assert.doesNotMatch(out, /DIFFERS/, 'the stateBytes formula disagrees with a constructed learner');
+});
+
+test('bench --quick ws runs the WebSocket path and prints its tables', { timeout: 90_000 }, () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/index.ts', '--quick', 'ws'], {
+    cwd: root, encoding: 'utf8', timeout: 80_000, maxBuffer: 16 * 1024 * 1024,
+  });
+  const out = r.stdout ?? '';
+  assert.equal(r.error, undefined, `bench did not finish: ${r.error?.message}\n${out}\n${r.stderr}`);
+  assert.equal(r.status, 0, `bench exited with ${r.status}\n${out}\n${r.stderr}`);
+  for (const title of ['ws: ingest -> prediction out', 'ws: event-to-prediction latency', 'ws: a subscriber that never reads', 'targets']) {
+    assert.ok(out.includes(title), `missing table '${title}'\n${out}`);
+  }
+  assert.doesNotMatch(out, /tick: predict \+ learn latency/, 'tick was not asked for');
+  assert.match(out, /\d+ cores available \(os\.availableParallelism\(\)\)/);
+
+  // Throughput rows: frames, frame bytes, events timed, server s, server events/s, CPU %, events / CPU-s,
+  // end-to-end events/s, got / sent, target.
+  const tpRow = /^\s*(binary|json)\s+([\d,]+)\s+([\d,]+)\s+([\d.]+)\s+([\d,]+)\s+(\d+) %\s+([\d,]+)\s+([\d,]+)\s+([\d,]+) \/ ([\d,]+)\s+(.*)$/gm;
+  const tp = new Map([...out.matchAll(tpRow)].map((m) => [m[1], m]));
+  assert.deepEqual([...tp.keys()], ['binary', 'json'], `expected a binary and a json throughput row\n${out}`);
+  for (const m of tp.values()) {
+    const [frameBytes, timed, seconds, rate, cpuPct, perCpuSecond, e2eRate, got, sent] = m.slice(2, 11).map(number);
+    assert.ok(frameBytes > 0 && timed > 0 && seconds > 0 && rate > 0 && cpuPct > 0 && e2eRate > 0, `implausible row: ${m[0]}`);
+    // CPU % is printed rounded to a whole percent, so allow its half-percent of rounding.
+    assert.ok(Math.abs(perCpuSecond - rate / (cpuPct / 100)) <= perCpuSecond * (0.6 / cpuPct) + 1, `events / CPU-s: ${m[0]}`);
+    // The rate is the count over the time, as printed (seconds are rounded to 3 decimals).
+    assert.ok(Math.abs(rate - timed / seconds) <= timed / seconds * 0.05 + 1, `rate ${rate} vs ${timed} / ${seconds} s`);
+    assert.ok(got <= sent && got > 0, `subscriber got ${got} of ${sent}`);
+  }
+  // 96 float32 inputs and 2 labels on the 7-byte key 'bench-0': 25 + 7 + 4 (96 + 2) bytes, as docs/websocket-frames.md lays out.
+  assert.equal(number(tp.get('binary')![2]), 25 + 7 + 4 * 98);
+  assert.ok(number(tp.get('json')![2]) > number(tp.get('binary')![2]), 'JSON frames are longer than binary ones');
+  assert.match(tp.get('binary')![11], /^>= 20,000 (PASS|FAIL)$/);
+
+  // Latency rows: both figures, with ordered percentiles.
+  const latRow = /^\s*(in-server|end-to-end)\s+.+?\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+p99 < 2 ms (PASS|FAIL)$/gm;
+  const lat = [...out.matchAll(latRow)];
+  assert.deepEqual(lat.map((m) => m[1]), ['in-server', 'end-to-end'], `expected both latency figures\n${out}`);
+  for (const m of lat) {
+    const [events, p50, p90, p99, max] = m.slice(2, 7).map(number);
+    assert.ok(events > 0, `no latency samples: ${m[0]}`);
+    assert.ok(p50 >= 0 && p50 <= p90 && p90 <= p99 && p99 <= max, `percentiles out of order: ${m[0]}`);
+  }
+
+  // The never-reading subscriber: drops happened, and they are exactly what the two subscribers did not get.
+  const field = (name: string) => {
+    const m = new RegExp(`^\\s*${name.replace(/[.()]/g, '\\$&')}\\s+([\\d,]+)\\s*`, 'm').exec(out);
+    assert.ok(m, `no '${name}' row\n${out}`);
+    return number(m[1]);
+  };
+  const published = field('predictions published');
+  const dropped = field('server.stats.droppedForSlowSubscribers');
+  const slowGot = field('never-reading subscriber got (read after the run)');
+  const fastGot = field('reading subscriber got');
+  assert.ok(dropped > 0, 'a subscriber that never reads must cost drops once the buffers are full');
+  assert.equal(dropped, 2 * published - slowGot - fastGot);
+  assert.equal(field('not received (both subscribers)'), dropped);
+  assert.match(out, /RSS growth after warm-up \(GC'd\)\s+[+-][\d.,]+ [kMG]?B \([+-][\d.]+ %\)/);
+
+  // Five ws targets in the summary, each PASS or FAIL.
+  const targets = out.slice(out.lastIndexOf('\ntargets\n'));
+  assert.equal([...targets.matchAll(/^\s*ws\s+.+\s(PASS|FAIL)$/gm)].length, 5, `expected 5 ws targets\n${targets}`);
 });
