@@ -25,6 +25,13 @@ if (!existsSync(join(root, 'build', 'kernels.wasm')) || !existsSync(join(root, '
   if (run('npm', ['run', 'build'], { stdio: 'inherit' }).code !== 0) process.exit(1);
 }
 
+// The tests run through tsx, which strips types without checking them: check src, test and bench first.
+log('type-checking src, test and bench (tsc -p tsconfig.check.json)');
+if (run('npx', ['tsc', '-p', 'tsconfig.check.json'], { stdio: 'inherit' }).code !== 0) {
+  log('type errors: fix them first (npm run typecheck)');
+  process.exit(1);
+}
+
 const env = { ...process.env };
 let startedKafka = false;
 if (env.DRIFTLINE_KAFKA_BROKERS) {

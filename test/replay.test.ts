@@ -123,7 +123,7 @@ describe('readMat on hand-built MAT v5 bytes', () => {
     assert.deepEqual(Array.from(a.data), [1, 2, 3, 4, 5, 6.5]);
     assert.equal(at(a, 1, 2), 6.5);
     assert.equal(at(a, 0, 1), 3);
-    assert.deepEqual(Array.from(column(a, 1)), [3, 4]);
+    assert.deepEqual(Array.from(column(a, 1) as ArrayLike<number>), [3, 4]);
     assert.throws(() => at(a, 2, 0), RangeError);
   });
 
@@ -135,7 +135,7 @@ describe('readMat on hand-built MAT v5 bytes', () => {
     assert.deepEqual(Array.from(v.data), [200]);
     // Two int16 values in a small element.
     const b2 = le.file(le.matrix(MX.INT16, [1, 2], 'w', [le.small(MI.INT16, le.typed(MI.INT16, [-3, 7]))]));
-    assert.deepEqual(Array.from(num(readMat(b2).w).data), [-3, 7]);
+    assert.deepEqual(Array.from(num(readMat(b2).w).data as ArrayLike<number>), [-3, 7]);
   });
 
   test('int16 class stored as int8 converts to Int16Array', () => {
@@ -159,7 +159,7 @@ describe('readMat on hand-built MAT v5 bytes', () => {
       le.matrix(MX.DOUBLE, [1, 2], 'z', [le.element(MI.DOUBLE, le.typed(MI.DOUBLE, [1.5, -2])), le.element(MI.INT8, le.typed(MI.INT8, [3, -4]))], 0x0800),
     );
     const z = num(readMat(bytes).z);
-    assert.deepEqual(Array.from(z.data), [1.5, -2]);
+    assert.deepEqual(Array.from(z.data as ArrayLike<number>), [1.5, -2]);
     assert.ok(z.imag instanceof Float64Array);
     assert.deepEqual(Array.from(z.imag), [3, -4]);
   });
@@ -188,7 +188,7 @@ describe('readMat on hand-built MAT v5 bytes', () => {
     const c = readMat(bytes).c;
     assert.ok(c.kind === 'cell');
     assert.deepEqual(c.dims, [1, 3]);
-    assert.deepEqual(Array.from(num(c.cells[0]).data), [42]);
+    assert.deepEqual(Array.from(num(c.cells[0]).data as ArrayLike<number>), [42]);
     assert.equal(c.cells[1].kind === 'char' && c.cells[1].text, 'hi');
     assert.equal(numel(c.cells[2]), 0);
   });
@@ -208,7 +208,7 @@ describe('readMat on hand-built MAT v5 bytes', () => {
       assert.ok(s.kind === 'struct');
       assert.deepEqual(s.fields, ['alpha', 'b']);
       assert.equal(s.elements.length, 2);
-      assert.deepEqual(Array.from(num(field(s, 'alpha', 1)).data), [2]);
+      assert.deepEqual(Array.from(num(field(s, 'alpha', 1)).data as ArrayLike<number>), [2]);
       const b0 = field(s, 'b', 0);
       assert.equal(b0.kind === 'char' && b0.text, 'one');
       assert.throws(() => field(s, 'nope'), /no field 'nope'.*alpha, b/);
@@ -226,7 +226,7 @@ describe('readMat on hand-built MAT v5 bytes', () => {
     assert.equal(m.L.kind, 'logical');
     assert.deepEqual(m.L.kind === 'logical' && Array.from(m.L.data), [1, 0, 1]);
     assert.ok(num(m.f).data instanceof Float32Array);
-    assert.deepEqual(Array.from(num(m.f).data), [0.5, -1.25]);
+    assert.deepEqual(Array.from(num(m.f).data as ArrayLike<number>), [0.5, -1.25]);
     assert.ok(num(m.i).data instanceof Int32Array);
     assert.equal(at(num(m.i), 0, 0), -7);
   });
@@ -249,8 +249,8 @@ describe('readMat on hand-built MAT v5 bytes', () => {
       be.matrix(MX.CHAR, [1, 2], 'c', [be.element(MI.UINT16, be.typed(MI.UINT16, [0x4f, 0x4b]))]),
     );
     const m = readMat(bytes);
-    assert.deepEqual(Array.from(num(m.A).data), [1.5, 2, -3, 4]);
-    assert.deepEqual(Array.from(num(m.w).data), [-300, 301]);
+    assert.deepEqual(Array.from(num(m.A).data as ArrayLike<number>), [1.5, 2, -3, 4]);
+    assert.deepEqual(Array.from(num(m.w).data as ArrayLike<number>), [-300, 301]);
     assert.equal(m.c.kind === 'char' && m.c.text, 'OK');
   });
 
@@ -392,12 +392,13 @@ describe('readMat on the Jango sessions', { skip: noData }, () => {
     assert.deepEqual(zeroCols, [66, 69]);
     const ids = num(field(b, 'neuronIDs'));
     assert.deepEqual(ids.dims, [94, 2]);
-    const present = new Set(Array.from(column(ids, 0), Number));
+    const present = new Set(Array.from(column(ids, 0) as ArrayLike<number>, Number));
     const missing = Array.from({ length: 96 }, (_, i) => i + 1).filter((c) => !present.has(c));
     assert.deepEqual(missing, [67, 70]);
   });
 
   test('cross-check against mat-for-js (GPL, dev-only oracle): same numbers and dims', async () => {
+    // @ts-expect-error mat-for-js ships no type declarations; the cast below gives the one function used.
     const { read } = (await import('mat-for-js')) as { read: (b: ArrayBuffer) => { data: Record<string, unknown> } };
     for (const [path, mine] of [
       [DAY0, day0],
