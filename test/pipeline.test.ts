@@ -1,0 +1,243 @@
+// The pipeline (src/streams/pipeline.ts): marble tests of the whole chain as one operator (empty, values, error,
+// never-ending, unsubscribe, a throwing callback), and behavioural tests of what the composition adds: detected
+// drift fed back through predictThenLearn exactly once and in order, the queue drained at completion, tick
+// timing, checkpoints taken at completion and restored by a second pipeline, bad input as Rejections.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { from, map, Subject, type Observable } from 'rxjs';
+import { TestScheduler } from 'rxjs/testing';
+import { createLearner, type LearnerSpec } from '../src/learners/learner.js';
+import { rmsprop } from '../src/learners/optim/transform.js';
+import type { CheckpointStore, StoredCheckpoint } from '../src/streams/checkpoint-store.js';
+import type { DriftMarker, LabelEvent, Prediction, Rejection, ScoredTick, StreamInput, TickEvent } from '../src/streams/messages.js';
+import { createPipeline, type PipelineOptions, type PipelineOutput } from '../src/streams/pipeline.js';
+
+const M = 3;
+const spec: LearnerSpec = {
+  cell: { kind: 'tanh-rnn', hiddenSize: 8 }, credit: { rule: 'immediate', lambda: 0 }, optimizer: rmsprop(0.01),
+  inputSize: M, outputSize: 1, seed: 3, loss: 'mse',
+};
+
+const xOf = (seq: number, shift = 0) => Float32Array.from([Math.sin(seq) + shift, Math.cos(0.7 * seq) + shift, 0.1 * (seq % 5) + shift]);
+const yOf = (seq: number, level = 0) => Float32Array.from([0.5 * Math.sin(seq + 0.3) + level]);
+const tick = (seq: number, opts: { y?: Float32Array; x?: Float32Array; stream?: string } = {}): TickEvent => ({
+  kind: 'tick', stream: opts.stream ?? 'a', seq, t: seq * 0.05, x: opts.x ?? xOf(seq), ...(opts.y ? { y: opts.y } : {}),
+});
+const label = (seq: number, y = yOf(seq)): LabelEvent => ({ kind: 'label', stream: 'a', seq, y });
+
+/** Options with no detector: the chain without feedback. */
+function options(extra: Partial<PipelineOptions> = {}): PipelineOptions {
+  return {
+    pool: { spec, maxStreams: 4 },
+    maxDelay: 8,
+    recoveryTicks: 20,
+    prequential: { window: 10, ewmaAlpha: 0.1 },
+    drift: { detectors: [] },
+    recovery: { window: 10, tolerance: 0.5 },
+    ...extra,
+  };
+}
+
+/** A detector on the error that fires soon after the labels jump by 10 (River-style Page-Hinkley, increases only). */
+const errorDetector = { detectors: [{ kind: 'page-hinkley' as const, threshold: 5, delta: 0.005, minInstances: 10, mode: 'up' as const }] };
+
+/** Runs inputs synchronously through an operator and collects every output. */
+function run(inputs: readonly StreamInput[], op: (s: Observable<StreamInput | Rejection>) => Observable<PipelineOutput>) {
+  const out: PipelineOutput[] = [];
+  let error: unknown;
+  let completed = false;
+  from(inputs).pipe(op).subscribe({ next: (v) => out.push(v), error: (e) => (error = e), complete: () => (completed = true) });
+  return { out, error, completed };
+}
+
+/** Ticks 0..n-1 with their labels in the frame; from `jumpAt` on the labels sit 10 higher. */
+function jumpStream(n: number, jumpAt: number): TickEvent[] {
+  return Array.from({ length: n }, (_, i) => tick(i, { y: yOf(i, i >= jumpAt ? 10 : 0) }));
+}
+
+const summary = (m: PipelineOutput) => (m.kind === 'rejected' ? `x:${m.reason}` : `${m.kind}${'seq' in m ? m.seq : ''}`);
+const scheduler = () => new TestScheduler((actual, expected) => assert.deepStrictEqual(actual, expected));
+
+describe('pipeline: marble tests', () => {
+  test('empty', () => scheduler().run(({ cold, expectObservable }) => {
+    expectObservable(cold<StreamInput>('|').pipe(createPipeline(options()).operator)).toBe('|');
+  }));
+
+  test('values: prediction, scored tick, then a prequential report once references exist', () => scheduler().run(({ cold, expectObservable }) => {
+    const v = { a: tick(0, { y: yOf(0) }), b: tick(1, { y: yOf(1) }), c: tick(2), l: label(2) };
+    // Tick 0 is scored but not reported: no label had arrived when it was predicted, so the references are NaN.
+    const expected = {
+      p: 'prediction0', s: 'scored0', q: 'prediction1', t: 'scored1', r: 'prequential1', u: 'prediction2', w: 'scored2', z: 'prequential2',
+    };
+    expectObservable(cold('a 9ms b 9ms c 9ms l 9ms |', v).pipe(createPipeline(options()).operator, map(summary)))
+      .toBe('(ps) 6ms (qtr) 5ms u 9ms (wz) 6ms |', expected);
+  }));
+
+  test('error passes through', () => scheduler().run(({ cold, expectObservable }) => {
+    expectObservable(cold('a-#', { a: tick(0) }, new Error('boom')).pipe(createPipeline(options()).operator, map(summary)))
+      .toBe('p-#', { p: 'prediction0' }, new Error('boom'));
+  }));
+
+  test('never-ending', () => scheduler().run(({ cold, expectObservable }) => {
+    expectObservable(cold('a-b-', { a: tick(0), b: tick(1) }).pipe(createPipeline(options()).operator, map(summary)))
+      .toBe('a-b-', { a: 'prediction0', b: 'prediction1' });
+  }));
+
+  test('unsubscribe mid-stream unsubscribes the source', () => scheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+    const source = cold('a-b-c|', { a: tick(0), b: tick(1), c: tick(2) });
+    expectObservable(source.pipe(createPipeline(options()).operator, map(summary)), '^--!').toBe('a-b', { a: 'prediction0', b: 'prediction1' });
+    expectSubscriptions(source.subscriptions).toBe('^--!');
+  }));
+
+  test('a throwing onTickDuration errors the output (a programming error)', () => scheduler().run(({ cold, expectObservable }) => {
+    const pipeline = createPipeline(options({ onTickDuration: () => { throw new Error('callback'); } }));
+    expectObservable(cold('a-b|', { a: tick(0), b: tick(1) }).pipe(pipeline.operator, map(summary))).toBe('(p#)', { p: 'prediction0' }, new Error('callback'));
+  }));
+
+  test('a throwing spec function errors the output; bad input does not', () => scheduler().run(({ cold, expectObservable }) => {
+    const throwing = createPipeline(options({ pool: { spec: () => { throw new Error('no spec'); }, maxStreams: 2 } }));
+    expectObservable(cold('a|', { a: tick(0) }).pipe(throwing.operator)).toBe('#', undefined, new Error('no spec'));
+    const v = { a: tick(0), w: tick(1, { x: Float32Array.from([1, 2]) }), b: tick(2) };
+    expectObservable(cold('a-w-b|', v).pipe(createPipeline(options()).operator, map(summary)))
+      .toBe('a-w-b|', { a: 'prediction0', w: 'x:dimension', b: 'prediction2' });
+  }));
+});
+
+describe('pipeline: behaviour', () => {
+  test('bad options throw at creation, naming the operator', () => {
+    assert.throws(() => createPipeline(options({ maxDelay: 0 })), /maxDelay/);
+    assert.throws(() => createPipeline(options({ drift: { detectors: [{ kind: 'cusum' } as never] } })), /cusum/);
+    assert.throws(() => createPipeline(options({ prequential: { window: 0, ewmaAlpha: 0.1 } })), /window/);
+    assert.throws(() => createPipeline(options({ onTickDuration: 5 as never })), /onTickDuration/);
+  });
+
+  test('a detection is fed back: the marker passes predictThenLearn once, right before the next tick, and forks the shadow', () => {
+    const pipeline = createPipeline(options({ drift: errorDetector }));
+    const { out, error, completed } = run(jumpStream(80, 40), pipeline.operator);
+    assert.equal(error, undefined);
+    assert.ok(completed);
+    const markers = out.filter((m): m is DriftMarker => m.kind === 'drift');
+    assert.ok(markers.length >= 1, 'the jump of the labels is detected');
+    const first = markers[0];
+    assert.equal(first.source, 'page-hinkley');
+    assert.ok(first.seq > 40 && first.seq < 60, `detected soon after the jump at 40, marker seq ${first.seq}`);
+    // Exactly once in the output (the detector does not emit it itself; predictThenLearn passes it on).
+    assert.equal(markers.filter((m) => m.seq === first.seq).length, 1);
+    // In order: after the scored tick it was detected on, before the prediction of the first tick after it.
+    const at = out.indexOf(first);
+    const scoredBefore = out.slice(0, at).filter((m): m is ScoredTick => m.kind === 'scored').at(-1)!;
+    assert.equal(scoredBefore.seq, first.seq - 1);
+    const next = out.slice(at + 1).find((m) => m.kind === 'prediction') as Prediction;
+    assert.equal(next.seq, first.seq);
+    // predictThenLearn forked the frozen shadow at the marker: the ticks after it carry yFrozen, those before do not.
+    const scored = out.filter((m): m is ScoredTick => m.kind === 'scored');
+    assert.ok(scored.filter((s) => s.seq < first.seq).every((s) => s.yFrozen === undefined));
+    assert.ok(scored.filter((s) => s.seq >= first.seq && s.seq < first.seq + 20).every((s) => s.yFrozen !== undefined));
+    // trackRecovery measured it: one recovery report per marker.
+    const recoveries = out.filter((m) => m.kind === 'recovery');
+    assert.deepEqual(recoveries.map((r) => r.seq), markers.map((m) => m.seq));
+  });
+
+  test('a detection on the last tick is drained into the output before completion', () => {
+    const pipeline = createPipeline(options({ drift: errorDetector }));
+    const base = run(jumpStream(80, 40), pipeline.operator);
+    const firstMarker = base.out.find((m): m is DriftMarker => m.kind === 'drift')!;
+    // Stop the stream on the tick the detection happens on: nothing follows that would drain the queue.
+    const again = createPipeline(options({ drift: errorDetector }));
+    const { out, completed } = run(jumpStream(firstMarker.seq, 40), again.operator);
+    assert.ok(completed);
+    const last = out.filter((m) => m.kind === 'drift' || m.kind === 'recovery');
+    assert.deepEqual(last.map((m) => `${m.kind}:${m.seq}`), [`drift:${firstMarker.seq}`, `recovery:${firstMarker.seq}`]);
+  });
+
+  test('the same input gives the same output (deterministic)', () => {
+    const strip = (m: PipelineOutput) => (m.kind === 'prediction' ? { ...m, predictedAt: 0 } : m);
+    const a = run(jumpStream(80, 40), createPipeline(options({ drift: errorDetector })).operator).out.map(strip);
+    const b = run(jumpStream(80, 40), createPipeline(options({ drift: errorDetector })).operator).out.map(strip);
+    assert.deepStrictEqual(a, b);
+  });
+
+  test('a shift of the inputs is detected before the learner and fed back with its input- source', () => {
+    const inputs = Array.from({ length: 120 }, (_, i) => tick(i, { x: xOf(i, i >= 60 ? 5 : 0), y: yOf(i) }));
+    const pipeline = createPipeline(options({
+      inputDrift: { detectors: [{ kind: 'page-hinkley', threshold: 5, delta: 0.005, minInstances: 10 }] },
+    }));
+    const { out } = run(inputs, pipeline.operator);
+    const markers = out.filter((m): m is DriftMarker => m.kind === 'drift');
+    assert.ok(markers.length >= 1);
+    assert.equal(markers[0].source, 'input-page-hinkley');
+    // The tick that shifted is 60; the detector sees it before the learner predicts it, the marker names the next one.
+    assert.ok(markers[0].seq >= 61 && markers[0].seq < 70, `marker seq ${markers[0].seq}`);
+    const at = out.indexOf(markers[0]);
+    assert.equal((out.slice(at + 1).find((m) => m.kind === 'prediction') as Prediction).seq, markers[0].seq);
+    assert.equal(out.filter((m) => m.kind === 'drift' && m.seq === markers[0].seq).length, 1);
+  });
+
+  test('declared session boundaries pass once, in place; normalizeInputs runs first', () => {
+    const session: DriftMarker = { kind: 'drift', stream: 'a', seq: 5, t: 0.25, source: 'session', session: 'day2' };
+    const inputs: StreamInput[] = [tick(0), tick(1), tick(2), tick(3), tick(4), session, tick(5)];
+    const { out } = run(inputs, createPipeline(options({ normalize: { warmup: 2 } })).operator);
+    // The boundary's recovery measurement is still open at the end: it reports what it has when the source completes.
+    assert.deepEqual(out.map(summary), ['prediction0', 'prediction1', 'prediction2', 'prediction3', 'prediction4', 'drift5', 'prediction5', 'recovery5']);
+    // The first tick of a stream normalizes to zeros, so its prediction equals a fresh learner's on zeros.
+    const fresh = createLearner(spec);
+    assert.deepEqual((out[0] as Prediction).yhat, Float32Array.from(fresh.predict(new Float32Array(M))));
+  });
+
+  test('onTickDuration: once per tick and label, with the seconds of its processing', () => {
+    const seen: string[] = [];
+    const pipeline = createPipeline(options({
+      onTickDuration: (seconds, input) => {
+        assert.ok(Number.isFinite(seconds) && seconds >= 0 && seconds < 1);
+        seen.push(`${input.kind}${input.seq}`);
+      },
+    }));
+    const session: DriftMarker = { kind: 'drift', stream: 'a', seq: 2, t: 0.1, source: 'session' };
+    run([tick(0), tick(1), label(0), session, tick(2, { y: yOf(2) })], pipeline.operator);
+    assert.deepEqual(seen, ['tick0', 'tick1', 'label0', 'tick2']);
+  });
+
+  test('one run at a time: a concurrent second subscription errors', () => {
+    const pipeline = createPipeline(options());
+    const source = new Subject<StreamInput>();
+    source.pipe(pipeline.operator).subscribe();
+    let error: unknown;
+    source.pipe(pipeline.operator).subscribe({ error: (e) => (error = e) });
+    assert.match(String(error), /already running/);
+  });
+
+  test('checkpoints: the last state is snapshotted at completion; a second pipeline restores it and predicts the same', async () => {
+    const saved = new Map<string, StoredCheckpoint>();
+    const store: CheckpointStore = {
+      save: async (c) => void saved.set(c.meta.stream, c),
+      loadAll: async () => new Map(saved),
+    };
+    const all = Array.from({ length: 60 }, (_, i) => tick(i, { y: yOf(i) }));
+    const first = createPipeline(options({ checkpoint: { store, everyTicks: 1000 } }));
+    run(all.slice(0, 30), first.operator);
+    await first.flush();
+    assert.equal(first.pool.size, 0, 'the pool is released when the run ends');
+    const checkpoint = saved.get('a');
+    assert.ok(checkpoint, 'the completion wrote a checkpoint although everyTicks was never reached');
+    assert.equal(checkpoint.meta.lastSeq, 29);
+    assert.equal(checkpoint.meta.version, 30);
+
+    // Restored from the checkpoint, the second half is predicted exactly as by one uninterrupted run.
+    const second = createPipeline(options({ pool: { spec, maxStreams: 4, initialState: await store.loadAll() } }));
+    const resumed = run(all.slice(30), second.operator).out.filter((m): m is Prediction => m.kind === 'prediction');
+    const whole = run(all, createPipeline(options()).operator).out.filter((m): m is Prediction => m.kind === 'prediction').slice(30);
+    assert.equal(resumed.length, 30);
+    assert.deepEqual(resumed.map((p) => [p.seq, p.version, Array.from(p.yhat)]), whole.map((p) => [p.seq, p.version, Array.from(p.yhat)]));
+  });
+
+  test('flush while running snapshots the pool now', async () => {
+    const saved: StoredCheckpoint[] = [];
+    const pipeline = createPipeline(options({ checkpoint: { store: { save: async (c) => void saved.push(c), loadAll: async () => new Map() }, everyTicks: 1000 } }));
+    const source = new Subject<StreamInput>();
+    source.pipe(pipeline.operator).subscribe();
+    for (let i = 0; i < 5; i++) source.next(tick(i, { y: yOf(i) }));
+    await pipeline.flush();
+    assert.deepEqual(saved.map((c) => [c.meta.stream, c.meta.lastSeq, c.meta.version]), [['a', 4, 5]]);
+    source.complete();
+  });
+});
