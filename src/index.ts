@@ -9,3 +9,10 @@ export { InvalidInputError, InvalidLabelError, InvalidSpecError, SnapshotError }
 export { createKernels } from './learners/kernels/wasm-kernels.js';
 export type { Kernels, KernelBackend } from './learners/kernels/kernels.js';
 export { loadTensorFlow } from './tf/backend.js';
+export { createPipeline } from './streams/pipeline.js';
+export type { Pipeline, PipelineOptions, PipelineOutput } from './streams/pipeline.js';
+export { ConfigError, configSchema, learnerSpecOf, loadConfig, parseConfig } from './cli/config.js';
+export type { DriftlineConfig } from './cli/config.js';
+export { pipelineOptionsOf, startDriftline } from './cli/run.js';
+export type { RunningDriftline, StartOptions } from './cli/run.js';
+export { createLogger, WarningLimiter } from './cli/logger.js';

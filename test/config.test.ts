@@ -1,8 +1,9 @@
 // A bad config file is refused at start with a message that names the field and the fix.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { ConfigError, learnerSpecOf, loadConfig, parseConfig } from '../src/cli/config.js';
 import { createLearner } from '../src/learners/learner.js';
@@ -22,6 +23,30 @@ test('a minimal config gets documented defaults and yields a learner spec create
   assert.equal(learner.spec.maxLabelDelay, 32);
 });
 
+test('the drift, evaluation and log fields the pipeline needs have defaults and accept what they document', () => {
+  const defaults = parseConfig(minimal);
+  assert.deepEqual(defaults.drift, { detectors: [{ kind: 'page-hinkley' }], inputDetectors: [], cooldownTicks: 0 });
+  assert.equal(defaults.evaluation.reportEvery, 10);
+  assert.equal(defaults.evaluation.recoveryTicks, 2000);
+  assert.deepEqual(defaults.log, { level: 'info', maxWarningsPerSecond: 10 });
+  const config = parseConfig({
+    ...minimal,
+    evaluation: { reportEvery: 20, window: 500 },
+    drift: {
+      detectors: [{ kind: 'page-hinkley', threshold: 2e8, delta: 2e6, mode: 'up' }],
+      inputDetectors: [{ kind: 'adwin', delta: 0.002 }],
+      cooldownTicks: 1000,
+    },
+  });
+  assert.equal(config.evaluation.reportEvery, 20);
+  // A partly given block keeps the defaults of the fields it leaves out.
+  assert.equal(config.evaluation.ewmaAlpha, 0.01);
+  assert.equal(config.evaluation.window, 500);
+  assert.deepEqual(config.drift.inputDetectors, [{ kind: 'adwin', delta: 0.002 }]);
+  assert.equal(config.drift.detectors[0].kind === 'page-hinkley' && config.drift.detectors[0].mode, 'up');
+  assert.equal(config.drift.cooldownTicks, 1000);
+});
+
 const cases: [string, unknown, RegExp][] = [
   ['an unknown cell kind', { ...minimal, learner: { ...minimal.learner, cell: { kind: 'tanh-rn', hiddenSize: 64 } } }, /learner\.cell\.kind: .*tanh-rnn/],
   ['a negative size', { ...minimal, streams: { inputSize: -1, outputSize: 2 } }, /streams\.inputSize: .*>0/],
@@ -29,6 +54,11 @@ const cases: [string, unknown, RegExp][] = [
   ['a port of the wrong type', { ...minimal, sources: { websocket: { port: '80' } } }, /sources\.websocket\.port: .*number/],
   ['an unknown holdout kind', { ...minimal, evaluation: { holdout: { kind: 'sometimes' } } }, /evaluation\.holdout\.kind/],
   ['a lambda of 1', { ...minimal, learner: { ...minimal.learner, credit: { rule: 'immediate', lambda: 1 } } }, /learner\.credit\.lambda/],
+  ['a negative cooldown', { ...minimal, drift: { cooldownTicks: -1 } }, /drift\.cooldownTicks: .*>=0/],
+  ['an unknown input detector', { ...minimal, drift: { inputDetectors: [{ kind: 'cusum' }] } }, /drift\.inputDetectors\.0\.kind/],
+  ['a Page-Hinkley mode that does not exist', { ...minimal, drift: { detectors: [{ kind: 'page-hinkley', mode: 'sideways' }] } }, /drift\.detectors\.0\.mode: .*"up"/],
+  ['a report interval of 0', { ...minimal, evaluation: { reportEvery: 0 } }, /evaluation\.reportEvery: .*>0/],
+  ['a warning budget of 0', { ...minimal, log: { maxWarningsPerSecond: 0 } }, /log\.maxWarningsPerSecond/],
   ['a short token', { ...minimal, sources: { websocket: { token: 'abc' } } }, /sources\.websocket\.token: a bearer token needs at least 16/],
 ];
 for (const [name, raw, message] of cases) {
@@ -46,4 +76,15 @@ test('loadConfig reads YAML and reports unreadable or invalid files', () => {
   writeFileSync(broken, 'streams: [unclosed');
   assert.throws(() => loadConfig(broken), /not valid YAML/);
   assert.throws(() => loadConfig(join(dir, 'missing.yaml')), /cannot read the file/);
+});
+
+test('the example configs in examples/configs are valid', () => {
+  const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'examples', 'configs');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+  assert.ok(files.length >= 1);
+  for (const file of files) {
+    const config = loadConfig(join(dir, file));
+    assert.ok(config.sources.websocket, `${file} configures a source for driftline run`);
+    createLearner(learnerSpecOf(config));
+  }
 });

@@ -59,6 +59,7 @@ const detectorSchema = z.discriminatedUnion('kind', [
       delta: z.number().min(0).optional(),
       minInstances: positiveInt.optional(),
       alpha: z.number().gt(0).max(1).optional(),
+      mode: z.enum(['up', 'down', 'both']).optional(),
     })
     .strict(),
   z.object({ kind: z.literal('adwin'), delta: z.number().gt(0).lt(1).optional() }).strict(),
@@ -97,17 +98,26 @@ export const configSchema = z
       .object({
         window: positiveInt.default(1000),
         ewmaAlpha: z.number().gt(0).max(1).default(0.01),
+        /** A PrequentialReport after every k-th scored tick of a stream and track (metrics need no more). */
+        reportEvery: positiveInt.max(1_000_000).default(10),
         holdout: holdoutSchema.default({ kind: 'none' }),
         recoveryTicks: positiveInt.default(2000),
         tolerance: z.number().positive().default(0.5),
         normalizeInputs: z.boolean().default(false),
       })
       .strict()
-      .default({ window: 1000, ewmaAlpha: 0.01, holdout: { kind: 'none' }, recoveryTicks: 2000, tolerance: 0.5, normalizeInputs: false }),
+      .prefault({}),
     drift: z
-      .object({ detectors: z.array(detectorSchema).default([{ kind: 'page-hinkley' }]) })
+      .object({
+        /** Detectors on the learner's per-tick error (after scoring). */
+        detectors: z.array(detectorSchema).default([{ kind: 'page-hinkley' }]),
+        /** Detectors on an input statistic of each tick (before the learner); none by default. */
+        inputDetectors: z.array(detectorSchema).default([]),
+        /** Scored ticks after any drift marker during which further detections are not emitted. */
+        cooldownTicks: z.number().int().min(0).default(0),
+      })
       .strict()
-      .default({ detectors: [{ kind: 'page-hinkley' }] }),
+      .prefault({}),
     checkpoint: z
       .object({ dir: z.string().min(1), everyTicks: positiveInt.default(5000) })
       .strict()
@@ -117,9 +127,13 @@ export const configSchema = z
       .strict()
       .default({ host: '127.0.0.1', port: 9464 }),
     log: z
-      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        /** Warnings about refused input logged per second at most; the rest are counted and summarised. */
+        maxWarningsPerSecond: positiveInt.max(10_000).default(10),
+      })
       .strict()
-      .default({ level: 'info' }),
+      .prefault({}),
   })
   .strict();
 

@@ -1,10 +1,17 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const usage = `driftline: streaming online adaptation, one recurrent learner per stream
 
 usage:
+  driftline run --config FILE
+      the service: WebSocket ingest -> one learner per stream -> predictions to subscribers, Prometheus
+      metrics, checkpoints; JSON logs on stderr; SIGINT/SIGTERM stop cleanly (examples/configs/)
+  driftline replay [--to ws://HOST:PORT/ingest [--token T] | --config FILE] [--speed recorded|fast|K]
+                   [--label-delay K] [--stream NAME] [--binary] FILE...
+      recorded sessions (.mat Jango, .ndjson) as one live stream with session boundaries: sent to a running
+      driftline, or run in-process with a summary table of prequential error and recovery
   driftline demo [--ticks N] [--rate HZ] [--seed S] [--label-delay D]
       a simulated drifting stream through a learner: live prequential error and recovery
   driftline reproduce sine-shift [--quick] [--seeds N] [--out DIR]
@@ -17,6 +24,14 @@ usage:
 export async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   switch (command) {
+    case 'run': {
+      const { runCommand } = await import('./run.js');
+      return runCommand(args);
+    }
+    case 'replay': {
+      const { replayCommand } = await import('./replay.js');
+      return replayCommand(args);
+    }
     case 'demo': {
       const { demoCommand } = await import('./demo.js');
       await demoCommand(args);
@@ -44,5 +59,16 @@ export async function main(argv: string[]): Promise<number> {
     default:
       process.stderr.write(`unknown command '${command}'\n\n${usage}`);
       return 2;
+  }
+}
+
+// Run directly (`node --import tsx src/cli/main.ts run ...`, as the tests do), this module is the CLI, the same as
+// bin/driftline.js over the compiled dist/.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  try {
+    process.exitCode = await main(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`driftline: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
   }
 }

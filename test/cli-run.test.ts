@@ -1,0 +1,328 @@
+// `driftline run` and `driftline replay` as processes and as functions: a bad config refused before anything
+// starts (exit 2, the field named), a malformed frame answered and counted by reason in the metrics, refused-input
+// warnings rate-limited, SIGTERM flushing checkpoints (exit 0) that the next start restores, a second signal
+// exiting at once, replay usage errors, replay in-process with its summary table, and replay --to a running
+// driftline with the server's refusals counted in the exit code.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, describe, test } from 'node:test';
+import { WebSocket } from 'ws';
+import { encodeJsonFrame } from '../src/adapters/websocket/frames.js';
+import { WarningLimiter } from '../src/cli/logger.js';
+import { replayCommand } from '../src/cli/replay.js';
+import { runCommand } from '../src/cli/run.js';
+import { FileCheckpointStore } from '../src/streams/file-checkpoint-store.js';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const work = mkdtempSync(join(tmpdir(), 'driftline-cli-run-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+const M = 4;
+/** A small run config (ws and metrics on free ports) as YAML; `extra` lines are appended at the top level. */
+function configFile(name: string, extra = '', { inputSize = M } = {}): string {
+  const path = join(work, name);
+  writeFileSync(
+    path,
+    [
+      `streams: { inputSize: ${inputSize}, outputSize: 1, maxStreams: 4 }`,
+      'learner:',
+      '  cell: { kind: tanh-rnn, hiddenSize: 8 }',
+      '  credit: { rule: immediate }',
+      '  optimizer: { name: rmsprop, lr: 0.01 }',
+      'sources: { websocket: { host: 127.0.0.1, port: 0 } }',
+      'evaluation: { window: 20, reportEvery: 5, recoveryTicks: 30 }',
+      'drift: { detectors: [] }',
+      'metrics: { port: 0 }',
+      extra,
+    ].join('\n'),
+  );
+  return path;
+}
+
+interface Cli {
+  readonly child: ChildProcess;
+  readonly lines: () => Record<string, unknown>[];
+  readonly stderr: () => string;
+  readonly exited: Promise<number | null>;
+  waitFor(predicate: (line: Record<string, unknown>) => boolean, ms?: number): Promise<Record<string, unknown>>;
+}
+
+/** Spawns the CLI from source (no dependency on a stale dist/), collecting its JSON log lines from stderr. */
+function spawnCli(args: string[]): Cli {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  const parsed: Record<string, unknown>[] = [];
+  let pending = '';
+  const waiters: (() => void)[] = [];
+  child.stderr!.on('data', (chunk: Buffer) => {
+    text += chunk.toString();
+    pending += chunk.toString();
+    const parts = pending.split('\n');
+    pending = parts.pop() ?? '';
+    for (const line of parts) {
+      try {
+        parsed.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        /* not a log line */
+      }
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  child.stdout!.resume();
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  return {
+    child,
+    lines: () => parsed,
+    stderr: () => text,
+    exited,
+    async waitFor(predicate, ms = 20_000) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const found = parsed.find(predicate);
+        if (found) return found;
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`log line not seen; stderr:\n${text}`);
+        await new Promise<void>((r) => {
+          waiters.push(r);
+          setTimeout(r, 100);
+        });
+      }
+    },
+  };
+}
+
+async function openWs(url: string): Promise<WebSocket> {
+  const ws = new WebSocket(url);
+  await new Promise<void>((res, rej) => {
+    ws.once('open', () => res());
+    ws.once('error', rej);
+  });
+  return ws;
+}
+
+async function metricValue(metricsUrl: string, series: string): Promise<number | undefined> {
+  const text = await (await fetch(metricsUrl)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+const capture = () => {
+  let text = '';
+  return { stream: { write: (c: string) => ((text += c), true), isTTY: false }, text: () => text };
+};
+
+describe('driftline run', () => {
+  test('a bad config is refused at start: exit 2, every bad field named, nothing started', async () => {
+    const bad = join(work, 'bad.yaml');
+    writeFileSync(bad, 'streams: { inputSize: 96, outputSize: 2, maxStream: 3 }\nlearner:\n  cell: { kind: tanh-rn, hiddenSize: 64 }\n  credit: { rule: immediate }\n  optimizer: { name: rmsprop, lr: 0.001 }\n');
+    const cli = spawnCli(['run', '--config', bad]);
+    assert.equal(await cli.exited, 2);
+    assert.match(cli.stderr(), /streams: unknown field\(s\) 'maxStream'/);
+    assert.match(cli.stderr(), /learner\.cell\.kind: .*tanh-rnn/);
+    assert.match(cli.stderr(), /bad\.yaml/);
+    assert.doesNotMatch(cli.stderr(), /driftline ready/);
+  });
+
+  test('usage errors exit 2: no --config, a config without a source', async () => {
+    const err = capture();
+    assert.equal(await runCommand([], { stdout: capture().stream, stderr: err.stream }), 2);
+    assert.match(err.text(), /--config FILE is required/);
+    const noSource = join(work, 'no-source.yaml');
+    writeFileSync(noSource, `streams: { inputSize: ${M}, outputSize: 1 }\nlearner:\n  cell: { kind: gru, hiddenSize: 4 }\n  credit: { rule: rtrl }\n  optimizer: { name: sgd, lr: 0.1 }\n`);
+    const err2 = capture();
+    assert.equal(await runCommand(['--config', noSource], { stdout: capture().stream, stderr: err2.stream }), 2);
+    assert.match(err2.text(), /sources\.websocket: driftline run needs a source/);
+  });
+
+  test('a malformed frame gets an error reply and is counted by reason; warnings are rate-limited; SIGTERM flushes checkpoints and the next start restores them', async () => {
+    const ckpt = join(work, 'ckpt-a');
+    const config = configFile('run-a.yaml', `checkpoint: { dir: ${ckpt}, everyTicks: 1000 }\nlog: { level: info, maxWarningsPerSecond: 3 }`);
+    const cli = spawnCli(['run', '--config', config]);
+    try {
+      const ready = await cli.waitFor((l) => l.msg === 'driftline ready');
+      const ingest = String(ready.ingest);
+      const metrics = String(ready.metrics);
+      assert.match(ingest, /^ws:\/\/127\.0\.0\.1:\d+\/ingest$/);
+      assert.match(metrics, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+
+      const ws = await openWs(ingest);
+      const replies: { type: string; reason: string }[] = [];
+      ws.on('message', (data) => replies.push(JSON.parse(data.toString())));
+      ws.send('{"stream": "s1", "seq": 0, "t": 0, "x": [1, 2');
+      for (let i = 0; i < 40; i++) ws.send(`not json ${i}`);
+      for (let seq = 0; seq < 12; seq++) {
+        ws.send(encodeJsonFrame({ kind: 'tick', stream: 's1', seq, t: seq * 0.05, x: [Math.sin(seq), 1, 0, -1], y: [Math.cos(seq)] }));
+      }
+      const deadline = Date.now() + 10_000;
+      while ((await metricValue(metrics, 'driftline_events_total{stream="s1",source="websocket"}')) !== 12 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(replies.length, 41);
+      assert.ok(replies.every((r) => r.type === 'error' && r.reason === 'malformed'));
+      assert.equal(await metricValue(metrics, 'driftline_events_rejected_total{reason="malformed"}'), 41);
+      assert.equal(await metricValue(metrics, 'driftline_streams'), 1);
+      assert.ok((await metricValue(metrics, 'driftline_learner_state_bytes{stream="s1"}'))! > 0);
+      assert.ok((await metricValue(metrics, 'driftline_tick_duration_seconds_count'))! >= 12);
+      // 41 refusals in well under a second: at most 3 warned about, the rest summarised later.
+      const warned = cli.lines().filter((l) => l.level === 40 && String(l.msg).includes('rejected frame'));
+      assert.ok(warned.length >= 1 && warned.length <= 3, `${warned.length} warnings`);
+      ws.close();
+
+      cli.child.kill('SIGTERM');
+      assert.equal(await cli.exited, 0, cli.stderr());
+      const stopped = cli.lines().find((l) => l.msg === 'driftline stopped');
+      assert.ok(stopped, cli.stderr());
+      assert.ok(cli.lines().some((l) => l.level === 40 && /further warning\(s\) suppressed/.test(String(l.msg))), 'the suppressed warnings are summarised at shutdown');
+      const saved = await new FileCheckpointStore(ckpt).loadAll();
+      assert.deepEqual([...saved.keys()], ['s1']);
+      assert.equal(saved.get('s1')!.meta.lastSeq, 11);
+      assert.equal(saved.get('s1')!.meta.version, 12);
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+
+    const again = spawnCli(['run', '--config', config]);
+    try {
+      const restored = await again.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('restored'));
+      assert.equal(restored.msg, 'restored 1 checkpoint(s)');
+      assert.deepEqual(restored.streams, ['s1']);
+      await again.waitFor((l) => l.msg === 'driftline ready');
+      again.child.kill('SIGINT');
+      assert.equal(await again.exited, 0);
+    } finally {
+      again.child.kill('SIGKILL');
+    }
+  });
+
+  test('a second signal exits 1 at once', async () => {
+    const config = configFile('run-b.yaml', 'log: { level: silent }');
+    const signals = new EventEmitter();
+    const exits: number[] = [];
+    const running = runCommand(['--config', config], {
+      stdout: capture().stream,
+      stderr: capture().stream,
+      signals: signals as never,
+      exit: (code) => void exits.push(code),
+    });
+    // Wait until it listens for signals (it does once started).
+    while (signals.listenerCount('SIGTERM') === 0) await new Promise((r) => setTimeout(r, 20));
+    signals.emit('SIGTERM', 'SIGTERM');
+    signals.emit('SIGINT', 'SIGINT');
+    assert.deepEqual(exits, [1]);
+    assert.equal(await running, 0, 'the clean stop the first signal started still completes');
+    assert.equal(signals.listenerCount('SIGTERM'), 0);
+  });
+});
+
+describe('WarningLimiter', () => {
+  test('at most perSecond warnings an interval; the rest counted by reason and summarised once', () => {
+    const lines: { obj: Record<string, unknown>; msg: string }[] = [];
+    let now = 0;
+    const limiter = new WarningLimiter({ warn: (obj: object, msg?: string) => void lines.push({ obj: obj as Record<string, unknown>, msg: msg ?? '' }) } as never, { perSecond: 2, now: () => now });
+    for (let i = 0; i < 5; i++) limiter.warn(i % 2 ? 'malformed' : 'dimension', { i }, `bad ${i}`);
+    assert.deepEqual(lines.map((l) => l.msg), ['bad 0', 'bad 1']);
+    now = 1500;
+    limiter.warn('malformed', { i: 5 }, 'bad 5');
+    assert.equal(lines.length, 4);
+    assert.match(lines[2].msg, /^3 further warning\(s\) suppressed/);
+    assert.deepEqual(lines[2].obj.byReason, { dimension: 2, malformed: 1 });
+    assert.equal(lines[3].msg, 'bad 5');
+    assert.equal(limiter.suppressedTotal, 3);
+    limiter.flush();
+    assert.equal(lines.length, 4, 'nothing pending, nothing written');
+    assert.throws(() => new WarningLimiter({ warn() {} } as never, { perSecond: 0 }), /perSecond/);
+  });
+});
+
+/** An .ndjson recording of one stream: two sessions of `n` ticks, the second with shifted inputs and labels. */
+function ndjsonFile(name: string, n: number, { channels = M, stream = 's1' } = {}): string {
+  const lines: string[] = [];
+  let seq = 0;
+  for (const [session, shift] of [['day-a', 0], ['day-b', 2]] as const) {
+    lines.push(JSON.stringify({ stream, seq, t: seq * 0.05, session }));
+    for (let i = 0; i < n; i++, seq++) {
+      const x = Array.from({ length: channels }, (_, c) => Math.sin(0.1 * seq + c) + shift);
+      lines.push(JSON.stringify({ stream, seq, t: seq * 0.05, x, y: [Math.sin(0.1 * seq) + shift] }));
+    }
+  }
+  const path = join(work, name);
+  writeFileSync(path, `${lines.join('\n')}\n`);
+  return path;
+}
+
+describe('driftline replay', () => {
+  test('usage errors: a clear message and exit 2', async () => {
+    const config = configFile('replay-usage.yaml');
+    const file = ndjsonFile('usage.ndjson', 10);
+    const cases: [string[], RegExp][] = [
+      [['--config', config], /no files to replay/],
+      [[file], /nowhere to replay to/],
+      [['--config', config, '--speed', 'warp', file], /--speed must be 'recorded', 'fast' or a factor/],
+      [['--config', config, '--label-delay', '1.5', file], /--label-delay must be an integer/],
+      [['--config', config, 'data.csv'], /only \.mat .* and \.ndjson files/],
+      [['--config', config, join(work, 'missing.mat')], /cannot read .*missing\.mat/],
+      [['--to', 'http://x', file], /--to must be a ws:\/\/ or wss:\/\/ URL/],
+      [['--config', config, '--binary', file], /--binary applies to --to only/],
+      [['--config', config, '--label-delay', '40', file], /--label-delay 40 is not below learner\.maxLabelDelay \(32\)/],
+      [['--config', configFile('replay-wide.yaml', '', { inputSize: 7 }), file], /4 input channels, streams\.inputSize of the config says 7/],
+      [['--nope'], /Unknown option '--nope'/],
+    ];
+    for (const [args, message] of cases) {
+      const err = capture();
+      assert.equal(await replayCommand(args, { stdout: capture().stream, stderr: err.stream }), 2, args.join(' '));
+      assert.match(err.text(), message, args.join(' '));
+    }
+  });
+
+  test('--config: the pipeline in-process, a summary per session and track with the label delay named, and the recovery reports', async () => {
+    const config = configFile('replay-in-process.yaml');
+    const withHoldout = join(work, 'replay-holdout.yaml');
+    writeFileSync(withHoldout, readFileSync(config, 'utf8').replace('recoveryTicks: 30 }', 'recoveryTicks: 30, holdout: { kind: alternate, onSeconds: 2, offSeconds: 1 } }'));
+    const file = ndjsonFile('in-process.ndjson', 200);
+    const out = capture();
+    const code = await replayCommand(['--config', withHoldout, '--label-delay', '3', '--quiet', file], { stdout: out.stream, stderr: capture().stream });
+    assert.equal(code, 0);
+    const text = out.text();
+    assert.match(text, /replay of stream 's1': 400 ticks/);
+    assert.match(text, /label delay: 3 tick\(s\)/);
+    for (const session of ['day-a', 'day-b']) {
+      // The mean label delay over the window: 3, a little less at the very end (the last labels follow the last tick).
+      assert.match(text, new RegExp(`${session} +learning +20 +(3\\.0000|2\\.8500)`), text);
+      assert.match(text, new RegExp(`${session} +held-out +20 +3\\.0000`), text);
+    }
+    // The learning track of a session comes before its held-out track, sessions in replay order.
+    const rows = text.split('\n').filter((l) => /^day-[ab] +(learning|held-out) /.test(l)).map((l) => l.split(/ +/).slice(0, 2).join(' '));
+    assert.deepEqual(rows, ['day-a learning', 'day-a held-out', 'day-b learning', 'day-b held-out']);
+    // Both declared boundaries get a recovery row: seq 0 (day-a) and seq 200 (day-b).
+    assert.match(text, /\n0 +day-a +session /);
+    assert.match(text, /\n200 +day-b +session /);
+  });
+
+  test('--to a running driftline: frames sent, the last tick confirmed; frames the server refuses make the exit code 1 with the counts', async () => {
+    const server = spawnCli(['run', '--config', configFile('replay-to.yaml')]);
+    try {
+      const ready = await server.waitFor((l) => l.msg === 'driftline ready');
+      const ingest = String(ready.ingest);
+      const good = ndjsonFile('to-good.ndjson', 150);
+      const err = capture();
+      assert.equal(await replayCommand(['--to', ingest, '--binary', '--speed', 'fast', '--label-delay', '2', '--quiet', good], { stdout: capture().stream, stderr: err.stream }), 0, err.text());
+      assert.match(err.text(), /sent 300 ticks, 300 labels and 2 session boundaries of stream 's1'/);
+      assert.match(err.text(), /refused by the server: 0/);
+      const metrics = String(ready.metrics);
+      assert.equal(await metricValue(metrics, 'driftline_events_total{stream="s1",source="websocket"}'), 602);
+      assert.equal(await metricValue(metrics, 'driftline_sessions_total{stream="s1"}'), 2);
+
+      const wide = ndjsonFile('to-wide.ndjson', 20, { channels: 5, stream: 's2' });
+      const err2 = capture();
+      assert.equal(await replayCommand(['--to', ingest, '--speed', 'fast', '--quiet', wide], { stdout: capture().stream, stderr: err2.stream }), 1);
+      assert.match(err2.text(), /refused by the server: 40 \(dimension 40;/);
+    } finally {
+      server.child.kill('SIGTERM');
+      assert.equal(await server.exited, 0);
+    }
+  });
+});
