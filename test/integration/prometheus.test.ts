@@ -13,7 +13,7 @@ import { createMetricsRegistry } from '../../src/metrics/registry.js';
 import { DriftlineMetrics } from '../../src/metrics/driftline-metrics.js';
 import { startMetricsServer } from '../../src/metrics/server.js';
 import { query } from '../../src/metrics/prometheus-query.js';
-import type { VectorSample } from '../../src/metrics/prometheus-query.js';
+import { poll } from '../support/prometheus-poll.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SCRIPT = join(REPO_ROOT, 'scripts', 'prometheus', 'prometheus.sh');
@@ -30,29 +30,6 @@ function runScript(args: string[], timeoutMs: number): Promise<{ code: number; s
   });
 }
 
-/** Polls `promql` until `accept` holds for its result or the deadline passes; returns the last result. */
-async function poll(
-  baseUrl: string,
-  promql: string,
-  accept: (r: VectorSample[]) => boolean,
-  deadline: number,
-): Promise<VectorSample[]> {
-  let last: VectorSample[] = [];
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      last = await query(baseUrl, promql);
-      if (accept(last)) return last;
-    } catch (err) {
-      lastError = err;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(
-    `timed out waiting for ${promql}: last result ${JSON.stringify(last)}` +
-      (lastError ? `, last error ${String(lastError)}` : ''),
-  );
-}
 
 test('a real Prometheus scrapes driftline metrics', { timeout: START_TIMEOUT_MS + 2 * SCRAPE_DEADLINE_MS }, async (t) => {
   const registry = createMetricsRegistry();
