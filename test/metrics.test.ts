@@ -156,7 +156,7 @@ test('observe: prequential report sets error, skill and label-delay gauges', asy
   assert.equal(find(s, err).length, 24);
   assert.equal(value(s, 'driftline_prequential_skill', { stream: 's1', reference: 'last-label', held_out: 'false' }), 0.5);
   assert.equal(value(s, 'driftline_prequential_skill', { stream: 's1', reference: 'running-mean', held_out: 'true' }), 0.75);
-  assert.equal(value(s, 'driftline_prequential_label_delay_ticks', { stream: 's1' }), 3);
+  assert.equal(value(s, 'driftline_prequential_label_delay_ticks', { stream: 's1', held_out: 'false' }), 3);
 });
 
 test('observe: r2 outputs are capped at maxOutputs', async () => {

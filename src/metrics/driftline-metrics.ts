@@ -145,8 +145,10 @@ export class DriftlineMetrics {
     });
     this.prequentialLabelDelayTicks = new Gauge({
       name: 'driftline_prequential_label_delay_ticks',
-      help: 'Label delay, in ticks, that the prequential error of the stream was measured with.',
-      labelNames: ['stream'],
+      help:
+        'Mean label delay, in ticks, of the ticks in the prequential window: the delay the error series with the ' +
+        'same stream and held_out labels was measured with.',
+      labelNames: ['stream', 'held_out'],
       registers,
     });
     this.prequentialSkill = new Gauge({
@@ -309,7 +311,7 @@ export class DriftlineMetrics {
       if (figures.accuracy !== undefined) this.setError({ ...base, metric: 'accuracy' }, figures.accuracy);
     }
     if (this.finite('driftline_prequential_label_delay_ticks', report.labelDelay)) {
-      this.prequentialLabelDelayTicks.set({ stream }, report.labelDelay);
+      this.prequentialLabelDelayTicks.set({ stream, held_out }, report.labelDelay);
     }
     if (this.finite('driftline_prequential_skill', report.skillVsLastLabel)) {
       this.prequentialSkill.set({ stream, reference: 'last-label', held_out }, report.skillVsLastLabel);

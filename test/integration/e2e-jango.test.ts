@@ -168,7 +168,7 @@ log: { level: info }
   const r2 = await query(baseUrl, `driftline_prequential_error{stream="${STREAM}",metric="r2",predictor="learner"}`);
   assert.equal(r2.length, 4, 'R2 per output (2) for each track (2)');
   assert.ok(r2.every((s) => Number.isFinite(s.value) && s.value <= 1));
-  const delay = await query(baseUrl, `driftline_prequential_label_delay_ticks{stream="${STREAM}"}`);
+  const delay = await query(baseUrl, `driftline_prequential_label_delay_ticks{stream="${STREAM}",held_out="false"}`);
   assert.equal(delay.length, 1, 'the label delay is exported beside the error');
   assert.ok(delay[0].value > LABEL_DELAY - 1 && delay[0].value <= LABEL_DELAY, `label delay ${delay[0].value}`);
   // The decoding measure: on held-out ticks (labels withheld from the learner) the learner beats the running mean
