@@ -83,7 +83,7 @@ export class DriftlineMetrics {
   readonly tickDurationSeconds: Histogram<string>;
   readonly eventToPredictionSeconds: Histogram<string>;
   readonly prequentialError: Gauge<'stream' | 'predictor' | 'metric' | 'held_out' | 'output'>;
-  readonly prequentialLabelDelayTicks: Gauge<'stream'>;
+  readonly prequentialLabelDelayTicks: Gauge<'stream' | 'held_out'>;
   readonly prequentialSkill: Gauge<'stream' | 'reference' | 'held_out'>;
   readonly driftDetectionsTotal: Counter<'stream' | 'detector'>;
   readonly lastDriftTimestampSeconds: Gauge<'stream'>;
