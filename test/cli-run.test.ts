@@ -1,5 +1,6 @@
 // `driftline run` and `driftline replay` as processes and as functions: a bad config refused before anything
-// starts (exit 2, the field named), a malformed frame answered and counted by reason in the metrics, refused-input
+// starts (exit 2, the field named), a malformed frame answered and counted by reason in the metrics, a refusal
+// inside the pipeline answered to its sender only and counted, refused-input
 // warnings rate-limited, SIGTERM flushing checkpoints (exit 0) that the next start restores, a second signal
 // exiting at once, replay usage errors, replay in-process with its summary table, and replay --to a running
 // driftline with the server's refusals counted in the exit code.
@@ -13,9 +14,10 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { encodeJsonFrame } from '../src/adapters/websocket/frames.js';
-import { WarningLimiter } from '../src/cli/logger.js';
+import { parseConfig } from '../src/cli/config.js';
+import { createLogger, WarningLimiter } from '../src/cli/logger.js';
 import { replayCommand } from '../src/cli/replay.js';
-import { runCommand } from '../src/cli/run.js';
+import { runCommand, startDriftline } from '../src/cli/run.js';
 import { FileCheckpointStore } from '../src/streams/file-checkpoint-store.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -196,6 +198,66 @@ describe('driftline run', () => {
     } finally {
       again.child.kill('SIGKILL');
     }
+  });
+
+  test('a refusal inside the pipeline is answered to the peer that sent the frame, counted by reason, and leaves the learner alone', async () => {
+    const config = parseConfig({
+      streams: { inputSize: M, outputSize: 1, maxStreams: 4 },
+      learner: { cell: { kind: 'tanh-rnn', hiddenSize: 8 }, credit: { rule: 'immediate' }, optimizer: { name: 'rmsprop', lr: 0.01 } },
+      sources: { websocket: { host: '127.0.0.1', port: 0 } },
+      evaluation: { window: 20, reportEvery: 5, recoveryTicks: 30 },
+      drift: { detectors: [] },
+      metrics: { port: 0 },
+      log: { level: 'silent' },
+    });
+    // The edge admits any stream and labels up to 32 ticks late; the pipeline only 's1', and labels up to 1 late.
+    const service = await startDriftline(config, {
+      logger: createLogger({ level: 'silent' }),
+      pipelineOptions: (o) => ({ ...o, pool: { ...o.pool, allowedStreams: ['s1'] }, maxDelay: 2 }),
+    });
+    try {
+      const sender = await openWs(service.ingestUrl);
+      const bystander = await openWs(service.ingestUrl);
+      const toSender: { type: string; reason: string; message: string; stream?: string; seq?: number }[] = [];
+      const toBystander: unknown[] = [];
+      sender.on('message', (d) => toSender.push(JSON.parse(d.toString())));
+      bystander.on('message', (d) => toBystander.push(JSON.parse(d.toString())));
+      const until = async (cond: () => boolean, what: string) => {
+        const deadline = Date.now() + 10_000;
+        while (!cond()) {
+          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      };
+      for (let seq = 0; seq < 5; seq++) sender.send(encodeJsonFrame({ kind: 'tick', stream: 's1', seq, t: seq, x: [seq, 1, 0, -1] }));
+      await until(() => service.pipeline.pool.peek('s1')?.tick === 4, 'five ticks learned');
+      const before = service.pipeline.pool.peek('s1')!.snapshot();
+
+      sender.send(encodeJsonFrame({ kind: 'label', stream: 's1', seq: 0, y: [1] }));
+      sender.send(encodeJsonFrame({ kind: 'tick', stream: 'other', seq: 0, t: 0, x: [1, 1, 1, 1] }));
+      await until(() => toSender.length === 2, 'two error replies');
+      assert.deepEqual(toSender.map((r) => [r.type, r.reason, r.stream, r.seq]), [
+        ['error', 'label-too-late', 's1', 0],
+        ['error', 'unknown-stream', 'other', 0],
+      ]);
+      assert.ok(toSender.every((r) => r.message.length > 0));
+      assert.deepEqual(service.pipeline.pool.peek('s1')!.snapshot(), before, 'a refused label changes no learner byte');
+      assert.equal(service.pipeline.pool.peek('other'), undefined);
+
+      // A label the pipeline takes: no reply to anyone, and the learner learns.
+      bystander.send(encodeJsonFrame({ kind: 'label', stream: 's1', seq: 4, y: [1] }));
+      await until(() => service.pipeline.pool.peek('s1')!.version === 1, 'the update');
+      assert.notDeepEqual(service.pipeline.pool.peek('s1')!.snapshot(), before);
+      assert.equal(await metricValue(service.metricsUrl, 'driftline_events_rejected_total{reason="label-too-late"}'), 1);
+      assert.equal(await metricValue(service.metricsUrl, 'driftline_events_rejected_total{reason="unknown-stream"}'), 1);
+      assert.equal(toSender.length, 2);
+      assert.deepEqual(toBystander, []);
+      sender.close();
+      bystander.close();
+    } finally {
+      await service.stop();
+    }
+    assert.equal(await service.stopped, 0);
   });
 
   test('a second signal exits 1 at once', async () => {

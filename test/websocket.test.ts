@@ -138,6 +138,46 @@ test('a bad frame gets an error reply naming the reason, and the connection keep
   }
 });
 
+test('replyTo answers a later refusal to the peer that sent the input, and to no one else', async () => {
+  const server = await start();
+  const got: StreamInput[] = [];
+  server.inputs.subscribe((e) => got.push(e));
+  try {
+    const a = await open(`${server.address.url}/ingest`);
+    const b = await open(`${server.address.url}/ingest`);
+    const toA: any[] = [];
+    const toB: any[] = [];
+    a.on('message', (d) => toA.push(JSON.parse(d.toString())));
+    b.on('message', (d) => toB.push(JSON.parse(d.toString())));
+    a.send(encodeJsonFrame({ kind: 'tick', stream: 'a', seq: 1, t: 0, x: [1, 2, 3] }));
+    b.send(encodeJsonFrame({ kind: 'tick', stream: 'b', seq: 7, t: 0, x: [1, 2, 3] }));
+    await waitFor(() => got.length === 2, 5000, 'both ticks');
+    const fromB = got.find((e) => e.stream === 'b')!;
+    const fromA = got.find((e) => e.stream === 'a')!;
+    const refusal = { kind: 'rejected' as const, reason: 'label-too-late' as const, message: 'refused after the edge', stream: 'b', seq: 7 };
+    assert.equal(server.replyTo(fromB, refusal), true);
+    await waitFor(() => toB.length === 1, 5000, 'the reply to b');
+    assert.deepEqual(toB[0], { type: 'error', reason: 'label-too-late', message: 'refused after the edge', stream: 'b', seq: 7 });
+    // An object the server never emitted (even an equal one) has no sender.
+    assert.equal(server.replyTo({ ...fromA }, { ...refusal, stream: 'a', seq: 1 }), false);
+    assert.equal(server.stats.laterRefusalsAnswered, 1);
+    // Not counted as an edge rejection: the stage that refused counts it.
+    assert.equal(Object.values(server.stats.rejected).reduce((x, y) => x + y, 0), 0);
+    // A peer that has gone is not written to.
+    a.close();
+    await waitFor(() => server.stats.ingestConnections === 1, 5000, 'a to close');
+    assert.equal(server.replyTo(fromA, { ...refusal, stream: 'a', seq: 1 }), false);
+    // Round trip: b's connection still carries frames and replies in order.
+    b.send('not json');
+    await waitFor(() => toB.length === 2, 5000, 'the edge reply to b');
+    assert.equal(toB[1].reason, 'malformed');
+    assert.equal(toA.length, 0);
+    b.close();
+  } finally {
+    await server.close();
+  }
+});
+
 test('auth: a non-loopback host without a token is refused; a given token is checked', async () => {
   await assert.rejects(startWebSocketServer({ host: '0.0.0.0', port: 0, shapes }), /without a token/);
   const server = await start({ token: 's3cret' });

@@ -6,7 +6,7 @@ import { createMetricsRegistry } from '../metrics/registry.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
 import type { StoredCheckpoint } from '../streams/checkpoint-store.js';
 import { FileCheckpointStore } from '../streams/file-checkpoint-store.js';
-import type { StreamInput } from '../streams/messages.js';
+import type { Rejection, StreamInput } from '../streams/messages.js';
 import { createPipeline, type Pipeline, type PipelineOptions, type PipelineOutput } from '../streams/pipeline.js';
 import { ConfigError, learnerSpecOf, loadConfig, type DriftlineConfig } from './config.js';
 import { createLogger, WarningLimiter, type Logger } from './logger.js';
@@ -24,6 +24,9 @@ import { createLogger, WarningLimiter, type Logger } from './logger.js';
  * Logs: pino JSON lines on stderr (src/cli/logger.ts), at `log.level`. Refused input (at the ws edge or in the
  * pipeline) is counted in `driftline_events_rejected_total{reason}` and logged at warn, at most
  * `log.maxWarningsPerSecond` lines a second (the rest summarised), so a flood of bad frames cannot fill the log.
+ * Either way the peer that sent the frame gets the error reply `{type:'error', reason, message, stream?, seq?}`:
+ * the edge answers its own refusals, and a Rejection the pipeline emits while it processes an input from a peer
+ * (the pipeline is synchronous, so that is the input in flight) is answered to that peer through the ws server.
  *
  * Subscribers on the predictions path get every prediction, drift marker, prequential report and recovery report
  * (scored ticks stay internal). Metrics: every output is observed, every accepted input counted per stream,
@@ -126,6 +129,12 @@ export async function runCommand(args: string[], io: RunIO = { stdout: process.s
 /** What startDriftline needs besides the config. */
 export interface StartOptions {
   readonly logger: Logger;
+  /**
+   * Last say over the pipeline options the config describes (an embedding's per-stream learner specs, tighter
+   * bounds than the config's), applied before the service adds its checkpoint, restore and timing hooks. The ws
+   * edge still validates by the config, so whatever the pipeline refuses beyond that is answered to the sender.
+   */
+  readonly pipelineOptions?: (fromConfig: PipelineOptions) => PipelineOptions;
 }
 
 /** A started service. */
@@ -186,7 +195,8 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
     log.info({ dir: store.dir, streams: [...initialState.keys()] }, `restored ${initialState.size} checkpoint(s)`);
   }
 
-  const base = pipelineOptionsOf(config, initialState);
+  const fromConfig = pipelineOptionsOf(config, initialState);
+  const base = options.pipelineOptions ? options.pipelineOptions(fromConfig) : fromConfig;
   const pipeline = createPipeline({
     ...base,
     pool: {
@@ -251,11 +261,17 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
     }
   };
 
+  /** The input the pipeline is processing now; its Rejections go back to the peer that sent it. */
+  let inFlight: StreamInput | undefined;
+
   const onOutput = (out: PipelineOutput) => {
     metrics.observe(out);
     switch (out.kind) {
       case 'rejected':
         warnings.warn(out.reason, { stream: out.stream, seq: out.seq }, `refused input: ${out.message}`);
+        // Markers the drift detectors queued are fed in just before the next input; a Rejection naming another
+        // stream or seq is not about what the peer sent.
+        if (inFlight !== undefined && refusalOf(out, inFlight)) ws.replyTo(inFlight, out);
         return;
       case 'drift':
         events.warn(`drift:${out.source}`, { stream: out.stream, seq: out.seq, t: out.t, source: out.source, session: out.session }, out.source === 'session' ? `session boundary '${out.session ?? ''}'` : `drift detected by ${out.source}`);
@@ -288,7 +304,12 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
   const rejectionSub = ws.rejections.subscribe((r) => metrics.observe(r));
   const inputSub = ws.inputs.subscribe((input) => {
     metrics.recordEvent(input.stream, 'websocket');
-    feed.next(input);
+    inFlight = input;
+    try {
+      feed.next(input);
+    } finally {
+      inFlight = undefined;
+    }
     if (pool.size !== knownStreams.size) updateStreams();
   });
 
@@ -315,6 +336,7 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
         {
           accepted: ws.stats.accepted,
           rejectedAtEdge: Object.values(ws.stats.rejected).reduce((a, b) => a + b, 0),
+          refusedLaterAndAnswered: ws.stats.laterRefusalsAnswered,
           ...(checkpoints ? { checkpointsSaved: checkpoints.saved, checkpointsFailed: checkpoints.failed } : {}),
         },
         'driftline stopped',
@@ -339,4 +361,9 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
     'driftline ready',
   );
   return { ingestUrl, predictionsUrl, metricsUrl, metrics, pipeline, stop, stopped };
+}
+
+/** Whether a Rejection emitted while `input` was in the pipeline is about `input` (same stream, same seq if named). */
+function refusalOf(r: Rejection, input: StreamInput): boolean {
+  return (r.stream === undefined || r.stream === input.stream) && (r.seq === undefined || r.seq === input.seq);
 }

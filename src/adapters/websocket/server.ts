@@ -12,6 +12,8 @@
  *   terminated (counted in `stats.heartbeatTerminations`).
  * - Bad input: each refused frame is logged, counted by reason, replied to its sender as
  *   `{type:'error', reason, message, stream?, seq?}` and emitted on `rejections`; the connection goes on.
+ *   An input the edge accepted but a later stage refuses (the learner pool, the label join) is answered the same
+ *   way through `replyTo(input, rejection)`: the server remembers which socket sent each emitted input.
  * - Backpressure: `publish` skips a subscriber whose `bufferedAmount` exceeds `maxBufferedBytes` and counts the
  *   drop, so server memory per subscriber stays bounded by about maxBufferedBytes plus one message.
  */
@@ -70,6 +72,8 @@ export interface WebSocketServerStats {
   /** The largest subscriber bufferedAmount publish has seen (the memory bound: about maxBufferedBytes + one message). */
   peakSubscriberBufferedBytes: number;
   heartbeatTerminations: number;
+  /** Error replies sent through `replyTo` (refusals after the edge); not in `rejected`, which counts the edge's. */
+  laterRefusalsAnswered: number;
   ingestConnections: number;
   subscriberConnections: number;
 }
@@ -79,6 +83,12 @@ export interface DriftlineWebSocketServer {
   readonly inputs: Observable<StreamInput>;
   readonly rejections: Observable<Rejection>;
   publish(message: OutboundMessage | string): void;
+  /**
+   * Sends `rejection` as an error reply to the peer that sent `input` (an object this server emitted on
+   * `inputs`), as the edge does for the frames it refuses itself. False when the input did not come from this
+   * server or its peer has gone.
+   */
+  replyTo(input: StreamInput, rejection: Rejection): boolean;
   readonly stats: Readonly<WebSocketServerStats>;
   readonly address: { host: string; port: number; url: string };
   close(): Promise<void>;
@@ -133,11 +143,14 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
     droppedForSlowSubscribers: 0,
     peakSubscriberBufferedBytes: 0,
     heartbeatTerminations: 0,
+    laterRefusalsAnswered: 0,
     ingestConnections: 0,
     subscriberConnections: 0,
   };
   const inputs = new Subject<StreamInput>();
   const rejections = new Subject<Rejection>();
+  // Weak: an input the consumers have dropped takes its entry with it, so no per-input bookkeeping is ever freed by hand.
+  const senders = new WeakMap<StreamInput, WebSocket>();
 
   const recordRejection = (r: Rejection, peer?: WebSocket, remote?: string): void => {
     stats.rejected[r.reason]++;
@@ -216,6 +229,7 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
         return;
       }
       stats.accepted++;
+      senders.set(r, ws);
       inputs.next(r);
     });
     ws.on('close', () => {
@@ -289,6 +303,13 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
         }
         ws.send(text);
       }
+    },
+    replyTo(input: StreamInput, rejection: Rejection): boolean {
+      const peer = senders.get(input);
+      if (peer === undefined || peer.readyState !== WebSocket.OPEN) return false;
+      stats.laterRefusalsAnswered++;
+      peer.send(encodeErrorReply(rejection));
+      return true;
     },
     close(): Promise<void> {
       closed ??= new Promise<void>((resolve) => {
