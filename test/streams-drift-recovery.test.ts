@@ -626,7 +626,8 @@ describe('trackRecovery (behaviour)', () => {
     const post = [withError(5, 1, { yFrozen: [2, 2] }), withError(6, 0.5, { yFrozen: [2, 2] })];
     // floor(8 / 4) = 2 ticks needed: one is too few.
     unavailable([withError(0, 1), marker(5), ...post]);
-    unavailable([marker(5), ...post]);
+    // A marker before the stream's first scored tick opens the stream: nothing is measured, no report.
+    assert.deepEqual(only(run([marker(5), ...post], trackRecovery({ recoveryTicks: 2, window: W, tolerance: TOL })).out), []);
     unavailable([withError(0, 0), withError(1, 0), withError(2, 0), marker(5), ...post]);
     // Two are enough.
     const [r] = only(run([withError(0, 1), withError(1, 1), marker(5), ...post], trackRecovery({ recoveryTicks: 2, window: W, tolerance: TOL })).out);

@@ -52,6 +52,9 @@ export interface TrackRecoveryOptions {
  * tick has eFrozen and eAdapt NaN. With no shadow in predictThenLearn (its recoveryTicks 0) no tick carries
  * yFrozen: a measurement then waits, skipping every tick, until the next marker or the end.
  *
+ * A marker that comes before the stream's first ScoredTick (the first session a replay declares) starts no
+ * measurement and gets no report: nothing came before it to recover.
+ *
  * Everything else passes through unchanged, in order. A 'scored' or 'drift' message without a string stream and a
  * finite seq, or a ScoredTick whose yhat and y are not number arrays of one length, becomes a 'malformed'
  * Rejection in its place; a tick whose learner or frozen error is not finite passes on and is left out of the
@@ -110,6 +113,7 @@ export function trackRecovery(options: TrackRecoveryOptions): OperatorFunction<P
         subscriber.next(scored);
         const s = stateOf(scored.stream, scored.seq);
         if (!s) return;
+        s.scoredTicks++;
         const adaptFinite = Number.isFinite(adaptError);
         if (s.phase !== IDLE) {
           const hasFrozen = scored.yFrozen !== undefined;
@@ -141,6 +145,9 @@ export function trackRecovery(options: TrackRecoveryOptions): OperatorFunction<P
         const s = stateOf(marker.stream, marker.seq);
         if (!s) return;
         if (s.phase !== IDLE) close(s, marker.stream);
+        // A marker before the stream's first scored tick opens the stream (a replay declares its first session
+        // too): there is no earlier regime to recover from, so nothing is measured and no report follows.
+        if (s.scoredTicks === 0) return;
         s.begin(marker, minPreTicks);
       };
 
@@ -187,6 +194,8 @@ class StreamRecovery {
   readonly errors: WindowedMean;
   readonly meter: RecoveryMeter;
   phase: Phase = IDLE;
+  /** Scored ticks of the stream so far. */
+  scoredTicks = 0;
   markerSeq = 0;
   markerSource = '';
   /** NaN when E_pre was not available at the marker. */
