@@ -150,12 +150,13 @@ describe('detectDrift (behaviour)', () => {
     });
   }
 
-  test('fires at the same ticks as Page-Hinkley and ADWIN fed the same errors directly', () => {
+  for (const heldOutTicks of ['skip', 'include'] as const) test(`fires at the same ticks as Page-Hinkley and ADWIN fed the same errors directly (held-out ticks: ${heldOutTicks})`, () => {
     const ticks = errorStream(3);
     const ph = new PageHinkley();
     const adwin = new Adwin();
     const expected: DriftMarker[] = [];
     for (const s of ticks) {
+      if (s.heldOut && heldOutTicks === 'skip') continue;
       const e = mse(s.yhat, s.y);
       // The order of markers on one tick is the order of the specs.
       if (ph.update(e).driftDetected) expected.push({ kind: 'drift', stream: 'a', seq: s.seq + 1, t: s.t, source: 'page-hinkley' });
@@ -164,7 +165,7 @@ describe('detectDrift (behaviour)', () => {
     assert.ok(expected.some((m) => m.source === 'page-hinkley' && m.seq > 700), 'page-hinkley sees the jump');
     assert.ok(expected.some((m) => m.source === 'adwin' && m.seq > 700), 'adwin sees the jump');
     const emitted: DriftMarker[] = [];
-    const { out, completed } = run(ticks, detectDrift({ detectors: [{ kind: 'page-hinkley' }, { kind: 'adwin' }], emit: (m) => emitted.push(m) }));
+    const { out, completed } = run(ticks, detectDrift({ detectors: [{ kind: 'page-hinkley' }, { kind: 'adwin' }], emit: (m) => emitted.push(m), heldOutTicks }));
     assert.ok(completed);
     assert.deepEqual(emitted, expected);
     assert.equal(out.length, ticks.length);

@@ -20,11 +20,17 @@ export interface DetectDriftOptions {
   readonly cooldownTicks?: number;
   /** Most streams watched at once; past it a stream passes through undetected (default: no limit). */
   readonly maxStreams?: number;
+  /**
+   * Whether held-out ticks feed the detectors (default 'skip'). A learner's error on ticks whose labels it does not
+   * get is higher by design (it cannot follow the label there), so every switch between learning and held-out
+   * blocks would look like a drift: the holdout schedule, not the data, would raise the alarms.
+   */
+  readonly heldOutTicks?: 'skip' | 'include';
 }
 
 /**
  * Drift detection on the learner's per-tick error. Per stream, one detector per spec (createDetector) is fed, for
- * every ScoredTick (held-out ones too), the learner's error on it: the mean over outputs of (yhat - y)^2. When a
+ * every ScoredTick (held-out ones only with `heldOutTicks: 'include'`), the learner's error on it: the mean over outputs of (yhat - y)^2. When a
  * detector reports drift, `emit` receives `{ kind: 'drift', stream, seq: scored.seq + 1, t: scored.t,
  * source: spec.kind }`; two detectors that fire on the same tick give two markers. The ScoredTick itself passes on
  * first, so a marker fed back synchronously reaches downstream after the tick it was detected on.
@@ -45,6 +51,11 @@ export interface DetectDriftOptions {
  */
 export function detectDrift(options: DetectDriftOptions): MonoTypeOperatorFunction<PrequentialInput> {
   const config = detectionConfig('detectDrift', options, '');
+  const heldOutTicks = options.heldOutTicks ?? 'skip';
+  if (heldOutTicks !== 'skip' && heldOutTicks !== 'include') {
+    throw new RangeError(`detectDrift: heldOutTicks must be 'skip' or 'include', got ${String(heldOutTicks)}`);
+  }
+  const includeHeldOut = heldOutTicks === 'include';
   return (source) =>
     new Observable<PrequentialInput>((subscriber) => {
       const bank = new StreamDetectorBank(config);
@@ -55,7 +66,7 @@ export function detectDrift(options: DetectDriftOptions): MonoTypeOperatorFuncti
           return subscriber.next(rejection('malformed', `scored tick ${scored.seq} of stream '${scored.stream}' has no yhat and y of one length`, scored.stream, scored.seq));
         }
         subscriber.next(scored);
-        if (!Number.isFinite(error)) return;
+        if (!Number.isFinite(error) || (scored.heldOut && !includeHeldOut)) return;
         const admission = bank.observe(scored.stream, scored.seq + 1, scored.t, error);
         if (admission === REFUSED_FIRST) subscriber.next(refusal(config, scored.stream, scored.seq));
       };
