@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { describe, test } from 'node:test';
 import { demoCommand, type DemoSummary } from '../src/cli/demo.js';
 import { ProgressBar } from '../src/cli/progress.js';
 import { formatTable } from '../src/cli/table.js';
+import { PageHinkley } from '../src/drift/page-hinkley.js';
+import { createLearner, type Learner } from '../src/learners/learner.js';
+import { rmsprop } from '../src/learners/optim/transform.js';
 import { DriftingSignal } from '../src/simulator/drifting-signal.js';
 
 function capture(isTTY = false) {
@@ -10,42 +14,278 @@ function capture(isTTY = false) {
   return { stream: { write: (chunk: string) => ((text += chunk), true), isTTY, columns: 120 }, text: () => text };
 }
 
+/** Runs the demo with captured output; throws if it printed only the usage. */
+async function demo(args: string[], extra: { signals?: EventEmitter } = {}) {
+  const stdout = capture();
+  const stderr = capture();
+  const io = { stdout: stdout.stream, stderr: stderr.stream, ...(extra.signals ? { signals: extra.signals as unknown as NodeJS.Process } : {}) };
+  const summary = (await demoCommand(args, io)) as DemoSummary;
+  assert.ok(summary, 'the demo returned a summary');
+  return { summary, stdout: stdout.text(), stderr: stderr.text() };
+}
+
+function close(actual: number, expected: number, what: string, rel = 1e-9) {
+  assert.ok(Number.isFinite(actual) && Math.abs(actual - expected) <= rel * Math.max(1, Math.abs(expected)), `${what}: ${actual} vs ${expected}`);
+}
+
+const mean = (values: readonly number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+
+interface ReferenceTick {
+  readonly seq: number;
+  readonly heldOut: boolean;
+  /** A label had arrived when it was predicted (the references exist). */
+  readonly referenced: boolean;
+  readonly learner: number;
+  readonly lastLabel: number;
+  readonly runningMean: number;
+  readonly frozen: number;
+}
+
+/**
+ * The demo's semantics written out by hand, without the stream spine: the same DriftingSignal and learner spec,
+ * predict tick g, then the label of tick g - d arrives; it is scored, the learner learns from it unless its tick
+ * is in the last `heldOutFrom..sessionLength` ticks of its session, and the references (last label, running mean)
+ * take it on the same condition. The last d labels arrive after the last tick. At a session boundary a frozen fork
+ * predicts the next `recoveryTicks` ticks. Returns the scored ticks in arrival order and the boundaries.
+ */
+function referenceRun(o: { ticks: number; seed: number; sessionLength: number; delay: number; heldOutFrom: number; recoveryTicks: number }) {
+  const sim = new DriftingSignal({ seed: o.seed, sessionLength: o.sessionLength });
+  const learner = createLearner({
+    cell: { kind: 'tanh-rnn', hiddenSize: 64 },
+    credit: { rule: 'immediate', lambda: 0 },
+    optimizer: rmsprop(1e-3),
+    inputSize: 8,
+    outputSize: 2,
+    seed: o.seed,
+    loss: 'mse',
+    maxLabelDelay: Math.max(32, o.delay + 1),
+  });
+  const err = (a: ArrayLike<number>, y: ArrayLike<number>) => ((a[0] - y[0]) ** 2 + (a[1] - y[1]) ** 2) / 2;
+  const lastLabel = new Float32Array(2).fill(NaN);
+  const labelMean = new Float64Array(2);
+  let labels = 0;
+  let shadow: Learner | null = null;
+  let shadowLeft = 0;
+  const pending: { seq: number; y: Float32Array; yhat: Float32Array; yLast: Float32Array; yMean: Float32Array; yFrozen: Float32Array | null; tick: number; heldOut: boolean }[] = [];
+  const scored: ReferenceTick[] = [];
+  const boundaries: number[] = [];
+  for (let g = 0; g < o.ticks + o.delay; g++) {
+    if (g < o.ticks) {
+      if (sim.next()) {
+        boundaries.push(g);
+        shadow = learner.fork({ frozen: true });
+        shadowLeft = o.recoveryTicks;
+      }
+      const yhat = learner.predict(sim.x).slice();
+      const yMean = labels > 0 ? Float32Array.from(labelMean) : new Float32Array(2).fill(NaN);
+      let yFrozen: Float32Array | null = null;
+      if (shadow !== null) {
+        yFrozen = shadow.predict(sim.x).slice();
+        if (--shadowLeft <= 0) shadow = null;
+      }
+      pending.push({ seq: g, y: sim.y.slice(), yhat, yLast: lastLabel.slice(), yMean, yFrozen, tick: learner.tick, heldOut: g % o.sessionLength >= o.heldOutFrom });
+    }
+    if (g - o.delay >= 0 && g - o.delay < o.ticks) {
+      const p = pending.shift()!;
+      scored.push({
+        seq: p.seq,
+        heldOut: p.heldOut,
+        referenced: !Number.isNaN(p.yLast[0]),
+        learner: err(p.yhat, p.y),
+        lastLabel: err(p.yLast, p.y),
+        runningMean: err(p.yMean, p.y),
+        frozen: p.yFrozen === null ? NaN : err(p.yFrozen, p.y),
+      });
+      if (!p.heldOut) {
+        learner.learn(p.y, p.tick);
+        labels++;
+        for (let i = 0; i < 2; i++) {
+          lastLabel[i] = p.y[i];
+          labelMean[i] += (p.y[i] - labelMean[i]) / labels;
+        }
+      }
+    }
+  }
+  return { scored, boundaries, version: learner.version };
+}
+
 describe('driftline demo', () => {
-  test('--ticks 3000 --rate 0 runs as fast as possible and prints a summary with the default label delay of 10', async () => {
-    const stdout = capture();
-    const stderr = capture();
+  test('--ticks 3000 --rate 0: every tick scored through the spine, default label delay 10, summary and live line from the reports', async () => {
     const started = performance.now();
-    const summary = (await demoCommand(['--ticks', '3000', '--rate', '0'], { stdout: stdout.stream, stderr: stderr.stream })) as DemoSummary;
+    const { summary, stdout, stderr } = await demo(['--ticks', '3000', '--rate', '0']);
     assert.ok(performance.now() - started < 20_000);
     assert.equal(summary.ticks, 3000);
-    // The labels of the last 10 ticks are still in flight when the stream ends.
-    assert.equal(summary.scored, 2990);
-    assert.equal(summary.version, 2990);
-    assert.match(stdout.text(), /label delay: 10 tick/);
-    assert.match(stdout.text(), /last label seen/);
-    assert.match(stdout.text(), /running mean/);
-    assert.match(stderr.text(), /label delay 10/);
-    for (const v of Object.values(summary.mse)) assert.ok(Number.isFinite(v));
+    // The simulator delivers the last 10 labels after the last tick, as a replay does: every tick is scored.
+    assert.equal(summary.scored, 3000);
+    // No holdout before tick 8000 of a 10,000-tick session: every label was learned from.
+    assert.equal(summary.version, 3000);
+    // Ticks 0..10 were predicted before any label arrived: no reference prediction, so prequential skips them.
+    assert.equal(summary.learning.ticks, 3000 - 11);
+    assert.equal(summary.heldOut.ticks, 0);
+    assert.equal(summary.learning.last?.count, 1000);
+    for (const v of Object.values(summary.learning.mse)) assert.ok(Number.isFinite(v));
+    assert.match(stdout, /label delay: 10 tick/);
+    assert.match(stdout, /last label seen/);
+    assert.match(stdout, /running mean/);
+    // The last live line (not a TTY: printed at the end) shows the last report's figures with its label delay.
+    const report = summary.learning.last!;
+    const f = report.figures;
+    const liveLine = stderr.trimEnd().split('\n').at(-1)!;
+    assert.ok(
+      liveLine.includes(`learning (label delay ${Number.isInteger(report.labelDelay) ? report.labelDelay : report.labelDelay.toFixed(2)}) ${f.learner.mse.toFixed(4)} / ${f['last-label'].mse.toFixed(4)} / ${f['running-mean'].mse.toFixed(4)}`),
+      liveLine,
+    );
+    assert.match(liveLine, /^tick 3000\/3000  session 0  v3000 /);
   });
 
-  test('drift events get a recovery line; a label delay is honoured and stated', async () => {
+  test('figures equal a hand-written predict-then-learn loop: held-out and learning MSE beside both references, recovery at each boundary', async () => {
+    const args = ['--ticks', '6500', '--rate', '0', '--session', '2000', '--label-delay', '3', '--window', '500', '--detector', 'none', '--quiet'];
+    const { summary, stdout } = await demo(args);
+    const recoveryTicks = 2000 - 3;
+    const ref = referenceRun({ ticks: 6500, seed: 1, sessionLength: 2000, delay: 3, heldOutFrom: 1600, recoveryTicks });
+
+    // Holdout: ticks 1600..1999 of each session, so 3 x 400 held out; the learner learned from the rest.
+    assert.equal(summary.scored, 6500);
+    assert.equal(summary.heldOut.ticks, 1200);
+    assert.equal(summary.learning.ticks, 6500 - 1200 - 4);
+    assert.equal(summary.version, 6500 - 1200);
+    assert.equal(summary.version, ref.version);
+
+    for (const [name, heldOut] of [['learning', false], ['held out', true]] as const) {
+      const ticks = ref.scored.filter((t) => t.referenced && t.heldOut === heldOut);
+      const track = heldOut ? summary.heldOut : summary.learning;
+      assert.equal(track.ticks, ticks.length);
+      close(track.mse.learner, mean(ticks.map((t) => t.learner)), `${name} learner MSE`);
+      close(track.mse['last-label'], mean(ticks.map((t) => t.lastLabel)), `${name} last-label MSE`);
+      close(track.mse['running-mean'], mean(ticks.map((t) => t.runningMean)), `${name} running-mean MSE`);
+      const window = ticks.slice(-500);
+      const last = track.last!;
+      assert.equal(last.count, 500);
+      close(last.figures.learner.mse, mean(window.map((t) => t.learner)), `${name} windowed learner MSE`);
+      close(last.figures['last-label'].mse, mean(window.map((t) => t.lastLabel)), `${name} windowed last-label MSE`);
+      close(last.figures['running-mean'].mse, mean(window.map((t) => t.runningMean)), `${name} windowed running-mean MSE`);
+    }
+    // Labels withheld from the references too: during a held-out block the last label seen is hours old, so
+    // persistence does far worse there than on learning ticks; the learner still beats both references.
+    assert.ok(summary.heldOut.mse['last-label'] > 2 * summary.learning.mse['last-label']);
+    assert.ok(summary.heldOut.mse.learner < summary.heldOut.mse['running-mean']);
+    // The held-out row of the table: the learner beside both references, each with the track's label delay.
+    const h = summary.heldOut.last!.figures;
+    assert.match(stdout, new RegExp(`held out\\s+1200\\s+3\\s+learner\\s+${summary.heldOut.mse.learner.toFixed(4)}\\s+${h.learner.mse.toFixed(4)}`));
+    assert.match(stdout, new RegExp(`last label seen\\s+${summary.heldOut.mse['last-label'].toFixed(4)}\\s+${h['last-label'].mse.toFixed(4)}`));
+    assert.match(stdout, new RegExp(`running mean\\s+${summary.heldOut.mse['running-mean'].toFixed(4)}\\s+${h['running-mean'].mse.toFixed(4)}`));
+
+    // One recovery line per declared boundary; the last is cut by the end of the stream.
+    assert.deepEqual(ref.boundaries, [2000, 4000, 6000]);
+    assert.deepEqual(summary.drifts, ref.boundaries.map((tick) => ({ tick, source: 'session' })));
+    assert.deepEqual(summary.events.map((e) => [e.tick, e.declared, e.ticks, e.complete]), [[2000, true, recoveryTicks, true], [4000, true, recoveryTicks, true], [6000, true, 500, false]]);
+    assert.equal(stdout.match(/^drift at tick \d+ \(session \d\), label delay 3: recovery/gm)?.length, 3);
+    assert.match(stdout, /drift at tick 6000 \(session 3\), label delay 3: .*measurement ended after 500 of 1997 ticks/);
+    // The first boundary's figures, recomputed: E_pre over the last 500 ticks scored before the marker (labels of
+    // ticks up to 1996), E_frozen and E_adapt over the last 500 of the 1997 ticks after it.
+    const first = summary.events[0].report;
+    const before = ref.scored.filter((t) => t.seq <= 2000 - 3 - 1).slice(-500);
+    const after = ref.scored.filter((t) => t.seq >= 2000 && t.seq < 2000 + recoveryTicks).slice(-500);
+    close(first.ePre, mean(before.map((t) => t.learner)), 'E_pre', 1e-7);
+    close(first.eAdapt, mean(after.map((t) => t.learner)), 'E_adapt', 1e-7);
+    close(first.eFrozen, mean(after.map((t) => t.frozen)), 'E_frozen', 1e-7);
+    close(first.recovery!, (first.eFrozen - first.eAdapt) / (first.eFrozen - first.ePre), 'recovery');
+    close(first.residual, first.eAdapt / first.ePre, 'residual');
+    for (const e of summary.events) assert.ok(e.report.eFrozen > e.report.ePre, `the new tuning hurts the frozen shadow: ${JSON.stringify(e.report)}`);
+    assert.match(stdout, /label delay: 3 tick/);
+    assert.match(stdout, /drifts: 3 declared \(session boundaries at 2000, 4000, 6000\), 0 detected \(no detector\)/);
+  });
+
+  test('page-hinkley on the learner error: the detection a hand-fed detector finds is printed, marked detected, and measured', async () => {
+    const { summary, stdout } = await demo(['--ticks', '4000', '--rate', '0', '--quiet']);
+    const ref = referenceRun({ ticks: 4000, seed: 1, sessionLength: 10_000, delay: 10, heldOutFrom: 8000, recoveryTicks: 5000 });
+    const ph = new PageHinkley({ mode: 'up' });
+    const firing = ref.scored.find((t) => ph.update(t.learner).driftDetected);
+    assert.ok(firing, 'page-hinkley fires on this stream within 4000 ticks');
+    const tick = firing.seq + 1;
+    assert.deepEqual(summary.drifts[0], { tick, source: 'page-hinkley' });
+    // The cooldown (recoveryTicks + label delay scored ticks) keeps any later detection out of this run.
+    assert.equal(summary.drifts.length, 1);
+    assert.match(stdout, new RegExp(`^drift detected by page-hinkley at tick ${tick} \\(session 0\\), from the learner's error$`, 'm'));
+    assert.match(stdout, new RegExp(`^drift detected by page-hinkley at tick ${tick} \\(session 0\\), label delay 10: recovery`, 'm'));
+    const [event] = summary.events;
+    assert.equal(event.declared, false);
+    // The detection comes with the label of tick `tick - 1`, 10 ticks late: the frozen shadow is forked before the
+    // next tick, tick + 10, and measured from there to the end of the stream.
+    assert.equal(event.ticks, 4000 - (tick + 10));
+    assert.equal(event.complete, false);
+    assert.match(stdout, new RegExp(`^${tick}\\s+0\\s+detected \\(page-hinkley\\)\\s+${event.ticks} \\(cut\\)`, 'm'));
+    assert.match(stdout, new RegExp(`0 declared \\(session boundaries\\), 1 detected \\(page-hinkley on the learner's error: ${tick} by page-hinkley\\)`));
+  });
+
+  test('the same seed gives the same output at --rate 0; another seed does not', async () => {
+    const args = ['--ticks', '4500', '--rate', '0', '--session', '1500', '--window', '300'];
+    const timing = (text: string) => text.replace(/ticks in [^,]+,/, 'ticks in T,').replace(/\d+ ticks\/s/g, 'R ticks/s');
+    const a = await demo(args);
+    const b = await demo(args);
+    const c = await demo([...args, '--seed', '2']);
+    assert.equal(timing(a.stdout), timing(b.stdout));
+    assert.equal(timing(a.stderr), timing(b.stderr));
+    assert.deepEqual({ ...a.summary, seconds: 0 }, { ...b.summary, seconds: 0 });
+    assert.notEqual(c.summary.learning.mse.learner, a.summary.learning.mse.learner);
+  });
+
+  test('--metrics-port serves driftline_prequential_error on 127.0.0.1 while the demo runs, and closes after', async () => {
     const stdout = capture();
-    const summary = (await demoCommand(['--ticks', '6500', '--rate', '0', '--session', '2000', '--label-delay', '3', '--window', '500', '--quiet'], {
+    let url: string | undefined;
+    let body = '';
+    const write = stdout.stream.write;
+    const scraped = new Promise<void>((resolve, reject) => {
+      stdout.stream.write = (chunk: string) => {
+        const found = /^metrics: (http:\/\/127\.0\.0\.1:\d+\/metrics) /m.exec(chunk);
+        if (found && url === undefined) {
+          url = found[1];
+          void (async () => {
+            // Poll until both tracks have been reported (held-out ticks start at tick 800 of each session).
+            for (let i = 0; i < 60 && !/driftline_prequential_error\{[^}]*held_out="true"/.test(body); i++) {
+              await new Promise((r) => setTimeout(r, 50));
+              body = await (await fetch(url!)).text();
+            }
+          })().then(resolve, reject);
+        }
+        return write(chunk);
+      };
+    });
+    const summary = (await demoCommand(['--ticks', '4000', '--rate', '2000', '--session', '1000', '--metrics-port', '0', '--quiet'], {
       stdout: stdout.stream,
       stderr: capture().stream,
     })) as DemoSummary;
-    assert.equal(summary.scored, 6500 - 3);
-    assert.equal(summary.version, 6500 - 3);
-    assert.equal(summary.events.length, 3);
-    assert.deepEqual(summary.events.map((e) => e.tick), [2000, 4000, 6000]);
-    assert.deepEqual(summary.events.map((e) => e.complete), [true, true, false]);
-    for (const e of summary.events) {
-      assert.ok(Number.isFinite(e.ePre) && Number.isFinite(e.eAdapt) && Number.isFinite(e.eFrozen));
-      // The frozen shadow is far worse after the tuning changed.
-      assert.ok(e.eFrozen > e.ePre, `E_frozen ${e.eFrozen} vs E_pre ${e.ePre}`);
+    await scraped;
+    assert.equal(summary.metricsUrl, url);
+    // Series as { labels, value }, label order aside.
+    const series = body
+      .split('\n')
+      .filter((line) => line.startsWith('driftline_prequential_error{'))
+      .map((line) => ({ labels: new Set(line.slice(line.indexOf('{') + 1, line.indexOf('}')).split(',')), value: Number(line.slice(line.indexOf('}') + 2)) }));
+    for (const heldOut of ['false', 'true']) {
+      for (const predictor of ['learner', 'last-label', 'running-mean']) {
+        const found = series.find((s) => s.labels.has(`predictor="${predictor}"`) && s.labels.has('metric="mse"') && s.labels.has(`held_out="${heldOut}"`));
+        assert.ok(found && Number.isFinite(found.value) && found.value > 0, `${predictor} held_out=${heldOut} mse in\n${body}`);
+      }
     }
-    assert.match(stdout.text(), /drift at tick 2000 \(session 1\), label delay 3: recovery/);
-    assert.match(stdout.text(), /label delay: 3 tick/);
+    assert.match(body, /^driftline_events_total\{stream="demo",source="simulator"\} \d+/m);
+    await assert.rejects(fetch(url!), 'the endpoint is closed when the demo ends');
+  });
+
+  test('Ctrl-C ends the stream early: open measurements report what they have, the summary is printed, the command resolves', async () => {
+    const signals = new EventEmitter();
+    const timer = setTimeout(() => signals.emit('SIGINT'), 700);
+    const { summary, stdout } = await demo(['--ticks', '40000', '--rate', '2000', '--session', '500', '--label-delay', '2', '--quiet'], { signals });
+    clearTimeout(timer);
+    assert.equal(summary.interrupted, true);
+    assert.ok(summary.ticks > 500 && summary.ticks < 40000, `${summary.ticks} ticks`);
+    assert.match(stdout, /^summary \(interrupted\): /m);
+    assert.equal(signals.listenerCount('SIGINT'), 0);
+    assert.equal(signals.listenerCount('SIGTERM'), 0);
+    // Every declared boundary got its recovery report (the last one with what it had), in order.
+    const declared = summary.drifts.filter((d) => d.source === 'session').map((d) => d.tick);
+    assert.ok(declared.length >= 1);
+    assert.deepEqual(summary.events.filter((e) => e.declared).map((e) => e.tick), declared.filter((t) => t < summary.ticks - 2));
   });
 
   test('a fixed rate is kept', async () => {
@@ -55,10 +295,21 @@ describe('driftline demo', () => {
     assert.ok(seconds >= 0.15 && seconds < 2, `400 ticks at 2000/s took ${seconds}s`);
   });
 
+  test('--holdout 0 turns the holdout off', async () => {
+    const { summary, stdout } = await demo(['--ticks', '2500', '--rate', '0', '--session', '1000', '--holdout', '0', '--quiet']);
+    assert.equal(summary.heldOut.ticks, 0);
+    assert.equal(summary.version, 2500);
+    assert.match(stdout, /holdout: none/);
+    assert.doesNotMatch(stdout, /held out\s+\d/);
+  });
+
   test('bad options are refused with the usage', async () => {
     const io = { stdout: capture().stream, stderr: capture().stream };
     await assert.rejects(demoCommand(['--rate', '-1'], io), /--rate/);
     await assert.rejects(demoCommand(['--label-delay', '1.5'], io), /--label-delay/);
+    await assert.rejects(demoCommand(['--holdout', '1'], io), /--holdout must be a fraction/);
+    await assert.rejects(demoCommand(['--detector', 'cusum'], io), /--detector must be/);
+    await assert.rejects(demoCommand(['--metrics-port', '70000'], io), /--metrics-port must be a port/);
     await assert.rejects(demoCommand(['--nope'], io), /usage: driftline demo/);
   });
 });

@@ -12,8 +12,10 @@ usage:
                    [--label-delay K] [--stream NAME] [--binary] FILE...
       recorded sessions (.mat Jango, .ndjson) as one live stream with session boundaries: sent to a running
       driftline, or run in-process with a summary table of prequential error and recovery
-  driftline demo [--ticks N] [--rate HZ] [--seed S] [--label-delay D]
-      a simulated drifting stream through a learner: live prequential error and recovery
+  driftline demo [--ticks N] [--rate HZ] [--seed S] [--label-delay D] [--holdout F]
+                 [--detector page-hinkley|adwin|none] [--metrics-port P] [--quiet]  (demo --help: all options)
+      a simulated drifting stream through the pipeline: live prequential error beside the references,
+      held-out decoding error, drift detections and recovery
   driftline reproduce sine-shift [--quick] [--seeds N] [--out DIR]
       the sine frequency-shift experiment of "Temporal Credit Is Free": tables and PNG plots
   driftline bench [section ...]
