@@ -12,8 +12,9 @@ import { loadJangoSession, type JangoSession } from '../src/adapters/replay/jang
 import { readNdjson, type NdjsonRejection } from '../src/adapters/replay/ndjson.js';
 import { replaySessions, type ReplaySession } from '../src/adapters/replay/replay.js';
 import type { StreamInput, TickEvent, LabelEvent, DriftMarker } from '../src/streams/messages.js';
+import { jangoDataDir } from './support/jango-data.js';
 
-const DATA = process.env.DRIFTLINE_JANGO_DIR ?? '/work/shared/data/jango';
+const DATA = jangoDataDir();
 const DAY0 = join(DATA, 'Day0.mat');
 const DAY16 = join(DATA, 'Day16.mat');
 const hasData = existsSync(DAY0) && existsSync(DAY16);

@@ -13,13 +13,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import { jangoDataDir } from '../support/jango-data.js';
 import { query, type VectorSample } from '../../src/metrics/prometheus-query.js';
 import { poll } from '../support/prometheus-poll.js';
 import { FileCheckpointStore } from '../../src/streams/file-checkpoint-store.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SCRIPT = join(REPO, 'scripts', 'prometheus', 'prometheus.sh');
-const DATA = process.env.DRIFTLINE_JANGO_DIR ?? '/work/shared/data/jango';
+const DATA = jangoDataDir();
 const DAY0 = join(DATA, 'Day0.mat');
 const DAY16 = join(DATA, 'Day16.mat');
 /** Day0 (24,000 bins) and Day16 (18,000 bins) of 50 ms: 2,100 s recorded, 21 s at this pace. */

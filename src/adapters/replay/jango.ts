@@ -1,5 +1,5 @@
 /**
- * Loads one Jango session (monkey motor-cortex recordings of the Miller lab, as in /work/shared/data/jango/README.md)
+ * Loads one Jango session (monkey motor-cortex recordings of the Miller lab, described in the README beside the data files)
  * from its MAT v5 file into row-major Float32 arrays ready to replay as a stream.
  *
  * The file holds one struct `binnedData`; the fields read are `timeframe` (bin times, s), `spikeratedata` (bins x 96
