@@ -347,3 +347,47 @@ test('validator: labels join within the window; session markers are ordered', ()
   assert.equal((t('s3') as any).reason, 'too-many-streams');
   assert.equal(limited.streamCount, 2);
 });
+
+test('subscriber filters: by stream and by message type; scored ticks only on request; a bad filter is refused with 400', async (t) => {
+  const server = await start();
+  t.after(() => server.close());
+  const base = `${server.address.url}/predictions`;
+  const subscribers = {
+    all: await open(base),
+    onlyA: await open(`${base}?stream=a`),
+    recoveryAB: await open(`${base}?type=recovery&stream=a,b`),
+    scored: await open(`${base}?type=scored,prediction&stream=b`),
+  };
+  const got: Record<string, string[]> = {};
+  for (const [name, ws] of Object.entries(subscribers)) {
+    got[name] = [];
+    ws.on('message', (d) => {
+      const m = JSON.parse(d.toString());
+      got[name].push(`${m.type}:${m.stream ?? '-'}`);
+    });
+  }
+  const y = new Float32Array([1]);
+  const messages = [
+    { kind: 'prediction', stream: 'a', seq: 0, t: 0, yhat: y, version: 0, predictedAt: 0 },
+    { kind: 'prediction', stream: 'b', seq: 0, t: 0, yhat: y, version: 0, predictedAt: 0 },
+    { kind: 'scored', stream: 'b', seq: 0, t: 0, y, yhat: y, yLast: y, yMean: y, delay: 0, heldOut: false, version: 0 },
+    { kind: 'recovery', stream: 'a', seq: 1, source: 'session', ePre: 1, eFrozen: 2, eAdapt: 1, recovery: 1, residual: 1, ticksToRecovery: 3, secondsToRecovery: 0.1 },
+    { kind: 'rejected', reason: 'malformed', message: 'no stream' },
+  ] as const;
+  for (const m of messages) server.publish(m as Parameters<DriftlineWebSocketServer['publish']>[0]);
+  const expected = {
+    all: ['prediction:a', 'prediction:b', 'recovery:a', 'error:-'],
+    onlyA: ['prediction:a', 'recovery:a', 'error:-'],
+    recoveryAB: ['recovery:a'],
+    scored: ['prediction:b', 'scored:b'],
+  };
+  const total = Object.values(expected).reduce((n, list) => n + list.length, 0);
+  await waitFor(() => Object.values(got).reduce((n, list) => n + list.length, 0) >= total, 5000, 'filtered messages');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(got, expected);
+  for (const ws of Object.values(subscribers)) ws.close();
+
+  for (const query of ['type=bogus', 'stream=', `stream=${'k'.repeat(200)}`]) {
+    await assert.rejects(open(`${base}?${query}`), /400/, query);
+  }
+});

@@ -279,8 +279,6 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
       case 'recovery':
         events.warn('recovery', { ...out, kind: undefined }, `recovery after the drift at seq ${out.seq} (${out.source})`);
         break;
-      case 'scored':
-        return;
       default:
         break;
     }

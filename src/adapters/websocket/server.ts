@@ -17,6 +17,7 @@
  * - Backpressure: `publish` skips a subscriber whose `bufferedAmount` exceeds `maxBufferedBytes` and counts the
  *   drop, so server memory per subscriber stays bounded by about maxBufferedBytes plus one message.
  */
+import { DEFAULT_OUTBOUND_TYPES, parseSubscriberFilter, wants, type SubscriberFilter } from './subscriber-filter.js';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -96,6 +97,9 @@ export interface DriftlineWebSocketServer {
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '::ffff:127.0.0.1']);
 
+/** A subscriber that connected without a query (or through a path the upgrade did not see). */
+const UNFILTERED: SubscriberFilter = { types: DEFAULT_OUTBOUND_TYPES };
+
 export function isLoopbackHost(host: string): boolean {
   return LOOPBACK.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
@@ -151,6 +155,7 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
   const rejections = new Subject<Rejection>();
   // Weak: an input the consumers have dropped takes its entry with it, so no per-input bookkeeping is ever freed by hand.
   const senders = new WeakMap<StreamInput, WebSocket>();
+  const filters = new WeakMap<WebSocket, SubscriberFilter>();
 
   const recordRejection = (r: Rejection, peer?: WebSocket, remote?: string): void => {
     stats.rejected[r.reason]++;
@@ -166,9 +171,10 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
   const ingest = new WebSocketServer({ noServer: true, maxPayload });
   const subscribers = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
 
-  const refuseUpgrade = (socket: Duplex, status: number, text: string): void => {
+  const refuseUpgrade = (socket: Duplex, status: number, text: string, detail = text): void => {
     socket.on('error', () => {});
-    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${text.length + 1}\r\n\r\n${text}\n`);
+    const body = `${detail}\n`;
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
   };
 
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -194,7 +200,19 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
       refuseUpgrade(socket, 404, 'Not Found');
       return;
     }
-    target.handleUpgrade(req, socket, head, (ws) => target.emit('connection', ws, req));
+    let filter: SubscriberFilter | undefined;
+    if (target === subscribers) {
+      const parsed = parseSubscriberFilter(url.searchParams);
+      if (typeof parsed === 'string') {
+        refuseUpgrade(socket, 400, 'Bad Request', parsed);
+        return;
+      }
+      filter = parsed;
+    }
+    target.handleUpgrade(req, socket, head, (ws) => {
+      if (filter !== undefined) filters.set(ws, filter);
+      target.emit('connection', ws, req);
+    });
   });
 
   const watch = (ws: Peer, remote: string | undefined): void => {
@@ -291,16 +309,18 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
     stats,
     address: { host, port, url: `ws://${urlHost}:${port}` },
     publish(message: OutboundMessage | string): void {
-      const text = typeof message === 'string' ? message : encodeOutbound(message);
+      let text = typeof message === 'string' ? message : undefined;
       stats.published++;
       for (const ws of subscribers.clients) {
         if (ws.readyState !== WebSocket.OPEN) continue;
+        if (typeof message !== 'string' && !wants(filters.get(ws) ?? UNFILTERED, message)) continue;
         const buffered = ws.bufferedAmount;
         if (buffered > stats.peakSubscriberBufferedBytes) stats.peakSubscriberBufferedBytes = buffered;
         if (buffered > maxBufferedBytes) {
           stats.droppedForSlowSubscribers++;
           continue;
         }
+        text ??= encodeOutbound(message as OutboundMessage);
         ws.send(text);
       }
     },
