@@ -1,6 +1,7 @@
 // Section `ws`: the WebSocket edge on its real path. A driftline server (startWebSocketServer on 127.0.0.1, port 0)
-// pipes `server.inputs` through predictThenLearn (tanh RNN n = 64, 96 inputs, 2 outputs, immediate credit,
-// RMSprop, labels in the frame) and publishes every Prediction with server.publish. Producers and subscribers
+// feeds `server.inputs` through the pipeline `driftline run` builds from its config (tanh RNN n = 64, 96 inputs,
+// 2 outputs, immediate credit, RMSprop, labels in the frame; prequential reports, Page-Hinkley on the error,
+// recovery tracking, DriftlineMetrics observing everything) and publishes every output with server.publish. Producers and subscribers
 // run in a separate load-generator process (this same file, started with LOAD_GENERATOR_FLAG) so that the
 // server's process has its core to itself and its RSS holds only the server. Three measurements:
 //   1. throughput: a producer sends flat out (binary frames, then JSON frames), a subscriber reads everything;
@@ -14,15 +15,19 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { Subscription } from 'rxjs';
+import { Subject, type Subscription } from 'rxjs';
 import { WebSocket } from 'ws';
 import { BINARY_PREFIX_BYTES, encodeBinaryFrame, encodeJsonFrame, encodeOutbound } from '../src/adapters/websocket/frames.js';
 import { startWebSocketServer, type DriftlineWebSocketServer } from '../src/adapters/websocket/server.js';
 import { wasmKernelsAvailable, wasmKernelsError } from '../src/learners/kernels/wasm-kernels.js';
-import type { Prediction } from '../src/streams/messages.js';
-import { predictThenLearn } from '../src/streams/predict-then-learn.js';
+import { parseConfig } from '../src/cli/config.js';
+import { pipelineOptionsOf } from '../src/cli/run.js';
+import { DriftlineMetrics } from '../src/metrics/driftline-metrics.js';
+import { createMetricsRegistry } from '../src/metrics/registry.js';
+import type { Prediction, StreamInput } from '../src/streams/messages.js';
+import { createPipeline } from '../src/streams/pipeline.js';
 import {
-  INPUTS, LEARNING_RATE, OUTPUTS, bytes, inputPool, int, num, passFail, percentile, printTable, tanhRnnSpec,
+  INPUTS, LEARNING_RATE, OUTPUTS, bytes, inputPool, int, num, passFail, percentile, printTable,
   type BenchOptions, type TargetResult,
 } from './common.js';
 
@@ -173,40 +178,63 @@ interface BenchServer {
   rejected: number;
   /** Set when the pipeline errored (a programming error); the waits below then stop. */
   failure: Error | undefined;
+  /** Predictions published (server.stats.published also counts the other outputs). */
+  predictionsPublished: number;
   close(): Promise<void>;
 }
 
-/** Starts a server and its pipeline; `onPrediction` runs after each Prediction is published. */
+/**
+ * Starts a server and the pipeline `driftline run` builds from its config (normalization off, prequential reports,
+ * Page-Hinkley on the error, recovery tracking, DriftlineMetrics observing every output), and publishes every output
+ * as the service does; the bench's subscribers ask for predictions only (`?type=prediction`). `onPrediction` runs
+ * after each Prediction is published.
+ */
 async function startBenchServer(onPrediction: (p: Prediction, server: DriftlineWebSocketServer) => void): Promise<BenchServer> {
   const shape = { inputSize: INPUTS, outputSize: OUTPUTS };
   const server = await startWebSocketServer({
     host: '127.0.0.1', port: 0, shapes: (s) => (s === STREAM ? shape : undefined),
     maxBufferedBytes: MAX_BUFFERED_BYTES, heartbeatMs: HEARTBEAT_MS,
   });
+  const config = parseConfig(
+    {
+      streams: { inputSize: INPUTS, outputSize: OUTPUTS, maxStreams: 1 },
+      learner: { cell: { kind: 'tanh-rnn', hiddenSize: HIDDEN }, credit: { rule: 'immediate', lambda: 0 }, optimizer: { name: 'rmsprop', lr: LEARNING_RATE } },
+      sources: { websocket: { port: 0 } },
+    },
+    'the ws bench config',
+  );
+  const metrics = new DriftlineMetrics(createMetricsRegistry());
+  const pipeline = createPipeline({ ...pipelineOptionsOf(config), onTickDuration: (seconds) => metrics.recordTickDuration(seconds) });
   const bench: BenchServer = {
     server,
     rejected: 0,
     failure: undefined,
+    predictionsPublished: 0,
     close: async () => {
       subscription.unsubscribe();
       await server.close();
     },
   };
-  const subscription: Subscription = server.inputs
-    .pipe(predictThenLearn({ pool: { spec: tanhRnnSpec(HIDDEN), maxStreams: 1 }, recoveryTicks: 0, maxDelay: 32 }))
-    .subscribe({
-      next: (out) => {
-        if (out.kind === 'prediction') {
-          server.publish(out);
-          onPrediction(out, server);
-        } else if (out.kind === 'rejected') {
-          bench.rejected++;
-        }
-      },
-      error: (err: unknown) => {
-        bench.failure = err instanceof Error ? err : new Error(String(err));
-      },
-    });
+  const feed = new Subject<StreamInput>();
+  const inputs = server.inputs.subscribe((input) => {
+    metrics.recordEvent(input.stream, 'websocket');
+    feed.next(input);
+  });
+  const piped: Subscription = feed.pipe(pipeline.operator).subscribe({
+    next: (out) => {
+      metrics.observe(out);
+      if (out.kind === 'rejected') bench.rejected++;
+      server.publish(out);
+      if (out.kind === 'prediction') {
+        bench.predictionsPublished++;
+        onPrediction(out, server);
+      }
+    },
+    error: (err: unknown) => {
+      bench.failure = err instanceof Error ? err : new Error(String(err));
+    },
+  });
+  const subscription = { unsubscribe: () => { inputs.unsubscribe(); piped.unsubscribe(); } };
   return bench;
 }
 
@@ -368,7 +396,7 @@ async function measureSlowSubscriber(gen: LoadGenerator, plan: Plan): Promise<Sl
     const heapEndGc = process.memoryUsage().heapUsed;
     // Counted before the drain: once the slow subscriber reads again, nothing more is published.
     const dropped = server.stats.droppedForSlowSubscribers;
-    const published = server.stats.published;
+    const published = bench.predictionsPublished;
     const peakBuffered = server.stats.peakSubscriberBufferedBytes;
     const drained = await gen.request({ cmd: 'slow-drain' }, 'slow-drain', plan.phaseTimeoutMs);
     const messageBytes = Buffer.byteLength(
@@ -420,7 +448,7 @@ export async function runWs(options: BenchOptions): Promise<TargetResult[]> {
       [
         'One stream, labels in every frame; the producer sends flat out (up to 1 MiB in its socket buffer), one subscriber reads',
         `every prediction. After ${int(plan.throughputWarm)} warm-up events, server events/s = events timed / (receivedAt of the first timed event`,
-        '-> return of server.publish for the last), on the server\'s clock: ws decode + validate, predictThenLearn (predict, score, learn),',
+        '-> return of server.publish for the last), on the server\'s clock: ws decode + validate, the run pipeline (predict, score, learn, prequential, drift, recovery, metrics),',
         'encodeOutbound + send. server CPU = process.cpuUsage() (all threads, GC helpers included) / that wall time; near 100 % means the',
         'server was the bottleneck, well below it that the load generator was; events / CPU-s = server events/s / server CPU, what one',
         'busy core would do (information; the target is on server events/s). end-to-end events/s: producer send of the first timed',
@@ -652,7 +680,7 @@ async function generatorThroughput(c: Extract<LoadCommand, { cmd: 'throughput' }
   const total = c.warm + c.count;
   let sentFirst = NaN;
   let receivedLast = NaN;
-  const sub = new Subscriber(await connect(`${c.url}/predictions`), (seq, at) => {
+  const sub = new Subscriber(await connect(`${c.url}/predictions?type=prediction`), (seq, at) => {
     if (seq === total - 1) receivedLast = at;
   });
   const producer = await connect(`${c.url}/ingest`);
@@ -721,7 +749,7 @@ async function generatorLatency(c: Extract<LoadCommand, { cmd: 'latency' }>): Pr
   const total = c.warm + c.count;
   const sentAt = new Float64Array(new SharedArrayBuffer(Float64Array.BYTES_PER_ELEMENT * total));
   const endToEnd = new Float64Array(c.count).fill(NaN);
-  const sub = new Subscriber(await connect(`${c.url}/predictions`), (seq, at) => {
+  const sub = new Subscriber(await connect(`${c.url}/predictions?type=prediction`), (seq, at) => {
     if (seq >= c.warm && seq < total) endToEnd[seq - c.warm] = at - sentAt[seq]!;
   });
   const worker = new Worker(PACED_PRODUCER_JS, {
@@ -759,11 +787,11 @@ let slowRun: SlowRun | undefined;
 
 async function generatorSlowStart(c: Extract<LoadCommand, { cmd: 'slow-start' }>): Promise<SlowStartReply> {
   const frames = new TickFrames(true);
-  const slowSocket = await connect(`${c.url}/predictions`);
+  const slowSocket = await connect(`${c.url}/predictions?type=prediction`);
   // Handshake done; from here on nothing is read from this socket until slow-drain.
   slowSocket.pause();
   const slow = new Subscriber(slowSocket);
-  const fast = new Subscriber(await connect(`${c.url}/predictions`));
+  const fast = new Subscriber(await connect(`${c.url}/predictions?type=prediction`));
   const producer = await connect(`${c.url}/ingest`);
   await sendFlatOut(producer, frames, c.total);
   await fast.settle(c.total, IDLE_MS);
