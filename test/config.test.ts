@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { ConfigError, learnerSpecOf, loadConfig, parseConfig } from '../src/cli/config.js';
+import { pipelineOptionsOf } from '../src/cli/run.js';
 import { createLearner } from '../src/learners/learner.js';
 
 const minimal = {
@@ -25,7 +26,7 @@ test('a minimal config gets documented defaults and yields a learner spec create
 
 test('the drift, evaluation and log fields the pipeline needs have defaults and accept what they document', () => {
   const defaults = parseConfig(minimal);
-  assert.deepEqual(defaults.drift, { detectors: [{ kind: 'page-hinkley' }], inputDetectors: [], cooldownTicks: 0 });
+  assert.deepEqual(defaults.drift, { detectors: [{ kind: 'page-hinkley' }], inputDetectors: [], cooldownTicks: 0, signal: 'error' });
   assert.equal(defaults.evaluation.reportEvery, 10);
   assert.equal(defaults.evaluation.recoveryTicks, 2000);
   assert.deepEqual(defaults.log, { level: 'info', maxWarningsPerSecond: 10 });
@@ -45,6 +46,14 @@ test('the drift, evaluation and log fields the pipeline needs have defaults and 
   assert.deepEqual(config.drift.inputDetectors, [{ kind: 'adwin', delta: 0.002 }]);
   assert.equal(config.drift.detectors[0].kind === 'page-hinkley' && config.drift.detectors[0].mode, 'up');
   assert.equal(config.drift.cooldownTicks, 1000);
+  assert.equal(config.drift.signal, 'error', 'a drift block without signal keeps the raw error');
+});
+
+test('drift.signal: normalized-error is accepted and reaches the pipeline options; the default error too', () => {
+  const normalized = parseConfig({ ...minimal, drift: { signal: 'normalized-error', detectors: [{ kind: 'page-hinkley', threshold: 100, delta: 0.5 }] } });
+  assert.equal(normalized.drift.signal, 'normalized-error');
+  assert.equal(pipelineOptionsOf(normalized).drift.signal, 'normalized-error');
+  assert.equal(pipelineOptionsOf(parseConfig(minimal)).drift.signal, 'error');
 });
 
 const cases: [string, unknown, RegExp][] = [
@@ -57,6 +66,8 @@ const cases: [string, unknown, RegExp][] = [
   ['a negative cooldown', { ...minimal, drift: { cooldownTicks: -1 } }, /drift\.cooldownTicks: .*>=0/],
   ['an unknown input detector', { ...minimal, drift: { inputDetectors: [{ kind: 'cusum' }] } }, /drift\.inputDetectors\.0\.kind/],
   ['a Page-Hinkley mode that does not exist', { ...minimal, drift: { detectors: [{ kind: 'page-hinkley', mode: 'sideways' }] } }, /drift\.detectors\.0\.mode: .*"up"/],
+  ['a drift signal that does not exist', { ...minimal, drift: { signal: 'normalised-error' } }, /drift\.signal: .*"normalized-error"/],
+  ['a drift signal of the wrong type', { ...minimal, drift: { signal: true } }, /drift\.signal: .*"error"/],
   ['a report interval of 0', { ...minimal, evaluation: { reportEvery: 0 } }, /evaluation\.reportEvery: .*>0/],
   ['a warning budget of 0', { ...minimal, log: { maxWarningsPerSecond: 0 } }, /log\.maxWarningsPerSecond/],
   ['a short token', { ...minimal, sources: { websocket: { token: 'abc' } } }, /sources\.websocket\.token: a bearer token needs at least 16/],

@@ -1,4 +1,5 @@
-// Drift detection and recovery operators (DESIGN sections 1, 5, 8): detectDrift on the learner's per-tick error,
+// Drift detection and recovery operators (DESIGN sections 1, 5, 8): detectDrift on the learner's per-tick error
+// (or, with signal 'normalized-error', that error over the label-variance estimate, checked against its definition),
 // detectInputDrift on the population mean of the inputs, trackRecovery with RecoveryMeter on the frozen shadow.
 // Marble tests (TestScheduler) cover empty, values, error, never-ending, unsubscribe and a throwing emit callback;
 // behavioural tests check detection indices against the detectors fed directly, cooldown, resets at markers, the
@@ -13,12 +14,13 @@ import { PageHinkley } from '../src/drift/page-hinkley.js';
 import { rmsprop } from '../src/learners/optim/transform.js';
 import { Random } from '../src/learners/random.js';
 import type { LearnerSpec } from '../src/learners/learner.js';
-import { detectDrift } from '../src/streams/detect-drift.js';
+import { detectDrift, NORMALIZER_HALF_LIFE_TICKS, NORMALIZER_WARM_UP_TICKS } from '../src/streams/detect-drift.js';
 import { RefusedStreams, StreamDetectorBank, detectionConfig } from '../src/streams/stream-detector-bank.js';
 import { detectInputDrift } from '../src/streams/detect-input-drift.js';
 import type {
   DriftMarker, LabelEvent, RecoveryReport, Rejection, ScoredTick, StreamInput, StreamOutput, TickEvent,
 } from '../src/streams/messages.js';
+import { createPipeline } from '../src/streams/pipeline.js';
 import { predictThenLearn } from '../src/streams/predict-then-learn.js';
 import type { PrequentialInput } from '../src/streams/prequential.js';
 import { trackRecovery } from '../src/streams/track-recovery.js';
@@ -271,6 +273,257 @@ describe('detectDrift (behaviour)', () => {
     const first = reports[0];
     assert.ok(first.seq > 150 && first.seq <= 160, `the jump at 150 is detected within 10 ticks (${first.seq})`);
     assert.ok(first.eFrozen > first.ePre, 'the drift hurt the frozen shadow');
+  });
+});
+
+describe('detectDrift (signal: normalized-error)', () => {
+  const W = NORMALIZER_WARM_UP_TICKS;
+  const HALF_LIFE = NORMALIZER_HALF_LIFE_TICKS;
+  const NORMALIZED = { signal: 'normalized-error' } as const;
+  /** HAND_PH as a detector object. */
+  const handPh = () => new PageHinkley({ minInstances: 1, threshold: 0.5, delta: 0, alpha: 1, mode: 'up' });
+
+  /**
+   * A ScoredTick on two outputs with labels y = [label, label], running-mean reference yMean = [mean, mean] (NaN:
+   * no label yet) and yhat = y + [d, d]: learner error d^2, reference error (label - mean)^2 (exact in Float32 for
+   * the small integers used by hand).
+   */
+  function labelled(seq: number, d: number, label: number, labelMean: number, opts: { stream?: string; heldOut?: boolean } = {}): ScoredTick {
+    return {
+      kind: 'scored', stream: opts.stream ?? 'a', seq, t: seq / 10,
+      y: Float32Array.from([label, label]), yhat: Float32Array.from([label + d, label + d]),
+      yLast: Float32Array.from([labelMean, labelMean]), yMean: Float32Array.from([labelMean, labelMean]),
+      delay: 0, heldOut: opts.heldOut ?? false, version: seq,
+    };
+  }
+
+  /**
+   * The signal from its definition, written apart from the operator: v_t is the weighted mean of the reference
+   * errors folded so far, weights q^age with q = 2^(-1 / half-life) (what a bias-corrected EWMA is), read before
+   * the tick's own is folded; undefined where nothing is fed.
+   */
+  function definedSignal(ticks: readonly ScoredTick[], includeHeldOut = false): (number | undefined)[] {
+    const q = 2 ** (-1 / HALF_LIFE);
+    let weighted = 0;
+    let weights = 0;
+    let folded = 0;
+    return ticks.map((s) => {
+      const v = folded >= W ? weighted / weights : NaN;
+      const r = mse(s.yMean, s.y);
+      if (Number.isFinite(r)) {
+        weighted = q * weighted + r;
+        weights = q * weights + 1;
+        folded++;
+      }
+      const x = mse(s.yhat, s.y) / v;
+      return Number.isFinite(x) && (includeHeldOut || !s.heldOut) ? x : undefined;
+    });
+  }
+
+  /** Markers `detectors` raise when fed `values` directly, in the shape detectDrift emits them. */
+  function firedDirectly(ticks: readonly ScoredTick[], values: readonly (number | undefined)[], detectors: readonly { update(x: number): { driftDetected: boolean } }[], sources: readonly string[]): DriftMarker[] {
+    const markers: DriftMarker[] = [];
+    values.forEach((x, i) => {
+      if (x === undefined) return;
+      detectors.forEach((d, k) => {
+        if (d.update(x).driftDetected) markers.push({ kind: 'drift', stream: ticks[i].stream, seq: ticks[i].seq + 1, t: ticks[i].t, source: sources[k] });
+      });
+    });
+    return markers;
+  }
+
+  const detect = (ticks: readonly unknown[], options: Partial<Parameters<typeof detectDrift>[0]> = {}) => {
+    const emitted: DriftMarker[] = [];
+    const result = run(ticks, detectDrift({ detectors: [HAND_PH], emit: (m) => emitted.push(m), ...NORMALIZED, ...options }));
+    return { ...result, emitted, seqs: emitted.map((m) => m.seq) };
+  };
+
+  /** `n` ticks from `from` with learner error 0 and reference error 4 (label 2, running mean 0). */
+  const quiet = (from: number, n: number) => Array.from({ length: n }, (_, i) => labelled(from + i, 0, 2, 0));
+
+  test('marbles: values pass through unchanged, error, never-ending, unsubscribe', () => {
+    const v: Record<string, PrequentialInput> = { a: labelled(0, 1, 2, 0), b: labelled(1, 0, 2, NaN), m: marker(2), c: labelled(2, 3, 5, 1) };
+    const op = () => detectDrift({ detectors: [HAND_PH], emit: () => {}, ...NORMALIZED });
+    scheduler().run(({ cold, expectObservable, expectSubscriptions }) => {
+      expectObservable(cold<PrequentialInput>('|').pipe(op())).toBe('|');
+      expectObservable(cold('a-b-m-c|', v).pipe(op())).toBe('a-b-m-c|', v);
+      expectObservable(cold('a-#', v, new Error('boom')).pipe(op())).toBe('a-#', v, new Error('boom'));
+      expectObservable(cold('a-b-', v).pipe(op())).toBe('a-b-', v);
+      const source = cold('a-b-c|', v);
+      expectObservable(source.pipe(op()), '^--!').toBe('a-b', v);
+      expectSubscriptions(source.subscriptions).toBe('^--!');
+    });
+  });
+
+  test('equals the hand computation: v_t is the EWMA of the reference error, read before the tick folds its own', () => {
+    // W ticks of reference error 4 make v = 4 exactly (a weighted mean of equal values). On ticks W..W+3 the
+    // learner errors are 0, 0, 0, 4: fed 0, 0, 0, 4 / 4 = 1, and HAND_PH fires on the 4th (mean 0.25, deviation
+    // 0.75 > 0.5). Tick W+3 also has reference error (2000 - 0)^2 = 4e6: had it been folded before the read, v would
+    // be about 5550 and the 4th value 7e-4, no drift.
+    const ticks = [...quiet(0, W + 3), labelled(W + 3, 2, 2000, 0)];
+    // After the detection the detector starts afresh: tick W+4 (error 0, reference 4) is its first value, tick W+5
+    // its second, which fires iff it exceeds the first by more than 1. v at W+5 by hand: W+3 values of 4, then
+    // 4e6, then 4, weights q^age: v = 4 + (4e6 - 4) q (1 - q) / (1 - q^(W+5)).
+    const q = 2 ** (-1 / HALF_LIFE);
+    const v = 4 + (4e6 - 4) * q * (1 - q) / (1 - q ** (W + 5));
+    assert.ok(v > 5000 && v < 6000);
+    const tail = (ratio: number) => [labelled(W + 4, 0, 2, 0), labelled(W + 5, Math.sqrt(ratio * v), 2, 0)];
+    // 0.1 % either side of 1: also catches W+5 folding its own reference error (4) first, which lowers v by 0.14 %.
+    assert.deepEqual(detect([...ticks, ...tail(1.001)]).seqs, [W + 4, W + 6]);
+    assert.deepEqual(detect([...ticks, ...tail(0.999)]).seqs, [W + 4]);
+    // The same ticks fed to the detector from the definition give the same markers.
+    for (const ratio of [1.001, 0.999]) {
+      const all = [...ticks, ...tail(ratio)];
+      assert.deepEqual(detect(all).emitted, firedDirectly(all, definedSignal(all), [handPh()], ['page-hinkley']));
+    }
+  });
+
+  test('warm-up: ticks before a label mean exists and the first W - 1 reference errors feed nothing', () => {
+    // 5 ticks predicted before any label (yMean NaN, learner error 4), then W ticks of reference error 4, the last
+    // with learner error 16, then errors 0, 0, 4. Fed from the first tick after the W-th folded one: 0, 0, 1, and
+    // HAND_PH fires on the third (mean 1/3, deviation 2/3 > 0.5). Had tick 5 + W - 1 been fed too (4, 0, 0, 1), it
+    // would not fire; had the NaN ticks counted towards the warm-up, 0, ..., 0, 4 would fire at tick 5 + W - 1.
+    const start = 5;
+    const ticks = [
+      ...Array.from({ length: start }, (_, i) => labelled(i, 2, 2, NaN)),
+      ...quiet(start, W - 1), labelled(start + W - 1, 4, 2, 0),
+      labelled(start + W, 0, 2, 0), labelled(start + W + 1, 0, 2, 0), labelled(start + W + 2, 2, 2, 0),
+    ];
+    const { seqs, out } = detect(ticks);
+    assert.deepEqual(seqs, [start + W + 3]);
+    assert.deepEqual(out, ticks, 'every tick passes on, fed or not');
+    const early = handPh();
+    assert.deepEqual([4, 0, 0, 1].map((x) => early.update(x).driftDetected), [false, false, false, false], 'the counterfactual stays quiet');
+  });
+
+  test('v_t = 0 (every label equal to the running mean) feeds nothing; feeding resumes once v_t > 0', () => {
+    // Labels 1 with running mean 1 (reference error 0) for W + 4 ticks, the learner's errors ending 0, 0, 0, 4:
+    // 'error' fires there, 'normalized-error' divides by 0 and feeds nothing.
+    const zeroes = Array.from({ length: W + 4 }, (_, i) => labelled(i, i === W + 3 ? 2 : 0, 1, 1));
+    assert.deepEqual(detect(zeroes, { signal: 'error' }).seqs, [W + 4]);
+    const { seqs, error } = detect(zeroes);
+    assert.deepEqual(seqs, []);
+    assert.equal(error, undefined);
+    // One tick with reference error 4 (itself read with v = 0: not fed), then v > 0: 0, 0, 0, then error 4 fires.
+    const n = zeroes.length;
+    const more = [labelled(n, 0, 3, 1), ...[0, 0, 0, 2].map((d, i) => labelled(n + 1 + i, d, 1, 1))];
+    assert.deepEqual(detect([...zeroes, ...more]).seqs, [n + 5]);
+  });
+
+  /**
+   * Two outputs of an AR(1) label, the running mean of the labels before each tick as the reference, and a learner
+   * whose error grows threefold in standard deviation at tick `at`; every 7th tick held out. All values times `scale`.
+   */
+  function driftingStream(seed: number, scale: number, n = 6000, at = 3000): ScoredTick[] {
+    const rng = new Random(seed);
+    const label = [0, 0];
+    const sum = [0, 0];
+    return Array.from({ length: n }, (_, i) => {
+      const yMean = i === 0 ? [NaN, NaN] : sum.map((s) => s / i);
+      for (let k = 0; k < 2; k++) label[k] = 0.95 * label[k] + 0.5 * rng.normal();
+      const noise = i < at ? 0.4 : 1.2;
+      const yhat = label.map((y) => y + noise * rng.normal());
+      for (let k = 0; k < 2; k++) sum[k] += label[k];
+      return {
+        kind: 'scored', stream: 'a', seq: i, t: i / 20,
+        y: Float32Array.from(label, (y) => y * scale), yhat: Float32Array.from(yhat, (y) => y * scale),
+        yLast: Float32Array.from(yMean, (y) => y * scale), yMean: Float32Array.from(yMean, (y) => y * scale),
+        delay: 0, heldOut: i % 7 === 0, version: i,
+      } satisfies ScoredTick;
+    });
+  }
+
+  for (const heldOutTicks of ['skip', 'include'] as const) test(`fires where Page-Hinkley and ADWIN fed the defined signal directly do (held-out ticks: ${heldOutTicks})`, () => {
+    const ticks = driftingStream(5, 1);
+    const expected = firedDirectly(ticks, definedSignal(ticks, heldOutTicks === 'include'), [new PageHinkley({ mode: 'up' }), new Adwin()], ['page-hinkley', 'adwin']);
+    assert.ok(expected.some((m) => m.source === 'page-hinkley' && m.seq > 3000 && m.seq < 3300), 'page-hinkley sees the rise');
+    assert.ok(expected.some((m) => m.source === 'adwin' && m.seq > 3000 && m.seq < 3300), 'adwin sees the rise');
+    const { emitted, out } = detect(ticks, { detectors: [{ kind: 'page-hinkley', mode: 'up' }, { kind: 'adwin' }], heldOutTicks });
+    assert.deepEqual(emitted, expected);
+    out.forEach((m, i) => assert.equal(m, ticks[i], 'passes the very same message'));
+  });
+
+  test('scale-free: the same detections with labels and predictions times 1000; with signal error they differ', () => {
+    const detectors: DetectorSpec[] = [{ kind: 'page-hinkley', mode: 'up' }, { kind: 'adwin' }];
+    const markers = (scale: number, signal: 'error' | 'normalized-error') =>
+      detect(driftingStream(5, scale), { detectors, signal }).emitted.map((m) => `${m.source}@${m.seq}`);
+    const normalized = markers(1, 'normalized-error');
+    assert.ok(normalized.length > 0);
+    assert.deepEqual(markers(1000, 'normalized-error'), normalized);
+    const raw = markers(1, 'error');
+    const rawScaled = markers(1000, 'error');
+    assert.notDeepEqual(rawScaled, raw);
+    assert.ok(rawScaled.length > 2 * raw.length, `River's defaults on squared errors ~1e5: ${rawScaled.length} vs ${raw.length} markers`);
+  });
+
+  test('markers reset the detectors and start the cooldown, but keep v_t', () => {
+    // After a session marker at W + 2, learner errors 0 then 16 (v = 4): a fresh detector fed 0, 4 fires on the
+    // 2nd. Had the marker reset v_t, the warm-up would start over and nothing would be fed.
+    const ticks = [...quiet(0, W + 2), marker(W + 2), labelled(W + 2, 0, 2, 0), labelled(W + 3, 4, 2, 0)];
+    assert.deepEqual(detect(ticks).seqs, [W + 4]);
+    assert.deepEqual(detect(ticks, { cooldownTicks: 1 }).seqs, [W + 4]);
+    assert.deepEqual(detect(ticks, { cooldownTicks: 2 }).seqs, []);
+  });
+
+  test('a yMean missing or of another length leaves v_t unchanged, and the tick passes on', () => {
+    const odd = (seq: number) => ({ ...labelled(seq, 0, 2, 0), yMean: Float32Array.from([0]) });
+    const missing = (seq: number) => ({ ...labelled(seq, 0, 2, 0), yMean: undefined }) as unknown as ScoredTick;
+    // Ticks 0..9 cannot be folded, so the warm-up ends at tick W + 10: tick W + 9 (learner error 16) is not fed,
+    // then 0, 0, 0, 1 fires on tick W + 13. Had ticks 0..9 counted, 0, ..., 0, 4 would fire on tick W + 9.
+    const ticks = [
+      ...[0, 1, 2, 3, 4].map(odd), ...[5, 6, 7, 8, 9].map(missing), ...quiet(10, W - 1), labelled(W + 9, 4, 2, 0),
+      ...quiet(W + 10, 3), labelled(W + 13, 2, 2, 0),
+    ];
+    const { seqs, out } = detect(ticks);
+    assert.deepEqual(out, ticks);
+    assert.deepEqual(seqs, [W + 14]);
+  });
+
+  test('a throwing emit is an error notification, after the tick it fired on', () => {
+    const boom = new Error('emit failed');
+    const ticks = [...quiet(0, W + 3), labelled(W + 3, 2, 2, 0), labelled(W + 4, 0, 2, 0)];
+    const { out, error } = run(ticks, detectDrift({ detectors: [HAND_PH], emit: () => { throw boom; }, ...NORMALIZED }));
+    assert.equal(error, boom);
+    assert.deepEqual(out, ticks.slice(0, W + 4));
+  });
+
+  test('bounded: past maxStreams a stream passes through undetected, reported once', () => {
+    const a = [...quiet(0, W + 3), labelled(W + 3, 2, 2, 0)];
+    const b = (s: ScoredTick): ScoredTick => ({ ...s, stream: 'b' });
+    const inputs = [a[0], b(a[0]), marker(1, 'session', 'b'), ...a.slice(1).flatMap((s) => [s, b(s)])];
+    const { out, emitted } = detect(inputs, { maxStreams: 1 });
+    assert.deepEqual(out.slice(0, 4).map((m) => bare(m as Rejection)), [a[0], b(a[0]), rejected('too-many-streams', 'b', 0), inputs[2]]);
+    assert.deepEqual(out.slice(4), inputs.slice(3), 'the refused stream\'s marker and ticks pass, unreported');
+    assert.deepEqual(emitted.map((m) => [m.stream, m.seq]), [['a', W + 4]]);
+  });
+
+  test('configuration: signal must be error or normalized-error', () => {
+    const emit = () => {};
+    assert.throws(() => detectDrift({ detectors: [HAND_PH], emit, signal: 'normalised-error' as never }), /detectDrift: signal must be 'error' or 'normalized-error', got normalised-error/);
+    assert.throws(() => detectDrift({ detectors: [HAND_PH], emit, signal: 1 as never }), RangeError);
+    assert.doesNotThrow(() => detectDrift({ detectors: [HAND_PH], emit, signal: 'error' }));
+    assert.doesNotThrow(() => detectDrift({ detectors: [HAND_PH], emit, signal: undefined }));
+  });
+
+  test('createPipeline passes drift.signal to detectDrift', () => {
+    const spec: LearnerSpec = {
+      cell: { kind: 'tanh-rnn', hiddenSize: 8 }, credit: { rule: 'immediate', lambda: 0 }, optimizer: rmsprop(0.01),
+      inputSize: 2, outputSize: 1, seed: 3, loss: 'mse',
+    };
+    const options = (signal: unknown) => ({
+      pool: { spec, maxStreams: 1 }, maxDelay: 4, recoveryTicks: 20, prequential: { window: 10, ewmaAlpha: 0.1 },
+      drift: { detectors: [{ kind: 'page-hinkley', threshold: 5, minInstances: 10, mode: 'up' }] as DetectorSpec[], signal: signal as 'error' },
+      recovery: { window: 10, tolerance: 0.5 },
+    });
+    assert.throws(() => createPipeline(options('normalised')), /signal/);
+    // 300 ticks, the labels 10 higher from tick 150: 'error' detects the jump; 'normalized-error' is still warming up.
+    const inputs: StreamInput[] = Array.from({ length: 300 }, (_, i) => ({
+      kind: 'tick', stream: 'a', seq: i, t: i / 10, x: Float32Array.from([Math.sin(i), Math.cos(i)]), y: Float32Array.from([Math.sin(0.3 * i) + (i >= 150 ? 10 : 0)]),
+    }));
+    const detections = (signal: string) =>
+      run(inputs, createPipeline(options(signal)).operator).out.filter((m) => m.kind === 'drift').length;
+    assert.ok(detections('error') > 0);
+    assert.equal(detections('normalized-error'), 0);
   });
 });
 

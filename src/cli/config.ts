@@ -115,6 +115,11 @@ export const configSchema = z
         inputDetectors: z.array(detectorSchema).default([]),
         /** Scored ticks after any drift marker during which further detections are not emitted. */
         cooldownTicks: z.number().int().min(0).default(0),
+        /**
+         * What `detectors` see: the learner's squared error in label units ('error'), or that error over an
+         * estimate of the label variance ('normalized-error', unitless, about 1 - R2 per tick; see detectDrift).
+         */
+        signal: z.enum(['error', 'normalized-error']).default('error'),
       })
       .strict()
       .prefault({}),

@@ -168,7 +168,7 @@ export function pipelineOptionsOf(config: DriftlineConfig, initialState?: Readon
     maxDelay: config.learner.maxLabelDelay,
     recoveryTicks: e.recoveryTicks,
     prequential: { window: e.window, ewmaAlpha: e.ewmaAlpha, every: e.reportEvery, classification: config.learner.loss === 'xent' },
-    drift: { detectors: config.drift.detectors, cooldownTicks: config.drift.cooldownTicks },
+    drift: { detectors: config.drift.detectors, cooldownTicks: config.drift.cooldownTicks, signal: config.drift.signal },
     recovery: { window: e.window, tolerance: e.tolerance },
   };
 }

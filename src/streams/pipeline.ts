@@ -2,7 +2,7 @@ import { Observable, Subject, type MonoTypeOperatorFunction, type OperatorFuncti
 import type { DetectorSpec } from '../drift/detector.js';
 import { createCheckpointer, type Checkpointer } from './checkpoint.js';
 import type { CheckpointStore } from './checkpoint-store.js';
-import { detectDrift } from './detect-drift.js';
+import { detectDrift, type DriftSignal } from './detect-drift.js';
 import { detectInputDrift } from './detect-input-drift.js';
 import type { HoldoutSpec } from './holdout.js';
 import { LearnerPool, type LearnerPoolOptions } from './learner-pool.js';
@@ -41,8 +41,11 @@ export interface PipelineOptions {
     readonly every?: number;
     readonly classification?: boolean;
   };
-  /** Detectors on the learner's per-tick error (an empty list: no detection). */
-  readonly drift: { readonly detectors: readonly DetectorSpec[]; readonly cooldownTicks?: number };
+  /**
+   * Detectors on the learner's per-tick error (an empty list: no detection); `signal` says whether they see the
+   * error itself or the error over the label variance (detectDrift; default 'error').
+   */
+  readonly drift: { readonly detectors: readonly DetectorSpec[]; readonly cooldownTicks?: number; readonly signal?: DriftSignal };
   /** trackRecovery: window of E_pre and the recovery meter, and the tolerance of time to recovery. */
   readonly recovery: { readonly window: number; readonly tolerance: number };
   /** Checkpoints of every learner in the pool (default: none). */
@@ -130,7 +133,13 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       prequential({ maxStreams, ...options.prequential }),
     ];
     if (options.drift.detectors.length > 0) {
-      post.push(detectDrift({ detectors: options.drift.detectors, maxStreams, emit, ...cooldown(options.drift.cooldownTicks) }));
+      post.push(detectDrift({
+        detectors: options.drift.detectors,
+        maxStreams,
+        emit,
+        ...cooldown(options.drift.cooldownTicks),
+        ...(options.drift.signal !== undefined ? { signal: options.drift.signal } : {}),
+      }));
     }
     post.push(trackRecovery({ recoveryTicks: options.recoveryTicks, maxStreams, ...options.recovery }));
     if (checkpointer) post.push(checkpointer.operator);

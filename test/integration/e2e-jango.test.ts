@@ -86,7 +86,8 @@ evaluation:
   holdout: { kind: alternate, onSeconds: 10, offSeconds: 5 }
   recoveryTicks: 4000
 drift:
-  detectors: [{ kind: page-hinkley, threshold: 3.0e+8, delta: 2.0e+6, minInstances: 200, mode: up }]
+  signal: normalized-error
+  detectors: [{ kind: page-hinkley, threshold: 100, delta: 0.5, minInstances: 200, mode: up }]
   inputDetectors: [{ kind: page-hinkley, threshold: 50, delta: 0.05, minInstances: 200 }]
   cooldownTicks: 1000
 checkpoint: { dir: ${checkpoints}, everyTicks: 5000 }
