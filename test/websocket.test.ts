@@ -391,3 +391,53 @@ test('subscriber filters: by stream and by message type; scored ticks only on re
     await assert.rejects(open(`${base}?${query}`), /400/, query);
   }
 });
+
+test('client drain: resolves once every frame has left the process, waits through a reconnect, settles when the connection drops, rejects after close', async () => {
+  let server = await start();
+  const port = server.address.port;
+  const client = createIngestClient({ url: `${server.address.url}/ingest`, binary: true, initialBackoffMs: 20, maxBackoffMs: 100, random: () => 0.5 });
+  try {
+    let got: StreamInput[] = [];
+    server.inputs.subscribe((e) => got.push(e));
+    await waitFor(() => client.isConnected);
+    const x = [1, 2, 3];
+    for (let seq = 0; seq < 5000; seq++) client.send({ kind: 'tick', stream: 'a', seq, t: seq, x });
+    await client.drain();
+    assert.equal(client.bufferedAmount, 0);
+    await waitFor(() => got.length === 5000, 5000, 'every frame at the server');
+    assert.equal(client.stats.failedSends, 0);
+
+    // Queued while the server is down: drain waits for the reconnect that writes them.
+    await server.close();
+    await waitFor(() => !client.isConnected);
+    for (let seq = 5000; seq < 5010; seq++) client.send({ kind: 'tick', stream: 'a', seq, t: seq, x });
+    assert.equal(client.bufferedAmount, 10 * encodeBinaryFrame({ kind: 'tick', stream: 'a', seq: 0, t: 0, x }).byteLength, 'queued bytes count');
+    let drained = false;
+    const waiting = client.drain().then(() => (drained = true));
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(drained, false, 'nothing can be written while disconnected');
+    server = await start({ port });
+    got = [];
+    server.inputs.subscribe((e) => got.push(e));
+    await waiting;
+    await waitFor(() => got.length === 10, 5000, 'the queued frames after the reconnect');
+    assert.deepEqual(got.map((e) => e.seq), Array.from({ length: 10 }, (_, i) => 5000 + i));
+
+    // The connection drops under frames in flight: drain settles rather than waiting forever.
+    for (let seq = 5010; seq < 60_000; seq++) client.send({ kind: 'tick', stream: 'a', seq, t: seq, x });
+    const settled = client.drain();
+    await server.close();
+    await settled;
+    await waitFor(() => !client.isConnected);
+
+    // Closed with frames still queued: a pending drain rejects, and so does a drain after close.
+    client.send({ kind: 'tick', stream: 'a', seq: 60_000, t: 60_000, x });
+    const pending = client.drain();
+    await client.close();
+    await assert.rejects(pending, /closed before its frames were written/);
+    await assert.rejects(client.drain(), /after close/);
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});

@@ -34,6 +34,8 @@ export interface IngestClientStats {
   connects: number;
   /** Messages from the server that were not error replies (or not JSON). */
   unexpectedMessages: number;
+  /** Frames handed to the socket that it could not write out (the connection dropped under them). */
+  failedSends: number;
 }
 
 export interface IngestClient {
@@ -44,6 +46,14 @@ export interface IngestClient {
   readonly connected: Observable<void>;
   readonly isConnected: boolean;
   readonly stats: Readonly<IngestClientStats>;
+  /** Bytes handed to send() and not yet written to the OS, plus the bytes of frames queued while disconnected. */
+  readonly bufferedAmount: number;
+  /**
+   * Resolves when every frame sent so far has left this process: the disconnected queue is empty and the socket
+   * has written every frame out (or failed to: `stats.failedSends`). A producer awaits it to pace itself to the
+   * network, and before exiting so that nothing is left behind. Rejects when the client is closed first.
+   */
+  drain(): Promise<void>;
   /** Stops reconnecting and closes; queued frames are discarded (their count stays in stats.queued). */
   close(): Promise<void>;
 }
@@ -54,6 +64,8 @@ export function backoffDelay(attempt: number, initialMs: number, maxMs: number, 
   return Math.round(base * (0.5 + 0.5 * random()));
 }
 
+const byteLength = (data: string | Uint8Array): number => (typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength);
+
 export function createIngestClient(options: IngestClientOptions): IngestClient {
   const initialBackoffMs = options.initialBackoffMs ?? 100;
   const maxBackoffMs = options.maxBackoffMs ?? 10_000;
@@ -62,15 +74,34 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
   const binary = options.binary ?? false;
   const errors = new Subject<ErrorReply>();
   const connected = new Subject<void>();
-  const stats: IngestClientStats = { sent: 0, queued: 0, droppedWhileDisconnected: 0, connects: 0, unexpectedMessages: 0 };
+  const stats: IngestClientStats = { sent: 0, queued: 0, droppedWhileDisconnected: 0, connects: 0, unexpectedMessages: 0, failedSends: 0 };
   const queue: (string | Uint8Array)[] = [];
   let qHead = 0;
   let ws: WebSocket | undefined;
   let attempt = 0;
   let timer: NodeJS.Timeout | undefined;
   let closing = false;
+  /** Frames handed to the socket whose write callback has not come yet. */
+  let inFlight = 0;
+  let queuedBytes = 0;
+  const drainWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
 
   const queueLength = (): number => queue.length - qHead;
+  const settleDrains = (): void => {
+    if (inFlight !== 0 || queueLength() !== 0) return;
+    for (const w of drainWaiters.splice(0)) w.resolve();
+  };
+  // One callback for every write: allocated once, not per frame.
+  const onWritten = (err?: Error): void => {
+    inFlight--;
+    if (err) stats.failedSends++;
+    settleDrains();
+  };
+  const write = (sock: WebSocket, data: string | Uint8Array): void => {
+    inFlight++;
+    sock.send(data, onWritten);
+    stats.sent++;
+  };
 
   const connect = (): void => {
     if (closing) return;
@@ -84,13 +115,14 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
       while (queueLength() > 0 && sock.readyState === WebSocket.OPEN) {
         const f = queue[qHead]!;
         queue[qHead++] = '';
-        sock.send(f);
-        stats.sent++;
+        write(sock, f);
       }
       queue.length = 0;
       qHead = 0;
+      queuedBytes = 0;
       stats.queued = 0;
       connected.next();
+      settleDrains();
     });
     sock.on('message', (data, isBinary) => {
       if (isBinary) {
@@ -128,11 +160,11 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
       if (closing) throw new Error('driftline ws client: send after close');
       const data = binary ? encodeBinaryFrame(frame) : encodeJsonFrame(frame);
       if (ws && ws.readyState === WebSocket.OPEN && queueLength() === 0) {
-        ws.send(data);
-        stats.sent++;
+        write(ws, data);
         return;
       }
       if (queueLength() >= maxQueued) {
+        queuedBytes -= byteLength(queue[qHead]!);
         queue[qHead++] = '';
         stats.droppedWhileDisconnected++;
         if (qHead > 1024 && qHead * 2 > queue.length) {
@@ -141,11 +173,23 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
         }
       }
       queue.push(data);
+      queuedBytes += byteLength(data);
       stats.queued = queueLength();
+    },
+    get bufferedAmount() {
+      return (ws?.bufferedAmount ?? 0) + queuedBytes;
+    },
+    drain(): Promise<void> {
+      if (closing) return Promise.reject(new Error('driftline ws client: drain after close'));
+      return new Promise<void>((resolve, reject) => {
+        drainWaiters.push({ resolve, reject });
+        settleDrains();
+      });
     },
     close(): Promise<void> {
       closing = true;
       if (timer) clearTimeout(timer);
+      for (const w of drainWaiters.splice(0)) w.reject(new Error('driftline ws client: closed before its frames were written'));
       const sock = ws;
       const done = new Promise<void>((resolve) => {
         if (!sock || sock.readyState === WebSocket.CLOSED) return resolve();
