@@ -16,3 +16,64 @@ export type { DriftlineConfig } from './cli/config.js';
 export { pipelineOptionsOf, startDriftline } from './cli/run.js';
 export type { RunningDriftline, StartOptions } from './cli/run.js';
 export { createLogger, WarningLimiter } from './cli/logger.js';
+
+// Stream operators (docs/streams.md) and the messages they exchange.
+export type * from './streams/messages.js';
+export { REJECTION_REASONS, rejection } from './streams/messages.js';
+export { LearnerPool, TooManyStreamsError, UnknownStreamError } from './streams/learner-pool.js';
+export type { LearnerPoolOptions, LearnerSpecSource } from './streams/learner-pool.js';
+export { predictThenLearn } from './streams/predict-then-learn.js';
+export type { PredictThenLearnOptions } from './streams/predict-then-learn.js';
+export { joinLabels } from './streams/join-labels.js';
+export type { JoinLabelsOptions } from './streams/join-labels.js';
+export { holdoutSchedule } from './streams/holdout.js';
+export type { HoldoutSchedule, HoldoutSpec } from './streams/holdout.js';
+export { normalizeInputs } from './streams/normalize-inputs.js';
+export type { NormalizeInputsOptions } from './streams/normalize-inputs.js';
+export { prequential } from './streams/prequential.js';
+export type { PrequentialInput, PrequentialOptions } from './streams/prequential.js';
+export { detectDrift } from './streams/detect-drift.js';
+export type { DetectDriftOptions, DriftSignal } from './streams/detect-drift.js';
+export { detectInputDrift } from './streams/detect-input-drift.js';
+export type { DetectInputDriftOptions } from './streams/detect-input-drift.js';
+export { trackRecovery } from './streams/track-recovery.js';
+export type { TrackRecoveryOptions } from './streams/track-recovery.js';
+export { createCheckpointer } from './streams/checkpoint.js';
+export type { Checkpointer, CheckpointerOptions } from './streams/checkpoint.js';
+export type { CheckpointMeta, CheckpointStore, StoredCheckpoint } from './streams/checkpoint-store.js';
+export { FileCheckpointStore } from './streams/file-checkpoint-store.js';
+
+// Drift detectors and their evaluation.
+export { PageHinkley } from './drift/page-hinkley.js';
+export type { PageHinkleyOptions } from './drift/page-hinkley.js';
+export { Adwin } from './drift/adwin.js';
+export type { AdwinOptions } from './drift/adwin.js';
+export { createDetector } from './drift/detector.js';
+export type { DetectorSpec, DriftDetector } from './drift/detector.js';
+export { evaluateDetections, evaluateDetector } from './drift/evaluate.js';
+export type { DriftEvaluation, DriftEvaluationOptions, DetectorScore } from './drift/evaluate.js';
+export { NeverDetector, PeriodicDetector, baselineFor } from './drift/baseline-detectors.js';
+export { RecoveryMeter } from './evaluation/recovery.js';
+
+// Metrics (docs/metrics.md).
+export { createMetricsRegistry } from './metrics/registry.js';
+export { DriftlineMetrics } from './metrics/driftline-metrics.js';
+export type { DriftlineMetricsOptions } from './metrics/driftline-metrics.js';
+export { startMetricsServer } from './metrics/server.js';
+export type { MetricsServer, MetricsServerOptions } from './metrics/server.js';
+
+// Adapters: WebSocket (docs/websocket-frames.md), replay, simulator.
+export { startWebSocketServer } from './adapters/websocket/server.js';
+export type { DriftlineWebSocketServer, WebSocketServerOptions } from './adapters/websocket/server.js';
+export { createIngestClient } from './adapters/websocket/client.js';
+export type { IngestClient, IngestClientOptions } from './adapters/websocket/client.js';
+export { decodeFrame, encodeBinaryFrame, encodeJsonFrame, encodeOutbound } from './adapters/websocket/frames.js';
+export type { IngestFrame, StreamShape } from './adapters/websocket/frames.js';
+export { readMat, MatFormatError } from './adapters/replay/mat5.js';
+export { loadJangoSession } from './adapters/replay/jango.js';
+export type { JangoSession } from './adapters/replay/jango.js';
+export { replaySessions } from './adapters/replay/replay.js';
+export type { ReplayOptions, ReplaySession } from './adapters/replay/replay.js';
+export { simulatedStream } from './adapters/simulator/simulated-stream.js';
+export type { SimulatedStreamOptions } from './adapters/simulator/simulated-stream.js';
+export { ndjson$, readNdjson } from './adapters/replay/ndjson.js';
