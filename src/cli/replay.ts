@@ -6,6 +6,7 @@ import { readNdjson } from '../adapters/replay/ndjson.js';
 import { replaySessions, type ReplaySession, type ReplaySpeed } from '../adapters/replay/replay.js';
 import { createIngestClient, type IngestClient } from '../adapters/websocket/client.js';
 import type { IngestFrame } from '../adapters/websocket/frames.js';
+import type { Observable } from 'rxjs';
 import type { PrequentialReport, RecoveryReport, StreamInput } from '../streams/messages.js';
 import { createPipeline, type PipelineOutput } from '../streams/pipeline.js';
 import { ConfigError, loadConfig, type DriftlineConfig } from './config.js';
@@ -350,6 +351,16 @@ async function waitUntil(done: () => boolean, ms: number, pollMs = 50): Promise<
   return true;
 }
 
+/** The loaded sessions as one stream of inputs, paced, label-delayed and with progress as the arguments say. */
+function replayOf(args: ReplayArgs, loaded: LoadedSessions, io: ReplayIO): Observable<StreamInput> {
+  return replaySessions(loaded.sessions, {
+    stream: loaded.stream,
+    speed: args.speed,
+    labelDelayTicks: args.labelDelay,
+    progress: args.quiet ? false : { stream: io.stderr },
+  });
+}
+
 async function sendToServer(args: ReplayArgs, loaded: LoadedSessions, io: ReplayIO): Promise<number> {
   const url = args.to!;
   const stream = loaded.stream;
@@ -384,12 +395,7 @@ async function sendToServer(args: ReplayArgs, loaded: LoadedSessions, io: Replay
   const counts = { ticks: 0, labels: 0, sessions: 0 };
   const started = performance.now();
   await new Promise<void>((resolve, reject) => {
-    replaySessions(loaded.sessions, {
-      stream,
-      speed: args.speed,
-      labelDelayTicks: args.labelDelay,
-      progress: args.quiet ? false : { stream: io.stderr },
-    }).subscribe({
+    replayOf(args, loaded, io).subscribe({
       next: (input) => {
         if (input.kind === 'tick') counts.ticks++;
         else if (input.kind === 'label') counts.labels++;
@@ -506,14 +512,7 @@ async function runInProcess(args: ReplayArgs, loaded: LoadedSessions, io: Replay
     }
   };
   await new Promise<void>((resolve, reject) => {
-    replaySessions(loaded.sessions, {
-      stream,
-      speed: args.speed,
-      labelDelayTicks: args.labelDelay,
-      progress: args.quiet ? false : { stream: io.stderr },
-    })
-      .pipe(pipeline.operator)
-      .subscribe({ next: onOutput, error: reject, complete: resolve });
+    replayOf(args, loaded, io).pipe(pipeline.operator).subscribe({ next: onOutput, error: reject, complete: resolve });
   });
   const seconds = (performance.now() - started) / 1000;
   const names = loaded.sessions.map((s) => s.name);

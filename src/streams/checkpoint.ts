@@ -1,7 +1,8 @@
-import { Observable, type MonoTypeOperatorFunction } from 'rxjs';
+import type { MonoTypeOperatorFunction } from 'rxjs';
 import type { CheckpointStore, StoredCheckpoint } from './checkpoint-store.js';
 import { LearnerPool } from './learner-pool.js';
 import type { Prediction } from './messages.js';
+import { operate } from './operate.js';
 import type { PrequentialInput } from './prequential.js';
 
 export interface CheckpointerOptions {
@@ -171,25 +172,14 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
     schedule(checkpoint);
   };
 
-  const operator: MonoTypeOperatorFunction<PrequentialInput> = (source) =>
-    new Observable<PrequentialInput>((subscriber) =>
-      source.subscribe({
-        next(message) {
-          if (message?.kind === 'prediction') {
-            try {
-              onPrediction(message);
-            } catch (err) {
-              // A learner or pool that throws here is a programming error, as in predictThenLearn.
-              subscriber.error(err);
-              return;
-            }
-          }
-          subscriber.next(message);
-        },
-        error: (err) => subscriber.error(err),
-        complete: () => subscriber.complete(),
-      }),
-    );
+  // A learner or pool that throws in onPrediction is a programming error, as in predictThenLearn: operate turns it
+  // into an error notification, and the prediction does not pass.
+  const operator: MonoTypeOperatorFunction<PrequentialInput> = operate<PrequentialInput, PrequentialInput>((subscriber) => ({
+    next(message) {
+      if (message?.kind === 'prediction') onPrediction(message);
+      subscriber.next(message);
+    },
+  }));
 
   const flush = (): Promise<void> => {
     for (const stream of pool.keys()) {

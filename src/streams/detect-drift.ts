@@ -1,10 +1,11 @@
-import { Observable, type MonoTypeOperatorFunction } from 'rxjs';
+import type { MonoTypeOperatorFunction } from 'rxjs';
 import type { DetectorSpec } from '../drift/detector.js';
 import { Ewma } from '../evaluation/ewma.js';
-import { isKeyed } from './join-labels.js';
 import { rejection } from './messages.js';
 import type { DriftMarker, ScoredTick } from './messages.js';
+import { operate } from './operate.js';
 import type { PrequentialInput } from './prequential.js';
+import { routeScoredAndDrift } from './route-scored-and-drift.js';
 import { detectionConfig, REFUSED_FIRST, RefusedStreams, refusal, StreamDetectorBank } from './stream-detector-bank.js';
 import { MALFORMED, tickError } from './tick-error.js';
 
@@ -111,76 +112,62 @@ export function detectDrift(options: DetectDriftOptions): MonoTypeOperatorFuncti
   }
   const includeHeldOut = heldOutTicks === 'include';
   const normalized = signal === 'normalized-error';
-  return (source) =>
-    new Observable<PrequentialInput>((subscriber) => {
-      const bank = new StreamDetectorBank(config);
-      // 'normalized-error' only. Every bank call goes through this map's admission, so the bank watches a subset
-      // of its streams, never refuses one itself, and both stay within maxStreams.
-      const scales = new Map<string, LabelScale>();
-      const refusedScales = new RefusedStreams();
+  return operate<PrequentialInput, PrequentialInput>((subscriber) => {
+    const bank = new StreamDetectorBank(config);
+    // 'normalized-error' only. Every bank call goes through this map's admission, so the bank watches a subset
+    // of its streams, never refuses one itself, and both stay within maxStreams.
+    const scales = new Map<string, LabelScale>();
+    const refusedScales = new RefusedStreams();
 
-      /** The stream's label scale, or undefined (reported once) when the stream is past maxStreams. */
-      const scaleOf = (stream: string, seq: number): LabelScale | undefined => {
-        let scale = scales.get(stream);
-        if (scale !== undefined) return scale;
-        if (scales.size >= config.maxStreams) {
-          if (refusedScales.firstRefusal(stream)) subscriber.next(refusal(config, stream, seq));
-          return undefined;
-        }
-        scale = new LabelScale();
-        scales.set(stream, scale);
-        return scale;
-      };
+    /** The stream's label scale, or undefined (reported once) when the stream is past maxStreams. */
+    const scaleOf = (stream: string, seq: number): LabelScale | undefined => {
+      let scale = scales.get(stream);
+      if (scale !== undefined) return scale;
+      if (scales.size >= config.maxStreams) {
+        if (refusedScales.firstRefusal(stream)) subscriber.next(refusal(config, stream, seq));
+        return undefined;
+      }
+      scale = new LabelScale();
+      scales.set(stream, scale);
+      return scale;
+    };
 
-      const onScored = (scored: ScoredTick) => {
-        const error = tickError(scored.yhat, scored.y);
-        if (error === MALFORMED) {
-          return subscriber.next(rejection('malformed', `scored tick ${scored.seq} of stream '${scored.stream}' has no yhat and y of one length`, scored.stream, scored.seq));
-        }
-        subscriber.next(scored);
-        let value = error;
-        if (normalized) {
-          const scale = scaleOf(scored.stream, scored.seq);
-          if (scale === undefined) return;
-          // Read before this tick's label is folded in, so the tick's own label is not in both e_t and v_t.
-          const variance = scale.variance;
-          scale.fold(tickError(scored.yMean, scored.y));
-          // NaN while warming up, and a non-finite quotient when v_t = 0: both are filtered out below.
-          value = error / variance;
-        }
-        if (!Number.isFinite(value) || (scored.heldOut && !includeHeldOut)) return;
-        const admission = bank.observe(scored.stream, scored.seq + 1, scored.t, value);
-        if (admission === REFUSED_FIRST) subscriber.next(refusal(config, scored.stream, scored.seq));
-      };
+    const onScored = (scored: ScoredTick) => {
+      const error = tickError(scored.yhat, scored.y);
+      if (error === MALFORMED) {
+        return subscriber.next(rejection('malformed', `scored tick ${scored.seq} of stream '${scored.stream}' has no yhat and y of one length`, scored.stream, scored.seq));
+      }
+      subscriber.next(scored);
+      let value = error;
+      if (normalized) {
+        const scale = scaleOf(scored.stream, scored.seq);
+        if (scale === undefined) return;
+        // Read before this tick's label is folded in, so the tick's own label is not in both e_t and v_t.
+        const variance = scale.variance;
+        scale.fold(tickError(scored.yMean, scored.y));
+        // NaN while warming up, and a non-finite quotient when v_t = 0: both are filtered out below.
+        value = error / variance;
+      }
+      if (!Number.isFinite(value) || (scored.heldOut && !includeHeldOut)) return;
+      const admission = bank.observe(scored.stream, scored.seq + 1, scored.t, value);
+      if (admission === REFUSED_FIRST) subscriber.next(refusal(config, scored.stream, scored.seq));
+    };
 
-      const onMarker = (marker: DriftMarker) => {
-        subscriber.next(marker);
-        if (normalized && scaleOf(marker.stream, marker.seq) === undefined) return;
-        if (bank.markerPassed(marker.stream) === REFUSED_FIRST) subscriber.next(refusal(config, marker.stream, marker.seq));
-      };
+    const onMarker = (marker: DriftMarker) => {
+      subscriber.next(marker);
+      if (normalized && scaleOf(marker.stream, marker.seq) === undefined) return;
+      if (bank.markerPassed(marker.stream) === REFUSED_FIRST) subscriber.next(refusal(config, marker.stream, marker.seq));
+    };
 
-      const subscription = source.subscribe({
-        next(message) {
-          try {
-            const kind = message?.kind;
-            if (kind !== 'scored' && kind !== 'drift') return subscriber.next(message);
-            if (!isKeyed(message)) return subscriber.next(rejection('malformed', `${kind} message without a string stream key and a finite seq`));
-            if (kind === 'scored') onScored(message as ScoredTick);
-            else onMarker(message as DriftMarker);
-          } catch (err) {
-            subscriber.error(err);
-          }
-        },
-        error: (err) => subscriber.error(err),
-        complete: () => subscriber.complete(),
-      });
-      return () => {
-        subscription.unsubscribe();
+    return {
+      next: routeScoredAndDrift(subscriber, onScored, onMarker),
+      cleanup: () => {
         bank.clear();
         scales.clear();
         refusedScales.clear();
-      };
-    });
+      },
+    };
+  });
 }
 
 /**

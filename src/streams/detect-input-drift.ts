@@ -1,8 +1,9 @@
-import { Observable, type MonoTypeOperatorFunction } from 'rxjs';
+import type { MonoTypeOperatorFunction } from 'rxjs';
 import type { DetectorSpec } from '../drift/detector.js';
 import { ADMITTED, detectionConfig, REFUSED_FIRST, refusal, StreamDetectorBank } from './stream-detector-bank.js';
 import { isKeyed } from './join-labels.js';
 import type { DriftMarker, Rejection, StreamInput, TickEvent } from './messages.js';
+import { operate } from './operate.js';
 
 export interface DetectInputDriftOptions {
   /** One detector per spec and stream; markers carry the source `input-${spec.kind}`. */
@@ -36,51 +37,43 @@ export interface DetectInputDriftOptions {
  */
 export function detectInputDrift(options: DetectInputDriftOptions): MonoTypeOperatorFunction<StreamInput | Rejection> {
   const config = detectionConfig('detectInputDrift', options, 'input-');
-  return (source) =>
-    new Observable<StreamInput | Rejection>((subscriber) => {
-      const bank = new StreamDetectorBank(config);
-      const channels = new Map<string, number>();
+  return operate<StreamInput | Rejection, StreamInput | Rejection>((subscriber) => {
+    const bank = new StreamDetectorBank(config);
+    const channels = new Map<string, number>();
 
-      const onTick = (tick: TickEvent) => {
-        subscriber.next(tick);
-        const mean = populationMean(tick);
-        if (Number.isNaN(mean)) return;
-        const expected = channels.get(tick.stream);
-        if (expected !== undefined && expected !== tick.x.length) return;
-        const admission = bank.observe(tick.stream, tick.seq + 1, tick.t, mean);
-        // Only admitted streams get a channel count, so the map is bounded with the detectors.
-        if (admission === ADMITTED) {
-          if (expected === undefined) channels.set(tick.stream, tick.x.length);
-        } else if (admission === REFUSED_FIRST) {
-          subscriber.next(refusal(config, tick.stream, tick.seq));
-        }
-      };
+    const onTick = (tick: TickEvent) => {
+      subscriber.next(tick);
+      const mean = populationMean(tick);
+      if (Number.isNaN(mean)) return;
+      const expected = channels.get(tick.stream);
+      if (expected !== undefined && expected !== tick.x.length) return;
+      const admission = bank.observe(tick.stream, tick.seq + 1, tick.t, mean);
+      // Only admitted streams get a channel count, so the map is bounded with the detectors.
+      if (admission === ADMITTED) {
+        if (expected === undefined) channels.set(tick.stream, tick.x.length);
+      } else if (admission === REFUSED_FIRST) {
+        subscriber.next(refusal(config, tick.stream, tick.seq));
+      }
+    };
 
-      const onMarker = (marker: DriftMarker) => {
-        subscriber.next(marker);
-        if (bank.markerPassed(marker.stream) === REFUSED_FIRST) subscriber.next(refusal(config, marker.stream, marker.seq));
-      };
+    const onMarker = (marker: DriftMarker) => {
+      subscriber.next(marker);
+      if (bank.markerPassed(marker.stream) === REFUSED_FIRST) subscriber.next(refusal(config, marker.stream, marker.seq));
+    };
 
-      const subscription = source.subscribe({
-        next(message) {
-          try {
-            const kind = message?.kind;
-            if ((kind !== 'tick' && kind !== 'drift') || !isKeyed(message)) return subscriber.next(message);
-            if (kind === 'tick') onTick(message as TickEvent);
-            else onMarker(message as DriftMarker);
-          } catch (err) {
-            subscriber.error(err);
-          }
-        },
-        error: (err) => subscriber.error(err),
-        complete: () => subscriber.complete(),
-      });
-      return () => {
-        subscription.unsubscribe();
+    return {
+      next(message) {
+        const kind = message?.kind;
+        if ((kind !== 'tick' && kind !== 'drift') || !isKeyed(message)) return subscriber.next(message);
+        if (kind === 'tick') onTick(message as TickEvent);
+        else onMarker(message as DriftMarker);
+      },
+      cleanup: () => {
         bank.clear();
         channels.clear();
-      };
-    });
+      },
+    };
+  });
 }
 
 /** Mean over channels of a tick's x; NaN when the tick has no finite t or x is not a Float32Array of finite numbers. */

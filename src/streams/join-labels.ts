@@ -1,6 +1,7 @@
-import { Observable, type OperatorFunction } from 'rxjs';
+import type { OperatorFunction } from 'rxjs';
 import { rejection } from './messages.js';
 import type { LabelEvent, Rejection, RejectionReason, StreamInput, TickEvent } from './messages.js';
+import { operate } from './operate.js';
 
 /** `SeqRing.locate` result: the seq was never seen (a future seq, a gap, or before the stream's first tick). */
 export const SEQ_UNKNOWN = -1;
@@ -97,68 +98,58 @@ export function joinLabels(options: JoinLabelsOptions): OperatorFunction<StreamI
   const maxStreams = options.maxStreams ?? Infinity;
   if (!(maxStreams >= 1)) throw new RangeError(`joinLabels: maxStreams must be >= 1, got ${String(maxStreams)}`);
 
-  return (source) =>
-    new Observable<StreamInput | Rejection>((subscriber) => {
-      const rings = new Map<string, SeqRing>();
-      const reject = (reason: RejectionReason, message: string, stream?: string, seq?: number) =>
-        subscriber.next(rejection(reason, message, stream, seq));
+  return operate<StreamInput | Rejection, StreamInput | Rejection>((subscriber) => {
+    const rings = new Map<string, SeqRing>();
+    const reject = (reason: RejectionReason, message: string, stream?: string, seq?: number) =>
+      subscriber.next(rejection(reason, message, stream, seq));
 
-      const onTick = (tick: TickEvent) => {
-        let ring = rings.get(tick.stream);
-        if (!ring) {
-          if (rings.size >= maxStreams) {
-            return reject('too-many-streams', `stream '${tick.stream}' refused: already tracking ${maxStreams} streams`, tick.stream, tick.seq);
-          }
-          ring = new SeqRing(maxDelay);
-          rings.set(tick.stream, ring);
+    const onTick = (tick: TickEvent) => {
+      let ring = rings.get(tick.stream);
+      if (!ring) {
+        if (rings.size >= maxStreams) {
+          return reject('too-many-streams', `stream '${tick.stream}' refused: already tracking ${maxStreams} streams`, tick.stream, tick.seq);
         }
-        const problem = ring.checkTick(tick.seq);
-        if (problem) {
-          return reject(problem, `tick ${tick.seq} of stream '${tick.stream}' is not after the last tick ${ring.lastSeq}`, tick.stream, tick.seq);
-        }
-        const index = ring.push(tick.seq);
-        if (tick.y !== undefined) ring.labelled[ring.slotOf(index)] = 1;
-        subscriber.next(tick);
-      };
+        ring = new SeqRing(maxDelay);
+        rings.set(tick.stream, ring);
+      }
+      const problem = ring.checkTick(tick.seq);
+      if (problem) {
+        return reject(problem, `tick ${tick.seq} of stream '${tick.stream}' is not after the last tick ${ring.lastSeq}`, tick.stream, tick.seq);
+      }
+      const index = ring.push(tick.seq);
+      if (tick.y !== undefined) ring.labelled[ring.slotOf(index)] = 1;
+      subscriber.next(tick);
+    };
 
-      const onLabel = (label: LabelEvent) => {
-        const ring = rings.get(label.stream);
-        const index = ring ? ring.locate(label.seq) : SEQ_UNKNOWN;
-        if (index === SEQ_UNKNOWN) {
-          return reject('label-unknown-tick', `label for tick ${label.seq} of stream '${label.stream}', which was never seen`, label.stream, label.seq);
-        }
-        if (index === SEQ_TOO_LATE) {
-          return reject('label-too-late', `label for tick ${label.seq} of stream '${label.stream}' came more than ${maxDelay - 1} ticks late`, label.stream, label.seq);
-        }
-        const slot = ring!.slotOf(index);
-        if (ring!.labelled[slot]) {
-          return reject('label-duplicate', `tick ${label.seq} of stream '${label.stream}' already has a label`, label.stream, label.seq);
-        }
-        ring!.labelled[slot] = 1;
-        subscriber.next(label);
-      };
+    const onLabel = (label: LabelEvent) => {
+      const ring = rings.get(label.stream);
+      const index = ring ? ring.locate(label.seq) : SEQ_UNKNOWN;
+      if (index === SEQ_UNKNOWN) {
+        return reject('label-unknown-tick', `label for tick ${label.seq} of stream '${label.stream}', which was never seen`, label.stream, label.seq);
+      }
+      if (index === SEQ_TOO_LATE) {
+        return reject('label-too-late', `label for tick ${label.seq} of stream '${label.stream}' came more than ${maxDelay - 1} ticks late`, label.stream, label.seq);
+      }
+      const slot = ring!.slotOf(index);
+      if (ring!.labelled[slot]) {
+        return reject('label-duplicate', `tick ${label.seq} of stream '${label.stream}' already has a label`, label.stream, label.seq);
+      }
+      ring!.labelled[slot] = 1;
+      subscriber.next(label);
+    };
 
-      const subscription = source.subscribe({
-        next(message) {
-          try {
-            if (message?.kind === 'rejected' || message?.kind === 'drift') return subscriber.next(message);
-            if (!isKeyed(message)) return reject('malformed', 'message without a string stream key and a finite seq');
-            if (message.kind === 'tick') return onTick(message);
-            if (message.kind === 'label') return onLabel(message);
-            const other = message as { kind?: unknown; stream: string; seq: number };
-            reject('malformed', `unknown message kind '${String(other.kind)}'`, other.stream, other.seq);
-          } catch (err) {
-            subscriber.error(err);
-          }
-        },
-        error: (err) => subscriber.error(err),
-        complete: () => subscriber.complete(),
-      });
-      return () => {
-        subscription.unsubscribe();
-        rings.clear();
-      };
-    });
+    return {
+      next(message) {
+        if (message?.kind === 'rejected' || message?.kind === 'drift') return subscriber.next(message);
+        if (!isKeyed(message)) return reject('malformed', 'message without a string stream key and a finite seq');
+        if (message.kind === 'tick') return onTick(message);
+        if (message.kind === 'label') return onLabel(message);
+        const other = message as { kind?: unknown; stream: string; seq: number };
+        reject('malformed', `unknown message kind '${String(other.kind)}'`, other.stream, other.seq);
+      },
+      cleanup: () => rings.clear(),
+    };
+  });
 }
 
 /** A message with a string stream and a finite numeric seq. */

@@ -1,7 +1,8 @@
-import { Observable, type OperatorFunction } from 'rxjs';
+import type { OperatorFunction } from 'rxjs';
 import { isKeyed } from './join-labels.js';
 import { rejection } from './messages.js';
 import type { Rejection, RejectionReason, StreamInput, TickEvent } from './messages.js';
+import { operate } from './operate.js';
 
 export interface NormalizeInputsOptions {
   /** EWMA decay of the running mean and variance after warmup (default 0.999: a window of ~1000 ticks). */
@@ -42,59 +43,49 @@ export function normalizeInputs(options: NormalizeInputsOptions = {}): OperatorF
   const maxStreams = options.maxStreams ?? Infinity;
   if (!(maxStreams >= 1)) throw new RangeError(`normalizeInputs: maxStreams must be >= 1, got ${String(maxStreams)}`);
 
-  return (source) =>
-    new Observable<StreamInput | Rejection>((subscriber) => {
-      const stats = new Map<string, ChannelStats>();
-      const reject = (reason: RejectionReason, message: string, stream?: string, seq?: number) =>
-        subscriber.next(rejection(reason, message, stream, seq));
+  return operate<StreamInput | Rejection, StreamInput | Rejection>((subscriber) => {
+    const stats = new Map<string, ChannelStats>();
+    const reject = (reason: RejectionReason, message: string, stream?: string, seq?: number) =>
+      subscriber.next(rejection(reason, message, stream, seq));
 
-      const onTick = (tick: TickEvent) => {
-        const x = tick.x as ArrayLike<number> | undefined;
-        if (x == null || typeof x !== 'object' || typeof x.length !== 'number' || x.length < 1) {
-          return reject('malformed', `tick ${tick.seq} of stream '${tick.stream}' has no input array`, tick.stream, tick.seq);
+    const onTick = (tick: TickEvent) => {
+      const x = tick.x as ArrayLike<number> | undefined;
+      if (x == null || typeof x !== 'object' || typeof x.length !== 'number' || x.length < 1) {
+        return reject('malformed', `tick ${tick.seq} of stream '${tick.stream}' has no input array`, tick.stream, tick.seq);
+      }
+      let s = stats.get(tick.stream);
+      if (s && x.length !== s.mean.length) {
+        return reject('dimension', `tick ${tick.seq} of stream '${tick.stream}' has ${x.length} channels, expected ${s.mean.length}`, tick.stream, tick.seq);
+      }
+      for (let i = 0; i < x.length; i++) {
+        if (typeof x[i] !== 'number' || !Number.isFinite(x[i])) {
+          return reject('non-finite', `tick ${tick.seq} of stream '${tick.stream}': x[${i}] is ${String(x[i])}, not a finite number`, tick.stream, tick.seq);
         }
-        let s = stats.get(tick.stream);
-        if (s && x.length !== s.mean.length) {
-          return reject('dimension', `tick ${tick.seq} of stream '${tick.stream}' has ${x.length} channels, expected ${s.mean.length}`, tick.stream, tick.seq);
+      }
+      if (!s) {
+        if (stats.size >= maxStreams) {
+          return reject('too-many-streams', `stream '${tick.stream}' refused: already normalizing ${maxStreams} streams`, tick.stream, tick.seq);
         }
-        for (let i = 0; i < x.length; i++) {
-          if (typeof x[i] !== 'number' || !Number.isFinite(x[i])) {
-            return reject('non-finite', `tick ${tick.seq} of stream '${tick.stream}': x[${i}] is ${String(x[i])}, not a finite number`, tick.stream, tick.seq);
-          }
-        }
-        if (!s) {
-          if (stats.size >= maxStreams) {
-            return reject('too-many-streams', `stream '${tick.stream}' refused: already normalizing ${maxStreams} streams`, tick.stream, tick.seq);
-          }
-          s = new ChannelStats(x.length);
-          stats.set(tick.stream, s);
-        }
-        const z = new Float32Array(x.length);
-        s.update(x, decay, warmup);
-        for (let i = 0; i < x.length; i++) z[i] = (x[i] - s.mean[i]) / Math.sqrt(s.variance(i) + eps);
-        subscriber.next({ ...tick, x: z });
-      };
+        s = new ChannelStats(x.length);
+        stats.set(tick.stream, s);
+      }
+      const z = new Float32Array(x.length);
+      s.update(x, decay, warmup);
+      for (let i = 0; i < x.length; i++) z[i] = (x[i] - s.mean[i]) / Math.sqrt(s.variance(i) + eps);
+      subscriber.next({ ...tick, x: z });
+    };
 
-      const subscription = source.subscribe({
-        next(message) {
-          try {
-            if (message?.kind === 'tick') {
-              if (!isKeyed(message)) return reject('malformed', 'message without a string stream key and a finite seq');
-              return onTick(message);
-            }
-            subscriber.next(message);
-          } catch (err) {
-            subscriber.error(err);
-          }
-        },
-        error: (err) => subscriber.error(err),
-        complete: () => subscriber.complete(),
-      });
-      return () => {
-        subscription.unsubscribe();
-        stats.clear();
-      };
-    });
+    return {
+      next(message) {
+        if (message?.kind === 'tick') {
+          if (!isKeyed(message)) return reject('malformed', 'message without a string stream key and a finite seq');
+          return onTick(message);
+        }
+        subscriber.next(message);
+      },
+      cleanup: () => stats.clear(),
+    };
+  });
 }
 
 /** Running mean and variance per channel: Welford while count <= warmup, then EWMA. */

@@ -1,4 +1,4 @@
-import { Observable, type OperatorFunction } from 'rxjs';
+import type { OperatorFunction } from 'rxjs';
 import { InvalidInputError, InvalidLabelError } from '../learners/errors.js';
 import type { Learner } from '../learners/learner.js';
 import { holdoutSchedule, validateHoldoutSpec, type HoldoutSchedule, type HoldoutSpec } from './holdout.js';
@@ -8,6 +8,7 @@ import { LearnerPool, TooManyStreamsError, UnknownStreamError, type LearnerPoolO
 import type {
   DriftMarker, LabelEvent, Prediction, Rejection, RejectionReason, ScoredTick, StreamInput, StreamOutput, TickEvent,
 } from './messages.js';
+import { operate } from './operate.js';
 
 /** createLearner's default label window, for specs that do not set maxLabelDelay. */
 const LEARNER_DEFAULT_MAX_LABEL_DELAY = 32;
@@ -69,192 +70,184 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
   const holdout: HoldoutSpec = validateHoldoutSpec(options.holdout ?? { kind: 'none' });
   const referencesSeeHeldOut = (options.referencesDuringHoldout ?? 'withheld') === 'seen';
 
-  return (source) =>
-    new Observable<StreamOutput>((subscriber) => {
-      const pool = typeof poolSource === 'function' ? poolSource() : new LearnerPool(poolSource);
-      if (!(pool instanceof LearnerPool)) throw new TypeError('predictThenLearn: the pool factory must return a LearnerPool');
-      const streams = new Map<string, StreamState>();
-      const reject = (reason: RejectionReason, message: string, stream?: string, seq?: number) =>
-        subscriber.next(rejection(reason, message, stream, seq));
+  return operate<StreamInput | Rejection, StreamOutput>((subscriber) => {
+    const pool = typeof poolSource === 'function' ? poolSource() : new LearnerPool(poolSource);
+    if (!(pool instanceof LearnerPool)) throw new TypeError('predictThenLearn: the pool factory must return a LearnerPool');
+    const streams = new Map<string, StreamState>();
+    const reject = (reason: RejectionReason, message: string, stream?: string, seq?: number) =>
+      subscriber.next(rejection(reason, message, stream, seq));
 
-      /** The stream's state, created with its learner on first sight; undefined after a Rejection. */
-      const stateOf = (stream: string, seq: number): StreamState | undefined => {
-        const found = streams.get(stream);
-        if (found && pool.peek(stream) === found.learner) return found;
-        let learner: Learner;
+    /** The stream's state, created with its learner on first sight; undefined after a Rejection. */
+    const stateOf = (stream: string, seq: number): StreamState | undefined => {
+      const found = streams.get(stream);
+      if (found && pool.peek(stream) === found.learner) return found;
+      let learner: Learner;
+      try {
+        learner = pool.get(stream);
+      } catch (err) {
+        if (err instanceof TooManyStreamsError) return void reject('too-many-streams', err.message, stream, seq);
+        if (err instanceof UnknownStreamError) return void reject('unknown-stream', err.message, stream, seq);
+        throw err;
+      }
+      const state = new StreamState(learner, maxDelay, holdoutSchedule(holdout));
+      streams.set(stream, state);
+      return state;
+    };
+
+    const onTick = (tick: TickEvent) => {
+      if (typeof tick.t !== 'number' || !Number.isFinite(tick.t)) {
+        return reject('malformed', `tick ${tick.seq} of stream '${tick.stream}' has no finite t`, tick.stream, tick.seq);
+      }
+      const s = stateOf(tick.stream, tick.seq);
+      if (!s) return;
+      const problem = s.ring.checkTick(tick.seq);
+      if (problem) {
+        return reject(problem, `tick ${tick.seq} of stream '${tick.stream}' is not after the last tick ${s.ring.lastSeq}`, tick.stream, tick.seq);
+      }
+      let yhat: Float32Array;
+      try {
+        yhat = s.learner.predict(tick.x);
+      } catch (err) {
+        if (err instanceof InvalidInputError) {
+          return reject(err.problem === 'not-float32' ? 'malformed' : err.problem, `tick ${tick.seq} of stream '${tick.stream}': ${err.message}`, tick.stream, tick.seq);
+        }
+        throw err;
+      }
+      const index = s.ring.push(tick.seq);
+      const slot = s.ring.slotOf(index);
+      const out = s.out;
+      const at = slot * out;
+      s.yhat.set(yhat, at);
+      s.yLast.set(s.lastLabel, at);
+      for (let i = 0; i < out; i++) s.yMean[at + i] = s.labelCount > 0 ? s.labelMean[i] : NaN;
+      s.learnerTick[slot] = s.learner.tick;
+      s.t[slot] = tick.t;
+      s.version[slot] = s.learner.version;
+      s.heldOut[slot] = s.holdout.isHeldOut(tick.t) ? 1 : 0;
+      if (s.shadow !== null) {
+        s.yFrozen.set(s.shadow.predict(tick.x), at);
+        s.hasFrozen[slot] = 1;
+        if (--s.shadowTicksLeft <= 0) s.shadow = null;
+      } else {
+        s.hasFrozen[slot] = 0;
+      }
+      const prediction: Prediction = {
+        kind: 'prediction',
+        stream: tick.stream,
+        seq: tick.seq,
+        t: tick.t,
+        yhat: s.yhat.slice(at, at + out),
+        version: s.version[slot],
+        ...(tick.receivedAt !== undefined ? { receivedAt: tick.receivedAt } : {}),
+        predictedAt: performance.now(),
+      };
+      subscriber.next(prediction);
+      if (tick.y !== undefined) onLabelOf(s, tick.stream, tick.seq, index, tick.y);
+    };
+
+    const onLabel = (label: LabelEvent) => {
+      const s = streams.get(label.stream);
+      if (!s || pool.peek(label.stream) !== s.learner) {
+        if (!pool.allows(label.stream)) {
+          return reject('unknown-stream', `stream '${label.stream}' refused: it is not in the list of allowed streams`, label.stream, label.seq);
+        }
+        return reject('label-unknown-tick', `label for tick ${label.seq} of stream '${label.stream}', which was never seen`, label.stream, label.seq);
+      }
+      const index = s.ring.locate(label.seq);
+      if (index === SEQ_UNKNOWN) {
+        return reject('label-unknown-tick', `label for tick ${label.seq} of stream '${label.stream}', which was never seen`, label.stream, label.seq);
+      }
+      if (index === SEQ_TOO_LATE) {
+        return reject('label-too-late', `label for tick ${label.seq} of stream '${label.stream}' came more than ${s.ring.capacity - 1} ticks late`, label.stream, label.seq);
+      }
+      onLabelOf(s, label.stream, label.seq, index, label.y);
+    };
+
+    const onLabelOf = (s: StreamState, stream: string, seq: number, index: number, y: ArrayLike<number>) => {
+      const out = s.out;
+      if (y == null || typeof y !== 'object' || typeof y.length !== 'number') {
+        return reject('malformed', `label for tick ${seq} of stream '${stream}' is not an array of numbers`, stream, seq);
+      }
+      if (y.length !== out) {
+        return reject('dimension', `label for tick ${seq} of stream '${stream}' has ${y.length} values, expected ${out}`, stream, seq);
+      }
+      for (let i = 0; i < out; i++) {
+        const v = y[i];
+        if (typeof v !== 'number' || !Number.isFinite(v)) {
+          return reject('non-finite', `label for tick ${seq} of stream '${stream}': label[${i}] is ${String(v)}, not a finite number`, stream, seq);
+        }
+      }
+      const slot = s.ring.slotOf(index);
+      if (s.ring.labelled[slot]) {
+        return reject('label-duplicate', `tick ${seq} of stream '${stream}' already has a label`, stream, seq);
+      }
+      s.ring.labelled[slot] = 1;
+      const at = slot * out;
+      const heldOut = s.heldOut[slot] === 1;
+      const scored: ScoredTick = {
+        kind: 'scored',
+        stream,
+        seq,
+        t: s.t[slot],
+        y: Float32Array.from(y),
+        yhat: s.yhat.slice(at, at + out),
+        yLast: s.yLast.slice(at, at + out),
+        yMean: s.yMean.slice(at, at + out),
+        ...(s.hasFrozen[slot] ? { yFrozen: s.yFrozen.slice(at, at + out) } : {}),
+        delay: s.ring.delayOf(index),
+        heldOut,
+        version: s.version[slot],
+      };
+      subscriber.next(scored);
+      if (!heldOut) {
         try {
-          learner = pool.get(stream);
+          s.learner.learn(y, s.learnerTick[slot]);
         } catch (err) {
-          if (err instanceof TooManyStreamsError) return void reject('too-many-streams', err.message, stream, seq);
-          if (err instanceof UnknownStreamError) return void reject('unknown-stream', err.message, stream, seq);
-          throw err;
+          if (!(err instanceof InvalidLabelError) || err.problem === 'frozen') throw err;
+          const reason: RejectionReason =
+            err.problem === 'future-tick' ? 'label-unknown-tick'
+            : err.problem === 'duplicate' ? 'label-duplicate'
+            : err.problem === 'not-float32' ? 'malformed'
+            : err.problem;
+          return reject(reason, `label for tick ${seq} of stream '${stream}': ${err.message}`, stream, seq);
         }
-        const state = new StreamState(learner, maxDelay, holdoutSchedule(holdout));
-        streams.set(stream, state);
-        return state;
-      };
+      }
+      if (!heldOut || referencesSeeHeldOut) s.takeLabel(y);
+    };
 
-      const onTick = (tick: TickEvent) => {
-        if (typeof tick.t !== 'number' || !Number.isFinite(tick.t)) {
-          return reject('malformed', `tick ${tick.seq} of stream '${tick.stream}' has no finite t`, tick.stream, tick.seq);
-        }
-        const s = stateOf(tick.stream, tick.seq);
-        if (!s) return;
-        const problem = s.ring.checkTick(tick.seq);
-        if (problem) {
-          return reject(problem, `tick ${tick.seq} of stream '${tick.stream}' is not after the last tick ${s.ring.lastSeq}`, tick.stream, tick.seq);
-        }
-        let yhat: Float32Array;
-        try {
-          yhat = s.learner.predict(tick.x);
-        } catch (err) {
-          if (err instanceof InvalidInputError) {
-            return reject(err.problem === 'not-float32' ? 'malformed' : err.problem, `tick ${tick.seq} of stream '${tick.stream}': ${err.message}`, tick.stream, tick.seq);
-          }
-          throw err;
-        }
-        const index = s.ring.push(tick.seq);
-        const slot = s.ring.slotOf(index);
-        const out = s.out;
-        const at = slot * out;
-        s.yhat.set(yhat, at);
-        s.yLast.set(s.lastLabel, at);
-        for (let i = 0; i < out; i++) s.yMean[at + i] = s.labelCount > 0 ? s.labelMean[i] : NaN;
-        s.learnerTick[slot] = s.learner.tick;
-        s.t[slot] = tick.t;
-        s.version[slot] = s.learner.version;
-        s.heldOut[slot] = s.holdout.isHeldOut(tick.t) ? 1 : 0;
-        if (s.shadow !== null) {
-          s.yFrozen.set(s.shadow.predict(tick.x), at);
-          s.hasFrozen[slot] = 1;
-          if (--s.shadowTicksLeft <= 0) s.shadow = null;
-        } else {
-          s.hasFrozen[slot] = 0;
-        }
-        const prediction: Prediction = {
-          kind: 'prediction',
-          stream: tick.stream,
-          seq: tick.seq,
-          t: tick.t,
-          yhat: s.yhat.slice(at, at + out),
-          version: s.version[slot],
-          ...(tick.receivedAt !== undefined ? { receivedAt: tick.receivedAt } : {}),
-          predictedAt: performance.now(),
-        };
-        subscriber.next(prediction);
-        if (tick.y !== undefined) onLabelOf(s, tick.stream, tick.seq, index, tick.y);
-      };
+    const onDrift = (marker: DriftMarker) => {
+      const s = stateOf(marker.stream, marker.seq);
+      if (!s) return;
+      if (marker.source === 'session') s.holdout.sessionStarted(marker.t);
+      if (recoveryTicks > 0) {
+        s.shadow = s.learner.fork({ frozen: true });
+        s.shadowTicksLeft = recoveryTicks;
+      }
+      subscriber.next(marker);
+    };
 
-      const onLabel = (label: LabelEvent) => {
-        const s = streams.get(label.stream);
-        if (!s || pool.peek(label.stream) !== s.learner) {
-          if (!pool.allows(label.stream)) {
-            return reject('unknown-stream', `stream '${label.stream}' refused: it is not in the list of allowed streams`, label.stream, label.seq);
-          }
-          return reject('label-unknown-tick', `label for tick ${label.seq} of stream '${label.stream}', which was never seen`, label.stream, label.seq);
+    return {
+      next(message) {
+        if (message?.kind === 'rejected') return subscriber.next(message);
+        if (!isKeyed(message)) return reject('malformed', 'message without a string stream key and a finite seq');
+        const keyed: { kind: string; stream: string; seq: number } = message;
+        switch (keyed.kind) {
+          case 'tick':
+            return onTick(message as TickEvent);
+          case 'label':
+            return onLabel(message as LabelEvent);
+          case 'drift':
+            return onDrift(message as DriftMarker);
+          default:
+            return reject('malformed', `unknown message kind '${String(keyed.kind)}'`, keyed.stream, keyed.seq);
         }
-        const index = s.ring.locate(label.seq);
-        if (index === SEQ_UNKNOWN) {
-          return reject('label-unknown-tick', `label for tick ${label.seq} of stream '${label.stream}', which was never seen`, label.stream, label.seq);
-        }
-        if (index === SEQ_TOO_LATE) {
-          return reject('label-too-late', `label for tick ${label.seq} of stream '${label.stream}' came more than ${s.ring.capacity - 1} ticks late`, label.stream, label.seq);
-        }
-        onLabelOf(s, label.stream, label.seq, index, label.y);
-      };
-
-      const onLabelOf = (s: StreamState, stream: string, seq: number, index: number, y: ArrayLike<number>) => {
-        const out = s.out;
-        if (y == null || typeof y !== 'object' || typeof y.length !== 'number') {
-          return reject('malformed', `label for tick ${seq} of stream '${stream}' is not an array of numbers`, stream, seq);
-        }
-        if (y.length !== out) {
-          return reject('dimension', `label for tick ${seq} of stream '${stream}' has ${y.length} values, expected ${out}`, stream, seq);
-        }
-        for (let i = 0; i < out; i++) {
-          const v = y[i];
-          if (typeof v !== 'number' || !Number.isFinite(v)) {
-            return reject('non-finite', `label for tick ${seq} of stream '${stream}': label[${i}] is ${String(v)}, not a finite number`, stream, seq);
-          }
-        }
-        const slot = s.ring.slotOf(index);
-        if (s.ring.labelled[slot]) {
-          return reject('label-duplicate', `tick ${seq} of stream '${stream}' already has a label`, stream, seq);
-        }
-        s.ring.labelled[slot] = 1;
-        const at = slot * out;
-        const heldOut = s.heldOut[slot] === 1;
-        const scored: ScoredTick = {
-          kind: 'scored',
-          stream,
-          seq,
-          t: s.t[slot],
-          y: Float32Array.from(y),
-          yhat: s.yhat.slice(at, at + out),
-          yLast: s.yLast.slice(at, at + out),
-          yMean: s.yMean.slice(at, at + out),
-          ...(s.hasFrozen[slot] ? { yFrozen: s.yFrozen.slice(at, at + out) } : {}),
-          delay: s.ring.delayOf(index),
-          heldOut,
-          version: s.version[slot],
-        };
-        subscriber.next(scored);
-        if (!heldOut) {
-          try {
-            s.learner.learn(y, s.learnerTick[slot]);
-          } catch (err) {
-            if (!(err instanceof InvalidLabelError) || err.problem === 'frozen') throw err;
-            const reason: RejectionReason =
-              err.problem === 'future-tick' ? 'label-unknown-tick'
-              : err.problem === 'duplicate' ? 'label-duplicate'
-              : err.problem === 'not-float32' ? 'malformed'
-              : err.problem;
-            return reject(reason, `label for tick ${seq} of stream '${stream}': ${err.message}`, stream, seq);
-          }
-        }
-        if (!heldOut || referencesSeeHeldOut) s.takeLabel(y);
-      };
-
-      const onDrift = (marker: DriftMarker) => {
-        const s = stateOf(marker.stream, marker.seq);
-        if (!s) return;
-        if (marker.source === 'session') s.holdout.sessionStarted(marker.t);
-        if (recoveryTicks > 0) {
-          s.shadow = s.learner.fork({ frozen: true });
-          s.shadowTicksLeft = recoveryTicks;
-        }
-        subscriber.next(marker);
-      };
-
-      const subscription = source.subscribe({
-        next(message) {
-          try {
-            if (message?.kind === 'rejected') return subscriber.next(message);
-            if (!isKeyed(message)) return reject('malformed', 'message without a string stream key and a finite seq');
-            const keyed: { kind: string; stream: string; seq: number } = message;
-            switch (keyed.kind) {
-              case 'tick':
-                return onTick(message as TickEvent);
-              case 'label':
-                return onLabel(message as LabelEvent);
-              case 'drift':
-                return onDrift(message as DriftMarker);
-              default:
-                return reject('malformed', `unknown message kind '${String(keyed.kind)}'`, keyed.stream, keyed.seq);
-            }
-          } catch (err) {
-            subscriber.error(err);
-          }
-        },
-        error: (err) => subscriber.error(err),
-        complete: () => subscriber.complete(),
-      });
-      return () => {
-        subscription.unsubscribe();
+      },
+      cleanup: () => {
         streams.clear();
         pool.clear();
-      };
-    });
+      },
+    };
+  });
 }
 
 /** Per-stream scoring state: preallocated rings of the last `capacity` ticks, reference predictors, shadow. */

@@ -1,6 +1,7 @@
-import { Observable, type OperatorFunction } from 'rxjs';
+import type { OperatorFunction } from 'rxjs';
 import { Ewma } from '../evaluation/ewma.js';
 import { rejection } from './messages.js';
+import { operate } from './operate.js';
 import type {
   ErrorFigures, Predictor, PrequentialReport, RecoveryReport, RejectionReason, ScoredTick, StreamOutput,
 } from './messages.js';
@@ -101,77 +102,69 @@ export function prequential(options: PrequentialOptions): OperatorFunction<Prequ
     throw new RangeError(`prequential: maxStreams must be a positive integer or Infinity, got ${String(maxStreams)}`);
   }
 
-  return (source) =>
-    new Observable<PrequentialInput>((subscriber) => {
-      const streams = new Map<string, StreamScoring>();
-      const refused = new Set<string>();
-      const reject = (reason: RejectionReason, message: string, stream?: string, seq?: number) =>
-        subscriber.next(rejection(reason, message, stream, seq));
+  return operate<PrequentialInput, PrequentialInput>((subscriber) => {
+    const streams = new Map<string, StreamScoring>();
+    const refused = new Set<string>();
+    const reject = (reason: RejectionReason, message: string, stream?: string, seq?: number) =>
+      subscriber.next(rejection(reason, message, stream, seq));
 
-      const streamOf = (tick: ScoredTick, outputs: number): StreamScoring | undefined => {
-        const found = streams.get(tick.stream);
-        if (found) return found;
-        if (streams.size >= maxStreams) {
-          if (refused.has(tick.stream)) return undefined;
-          if (refused.size >= REFUSED_KEYS_REMEMBERED) refused.delete(refused.values().next().value as string);
-          refused.add(tick.stream);
-          return void reject('too-many-streams', `stream '${tick.stream}' not scored: already scoring ${maxStreams} streams`, tick.stream, tick.seq);
-        }
-        const created = new StreamScoring(outputs);
-        streams.set(tick.stream, created);
-        return created;
-      };
+    const streamOf = (tick: ScoredTick, outputs: number): StreamScoring | undefined => {
+      const found = streams.get(tick.stream);
+      if (found) return found;
+      if (streams.size >= maxStreams) {
+        if (refused.has(tick.stream)) return undefined;
+        if (refused.size >= REFUSED_KEYS_REMEMBERED) refused.delete(refused.values().next().value as string);
+        refused.add(tick.stream);
+        return void reject('too-many-streams', `stream '${tick.stream}' not scored: already scoring ${maxStreams} streams`, tick.stream, tick.seq);
+      }
+      const created = new StreamScoring(outputs);
+      streams.set(tick.stream, created);
+      return created;
+    };
 
-      const onScored = (tick: ScoredTick) => {
-        const { stream, seq } = tick;
-        const problem = malformation(tick);
-        if (problem !== null) {
-          const key = typeof stream === 'string' ? stream : undefined;
-          const at = typeof seq === 'number' && Number.isFinite(seq) ? seq : undefined;
-          return reject('malformed', `scored tick ${String(seq)} of stream '${String(stream)}' ${problem}`, key, at);
-        }
-        const out = tick.y.length;
-        const s = streamOf(tick, out);
-        if (!s) return;
-        if (out !== s.outputs) {
-          return reject('dimension', `scored tick ${seq} of stream '${stream}' has ${out} outputs, the stream's first had ${s.outputs}`, stream, seq);
-        }
-        if (tick.yhat.length !== out || tick.yLast.length !== out || tick.yMean.length !== out) {
-          return reject('dimension', `scored tick ${seq} of stream '${stream}': yhat, yLast and yMean must have the ${out} values of y`, stream, seq);
-        }
-        if (hasNaN(tick.yLast) || hasNaN(tick.yMean)) return;
-        const bad = firstNonFinite(tick);
-        if (bad !== null) return reject('non-finite', `scored tick ${seq} of stream '${stream}': ${bad} is not finite`, stream, seq);
+    const onScored = (tick: ScoredTick) => {
+      const { stream, seq } = tick;
+      const problem = malformation(tick);
+      if (problem !== null) {
+        const key = typeof stream === 'string' ? stream : undefined;
+        const at = typeof seq === 'number' && Number.isFinite(seq) ? seq : undefined;
+        return reject('malformed', `scored tick ${String(seq)} of stream '${String(stream)}' ${problem}`, key, at);
+      }
+      const out = tick.y.length;
+      const s = streamOf(tick, out);
+      if (!s) return;
+      if (out !== s.outputs) {
+        return reject('dimension', `scored tick ${seq} of stream '${stream}' has ${out} outputs, the stream's first had ${s.outputs}`, stream, seq);
+      }
+      if (tick.yhat.length !== out || tick.yLast.length !== out || tick.yMean.length !== out) {
+        return reject('dimension', `scored tick ${seq} of stream '${stream}': yhat, yLast and yMean must have the ${out} values of y`, stream, seq);
+      }
+      if (hasNaN(tick.yLast) || hasNaN(tick.yMean)) return;
+      const bad = firstNonFinite(tick);
+      if (bad !== null) return reject('non-finite', `scored tick ${seq} of stream '${stream}': ${bad} is not finite`, stream, seq);
 
-        const heldOut = tick.heldOut === true;
-        let track = heldOut ? s.heldOut : s.learning;
-        if (track === null) {
-          track = new TrackScoring(window, out, ewmaAlpha, classification);
-          if (heldOut) s.heldOut = track;
-          else s.learning = track;
-        }
-        track.score(tick);
-        if (track.scored % every === 0) subscriber.next(track.report(stream, seq, heldOut));
-      };
+      const heldOut = tick.heldOut === true;
+      let track = heldOut ? s.heldOut : s.learning;
+      if (track === null) {
+        track = new TrackScoring(window, out, ewmaAlpha, classification);
+        if (heldOut) s.heldOut = track;
+        else s.learning = track;
+      }
+      track.score(tick);
+      if (track.scored % every === 0) subscriber.next(track.report(stream, seq, heldOut));
+    };
 
-      const subscription = source.subscribe({
-        next(message) {
-          try {
-            subscriber.next(message);
-            if (message?.kind === 'scored') onScored(message);
-          } catch (err) {
-            subscriber.error(err);
-          }
-        },
-        error: (err) => subscriber.error(err),
-        complete: () => subscriber.complete(),
-      });
-      return () => {
-        subscription.unsubscribe();
+    return {
+      next(message) {
+        subscriber.next(message);
+        if (message?.kind === 'scored') onScored(message);
+      },
+      cleanup: () => {
         streams.clear();
         refused.clear();
-      };
-    });
+      },
+    };
+  });
 }
 
 /** What is wrong with a scored tick's shape, or null when it can be scored. */

@@ -1,12 +1,13 @@
-import { Observable, type OperatorFunction } from 'rxjs';
+import type { OperatorFunction } from 'rxjs';
 import { RecoveryMeter } from '../evaluation/recovery.js';
 import { WindowedMean } from '../evaluation/windowed-mean.js';
 import { refusal, RefusedStreams } from './stream-detector-bank.js';
 import { MALFORMED, tickError } from './tick-error.js';
-import { isKeyed } from './join-labels.js';
 import { rejection } from './messages.js';
 import type { DriftMarker, RecoveryReport, ScoredTick } from './messages.js';
+import { operate } from './operate.js';
 import type { PrequentialInput } from './prequential.js';
+import { routeScoredAndDrift } from './route-scored-and-drift.js';
 
 export interface TrackRecoveryOptions {
   /** Same value as predictThenLearn's recoveryTicks (the shadow's lifetime); a positive integer. */
@@ -80,105 +81,88 @@ export function trackRecovery(options: TrackRecoveryOptions): OperatorFunction<P
   const meterWindow = Math.min(window, recoveryTicks);
   const minPreTicks = Math.max(1, Math.floor(window / 4));
 
-  return (source) =>
-    new Observable<PrequentialInput>((subscriber) => {
-      const streams = new Map<string, StreamRecovery>();
-      const refused = new RefusedStreams();
+  return operate<PrequentialInput, PrequentialInput>((subscriber) => {
+    const streams = new Map<string, StreamRecovery>();
+    const refused = new RefusedStreams();
 
-      /** The stream's state, created on first sight; undefined (after one Rejection) past the bound. */
-      const stateOf = (stream: string, seq: number): StreamRecovery | undefined => {
-        const found = streams.get(stream);
-        if (found) return found;
-        if (streams.size >= maxStreams) {
-          if (refused.firstRefusal(stream)) subscriber.next(refusal(bound, stream, seq));
-          return undefined;
-        }
-        const s = new StreamRecovery(window, meterWindow, tolerance);
-        streams.set(stream, s);
-        return s;
-      };
+    /** The stream's state, created on first sight; undefined (after one Rejection) past the bound. */
+    const stateOf = (stream: string, seq: number): StreamRecovery | undefined => {
+      const found = streams.get(stream);
+      if (found) return found;
+      if (streams.size >= maxStreams) {
+        if (refused.firstRefusal(stream)) subscriber.next(refusal(bound, stream, seq));
+        return undefined;
+      }
+      const s = new StreamRecovery(window, meterWindow, tolerance);
+      streams.set(stream, s);
+      return s;
+    };
 
-      const close = (s: StreamRecovery, stream: string) => {
-        const report = s.report(stream);
-        s.phase = IDLE;
-        subscriber.next(report);
-      };
+    const close = (s: StreamRecovery, stream: string) => {
+      const report = s.report(stream);
+      s.phase = IDLE;
+      subscriber.next(report);
+    };
 
-      const onScored = (scored: ScoredTick) => {
-        const adaptError = tickError(scored.yhat, scored.y);
-        const frozenError = scored.yFrozen === undefined ? Number.NaN : tickError(scored.yFrozen, scored.y);
-        if (adaptError === MALFORMED || frozenError === MALFORMED) {
-          return subscriber.next(rejection('malformed', `scored tick ${scored.seq} of stream '${scored.stream}' has no yhat, y (and yFrozen) of one length`, scored.stream, scored.seq));
-        }
-        subscriber.next(scored);
-        const s = stateOf(scored.stream, scored.seq);
-        if (!s) return;
-        s.scoredTicks++;
-        const adaptFinite = Number.isFinite(adaptError);
-        if (s.phase !== IDLE) {
-          const hasFrozen = scored.yFrozen !== undefined;
-          if (scored.seq < s.markerSeq) return;
-          if (s.phase === WAITING) {
-            if (!hasFrozen) return;
-            s.phase = MEASURING;
-            s.firstSeq = scored.seq;
-            s.firstT = scored.t;
-          } else if (!hasFrozen) {
-            if (scored.seq < s.firstSeq) return;
-            close(s, scored.stream);
-            if (adaptFinite) s.errors.push(adaptError);
-            return;
-          }
-          if (!adaptFinite || !Number.isFinite(frozenError)) return;
-          s.errors.push(adaptError);
-          const wasRecovered = s.meter.recovered;
-          s.meter.update(adaptError, frozenError);
-          if (!wasRecovered && s.meter.recovered) s.recoveredT = scored.t;
-          if (s.meter.ticks >= recoveryTicks) close(s, scored.stream);
+    const onScored = (scored: ScoredTick) => {
+      const adaptError = tickError(scored.yhat, scored.y);
+      const frozenError = scored.yFrozen === undefined ? Number.NaN : tickError(scored.yFrozen, scored.y);
+      if (adaptError === MALFORMED || frozenError === MALFORMED) {
+        return subscriber.next(rejection('malformed', `scored tick ${scored.seq} of stream '${scored.stream}' has no yhat, y (and yFrozen) of one length`, scored.stream, scored.seq));
+      }
+      subscriber.next(scored);
+      const s = stateOf(scored.stream, scored.seq);
+      if (!s) return;
+      s.scoredTicks++;
+      const adaptFinite = Number.isFinite(adaptError);
+      if (s.phase !== IDLE) {
+        const hasFrozen = scored.yFrozen !== undefined;
+        if (scored.seq < s.markerSeq) return;
+        if (s.phase === WAITING) {
+          if (!hasFrozen) return;
+          s.phase = MEASURING;
+          s.firstSeq = scored.seq;
+          s.firstT = scored.t;
+        } else if (!hasFrozen) {
+          if (scored.seq < s.firstSeq) return;
+          close(s, scored.stream);
+          if (adaptFinite) s.errors.push(adaptError);
           return;
         }
-        if (adaptFinite) s.errors.push(adaptError);
-      };
+        if (!adaptFinite || !Number.isFinite(frozenError)) return;
+        s.errors.push(adaptError);
+        const wasRecovered = s.meter.recovered;
+        s.meter.update(adaptError, frozenError);
+        if (!wasRecovered && s.meter.recovered) s.recoveredT = scored.t;
+        if (s.meter.ticks >= recoveryTicks) close(s, scored.stream);
+        return;
+      }
+      if (adaptFinite) s.errors.push(adaptError);
+    };
 
-      const onMarker = (marker: DriftMarker) => {
-        subscriber.next(marker);
-        const s = stateOf(marker.stream, marker.seq);
-        if (!s) return;
-        if (s.phase !== IDLE) close(s, marker.stream);
-        // A marker before the stream's first scored tick opens the stream (a replay declares its first session
-        // too): there is no earlier regime to recover from, so nothing is measured and no report follows.
-        if (s.scoredTicks === 0) return;
-        s.begin(marker, minPreTicks);
-      };
+    const onMarker = (marker: DriftMarker) => {
+      subscriber.next(marker);
+      const s = stateOf(marker.stream, marker.seq);
+      if (!s) return;
+      if (s.phase !== IDLE) close(s, marker.stream);
+      // A marker before the stream's first scored tick opens the stream (a replay declares its first session
+      // too): there is no earlier regime to recover from, so nothing is measured and no report follows.
+      if (s.scoredTicks === 0) return;
+      s.begin(marker, minPreTicks);
+    };
 
-      const subscription = source.subscribe({
-        next(message) {
-          try {
-            const kind = message?.kind;
-            if (kind !== 'scored' && kind !== 'drift') return subscriber.next(message);
-            if (!isKeyed(message)) return subscriber.next(rejection('malformed', `${kind} message without a string stream key and a finite seq`));
-            if (kind === 'scored') onScored(message as ScoredTick);
-            else onMarker(message as DriftMarker);
-          } catch (err) {
-            subscriber.error(err);
-          }
-        },
-        error: (err) => subscriber.error(err),
-        complete: () => {
-          try {
-            for (const [stream, s] of streams) if (s.phase !== IDLE) close(s, stream);
-          } catch (err) {
-            return subscriber.error(err);
-          }
-          subscriber.complete();
-        },
-      });
-      return () => {
-        subscription.unsubscribe();
+    return {
+      next: routeScoredAndDrift(subscriber, onScored, onMarker),
+      // Each open measurement reports what it has before the output completes.
+      complete: () => {
+        for (const [stream, s] of streams) if (s.phase !== IDLE) close(s, stream);
+      },
+      cleanup: () => {
         streams.clear();
         refused.clear();
-      };
-    });
+      },
+    };
+  });
 }
 
 /** No marker being measured. */
