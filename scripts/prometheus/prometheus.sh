@@ -34,10 +34,11 @@ APT_TIMEOUT=900
 say() { printf '[prometheus] %s\n' "$*" >&2; }
 die() { printf '[prometheus] error: %s\n' "$*" >&2; exit 1; }
 
+# set_run_dir DIR [create]: only `start` creates the run dir; stop and status must not leave one behind.
 set_run_dir() {
   RUN_DIR="${1:-${DRIFTLINE_PROMETHEUS_RUN:-${TMPDIR:-/tmp}/driftline-prometheus}}"
-  mkdir -p "$RUN_DIR"
-  RUN_DIR="$(cd "$RUN_DIR" && pwd)"
+  if [[ "${2:-}" == create ]]; then mkdir -p "$RUN_DIR"; fi
+  if [[ -d "$RUN_DIR" ]]; then RUN_DIR="$(cd "$RUN_DIR" && pwd)"; fi
   CONFIG="$RUN_DIR/prometheus.yml"
   DATA_DIR="$RUN_DIR/data"
   PID_FILE="$RUN_DIR/prometheus.pid"
@@ -138,7 +139,7 @@ cmd_start() {
   local target="${1:-}"
   local target_re='^[^[:space:]/]+:[0-9]+$'
   [[ "$target" =~ $target_re ]] || die "usage: prometheus.sh start HOST:PORT [RUN_DIR] (got '${target}')"
-  set_run_dir "${2:-}"
+  set_run_dir "${2:-}" create
   ensure_prometheus
   [[ -r "$TEMPLATE" ]] || die "config template $TEMPLATE missing"
   local old

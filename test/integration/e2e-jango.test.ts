@@ -66,8 +66,14 @@ test('Jango Day0 then Day16 over the ws ingest into driftline run, scraped by a 
     t.skip(reason);
     return;
   }
+  // Cleanups run last-registered first (node:test runs `after` hooks in registration order): Prometheus is
+  // stopped through the pid file in the work dir before the work dir goes.
+  const cleanups: (() => unknown)[] = [];
+  t.after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
   const work = mkdtempSync(join(tmpdir(), 'driftline-e2e-'));
-  t.after(() => rmSync(work, { recursive: true, force: true }));
+  cleanups.push(() => rmSync(work, { recursive: true, force: true }));
   const checkpoints = join(work, 'checkpoints');
   const config = join(work, 'driftline.yaml');
   writeFileSync(
@@ -99,7 +105,7 @@ log: { level: info }
   const run = spawnCli(['run', '--config', config]);
   let runExited = false;
   void run.exited.then(() => (runExited = true));
-  t.after(() => {
+  cleanups.push(() => {
     if (!runExited) run.child.kill('SIGKILL');
   });
   const { ingest, metrics } = await readyLine(run.stderr, Date.now() + 30_000);
@@ -115,7 +121,7 @@ log: { level: info }
     t.skip(reason);
     return;
   }
-  t.after(async () => {
+  cleanups.push(async () => {
     const stopped = await runScript(['stop', runDir], 60_000);
     assert.equal(stopped.code, 0, `prometheus.sh stop failed: ${stopped.stderr}`);
   });
