@@ -359,9 +359,13 @@ describe('driftline replay', () => {
     // The learning track of a session comes before its held-out track, sessions in replay order.
     const rows = text.split('\n').filter((l) => /^day-[ab] +(learning|held-out) /.test(l)).map((l) => l.split(/ +/).slice(0, 2).join(' '));
     assert.deepEqual(rows, ['day-a learning', 'day-a held-out', 'day-b learning', 'day-b held-out']);
-    // The first session opens the stream: no recovery is measured for it, only for the boundary into day-b.
+    // The first session opens the stream: no recovery is measured for it, only for the boundary into day-b, per
+    // track: at 20 ticks a second the shadow's 30 ticks (200..229, t 10..11.45) fall in the third 3-s period's last
+    // second of labels (200..219, learning) and its withheld second (220..229, held-out). Learning row first.
     assert.doesNotMatch(text, /\n0 +day-a +session /);
-    assert.match(text, /\n200 +day-b +session /);
+    const recoveryRows = text.split('\n').filter((l) => /^\d+ +day-[ab] +session /.test(l)).map((l) => l.split(/ +/).slice(0, 4).join(' '));
+    assert.deepEqual(recoveryRows, ['200 day-b session learning', '200 day-b session held-out']);
+    assert.match(text, /recovery after each drift, per track/);
   });
 
   test('--to a running driftline: frames sent, the last tick confirmed; frames the server refuses make the exit code 1 with the counts', async () => {

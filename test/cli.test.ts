@@ -138,7 +138,7 @@ describe('driftline demo', () => {
     assert.match(liveLine, /^tick 3000\/3000  session 0  v3000 /);
   });
 
-  test('figures equal a hand-written predict-then-learn loop: held-out and learning MSE beside both references, recovery at each boundary', async () => {
+  test('figures equal a hand-written predict-then-learn loop: held-out and learning MSE beside both references, recovery per track at each boundary', async () => {
     const args = ['--ticks', '6500', '--rate', '0', '--session', '2000', '--label-delay', '3', '--window', '500', '--detector', 'none', '--quiet'];
     const { summary, stdout } = await demo(args);
     const recoveryTicks = 2000 - 3;
@@ -175,22 +175,49 @@ describe('driftline demo', () => {
     assert.match(stdout, new RegExp(`last label seen\\s+${summary.heldOut.mse['last-label'].toFixed(4)}\\s+${h['last-label'].mse.toFixed(4)}`));
     assert.match(stdout, new RegExp(`running mean\\s+${summary.heldOut.mse['running-mean'].toFixed(4)}\\s+${h['running-mean'].mse.toFixed(4)}`));
 
-    // One recovery line per declared boundary; the last is cut by the end of the stream.
+    // One recovery line per declared boundary and track measured; the last boundary's measurement is cut by the
+    // end of the stream after 500 ticks, all of them learning ticks (held-out ticks start at 1600 of a session).
     assert.deepEqual(ref.boundaries, [2000, 4000, 6000]);
     assert.deepEqual(summary.drifts, ref.boundaries.map((tick) => ({ tick, source: 'session' })));
-    assert.deepEqual(summary.events.map((e) => [e.tick, e.declared, e.ticks, e.complete]), [[2000, true, recoveryTicks, true], [4000, true, recoveryTicks, true], [6000, true, 500, false]]);
-    assert.equal(stdout.match(/^drift at tick \d+ \(session \d\), label delay 3: recovery/gm)?.length, 3);
-    assert.match(stdout, /drift at tick 6000 \(session 3\), label delay 3: .*measurement ended after 500 of 1997 ticks/);
-    // The first boundary's figures, recomputed: E_pre over the last 500 ticks scored before the marker (labels of
-    // ticks up to 1996), E_frozen and E_adapt over the last 500 of the 1997 ticks after it.
-    const first = summary.events[0].report;
-    const before = ref.scored.filter((t) => t.seq <= 2000 - 3 - 1).slice(-500);
-    const after = ref.scored.filter((t) => t.seq >= 2000 && t.seq < 2000 + recoveryTicks).slice(-500);
-    close(first.ePre, mean(before.map((t) => t.learner)), 'E_pre', 1e-7);
-    close(first.eAdapt, mean(after.map((t) => t.learner)), 'E_adapt', 1e-7);
-    close(first.eFrozen, mean(after.map((t) => t.frozen)), 'E_frozen', 1e-7);
-    close(first.recovery!, (first.eFrozen - first.eAdapt) / (first.eFrozen - first.ePre), 'recovery');
-    close(first.residual, first.eAdapt / first.ePre, 'residual');
+    assert.deepEqual(
+      summary.events.map((e) => [e.tick, e.heldOut, e.declared, e.ticks, e.trackTicks, e.complete]),
+      [
+        [2000, false, true, recoveryTicks, 1600, true], [2000, true, true, recoveryTicks, recoveryTicks - 1600, true],
+        [4000, false, true, recoveryTicks, 1600, true], [4000, true, true, recoveryTicks, recoveryTicks - 1600, true],
+        [6000, false, true, 500, 500, false],
+      ],
+    );
+    assert.equal(stdout.match(/^drift at tick \d+ \(session \d\), learning ticks, label delay 3: recovery/gm)?.length, 3);
+    assert.equal(stdout.match(/^drift at tick \d+ \(session \d\), held-out ticks, label delay 3: recovery/gm)?.length, 2);
+    assert.match(stdout, /drift at tick 6000 \(session 3\), learning ticks, label delay 3: .*measurement ended after 500 of 1997 ticks/);
+    // Every report's figures, recomputed per track from the hand-written loop (DESIGN section 5): E_pre over the
+    // track's last 500 ticks scored before the marker (labels of ticks up to boundary - 4; the 3 ticks before an
+    // earlier boundary, scored after it, are stale and counted nowhere), E_frozen and E_adapt over the track's last
+    // 500 of the ticks measured after it; time to recovery: the first of those ticks (counted over both tracks) at
+    // which the track's MSE over its last 500 is within 50% of its E_pre.
+    const stale = (seq: number) => ref.boundaries.some((b) => seq >= b - 3 && seq < b);
+    for (const e of summary.events) {
+      const r = e.report;
+      const what = `${e.tick} ${e.heldOut ? 'held out' : 'learning'}`;
+      const before = ref.scored.filter((t) => t.seq < e.tick - 3 && !stale(t.seq) && t.heldOut === e.heldOut).slice(-500);
+      const measured = ref.scored.filter((t) => t.seq >= e.tick && t.seq < Math.min(e.tick + recoveryTicks, 6500));
+      const own = measured.filter((t) => t.heldOut === e.heldOut);
+      assert.equal(own.length, e.trackTicks, `${what}: ticks`);
+      const ePre = mean(before.map((t) => t.learner));
+      close(r.ePre, ePre, `${what}: E_pre`, 1e-7);
+      close(r.eAdapt, mean(own.slice(-500).map((t) => t.learner)), `${what}: E_adapt`, 1e-7);
+      close(r.eFrozen, mean(own.slice(-500).map((t) => t.frozen)), `${what}: E_frozen`, 1e-7);
+      close(r.recovery!, (r.eFrozen - r.eAdapt) / (r.eFrozen - r.ePre), `${what}: recovery`);
+      close(r.residual, r.eAdapt / r.ePre, `${what}: residual`);
+      let recoveredOn: ReferenceTick | undefined;
+      for (let i = 499; i < own.length && recoveredOn === undefined; i++) {
+        if (mean(own.slice(i - 499, i + 1).map((t) => t.learner)) <= 1.5 * ePre) recoveredOn = own[i];
+      }
+      assert.equal(r.ticksToRecovery, recoveredOn === undefined ? null : measured.indexOf(recoveredOn), `${what}: ticks to recovery`);
+      if (recoveredOn !== undefined) close(r.secondsToRecovery!, (recoveredOn.seq - e.tick) / 2000, `${what}: seconds to recovery`);
+    }
+    // The tracks differ: at the first boundary E_pre of held-out error is not E_pre of learning error.
+    assert.notEqual(summary.events[0].report.ePre, summary.events[1].report.ePre);
     for (const e of summary.events) assert.ok(e.report.eFrozen > e.report.ePre, `the new tuning hurts the frozen shadow: ${JSON.stringify(e.report)}`);
     assert.match(stdout, /label delay: 3 tick/);
     assert.match(stdout, /drifts: 3 declared \(session boundaries at 2000, 4000, 6000\), 0 detected \(no detector\)/);
@@ -207,14 +234,18 @@ describe('driftline demo', () => {
     // The cooldown (recoveryTicks + label delay scored ticks) keeps any later detection out of this run.
     assert.equal(summary.drifts.length, 1);
     assert.match(stdout, new RegExp(`^drift detected by page-hinkley at tick ${tick} \\(session 0\\), from the learner's error$`, 'm'));
-    assert.match(stdout, new RegExp(`^drift detected by page-hinkley at tick ${tick} \\(session 0\\), label delay 10: recovery`, 'm'));
+    assert.match(stdout, new RegExp(`^drift detected by page-hinkley at tick ${tick} \\(session 0\\), learning ticks, label delay 10: recovery`, 'm'));
+    // Session 0 has no held-out tick before 8000: the learning track only.
+    assert.equal(summary.events.length, 1);
     const [event] = summary.events;
     assert.equal(event.declared, false);
+    assert.equal(event.heldOut, false);
+    assert.equal(event.trackTicks, event.ticks);
     // The detection comes with the label of tick `tick - 1`, 10 ticks late: the frozen shadow is forked before the
     // next tick, tick + 10, and measured from there to the end of the stream.
     assert.equal(event.ticks, 4000 - (tick + 10));
     assert.equal(event.complete, false);
-    assert.match(stdout, new RegExp(`^${tick}\\s+0\\s+detected \\(page-hinkley\\)\\s+${event.ticks} \\(cut\\)`, 'm'));
+    assert.match(stdout, new RegExp(`^${tick}\\s+0\\s+detected \\(page-hinkley\\)\\s+learning\\s+${event.ticks} \\(cut\\)`, 'm'));
     assert.match(stdout, new RegExp(`0 declared \\(session boundaries\\), 1 detected \\(page-hinkley on the learner's error: ${tick} by page-hinkley\\)`));
   });
 
@@ -282,10 +313,10 @@ describe('driftline demo', () => {
     assert.match(stdout, /^summary \(interrupted\): /m);
     assert.equal(signals.listenerCount('SIGINT'), 0);
     assert.equal(signals.listenerCount('SIGTERM'), 0);
-    // Every declared boundary got its recovery report (the last one with what it had), in order.
+    // Every declared boundary got its learning-track recovery report (the last one with what it had), in order.
     const declared = summary.drifts.filter((d) => d.source === 'session').map((d) => d.tick);
     assert.ok(declared.length >= 1);
-    assert.deepEqual(summary.events.filter((e) => e.declared).map((e) => e.tick), declared.filter((t) => t < summary.ticks - 2));
+    assert.deepEqual(summary.events.filter((e) => e.declared && !e.heldOut).map((e) => e.tick), declared.filter((t) => t < summary.ticks - 2));
   });
 
   test('a fixed rate is kept', async () => {

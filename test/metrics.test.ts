@@ -97,6 +97,7 @@ function recovery(over: Partial<RecoveryReport> = {}): RecoveryReport {
     stream: 's1',
     seq: 500,
     source: 'session',
+    heldOut: false,
     ePre: 0.1,
     eFrozen: 1.1,
     eAdapt: 0.35,
@@ -170,26 +171,43 @@ test('observe: r2 outputs are capped at maxOutputs', async () => {
   );
 });
 
-test('observe: recovery report sets ratio, residual and time to recovery', async () => {
+test('observe: recovery report sets ratio, residual and time to recovery, per track (held_out)', async () => {
   const { registry, metrics } = fresh();
   metrics.observe(recovery());
   metrics.observe(recovery({ stream: 's2', recovery: 1.25, residual: 0.8, secondsToRecovery: 20 }));
+  // The same drift on the held-out ticks of s1: its own series, beside the learning track's.
+  metrics.observe(recovery({ heldOut: true, recovery: 0.5, residual: 6, secondsToRecovery: 40 }));
   let s = await scrape(registry);
-  assert.equal(value(s, 'driftline_recovery_ratio', { stream: 's1' }), 0.75);
-  assert.equal(value(s, 'driftline_recovery_ratio', { stream: 's2' }), 1.25);
-  assert.equal(value(s, 'driftline_recovery_residual', { stream: 's1' }), 3.5);
-  assert.equal(value(s, 'driftline_time_to_recovery_seconds_count'), 2);
-  assert.equal(value(s, 'driftline_time_to_recovery_seconds_sum'), 22);
-  assert.equal(value(s, 'driftline_time_to_recovery_seconds_bucket', { le: '2.5' }), 1);
-  assert.equal(value(s, 'driftline_time_to_recovery_seconds_bucket', { le: '+Inf' }), 2);
+  assert.equal(value(s, 'driftline_recovery_ratio', { stream: 's1', held_out: 'false' }), 0.75);
+  assert.equal(value(s, 'driftline_recovery_ratio', { stream: 's1', held_out: 'true' }), 0.5);
+  assert.equal(value(s, 'driftline_recovery_ratio', { stream: 's2', held_out: 'false' }), 1.25);
+  assert.equal(find(s, 'driftline_recovery_ratio', { stream: 's2', held_out: 'true' }).length, 0);
+  assert.equal(value(s, 'driftline_recovery_residual', { stream: 's1', held_out: 'false' }), 3.5);
+  assert.equal(value(s, 'driftline_recovery_residual', { stream: 's1', held_out: 'true' }), 6);
+  assert.equal(value(s, 'driftline_time_to_recovery_seconds_count', { held_out: 'false' }), 2);
+  assert.equal(value(s, 'driftline_time_to_recovery_seconds_sum', { held_out: 'false' }), 22);
+  assert.equal(value(s, 'driftline_time_to_recovery_seconds_bucket', { held_out: 'false', le: '2.5' }), 1);
+  assert.equal(value(s, 'driftline_time_to_recovery_seconds_bucket', { held_out: 'false', le: '+Inf' }), 2);
+  assert.equal(value(s, 'driftline_time_to_recovery_seconds_count', { held_out: 'true' }), 1);
+  assert.equal(value(s, 'driftline_time_to_recovery_seconds_sum', { held_out: 'true' }), 40);
+  assert.equal(value(s, 'driftline_time_to_recovery_seconds_bucket', { held_out: 'true', le: '30' }), 0);
 
-  // A drift that did not hurt has no ratio: the stale one goes; never recovered: no histogram sample.
+  // A drift that did not hurt has no ratio: the stale one of that track goes, the other track's stays; never
+  // recovered: no histogram sample.
   metrics.observe(recovery({ recovery: null, residual: 1, secondsToRecovery: null, ticksToRecovery: null }));
   s = await scrape(registry);
+  assert.equal(find(s, 'driftline_recovery_ratio', { stream: 's1', held_out: 'false' }).length, 0);
+  assert.equal(value(s, 'driftline_recovery_ratio', { stream: 's1', held_out: 'true' }), 0.5);
+  assert.equal(value(s, 'driftline_recovery_ratio', { stream: 's2', held_out: 'false' }), 1.25);
+  assert.equal(value(s, 'driftline_recovery_residual', { stream: 's1', held_out: 'false' }), 1);
+  assert.equal(value(s, 'driftline_recovery_residual', { stream: 's1', held_out: 'true' }), 6);
+  assert.equal(value(s, 'driftline_time_to_recovery_seconds_count', { held_out: 'false' }), 2);
+  // And the held-out track's own null removes only its own ratio.
+  metrics.observe(recovery({ heldOut: true, recovery: null, residual: 2, secondsToRecovery: null, ticksToRecovery: null }));
+  s = await scrape(registry);
   assert.equal(find(s, 'driftline_recovery_ratio', { stream: 's1' }).length, 0);
-  assert.equal(value(s, 'driftline_recovery_ratio', { stream: 's2' }), 1.25);
-  assert.equal(value(s, 'driftline_recovery_residual', { stream: 's1' }), 1);
-  assert.equal(value(s, 'driftline_time_to_recovery_seconds_count'), 2);
+  assert.equal(value(s, 'driftline_recovery_ratio', { stream: 's2', held_out: 'false' }), 1.25);
+  assert.equal(value(s, 'driftline_recovery_residual', { stream: 's1', held_out: 'true' }), 2);
 });
 
 test('observe: drift markers count sessions or detections and set the last drift time', async () => {
@@ -345,7 +363,7 @@ test('metrics server: /metrics, /healthz, /readyz, 404 and 405 over real HTTP', 
   const body = await res.text();
   assert.match(body, /^# HELP /m);
   const s = parseExposition(body);
-  assert.equal(value(s, 'driftline_recovery_ratio', { stream: 's1' }), 0.75);
+  assert.equal(value(s, 'driftline_recovery_ratio', { stream: 's1', held_out: 'false' }), 0.75);
   assert.ok(find(s, 'process_resident_memory_bytes').length === 1, 'default metrics are served');
 
   const health = await fetch(`${server.url}/healthz`);

@@ -146,8 +146,22 @@ describe('pipeline: behaviour', () => {
     const again = createPipeline(options({ drift: errorDetector }));
     const { out, completed } = run(jumpStream(firstMarker.seq, 40), again.operator);
     assert.ok(completed);
+    // The marker is the last message; no tick follows it, so trackRecovery measured nothing and reports nothing.
     const last = out.filter((m) => m.kind === 'drift' || m.kind === 'recovery');
-    assert.deepEqual(last.map((m) => `${m.kind}:${m.seq}`), [`drift:${firstMarker.seq}`, `recovery:${firstMarker.seq}`]);
+    assert.deepEqual(last.map((m) => `${m.kind}:${m.seq}`), [`drift:${firstMarker.seq}`]);
+    assert.equal(out.at(-1), last[0]);
+  });
+
+  test('with a holdout, each marker gets a recovery report per track: learning, then held out', () => {
+    // t = seq * 0.05: 10 ticks of labels, then 5 withheld, so the 20 ticks of every shadow fall on both tracks.
+    const pipeline = createPipeline(options({ drift: errorDetector, holdout: { kind: 'alternate', onSeconds: 0.5, offSeconds: 0.25 } }));
+    const { out } = run(jumpStream(120, 40), pipeline.operator);
+    const markers = out.filter((m): m is DriftMarker => m.kind === 'drift');
+    assert.ok(markers.length >= 1, 'the jump of the labels is detected');
+    const recoveries = out.filter((m) => m.kind === 'recovery');
+    assert.deepEqual(recoveries.map((r) => `${r.seq}:${r.heldOut}`), markers.flatMap((m) => [`${m.seq}:false`, `${m.seq}:true`]));
+    // The two reports of a marker come together, right after the message that closed its measurement.
+    for (let i = 0; i < recoveries.length; i += 2) assert.equal(out.indexOf(recoveries[i + 1]), out.indexOf(recoveries[i]) + 1);
   });
 
   test('the same input gives the same output (deterministic)', () => {

@@ -1,6 +1,7 @@
 // Drift detection and recovery operators (DESIGN sections 1, 5, 8): detectDrift on the learner's per-tick error
 // (or, with signal 'normalized-error', that error over the label-variance estimate, checked against its definition),
-// detectInputDrift on the population mean of the inputs, trackRecovery with RecoveryMeter on the frozen shadow.
+// detectInputDrift on the population mean of the inputs, trackRecovery with RecoveryMeter on the frozen shadow, per
+// track (learning ticks and held-out ticks measured apart).
 // Marble tests (TestScheduler) cover empty, values, error, never-ending, unsubscribe and a throwing emit callback;
 // behavioural tests check detection indices against the detectors fed directly, cooldown, resets at markers, the
 // stream bound, and recovery figures recomputed here from the definitions in DESIGN section 5 / RecoveryMeter's doc.
@@ -674,7 +675,7 @@ describe('trackRecovery (marbles)', () => {
   // E_pre 1; E_adapt = (4 + 1) / 2 = 2.5; E_frozen 9; recovery (9 - 2.5) / (9 - 1); residual 2.5. Windowed E_adapt
   // over the full 2-tick window is 2.5 > 1.5 * 1: not recovered.
   const report: RecoveryReport = {
-    kind: 'recovery', stream: 'a', seq: 1, source: 'session', ePre: 1, eFrozen: 9, eAdapt: 2.5,
+    kind: 'recovery', stream: 'a', seq: 1, source: 'session', heldOut: false, ePre: 1, eFrozen: 9, eAdapt: 2.5,
     recovery: 6.5 / 8, residual: 2.5, ticksToRecovery: null, secondsToRecovery: null,
   };
   const options = { recoveryTicks: 2, window: 4, tolerance: 0.5 };
@@ -702,10 +703,40 @@ describe('trackRecovery (marbles)', () => {
     expectSubscriptions(source.subscriptions).toBe('^--!');
   }));
 
+  test('two tracks: the learning report, then the held-out one, right after the tick that closes both', () => scheduler().run(({ cold, expectObservable }) => {
+    // Before the marker: learning error 1, held-out error 4. After it (recoveryTicks 2, one tick per track):
+    // learning 4 vs frozen 9, held-out 9 vs frozen 16. Neither meter's window (2 ticks of its track) fills.
+    const w: Record<string, PrequentialInput> = {
+      a: withError(0, 1), g: withError(1, 2, { heldOut: true }), m: marker(2),
+      b: withError(2, 2, { yFrozen: [3, 3] }), h: withError(3, 3, { yFrozen: [4, 4], heldOut: true }),
+    };
+    const learning: RecoveryReport = {
+      kind: 'recovery', stream: 'a', seq: 2, source: 'session', heldOut: false, ePre: 1, eFrozen: 9, eAdapt: 4,
+      recovery: 5 / 8, residual: 4, ticksToRecovery: null, secondsToRecovery: null,
+    };
+    const heldOut: RecoveryReport = { ...learning, heldOut: true, ePre: 4, eFrozen: 16, eAdapt: 9, recovery: 7 / 12, residual: 9 / 4 };
+    expectObservable(cold('a-g-m-b-h------|', w).pipe(trackRecovery(options))).toBe('a-g-m-b-(hLH)--|', { ...w, L: learning, H: heldOut });
+  }));
+
   test('completion reports the open measurement with what it has', () => scheduler().run(({ cold, expectObservable }) => {
     // One measured tick: E_adapt 4, E_frozen 9.
     const partial = { ...report, eAdapt: 4, recovery: 5 / 8, residual: 4 };
     expectObservable(cold('a-m-b|', v).pipe(trackRecovery(options))).toBe('a-m-b(R|)', { ...v, R: partial });
+  }));
+
+  test('two tracks: the learning report, then the held-out one, right after the tick that closes both', () => scheduler().run(({ cold, expectObservable }) => {
+    // Before the marker: learning error 1, held-out error 4. After it (recoveryTicks 2, one tick per track):
+    // learning 4 vs frozen 9, held-out 9 vs frozen 16. Neither meter's window (2 ticks of its track) fills.
+    const w: Record<string, PrequentialInput> = {
+      a: withError(0, 1), g: withError(1, 2, { heldOut: true }), m: marker(2),
+      b: withError(2, 2, { yFrozen: [3, 3] }), h: withError(3, 3, { yFrozen: [4, 4], heldOut: true }),
+    };
+    const learning: RecoveryReport = {
+      kind: 'recovery', stream: 'a', seq: 2, source: 'session', heldOut: false, ePre: 1, eFrozen: 9, eAdapt: 4,
+      recovery: 5 / 8, residual: 4, ticksToRecovery: null, secondsToRecovery: null,
+    };
+    const heldOut: RecoveryReport = { ...learning, heldOut: true, ePre: 4, eFrozen: 16, eAdapt: 9, recovery: 7 / 12, residual: 9 / 4 };
+    expectObservable(cold('a-g-m-b-h------|', w).pipe(trackRecovery(options))).toBe('a-g-m-b-(hLH)--|', { ...w, L: learning, H: heldOut });
   }));
 
   test('malformed scored ticks and markers become rejections in their place', () => scheduler().run(({ cold, expectObservable }) => {
@@ -742,7 +773,7 @@ describe('trackRecovery (behaviour)', () => {
     let k: number | null = null;
     for (let i = win - 1; i < adapt.length && k === null; i++) if (mean(adapt.slice(i - win + 1, i + 1)) <= (1 + TOL) * ePre) k = i;
     return {
-      kind: 'recovery', stream: 'a', seq, source, ePre, eFrozen, eAdapt,
+      kind: 'recovery', stream: 'a', seq, source, heldOut: false, ePre, eFrozen, eAdapt,
       recovery: eFrozen > ePre ? (eFrozen - eAdapt) / (eFrozen - ePre) : null,
       residual: eAdapt / ePre,
       ticksToRecovery: k,
@@ -805,7 +836,8 @@ describe('trackRecovery (behaviour)', () => {
 
   test('stale ticks after the marker stay out of the next E_pre too', () => {
     // recoveryTicks 3: the window (8) at the second marker holds ticks 2..6 and the 3 measured ones; the stale
-    // ticks 7, 8, 9 (error 100) would be among them if they had gone into it.
+    // ticks 7, 8, 9 (error 100) would be among them if they had gone into it. One tick measured after the second
+    // marker makes it report (a measurement without ticks reports nothing).
     const inputs: PrequentialInput[] = [];
     const windowed: number[] = [];
     for (let i = 0; i < 7; i++) {
@@ -820,13 +852,25 @@ describe('trackRecovery (behaviour)', () => {
       windowed.push(mse(s.yhat, s.y));
     }
     inputs.push(marker(13, 'adwin'));
+    inputs.push(withError(13, 1, { yFrozen: [2, 2] }));
     const reports = only(run(inputs, trackRecovery({ recoveryTicks: 3, window: 8, tolerance: TOL })).out);
     assert.deepEqual(reports.map((r) => [r.seq, r.source]), [[10, 'session'], [13, 'adwin']]);
     assert.ok(Math.abs(reports[0].ePre - mean(windowed.slice(0, 7))) < 1e-12);
     assert.ok(Math.abs(reports[1].ePre - mean(windowed.slice(-8))) < 1e-12);
-    // The second closed at completion before its first tick: nothing measured.
-    assert.ok(Number.isNaN(reports[1].eAdapt) && Number.isNaN(reports[1].eFrozen));
-    assert.equal(reports[1].recovery, null);
+    assert.equal(reports[1].eAdapt, 1);
+    assert.equal(reports[1].eFrozen, 4);
+  });
+
+  test('a measurement that closes before its first tick reports nothing (next marker, completion, no shadow)', () => {
+    const pre = Array.from({ length: 6 }, (_, i) => withError(i, 1));
+    const options = { recoveryTicks: 3, window: W, tolerance: TOL };
+    // Closed by the next marker while waiting; the stale tick 5 is skipped, the second marker measures one tick.
+    const byMarker = only(run([...pre.slice(0, 5), marker(6), pre[5], marker(8, 'adwin'), withError(8, 2, { yFrozen: [3, 3] })], trackRecovery(options)).out);
+    assert.deepEqual(byMarker.map((r) => [r.seq, r.source, r.eAdapt]), [[8, 'adwin', 4]]);
+    // Closed by completion while waiting.
+    assert.deepEqual(only(run([...pre, marker(6)], trackRecovery(options)).out), []);
+    // No tick ever carries yFrozen (predictThenLearn without a shadow).
+    assert.deepEqual(only(run([...pre, marker(6), withError(6, 2), withError(7, 2)], trackRecovery(options)).out), []);
   });
 
   test('a tick without yFrozen after the first measured one closes it (the shadow ended); one out of order does not', () => {
@@ -940,10 +984,202 @@ describe('trackRecovery (behaviour)', () => {
       let k: number | null = null;
       for (let i = win - 1; i < adapt.length && k === null; i++) if (mean(adapt.slice(i - win + 1, i + 1)) <= (1 + TOL) * ePre) k = i;
       return {
-        kind: 'recovery', stream: 'a', seq: 200, source: 'session', ePre, eFrozen, eAdapt,
+        kind: 'recovery', stream: 'a', seq: 200, source: 'session', heldOut: false, ePre, eFrozen, eAdapt,
         recovery: eFrozen > ePre ? (eFrozen - eAdapt) / (eFrozen - ePre) : null,
         residual: eAdapt / ePre, ticksToRecovery: k, secondsToRecovery: k === null ? null : ts[k] - ts[0],
       };
     }
+  });
+});
+
+describe('trackRecovery (per track: learning ticks and held-out ticks)', () => {
+  const W = 8;
+  const TOL = 0.5;
+  const only = (out: readonly unknown[]) => out.filter((m): m is RecoveryReport => (m as { kind: string }).kind === 'recovery');
+  const close = (a: number | null, e: number | null, what: string) =>
+    assert.ok(
+      a === e || (typeof a === 'number' && typeof e === 'number' && (Math.abs(a - e) <= 1e-9 * Math.max(1, Math.abs(e)) || (Number.isNaN(a) && Number.isNaN(e)))),
+      `${what}: ${a} vs ${e}`,
+    );
+
+  /** One scored tick as the definitions see it: its track, the learner's and the shadow's error, its time. */
+  interface Seen { readonly heldOut: boolean; readonly adapt: number; readonly frozen: number; readonly t: number }
+
+  /**
+   * A track's report from DESIGN section 5 and RecoveryMeter's definitions over plain arrays: `pre` the ticks that
+   * were in the E_pre windows when the marker passed (in order), `post` the measured ticks in arrival order. The
+   * meter works on the track's own ticks; time to recovery counts every measured tick from the drift (both tracks).
+   */
+  function expectedTrack(pre: readonly Seen[], post: readonly Seen[], heldOut: boolean, R: number) {
+    const own = pre.filter((s) => s.heldOut === heldOut).map((s) => s.adapt).slice(-W);
+    const m = own.length >= Math.max(1, Math.floor(W / 4)) ? mean(own) : NaN;
+    const ePre = m > 0 ? m : NaN;
+    const positions = post.flatMap((s, i) => (s.heldOut === heldOut ? [i] : []));
+    const adapt = positions.map((i) => post[i].adapt);
+    const frozen = positions.map((i) => post[i].frozen);
+    const win = Math.min(W, R);
+    const eAdapt = mean(adapt.slice(-win));
+    const eFrozen = mean(frozen.slice(-win));
+    let k: number | null = null;
+    if (!Number.isNaN(ePre)) {
+      for (let i = win - 1; i < adapt.length && k === null; i++) if (mean(adapt.slice(i - win + 1, i + 1)) <= (1 + TOL) * ePre) k = positions[i];
+    }
+    const known = !Number.isNaN(ePre);
+    return {
+      heldOut, ePre, eFrozen, eAdapt,
+      recovery: known && eFrozen > ePre ? (eFrozen - eAdapt) / (eFrozen - ePre) : null,
+      residual: known ? eAdapt / ePre : NaN,
+      ticksToRecovery: k,
+      secondsToRecovery: k === null ? null : post[k].t - post[0].t,
+    };
+  }
+
+  function assertTrack(actual: RecoveryReport, expected: ReturnType<typeof expectedTrack>) {
+    for (const key of Object.keys(expected) as Array<keyof typeof expected>) close(actual[key] as never, expected[key] as never, String(key));
+  }
+
+  const seen = (s: ScoredTick): Seen => ({ heldOut: s.heldOut, adapt: mse(s.yhat, s.y), frozen: s.yFrozen ? mse(s.yFrozen, s.y) : NaN, t: s.t });
+
+  test('two tracks measured apart: E_pre, E_frozen, E_adapt, recovery, residual and time to recovery of each, from the definitions', () => {
+    // Every third tick is held out. Before the drift the learner's error is about 1 on learning ticks and about 4 on
+    // held-out ones; after it both jump and decay back, the held-out one more slowly. Labels come 2 ticks late:
+    // ticks 22 (learning) and 23 (held out) are scored after the marker, with errors that would show anywhere.
+    const R = 30;
+    const rng = new Random(7);
+    const isHeldOut = (seq: number) => seq % 3 === 2;
+    const inputs: PrequentialInput[] = [];
+    const pre: Seen[] = [];
+    for (let seq = 0; seq < 22; seq++) {
+      const level = isHeldOut(seq) ? 2 : 1;
+      const s = withError(seq, level * (1 + 0.05 * rng.normal()), { heldOut: isHeldOut(seq) });
+      inputs.push(s);
+      pre.push(seen(s));
+    }
+    inputs.push(marker(24, 'page-hinkley'));
+    inputs.push(withError(22, 40), withError(23, 40, { heldOut: true }));
+    const post: Seen[] = [];
+    for (let seq = 24; seq < 24 + R; seq++) {
+      const held = isHeldOut(seq);
+      const k = post.filter((p) => p.heldOut === held).length;
+      const v = held ? 2 * (1 + 1.5 * Math.exp(-k)) : 1 + 2 * Math.exp(-k / 2.5);
+      const s = withError(seq, v + 0.02 * rng.normal(), { yFrozen: held ? [5, 5] : [3, 3], heldOut: held, t: 3 + 0.25 * (seq - 24) });
+      inputs.push(s);
+      post.push(seen(s));
+    }
+    inputs.push(withError(24 + R, 1, { yFrozen: [3, 3] })); // past the shadow's 30 ticks: not measured
+    const { out } = run(inputs, trackRecovery({ recoveryTicks: R, window: W, tolerance: TOL }));
+    const reports = only(out);
+    assert.deepEqual(reports.map((r) => [r.seq, r.source, r.heldOut]), [[24, 'page-hinkley', false], [24, 'page-hinkley', true]]);
+    const [learning, heldOut] = [expectedTrack(pre, post, false, R), expectedTrack(pre, post, true, R)];
+    assert.ok(learning.ticksToRecovery !== null && heldOut.ticksToRecovery !== null, 'both tracks recover in the scenario');
+    assert.ok(heldOut.ePre > 3 * learning.ePre, 'the tracks differ: mixing them would show');
+    assertTrack(reports[0], learning);
+    assertTrack(reports[1], heldOut);
+    // Time to recovery counts the drift's ticks on both tracks: more than the learning track's own tick count.
+    const ownIndex = post.slice(0, learning.ticksToRecovery! + 1).filter((p) => !p.heldOut).length - 1;
+    assert.ok(reports[0].ticksToRecovery! > ownIndex);
+    // Both right after the 30th measured tick, learning first.
+    const closing = out.findIndex((m) => m.kind === 'scored' && m.seq === 24 + R - 1);
+    assert.deepEqual([out.indexOf(reports[0]), out.indexOf(reports[1])], [closing + 1, closing + 2]);
+  });
+
+  test('E_pre per track: each from its own ticks; a track with too few ticks before the marker has none', () => {
+    const post = [withError(10, 1, { yFrozen: [2, 2] }), withError(11, 2, { yFrozen: [4, 4], heldOut: true })];
+    const options = { recoveryTicks: 2, window: W, tolerance: TOL };
+    // Eight learning ticks of error 1 and two held-out ones of error 9: E_pre 1 and 9 (mixed, the last 8 would give 2.75).
+    const both: PrequentialInput[] = [];
+    for (let i = 0; i < 10; i++) both.push(i % 5 === 4 ? withError(i, 3, { heldOut: true }) : withError(i, 1));
+    const [learning, heldOut] = only(run([...both, marker(10), ...post], trackRecovery(options)).out);
+    assert.deepEqual([learning.heldOut, learning.ePre, learning.eAdapt, learning.eFrozen, learning.residual], [false, 1, 1, 4, 1]);
+    assert.deepEqual([heldOut.heldOut, heldOut.ePre, heldOut.eAdapt, heldOut.eFrozen, heldOut.residual], [true, 9, 4, 16, 4 / 9]);
+    assert.equal(heldOut.recovery, (16 - 4) / (16 - 9));
+    // One held-out tick before the marker is too few (max(1, floor(8 / 4)) = 2): its E_pre is not available, the
+    // learning track's is.
+    const thin: PrequentialInput[] = [];
+    for (let i = 0; i < 10; i++) thin.push(i === 9 ? withError(i, 3, { heldOut: true }) : withError(i, 1));
+    const [l, h] = only(run([...thin, marker(10), ...post], trackRecovery(options)).out);
+    assert.equal(l.ePre, 1);
+    assert.ok(Number.isNaN(h.ePre) && Number.isNaN(h.residual));
+    assert.deepEqual([h.heldOut, h.recovery, h.ticksToRecovery, h.secondsToRecovery, h.eAdapt, h.eFrozen], [true, null, null, null, 4, 16]);
+  });
+
+  test('a track with no tick in the measurement emits nothing', () => {
+    const pre: PrequentialInput[] = [];
+    for (let i = 0; i < 10; i++) pre.push(withError(i, 1, { heldOut: i % 2 === 1 }));
+    const options = { recoveryTicks: 3, window: W, tolerance: TOL };
+    // Only learning ticks after the marker.
+    const learningOnly = only(run([...pre, marker(10), ...[10, 11, 12].map((seq) => withError(seq, 2, { yFrozen: [3, 3] }))], trackRecovery(options)).out);
+    assert.deepEqual(learningOnly.map((r) => [r.heldOut, r.eAdapt]), [[false, 4]]);
+    // Only held-out ticks after the marker (a holdout block covers the whole shadow).
+    const heldOutOnly = only(run([...pre, marker(10), ...[10, 11, 12].map((seq) => withError(seq, 2, { yFrozen: [3, 3], heldOut: true }))], trackRecovery(options)).out);
+    assert.deepEqual(heldOutOnly.map((r) => [r.heldOut, r.eAdapt]), [[true, 4]]);
+    // A held-out tick whose error is not finite reaches no meter: that track measured nothing.
+    const diverged = only(run([...pre, marker(10), withError(10, 2, { yFrozen: [3, 3] }), withError(11, NaN, { yFrozen: [3, 3], heldOut: true }), withError(12, 2, { yFrozen: [3, 3] }), withError(13, 2)], trackRecovery(options)).out);
+    assert.deepEqual(diverged.map((r) => [r.heldOut, r.eAdapt]), [[false, 4]]);
+  });
+
+  test('both tracks close together: recoveryTicks counted over both, the shadow ending, the next marker, completion', () => {
+    const pre: PrequentialInput[] = [];
+    for (let i = 0; i < 10; i++) pre.push(withError(i, 1, { heldOut: i % 2 === 1 }));
+    // Learning 10, 12, 14 (errors 4, 1, 4), held out 11, 13 (9, 9); frozen 16 everywhere.
+    const post = [10, 11, 12, 13, 14].map((seq) => withError(seq, seq % 2 === 1 ? 3 : seq === 12 ? 1 : 2, { yFrozen: [4, 4], heldOut: seq % 2 === 1 }));
+    const figures = (reports: RecoveryReport[]) => reports.map((r) => [r.seq, r.heldOut, r.eAdapt, r.eFrozen]);
+    const full = [[10, false, 3, 16], [10, true, 9, 16]];
+
+    // recoveryTicks 5: the 5th measured tick (3 learning + 2 held out) closes both; the tick after it is not measured.
+    const after = withError(15, 10, { yFrozen: [4, 4], heldOut: true });
+    const a = run([...pre, marker(10), ...post, after], trackRecovery({ recoveryTicks: 5, window: W, tolerance: TOL })).out;
+    assert.deepEqual(figures(only(a)), full);
+    assert.deepEqual(a.slice(-3).map((m) => m.kind), ['recovery', 'recovery', 'scored'], 'right after the 5th, before the next tick');
+
+    // The shadow ends (a tick without yFrozen, here a held-out one): both close right after it.
+    const ended = withError(15, 1, { heldOut: true });
+    const b = run([...pre, marker(10), ...post, ended, withError(16, 1)], trackRecovery({ recoveryTicks: 50, window: W, tolerance: TOL })).out;
+    assert.deepEqual(figures(only(b)), full);
+    assert.equal(b.indexOf(only(b)[0]), b.indexOf(ended) + 1);
+
+    // The next marker: both close right after it, then its own measurement starts.
+    const next = marker(15, 'adwin');
+    const c = run([...pre, marker(10), ...post, next], trackRecovery({ recoveryTicks: 50, window: W, tolerance: TOL })).out;
+    assert.deepEqual(figures(only(c)), full);
+    assert.equal(c.indexOf(only(c)[0]), c.indexOf(next) + 1);
+
+    // Completion: both report what they have, learning first.
+    const d = run([...pre, marker(10), ...post], trackRecovery({ recoveryTicks: 50, window: W, tolerance: TOL }));
+    assert.ok(d.completed);
+    assert.deepEqual(figures(only(d.out)), full);
+    assert.deepEqual(d.out.slice(-2).map((m) => m.kind), ['recovery', 'recovery']);
+  });
+
+  test('with predictThenLearn and an alternating holdout: per-track figures recomputed from the scored ticks', () => {
+    const spec: LearnerSpec = {
+      cell: { kind: 'tanh-rnn', hiddenSize: 8 }, credit: { rule: 'immediate', lambda: 0 }, optimizer: rmsprop(0.02),
+      inputSize: 2, outputSize: 1, seed: 5, loss: 'mse',
+    };
+    const target = (i: number) => (i < 200 ? 0.6 : -0.6) * Math.sin(0.3 * i);
+    const inputs: StreamInput[] = [];
+    for (let i = 0; i < 320; i++) {
+      if (i === 200) inputs.push(marker(200));
+      inputs.push({ kind: 'tick', stream: 'a', seq: i, t: i / 10, x: Float32Array.from([Math.sin(0.3 * i), Math.cos(0.3 * i)]) });
+      if (i >= 1) inputs.push({ kind: 'label', stream: 'a', seq: i - 1, y: Float32Array.from([target(i - 1)]) });
+    }
+    const R = 60;
+    // 2 s of labels, 1 s withheld, from t = 0: at 10 ticks a second, ticks 200..209 and 230..239 of the shadow are held out.
+    const { out } = run(inputs, (s: Observable<StreamInput>) =>
+      s.pipe(
+        predictThenLearn({ pool: { spec, maxStreams: 1 }, recoveryTicks: R, maxDelay: 4, holdout: { kind: 'alternate', onSeconds: 2, offSeconds: 1 } }),
+        trackRecovery({ recoveryTicks: R, window: W, tolerance: TOL }),
+      ));
+    const at = out.findIndex((m) => m.kind === 'drift');
+    const scored = (from: number, to: number) => (out.slice(from, to) as StreamOutput[]).filter((m): m is ScoredTick => m.kind === 'scored');
+    const before = scored(0, at).map(seen);
+    const after = scored(at, out.length).filter((m) => m.yFrozen !== undefined).map(seen);
+    assert.equal(after.length, R);
+    assert.equal(after.filter((s) => s.heldOut).length, 20);
+    const reports = only(out);
+    assert.deepEqual(reports.map((r) => r.heldOut), [false, true]);
+    assertTrack(reports[0], expectedTrack(before, after, false, R));
+    assertTrack(reports[1], expectedTrack(before, after, true, R));
+    for (const r of reports) assert.ok(r.eFrozen > r.ePre, `the flipped target hurts the frozen shadow on ${r.heldOut ? 'held-out' : 'learning'} ticks`);
   });
 });

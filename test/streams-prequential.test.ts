@@ -155,7 +155,7 @@ describe('prequential (marbles)', () => {
   const upstream: Rejection = { kind: 'rejected', stream: 'a', seq: 9, reason: 'oversized', message: 'frame too big' };
   const recovery: RecoveryReport = {
     kind: 'recovery', stream: 'a', seq: 4, source: 'session', ePre: 1, eFrozen: 2, eAdapt: 1, recovery: 1, residual: 1,
-    ticksToRecovery: 3, secondsToRecovery: 0.3,
+    ticksToRecovery: 3, secondsToRecovery: 0.3, heldOut: false,
   };
   const v = {
     p: prediction,

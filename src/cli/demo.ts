@@ -45,7 +45,13 @@ import { formatTable } from './table.js';
  * learner that is still adapting, so for `recoveryTicks + label delay` scored ticks after every drift marker
  * detections are held back (the pipeline's cooldown): a detection can then neither cut a recovery measurement
  * short nor re-announce the drift just declared. A detection is printed when it happens and gets its own recovery
- * line; the final table says which drifts were declared and which detected.
+ * lines; the final table says which drifts were declared and which detected.
+ *
+ * Recovery is measured per track, like the MSE: learning ticks and held-out ticks each have their own E_pre,
+ * E_frozen and E_adapt (an E_pre of held-out error beside an E_adapt of learning error would compare two different
+ * measures), so a drift gets a recovery line and a table row per track that had ticks in its measurement. With
+ * the holdout at the end of the session and the measurement after a declared boundary shorter than the part
+ * learned from, that is the learning track only.
  *
  * Ctrl-C (SIGINT) or SIGTERM ends the stream early: the source completes, the pipeline drains (open recovery
  * measurements report what they have), and the summary is printed; the command resolves normally (exit 0).
@@ -97,7 +103,7 @@ export interface TrackSummary {
   readonly last: PrequentialReport | null;
 }
 
-/** One drift marker and the recovery the pipeline measured after it. */
+/** One drift marker and the recovery the pipeline measured after it on one track. */
 export interface DriftEventSummary {
   /** The first tick after the drift (the marker's seq). */
   readonly tick: number;
@@ -105,8 +111,12 @@ export interface DriftEventSummary {
   /** 'session' for a declared boundary, else the detector that found it. */
   readonly source: string;
   readonly declared: boolean;
-  /** Ticks measured (learner and frozen shadow scored on them). */
+  /** The track the report covers: held-out ticks (labels withheld from the learner) or learning ticks. */
+  readonly heldOut: boolean;
+  /** Ticks of the drift measured (learner and frozen shadow scored on them), both tracks. */
   readonly ticks: number;
+  /** Of those, the ticks of this track. */
+  readonly trackTicks: number;
   /** False when the measurement closed before recoveryTicks ticks (the stream ended, or the next marker came). */
   readonly complete: boolean;
   readonly report: RecoveryReport;
@@ -128,7 +138,7 @@ export interface DemoSummary {
   readonly heldOut: TrackSummary;
   /** Every drift marker, declared or detected, in order. */
   readonly drifts: readonly { readonly tick: number; readonly source: string }[];
-  /** The drift markers whose recovery was measured, in the order the reports came. */
+  /** Per drift marker whose recovery was measured, one entry per track measured, in the order the reports came. */
   readonly events: readonly DriftEventSummary[];
   /** Input the pipeline refused, by reason (none expected from the simulator). */
   readonly rejections: Readonly<Record<string, number>>;
@@ -273,12 +283,24 @@ class TrackTotals {
   }
 }
 
-/** A drift marker whose recovery measurement is open: counts the ticks trackRecovery measures. */
+/** The ticks of one track that trackRecovery measures for an open marker. */
+interface MeasuredTrack {
+  ticks: number;
+  lastSeq: number;
+}
+
+/** A drift marker whose recovery measurement is open: counts the ticks trackRecovery measures, per track. */
 interface OpenMeasurement {
   readonly tick: number;
   readonly source: string;
+  /** Both tracks. */
   ticks: number;
-  lastSeq: number;
+  readonly learning: MeasuredTrack;
+  readonly heldOut: MeasuredTrack;
+}
+
+function openMeasurement(tick: number, source: string): OpenMeasurement {
+  return { tick, source, ticks: 0, learning: { ticks: 0, lastSeq: tick - 1 }, heldOut: { ticks: 0, lastSeq: tick - 1 } };
 }
 
 /** Runs the demo with options already validated; prints the live line, recovery lines and summary. */
@@ -364,25 +386,33 @@ export async function runDemo(o: DemoOptions, io: DemoIO): Promise<DemoSummary> 
     }
   };
 
+  const driftText = (tick: number, source: string) =>
+    `drift ${source === 'session' ? '' : `detected by ${source} `}at tick ${tick} (session ${sessionOf(tick)})`;
+  /** The measurement the last report closed: the held-out report of a marker comes right after its learning one. */
+  let closed: OpenMeasurement | undefined;
   const onRecovery = (r: RecoveryReport) => {
     const at = open.findIndex((m) => m.tick === r.seq && m.source === r.source);
-    const m = at >= 0 ? open.splice(at, 1)[0] : { tick: r.seq, source: r.source, ticks: 0, lastSeq: r.seq - 1 };
+    if (at >= 0) closed = open.splice(at, 1)[0];
+    else if (closed === undefined || closed.tick !== r.seq || closed.source !== r.source) closed = openMeasurement(r.seq, r.source);
+    const m = closed;
+    const track = r.heldOut ? m.heldOut : m.learning;
     const declared = r.source === 'session';
-    const what = `drift ${declared ? '' : `detected by ${r.source} `}at tick ${r.seq} (session ${sessionOf(r.seq)})`;
-    if (m.ticks === 0) {
-      say(`${what}: the stream ended before any label after the drift arrived`);
-      return;
-    }
     const complete = m.ticks >= o.recoveryTicks;
-    events.push({ tick: r.seq, session: sessionOf(r.seq), source: r.source, declared, ticks: m.ticks, complete, report: r });
-    const covered = Math.min(m.ticks, meterWindow);
+    events.push({
+      tick: r.seq, session: sessionOf(r.seq), source: r.source, declared, heldOut: r.heldOut, ticks: m.ticks, trackTicks: track.ticks, complete, report: r,
+    });
+    // Within a session the learning ticks come first and the held-out ones last, and a measurement ends at the
+    // next boundary, so each track's measured ticks are consecutive.
+    const covered = Math.min(track.ticks, meterWindow);
     say(
-      `${what}, label delay ${d}: recovery ${percent(r.recovery)}, residual ${fixed(r.residual, 2)}, ` +
+      `${driftText(r.seq, r.source)}, ${r.heldOut ? 'held-out' : 'learning'} ticks, label delay ${d}: recovery ${percent(r.recovery)}, residual ${fixed(r.residual, 2)}, ` +
         `time to recovery ${r.ticksToRecovery === null ? 'not within the window' : `${r.ticksToRecovery} ticks (${formatDuration(r.secondsToRecovery ?? Number.NaN)} event time)`} ` +
-        `(E_pre ${fixed(r.ePre)}, E_frozen ${fixed(r.eFrozen)}, E_adapt ${fixed(r.eAdapt)} over ticks ${m.lastSeq - covered + 1}..${m.lastSeq}` +
+        `(E_pre ${fixed(r.ePre)}, E_frozen ${fixed(r.eFrozen)}, E_adapt ${fixed(r.eAdapt)} over ticks ${track.lastSeq - covered + 1}..${track.lastSeq}` +
         `${complete ? '' : `; measurement ended after ${m.ticks} of ${o.recoveryTicks} ticks`})`,
     );
   };
+  /** trackRecovery reports nothing for a measurement without ticks: say so for those the stream left behind. */
+  const unmeasured = (m: OpenMeasurement, why: string) => say(`${driftText(m.tick, m.source)}: ${why}`);
 
   const onOutput = (out: PipelineOutput) => {
     metrics?.observe(out);
@@ -402,8 +432,10 @@ export async function runDemo(o: DemoOptions, io: DemoIO): Promise<DemoSummary> 
         scored++;
         const current = open.length > 0 ? open[open.length - 1] : undefined;
         if (current !== undefined && out.yFrozen !== undefined && out.seq >= current.tick) {
+          const measured = out.heldOut ? current.heldOut : current.learning;
           current.ticks++;
-          current.lastSeq = out.seq;
+          measured.ticks++;
+          measured.lastSeq = out.seq;
         }
         // The ticks prequential scores: no reference prediction is NaN (a label had arrived).
         if (Number.isNaN(out.yLast[0]) || Number.isNaN(out.yMean[0])) return;
@@ -419,7 +451,11 @@ export async function runDemo(o: DemoOptions, io: DemoIO): Promise<DemoSummary> 
         return;
       case 'drift':
         drifts.push({ tick: out.seq, source: out.source });
-        open.push({ tick: out.seq, source: out.source, ticks: 0, lastSeq: out.seq - 1 });
+        // The new marker closes the open measurement; one without a measured tick gets no report.
+        for (let i = open.length - 1; i >= 0; i--) {
+          if (open[i].ticks === 0) unmeasured(open.splice(i, 1)[0], `no label after the drift arrived before the next drift, at tick ${out.seq}`);
+        }
+        open.push(openMeasurement(out.seq, out.source));
         if (out.source !== 'session') say(`drift detected by ${out.source} at tick ${out.seq} (session ${sessionOf(out.seq)}), from the learner's error`);
         return;
       case 'recovery':
@@ -478,6 +514,7 @@ export async function runDemo(o: DemoOptions, io: DemoIO): Promise<DemoSummary> 
     stop.complete();
     await metricsServer?.close();
   }
+  for (const m of open) unmeasured(m, 'the stream ended before any label after the drift arrived');
   if (!o.quiet && !tty) live();
   clearLive();
 
@@ -583,18 +620,20 @@ export function formatDemoSummary(s: DemoSummary): string {
   if (s.events.length === 0) {
     lines.push(`recovery: none measured (the first drift is at tick ${o.sessionLength}; run with more --ticks or a shorter --session)`);
   } else {
+    const meterWindow = Math.min(o.window, o.recoveryTicks);
     lines.push(
-      `recovery (label delay ${o.labelDelay}; E_pre over the last ${o.window} ticks scored before the drift` +
-        `${first < o.sessionLength ? ', held-out ones included (the holdout ends each session)' : ''}; ` +
-        `E_frozen and E_adapt over the last ${Math.min(o.window, o.recoveryTicks)} of ${o.recoveryTicks} ticks after it; ` +
-        `time to recovery: MSE over ${Math.min(o.window, o.recoveryTicks)} ticks within ${100 * o.tolerance}% of E_pre)`,
+      `recovery per track, label delay ${o.labelDelay}: every figure of a row from its track's own ticks (learning or held out): E_pre over its last ${o.window} ticks`,
+      `scored before the drift, E_frozen and E_adapt over its last ${meterWindow} among the ${o.recoveryTicks} ticks after it; time to recovery: its MSE over ` +
+        `${meterWindow} of its ticks within ${100 * o.tolerance}% of its E_pre, in ticks of both tracks since the drift`,
+      ...(first < o.sessionLength ? [`a track with no tick among those measured has no row (held-out ticks start at tick ${first} of each session)`] : []),
       formatTable(
-        ['drift at', 'session', 'drift', 'ticks', 'E_pre', 'E_frozen', 'E_adapt', 'recovery', 'residual', 'time to recovery'],
+        ['drift at', 'session', 'drift', 'track', 'ticks', 'E_pre', 'E_frozen', 'E_adapt', 'recovery', 'residual', 'time to recovery'],
         s.events.map((e) => [
           String(e.tick),
           String(e.session),
           e.declared ? 'declared' : `detected (${e.source})`,
-          `${e.ticks}${e.complete ? '' : ' (cut)'}`,
+          e.heldOut ? 'held out' : 'learning',
+          `${e.trackTicks}${e.complete ? '' : ' (cut)'}`,
           fixed(e.report.ePre),
           fixed(e.report.eFrozen),
           fixed(e.report.eAdapt),

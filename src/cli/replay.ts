@@ -31,7 +31,7 @@ import { formatTable } from './table.js';
  *   metrics server, no checkpoints: a replay is a reproducible experiment), and a summary goes to stdout: per
  *   session and per track (learning ticks / held-out ticks) the windowed MSE and R2 of the learner beside the two
  *   reference predictors (last label seen, running mean) with the label delay they were measured at, and every
- *   recovery report (recovery, residual, time to recovery).
+ *   recovery report (recovery, residual, time to recovery), one per drift and track (learning / held-out ticks).
  *
  * Speed: 'recorded' (the bins' own pace), a factor K (K times faster), or 'fast' (no waiting). Default: recorded
  * with --to, fast with --config. Usage errors (bad flags, unreadable files, files that do not fit the config):
@@ -603,13 +603,16 @@ export function formatReplaySummary(s: ReplaySummary): string {
     lines.push('recovery: no measurement closed (a drift needs recoveryTicks scored ticks after it)');
   } else {
     lines.push(
-      `recovery after each drift (over the last ${Math.min(e.window, e.recoveryTicks)} of ${e.recoveryTicks} ticks; time to recovery: windowed error within ${100 * e.tolerance}% of E_pre)`,
+      `recovery after each drift, per track (E_pre, E_frozen and E_adapt all from the track's own ticks; E_frozen and E_adapt over its last ` +
+        `${Math.min(e.window, e.recoveryTicks)} of the ${e.recoveryTicks} ticks after the drift;`,
+      `time to recovery: its windowed error within ${100 * e.tolerance}% of its E_pre, in ticks of both tracks since the drift; a track with no measured tick has no row)`,
       formatTable(
-        ['drift at seq', 'session', 'source', 'E_pre', 'E_frozen', 'E_adapt', 'recovery', 'residual', 'time to recovery'],
+        ['drift at seq', 'session', 'source', 'track', 'E_pre', 'E_frozen', 'E_adapt', 'recovery', 'residual', 'time to recovery'],
         s.recoveries.map(({ report: r, session }) => [
           String(r.seq),
           session,
           r.source,
+          r.heldOut ? 'held-out' : 'learning',
           num(r.ePre),
           num(r.eFrozen),
           num(r.eAdapt),

@@ -277,7 +277,8 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
         events.warn(`drift:${out.source}`, { stream: out.stream, seq: out.seq, t: out.t, source: out.source, session: out.session }, out.source === 'session' ? `session boundary '${out.session ?? ''}'` : `drift detected by ${out.source}`);
         break;
       case 'recovery':
-        events.warn('recovery', { ...out, kind: undefined }, `recovery after the drift at seq ${out.seq} (${out.source})`);
+        // One line per track (`heldOut` in the fields too): learning-tick and held-out figures are different measures.
+        events.warn('recovery', { ...out, kind: undefined }, `recovery on ${out.heldOut ? 'held-out' : 'learning'} ticks after the drift at seq ${out.seq} (${out.source})`);
         break;
       default:
         break;

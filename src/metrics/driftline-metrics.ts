@@ -87,9 +87,9 @@ export class DriftlineMetrics {
   readonly prequentialSkill: Gauge<'stream' | 'reference' | 'held_out'>;
   readonly driftDetectionsTotal: Counter<'stream' | 'detector'>;
   readonly lastDriftTimestampSeconds: Gauge<'stream'>;
-  readonly recoveryRatio: Gauge<'stream'>;
-  readonly recoveryResidual: Gauge<'stream'>;
-  readonly timeToRecoverySeconds: Histogram<string>;
+  readonly recoveryRatio: Gauge<'stream' | 'held_out'>;
+  readonly recoveryResidual: Gauge<'stream' | 'held_out'>;
+  readonly timeToRecoverySeconds: Histogram<'held_out'>;
   readonly learnerStateBytes: Gauge<'stream'>;
   readonly labelLagTicks: Histogram<string>;
   readonly updatesTotal: Counter<'stream'>;
@@ -173,19 +173,20 @@ export class DriftlineMetrics {
       name: 'driftline_recovery_ratio',
       help:
         'Recovery after the last drift that hurt: (E_frozen - E_adapt) / (E_frozen - E_pre); 1 = back to ' +
-        'pre-drift quality. Absent when the last drift did not hurt.',
-      labelNames: ['stream'],
+        'pre-drift quality. Absent when the last drift did not hurt. held_out="true" covers only holdout ticks.',
+      labelNames: ['stream', 'held_out'],
       registers,
     });
     this.recoveryResidual = new Gauge({
       name: 'driftline_recovery_residual',
-      help: 'E_adapt / E_pre after the last drift (1 = as good as before the drift).',
-      labelNames: ['stream'],
+      help: 'E_adapt / E_pre after the last drift (1 = as good as before the drift). held_out="true" covers only holdout ticks.',
+      labelNames: ['stream', 'held_out'],
       registers,
     });
     this.timeToRecoverySeconds = new Histogram({
       name: 'driftline_time_to_recovery_seconds',
-      help: 'Time from a drift until the windowed error came within tolerance of E_pre, in seconds.',
+      help: 'Time from a drift until the windowed error came within tolerance of E_pre, in seconds. held_out="true" covers only holdout ticks.',
+      labelNames: ['held_out'],
       buckets: TIME_TO_RECOVERY_BUCKETS,
       registers,
     });
@@ -330,17 +331,19 @@ export class DriftlineMetrics {
 
   private observeRecovery(report: RecoveryReport): void {
     const stream = this.stream(report.stream);
+    // Per track, as the prequential error: a learning-tick figure and a held-out one are not the same measure.
+    const held_out = report.heldOut === true ? 'true' : 'false';
     if (report.recovery === null) {
-      // The drift did not hurt: there is no ratio, and the previous drift's ratio would mislead.
-      this.recoveryRatio.remove({ stream });
+      // The drift did not hurt this track: there is no ratio, and the previous drift's ratio would mislead.
+      this.recoveryRatio.remove({ stream, held_out });
     } else if (this.finite('driftline_recovery_ratio', report.recovery)) {
-      this.recoveryRatio.set({ stream }, report.recovery);
+      this.recoveryRatio.set({ stream, held_out }, report.recovery);
     }
     if (this.finite('driftline_recovery_residual', report.residual)) {
-      this.recoveryResidual.set({ stream }, report.residual);
+      this.recoveryResidual.set({ stream, held_out }, report.residual);
     }
     if (report.secondsToRecovery !== null && this.finite('driftline_time_to_recovery_seconds', report.secondsToRecovery)) {
-      this.timeToRecoverySeconds.observe(report.secondsToRecovery);
+      this.timeToRecoverySeconds.observe({ held_out }, report.secondsToRecovery);
     }
   }
 

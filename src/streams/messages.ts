@@ -147,20 +147,29 @@ export interface PrequentialReport {
   readonly skillVsRunningMean: number;
 }
 
-/** Recovery after one drift event (DESIGN section 5), reported when its measurement window closes. */
+/**
+ * Recovery after one drift event (DESIGN section 5) on one track, reported when its measurement window closes.
+ * `heldOut` reports cover only the holdout ticks (labels withheld from the learner): E_pre, E_frozen and E_adapt
+ * all from those ticks, the honest decoding measure; the others cover only the learning ticks. A drift gets one
+ * report per track that had ticks in its measurement, the learning track's first.
+ */
 export interface RecoveryReport {
   readonly kind: 'recovery';
   readonly stream: string;
   /** The first tick after the drift, and where the drift came from. */
   readonly seq: number;
   readonly source: string;
+  readonly heldOut: boolean;
   readonly ePre: number;
   readonly eFrozen: number;
   readonly eAdapt: number;
   /** (E_frozen - E_adapt) / (E_frozen - E_pre); null when the drift did not hurt (E_frozen <= E_pre). */
   readonly recovery: number | null;
   readonly residual: number;
-  /** Ticks and seconds from the drift until the windowed error came within tolerance of E_pre; null: never. */
+  /**
+   * Ticks and seconds from the drift until the track's windowed error came within tolerance of its E_pre (ticks
+   * counted over both tracks, as the stream ran); null: never.
+   */
   readonly ticksToRecovery: number | null;
   readonly secondsToRecovery: number | null;
 }

@@ -12,7 +12,7 @@ import { routeScoredAndDrift } from './route-scored-and-drift.js';
 export interface TrackRecoveryOptions {
   /** Same value as predictThenLearn's recoveryTicks (the shadow's lifetime); a positive integer. */
   readonly recoveryTicks: number;
-  /** Ticks of the windowed learner error that E_pre is read from, and RecoveryMeter's window. */
+  /** Ticks of each track's windowed learner error that its E_pre is read from, and RecoveryMeter's window. */
   readonly window: number;
   /** Recovered when windowed E_adapt <= (1 + tolerance) * E_pre. */
   readonly tolerance: number;
@@ -22,36 +22,47 @@ export interface TrackRecoveryOptions {
 
 /**
  * Recovery after every drift marker (DESIGN section 5), measured with RecoveryMeter on the frozen shadow that
- * predictThenLearn forks at the marker (ScoredTick.yFrozen). Errors are tickError's: the mean over outputs of
- * (yhat - y)^2.
+ * predictThenLearn forks at the marker (ScoredTick.yFrozen), per track as the prequential reports are: the
+ * learning ticks (labels given to the learner) and the held-out ticks (`ScoredTick.heldOut`: labels withheld, the
+ * decoding measure) are measured apart. A learner can look good on learning ticks by tracking the label, so an
+ * E_pre from one track and an E_adapt from the other would compare two different things (with a holdout at the
+ * end of every session, E_pre at a boundary would be held-out error and E_adapt learning error). Errors are
+ * tickError's: the mean over outputs of (yhat - y)^2.
  *
- * Per stream, a WindowedMean of `window` scored ticks holds the learner's error on every scored tick (held-out ones
- * too), except the skipped ones below. When a DriftMarker passes, its mean is E_pre, and a measurement starts:
+ * Per stream and track, a WindowedMean of `window` scored ticks holds the learner's error on the track's scored
+ * ticks, except the skipped ones below. When a DriftMarker passes, each track's mean is that track's E_pre, and a
+ * measurement of the marker starts on both tracks:
  *
  * - Ticks predicted before the marker reached predictThenLearn are scored after it when labels come late; they
  *   carry no yFrozen (or, with a detection marker during an earlier shadow, that earlier shadow's). Until the
- *   first ScoredTick with yFrozen and seq >= marker.seq, the stream's ScoredTicks are skipped; so is, all
- *   measurement long, any ScoredTick with seq < marker.seq, or without yFrozen and with seq below the first
- *   measured one (a late label out of order). Skipped ticks go to neither the meter nor the E_pre window: E_pre
- *   was read when the marker passed, and in the window they would mix the tail of the old regime into the next
- *   E_pre; the meter needs a frozen prediction they lack.
- * - From the first ScoredTick with yFrozen on, RecoveryMeter (window min(window, recoveryTicks), the tolerance
- *   given) is fed the learner's error (E_adapt) and the frozen shadow's error (E_frozen) of each such tick; the
- *   learner's error also goes on into the E_pre window, ready for the next marker.
- * - The measurement closes when the meter has seen `recoveryTicks` ticks, when a ScoredTick without yFrozen and
- *   with seq above the first measured one arrives (the shadow has ended), when the stream's next marker passes
- *   (the next measurement starts right after), or when the source completes (each open measurement reports what
- *   it has; an error notification reports nothing).
+ *   first ScoredTick with yFrozen and seq >= marker.seq (on either track), the stream's ScoredTicks are skipped;
+ *   so is, all measurement long, any ScoredTick with seq < marker.seq, or without yFrozen and with seq below the
+ *   first measured one (a late label out of order). Skipped ticks go to neither a meter nor an E_pre window:
+ *   E_pre was read when the marker passed, and in the window they would mix the tail of the old regime into the
+ *   next E_pre; the meter needs a frozen prediction they lack.
+ * - From the first ScoredTick with yFrozen on, each such tick feeds its own track's RecoveryMeter (window
+ *   min(window, recoveryTicks), the tolerance given) with the learner's error (E_adapt) and the frozen shadow's
+ *   error (E_frozen); the learner's error also goes on into the track's E_pre window, ready for the next marker.
+ * - The measurement closes, on both tracks at once, when the two meters together have seen `recoveryTicks` ticks
+ *   (the marker's measured ticks: the shadow predicted that many, whichever track each fell on), when a ScoredTick
+ *   without yFrozen and with seq above the first measured one arrives (the shadow has ended), when the stream's
+ *   next marker passes (the next measurement starts right after), or when the source completes (each open
+ *   measurement reports what it has; an error notification reports nothing).
  *
- * The RecoveryReport comes right after the message that closed its measurement: seq and source of the marker,
- * ePre, and the meter's eFrozen, eAdapt, recovery, residual (E_adapt / E_pre) and ticksToRecovery (its
- * timeToRecovery: ticks from the first measured tick, which is 0); secondsToRecovery is the t of the tick that
- * recovered minus the t of the first measured tick. E_pre is not available when fewer than
- * max(1, floor(window / 4)) scored ticks were in the window when the marker passed, or their mean error was 0
- * (nothing to compare with): the report then has ePre NaN, recovery null, residual NaN and ticksToRecovery and
- * secondsToRecovery null, while eFrozen and eAdapt are still measured. A measurement that closes before its first
- * tick has eFrozen and eAdapt NaN. With no shadow in predictThenLearn (its recoveryTicks 0) no tick carries
- * yFrozen: a measurement then waits, skipping every tick, until the next marker or the end.
+ * Right after the message that closed a measurement come its RecoveryReports: one per track that measured at
+ * least one tick, the learning track's first, then the held-out one's. A track with no tick in the measurement
+ * (no holdout, or the holdout fell outside the shadow's ticks) emits nothing, and a measurement that closes before
+ * its first tick emits no report at all: there are no E_adapt and E_frozen to report. Each report has the
+ * marker's seq and source, `heldOut` naming its track, the track's ePre, and its meter's eFrozen, eAdapt, recovery
+ * and residual (E_adapt / E_pre). ticksToRecovery counts from the drift: the number of the marker's measured ticks
+ * (both tracks) before the tick on which the track's windowed E_adapt first came within tolerance of its E_pre (the
+ * meter's recovery rule on the track's own ticks), so with a single track it is the meter's timeToRecovery;
+ * secondsToRecovery is the t of that tick minus the t of the marker's first measured tick. E_pre of a track is not
+ * available when fewer than max(1, floor(window / 4)) of its scored ticks were in its window when the marker
+ * passed, or their mean error was 0 (nothing to compare with): its report then has ePre NaN, recovery null,
+ * residual NaN and ticksToRecovery and secondsToRecovery null, while eFrozen and eAdapt are still measured. With
+ * no shadow in predictThenLearn (its recoveryTicks 0) no tick carries yFrozen: a measurement then waits, skipping
+ * every tick, until the next marker or the end, and reports nothing.
  *
  * A marker that comes before the stream's first ScoredTick (the first session a replay declares) starts no
  * measurement and gets no report: nothing came before it to recover.
@@ -60,8 +71,8 @@ export interface TrackRecoveryOptions {
  * finite seq, or a ScoredTick whose yhat and y are not number arrays of one length, becomes a 'malformed'
  * Rejection in its place; a tick whose learner or frozen error is not finite passes on and is left out of the
  * window and the meter (both take finite numbers only). Past `maxStreams` streams, a new stream passes through
- * unmeasured, with one 'too-many-streams' Rejection after its first message. State is per subscription: per stream,
- * one WindowedMean and one RecoveryMeter, re-armed in place for each marker.
+ * unmeasured, with one 'too-many-streams' Rejection after its first message. State is per subscription: per stream
+ * and track, one WindowedMean and one RecoveryMeter, preallocated and re-armed in place for each marker.
  */
 export function trackRecovery(options: TrackRecoveryOptions): OperatorFunction<PrequentialInput, PrequentialInput> {
   if (options == null || typeof options !== 'object') throw new TypeError('trackRecovery: options are required');
@@ -99,9 +110,9 @@ export function trackRecovery(options: TrackRecoveryOptions): OperatorFunction<P
     };
 
     const close = (s: StreamRecovery, stream: string) => {
-      const report = s.report(stream);
       s.phase = IDLE;
-      subscriber.next(report);
+      if (s.learning.meter.ticks > 0) subscriber.next(s.report(stream, s.learning, false));
+      if (s.heldOut.meter.ticks > 0) subscriber.next(s.report(stream, s.heldOut, true));
     };
 
     const onScored = (scored: ScoredTick) => {
@@ -114,6 +125,7 @@ export function trackRecovery(options: TrackRecoveryOptions): OperatorFunction<P
       const s = stateOf(scored.stream, scored.seq);
       if (!s) return;
       s.scoredTicks++;
+      const track = scored.heldOut === true ? s.heldOut : s.learning;
       const adaptFinite = Number.isFinite(adaptError);
       if (s.phase !== IDLE) {
         const hasFrozen = scored.yFrozen !== undefined;
@@ -126,18 +138,22 @@ export function trackRecovery(options: TrackRecoveryOptions): OperatorFunction<P
         } else if (!hasFrozen) {
           if (scored.seq < s.firstSeq) return;
           close(s, scored.stream);
-          if (adaptFinite) s.errors.push(adaptError);
+          if (adaptFinite) track.errors.push(adaptError);
           return;
         }
         if (!adaptFinite || !Number.isFinite(frozenError)) return;
-        s.errors.push(adaptError);
-        const wasRecovered = s.meter.recovered;
-        s.meter.update(adaptError, frozenError);
-        if (!wasRecovered && s.meter.recovered) s.recoveredT = scored.t;
-        if (s.meter.ticks >= recoveryTicks) close(s, scored.stream);
+        track.errors.push(adaptError);
+        const wasRecovered = track.meter.recovered;
+        track.meter.update(adaptError, frozenError);
+        const measured = s.learning.meter.ticks + s.heldOut.meter.ticks;
+        if (!wasRecovered && track.meter.recovered) {
+          track.recoveredAt = measured - 1;
+          track.recoveredT = scored.t;
+        }
+        if (measured >= recoveryTicks) close(s, scored.stream);
         return;
       }
-      if (adaptFinite) s.errors.push(adaptError);
+      if (adaptFinite) track.errors.push(adaptError);
     };
 
     const onMarker = (marker: DriftMarker) => {
@@ -169,23 +185,18 @@ export function trackRecovery(options: TrackRecoveryOptions): OperatorFunction<P
 const IDLE = 0;
 /** A marker passed; waiting for the first ScoredTick that carries the shadow's prediction. */
 const WAITING = 1;
-/** Feeding the meter. */
+/** Feeding the meters. */
 const MEASURING = 2;
 type Phase = typeof IDLE | typeof WAITING | typeof MEASURING;
 
-/** Per-stream state: the E_pre window, the meter and the marker being measured. */
-class StreamRecovery {
+/** One track of a stream (learning ticks or held-out ticks): its E_pre window, its meter, where it recovered. */
+class TrackState {
   readonly errors: WindowedMean;
   readonly meter: RecoveryMeter;
-  phase: Phase = IDLE;
-  /** Scored ticks of the stream so far. */
-  scoredTicks = 0;
-  markerSeq = 0;
-  markerSource = '';
   /** NaN when E_pre was not available at the marker. */
   ePre = Number.NaN;
-  firstSeq = 0;
-  firstT = 0;
+  /** Measured ticks of the marker (both tracks) before the one this track recovered on; -1: not recovered. */
+  recoveredAt = -1;
   recoveredT = Number.NaN;
 
   constructor(window: number, meterWindow: number, tolerance: number) {
@@ -194,34 +205,61 @@ class StreamRecovery {
     this.meter = new RecoveryMeter(1, { window: meterWindow, tolerance });
   }
 
-  /** Reads E_pre and re-arms the meter for a marker that just passed. */
-  begin(marker: DriftMarker, minPreTicks: number): void {
+  /** Reads E_pre from the window and re-arms the meter for a marker that just passed. */
+  begin(minPreTicks: number): void {
     const mean = this.errors.mean;
     this.ePre = this.errors.count >= minPreTicks && mean > 0 && Number.isFinite(mean) ? mean : Number.NaN;
     // Without an E_pre the meter still measures E_adapt and E_frozen; the figures relative to E_pre are dropped.
     this.meter.start(Number.isNaN(this.ePre) ? 1 : this.ePre);
+    this.recoveredAt = -1;
+    this.recoveredT = Number.NaN;
+  }
+}
+
+/** Per-stream state: both tracks and the marker being measured. */
+class StreamRecovery {
+  readonly learning: TrackState;
+  readonly heldOut: TrackState;
+  phase: Phase = IDLE;
+  /** Scored ticks of the stream so far, both tracks. */
+  scoredTicks = 0;
+  markerSeq = 0;
+  markerSource = '';
+  /** seq and t of the marker's first measured tick, either track. */
+  firstSeq = 0;
+  firstT = 0;
+
+  constructor(window: number, meterWindow: number, tolerance: number) {
+    this.learning = new TrackState(window, meterWindow, tolerance);
+    this.heldOut = new TrackState(window, meterWindow, tolerance);
+  }
+
+  /** Reads each track's E_pre and re-arms both meters for a marker that just passed. */
+  begin(marker: DriftMarker, minPreTicks: number): void {
+    this.learning.begin(minPreTicks);
+    this.heldOut.begin(minPreTicks);
     this.phase = WAITING;
     this.markerSeq = marker.seq;
     this.markerSource = String(marker.source);
-    this.recoveredT = Number.NaN;
   }
 
-  report(stream: string): RecoveryReport {
-    const m = this.meter;
-    const known = !Number.isNaN(this.ePre);
-    const ticksToRecovery = known ? m.timeToRecovery : null;
+  report(stream: string, track: TrackState, heldOut: boolean): RecoveryReport {
+    const m = track.meter;
+    const known = !Number.isNaN(track.ePre);
+    const recovered = known && track.recoveredAt >= 0;
     return {
       kind: 'recovery',
       stream,
       seq: this.markerSeq,
       source: this.markerSource,
-      ePre: this.ePre,
+      heldOut,
+      ePre: track.ePre,
       eFrozen: m.eFrozen,
       eAdapt: m.eAdapt,
       recovery: known ? m.recovery : null,
       residual: known ? m.residual : Number.NaN,
-      ticksToRecovery,
-      secondsToRecovery: ticksToRecovery === null ? null : this.recoveredT - this.firstT,
+      ticksToRecovery: recovered ? track.recoveredAt : null,
+      secondsToRecovery: recovered ? track.recoveredT - this.firstT : null,
     };
   }
 }

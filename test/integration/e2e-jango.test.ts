@@ -155,14 +155,31 @@ log: { level: info }
   const byDetector = await query(baseUrl, `driftline_drift_detections_total{stream="${STREAM}"}`);
   t.diagnostic(`detections: ${byDetector.map((s) => `${s.metric.detector} ${s.value}`).join(', ')}`);
 
-  // Recovery: the residual of the last closed measurement, and a ratio at some point of the run, both finite.
+  // Recovery, per track: the residual of the last closed measurement, and a ratio at some point of the run, both
+  // finite, on the learning ticks; the same on the held-out ticks when a measurement had some (the alternating
+  // holdout puts a third of every recovery measurement there), never any other label value.
   const residual = await query(baseUrl, `driftline_recovery_residual{stream="${STREAM}"}`);
-  assert.equal(residual.length, 1, 'driftline_recovery_residual has a series');
-  assert.ok(Number.isFinite(residual[0].value) && residual[0].value > 0, `residual ${residual[0].value}`);
   const ratio = await query(baseUrl, `max_over_time(driftline_recovery_ratio{stream="${STREAM}"}[10m])`);
-  assert.equal(ratio.length, 1, 'driftline_recovery_ratio had a series during the run');
-  assert.ok(Number.isFinite(ratio[0].value), `recovery ratio ${ratio[0].value}`);
-  t.diagnostic(`recovery: residual ${residual[0].value.toFixed(3)}, highest ratio seen ${ratio[0].value.toFixed(3)}`);
+  const track = (samples: VectorSample[], heldOut: 'false' | 'true') => samples.filter((s) => s.metric.held_out === heldOut);
+  for (const [name, samples] of [['driftline_recovery_residual', residual], ['driftline_recovery_ratio', ratio]] as const) {
+    assert.ok(samples.every((s) => s.metric.held_out === 'false' || s.metric.held_out === 'true'), `${name}: held_out is 'false' or 'true'`);
+  }
+  const learningResidual = track(residual, 'false');
+  assert.equal(learningResidual.length, 1, 'driftline_recovery_residual has a learning-track series');
+  assert.ok(Number.isFinite(learningResidual[0].value) && learningResidual[0].value > 0, `learning residual ${learningResidual[0].value}`);
+  const learningRatio = track(ratio, 'false');
+  assert.equal(learningRatio.length, 1, 'driftline_recovery_ratio had a learning-track series during the run');
+  assert.ok(Number.isFinite(learningRatio[0].value), `learning recovery ratio ${learningRatio[0].value}`);
+  const heldOutResidual = track(residual, 'true');
+  const heldOutRatio = track(ratio, 'true');
+  assert.ok(heldOutResidual.length <= 1 && heldOutRatio.length <= 1);
+  if (heldOutResidual.length === 1) assert.ok(Number.isFinite(heldOutResidual[0].value) && heldOutResidual[0].value > 0, `held-out residual ${heldOutResidual[0].value}`);
+  if (heldOutRatio.length === 1) assert.ok(Number.isFinite(heldOutRatio[0].value), `held-out recovery ratio ${heldOutRatio[0].value}`);
+  const shown = (samples: VectorSample[]) => (samples.length === 1 ? samples[0].value.toFixed(3) : 'none');
+  t.diagnostic(
+    `recovery, learning ticks: residual ${shown(learningResidual)}, highest ratio seen ${shown(learningRatio)}; ` +
+      `held-out ticks: residual ${shown(heldOutResidual)}, highest ratio seen ${shown(heldOutRatio)}`,
+  );
 
   // Prequential error: learner and both references, learning and held-out ticks, measured with the label delay.
   const mse = await query(baseUrl, `driftline_prequential_error{stream="${STREAM}",metric="mse"}`);

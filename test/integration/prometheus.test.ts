@@ -35,8 +35,13 @@ test('a real Prometheus scrapes driftline metrics', { timeout: START_TIMEOUT_MS 
   const registry = createMetricsRegistry();
   const metrics = new DriftlineMetrics(registry);
   metrics.observe({
-    kind: 'recovery', stream: 's1', seq: 500, source: 'session', ePre: 0.1, eFrozen: 1.1, eAdapt: 0.35,
+    kind: 'recovery', stream: 's1', seq: 500, source: 'session', heldOut: false, ePre: 0.1, eFrozen: 1.1, eAdapt: 0.35,
     recovery: 0.75, residual: 3.5, ticksToRecovery: 120, secondsToRecovery: 2,
+  });
+  // The same drift on the held-out ticks: a series of its own (held_out="true").
+  metrics.observe({
+    kind: 'recovery', stream: 's1', seq: 500, source: 'session', heldOut: true, ePre: 0.2, eFrozen: 1.2, eAdapt: 0.45,
+    recovery: 0.25, residual: 2.25, ticksToRecovery: 300, secondsToRecovery: 5,
   });
   metrics.observe({
     kind: 'prequential', stream: 's1', seq: 100, labelDelay: 3, heldOut: false, window: 50, count: 100,
@@ -80,9 +85,13 @@ test('a real Prometheus scrapes driftline metrics', { timeout: START_TIMEOUT_MS 
   const up = await poll(baseUrl, `up{job="driftline",instance="${target}"}`, (r) => r.length === 1 && r[0].value === 1, deadline);
   assert.equal(up[0].value, 1);
 
-  const ratio = await poll(baseUrl, 'driftline_recovery_ratio{stream="s1"}', (r) => r.length === 1, deadline);
-  assert.equal(ratio[0].value, 0.75);
+  const ratio = await poll(baseUrl, 'driftline_recovery_ratio{stream="s1"}', (r) => r.length === 2, deadline);
+  const ratioByTrack = new Map(ratio.map((s) => [s.metric.held_out, s.value]));
+  assert.equal(ratioByTrack.get('false'), 0.75);
+  assert.equal(ratioByTrack.get('true'), 0.25);
   assert.equal(ratio[0].metric.instance, target);
+  const ttr = await query(baseUrl, 'driftline_time_to_recovery_seconds_sum{held_out="true"}');
+  assert.equal(ttr[0]?.value, 5);
 
   const errors = await poll(
     baseUrl,
@@ -99,10 +108,13 @@ test('a real Prometheus scrapes driftline metrics', { timeout: START_TIMEOUT_MS 
 
   // A value that changes after the first scrapes shows up on a later scrape.
   metrics.observe({
-    kind: 'recovery', stream: 's1', seq: 900, source: 'page-hinkley', ePre: 0.1, eFrozen: 2, eAdapt: 0.1,
+    kind: 'recovery', stream: 's1', seq: 900, source: 'page-hinkley', heldOut: false, ePre: 0.1, eFrozen: 2, eAdapt: 0.1,
     recovery: 1, residual: 1, ticksToRecovery: 10, secondsToRecovery: 0.5,
   });
-  await poll(baseUrl, 'driftline_recovery_ratio{stream="s1"}', (r) => r.length === 1 && r[0].value === 1, deadline);
+  await poll(baseUrl, 'driftline_recovery_ratio{stream="s1",held_out="false"}', (r) => r.length === 1 && r[0].value === 1, deadline);
+  // The held-out track's ratio is untouched by a learning-track report.
+  const heldOutRatio = await query(baseUrl, 'driftline_recovery_ratio{stream="s1",held_out="true"}');
+  assert.equal(heldOutRatio[0]?.value, 0.25);
 
   const sessions = await query(baseUrl, 'driftline_sessions_total{stream="s1"}');
   assert.equal(sessions.length, 1);
