@@ -16,7 +16,8 @@ import { rmsprop } from '../src/learners/optim/transform.js';
 import { Random } from '../src/learners/random.js';
 import type { LearnerSpec } from '../src/learners/learner.js';
 import { detectDrift, NORMALIZER_HALF_LIFE_TICKS, NORMALIZER_WARM_UP_TICKS } from '../src/streams/detect-drift.js';
-import { RefusedStreams, StreamDetectorBank, detectionConfig } from '../src/streams/stream-detector-bank.js';
+import { RefusedStreams } from '../src/streams/refused-streams.js';
+import { StreamDetectorBank, detectionConfig } from '../src/streams/stream-detector-bank.js';
 import { detectInputDrift } from '../src/streams/detect-input-drift.js';
 import type {
   DriftMarker, LabelEvent, RecoveryReport, Rejection, ScoredTick, StreamInput, StreamOutput, TickEvent,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { LearnerSpec } from '../learners/learner.js';
+import { DEFAULT_MAX_LABEL_DELAY, type LearnerSpec } from '../learners/learner.js';
 import { adam, momentum, rmsprop, sgd, withClipping, type OptimizerSpec } from '../learners/optim/transform.js';
 import { cellKinds } from '../learners/cells/registry.js';
 
@@ -41,7 +41,7 @@ const learnerSchema = z
     optimizer: optimizerSchema,
     loss: z.enum(['mse', 'xent']).default('mse'),
     seed: z.number().int().default(1),
-    maxLabelDelay: positiveInt.max(65536).default(32),
+    maxLabelDelay: positiveInt.max(65536).default(DEFAULT_MAX_LABEL_DELAY),
   })
   .strict();
 

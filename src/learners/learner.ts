@@ -81,7 +81,8 @@ export interface LearnerOptions {
   readonly kernels?: (floatCount: number) => Kernels;
 }
 
-const DEFAULT_MAX_LABEL_DELAY = 32;
+/** The label window (tick caches in the ring) when a spec sets no maxLabelDelay. */
+export const DEFAULT_MAX_LABEL_DELAY = 32;
 const SNAPSHOT_MAGIC = 0x534e4c44; // 'DLNS' little-endian
 const SNAPSHOT_FORMAT = 1;
 

@@ -6,7 +6,8 @@ import type { DriftMarker, ScoredTick } from './messages.js';
 import { operate } from './operate.js';
 import type { PrequentialInput } from './prequential.js';
 import { routeScoredAndDrift } from './route-scored-and-drift.js';
-import { detectionConfig, REFUSED_FIRST, RefusedStreams, refusal, StreamDetectorBank } from './stream-detector-bank.js';
+import { RefusedStreams } from './refused-streams.js';
+import { detectionConfig, REFUSED_FIRST, refusal, StreamDetectorBank } from './stream-detector-bank.js';
 import { MALFORMED, tickError } from './tick-error.js';
 
 /**

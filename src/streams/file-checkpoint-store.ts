@@ -1,3 +1,4 @@
+import { crc32 } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
@@ -212,25 +213,8 @@ function isWellFormedUtf16(s: string): boolean {
   return true;
 }
 
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-/**
- * CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), the checksum of zlib, gzip and PNG. Pass the previous
- * result as `previous` to continue over a further chunk.
- */
-export function crc32(bytes: Uint8Array, previous = 0): number {
-  let c = ~previous;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return ~c >>> 0;
-}
+/** CRC-32 (IEEE, as zlib, gzip and PNG): Node's own (node:zlib, Node >= 20.15). */
+export { crc32 };
 
 function encodeCheckpoint(checkpoint: StoredCheckpoint): Uint8Array {
   if (checkpoint == null || typeof checkpoint !== 'object') throw new TypeError('checkpoint must be an object');

@@ -153,7 +153,3 @@ export class LearnerPool {
 function warnRestoreError(error: Error, stream: string): void {
   process.emitWarning(`stream '${stream}' starts fresh: its checkpoint could not be restored (${error.message})`, 'CheckpointWarning');
 }
-
-export function createLearnerPool(options: LearnerPoolOptions): LearnerPool {
-  return new LearnerPool(options);
-}

@@ -1,6 +1,6 @@
 import type { OperatorFunction } from 'rxjs';
 import { InvalidInputError, InvalidLabelError } from '../learners/errors.js';
-import type { Learner } from '../learners/learner.js';
+import { DEFAULT_MAX_LABEL_DELAY, type Learner } from '../learners/learner.js';
 import { holdoutSchedule, validateHoldoutSpec, type HoldoutSchedule, type HoldoutSpec } from './holdout.js';
 import { rejection } from './messages.js';
 import { isKeyed, SEQ_TOO_LATE, SEQ_UNKNOWN, SeqRing } from './join-labels.js';
@@ -9,9 +9,6 @@ import type {
   DriftMarker, LabelEvent, Prediction, Rejection, RejectionReason, ScoredTick, StreamInput, StreamOutput, TickEvent,
 } from './messages.js';
 import { operate } from './operate.js';
-
-/** createLearner's default label window, for specs that do not set maxLabelDelay. */
-const LEARNER_DEFAULT_MAX_LABEL_DELAY = 32;
 
 export interface PredictThenLearnOptions {
   /**
@@ -271,7 +268,7 @@ class StreamState {
   shadowTicksLeft = 0;
 
   constructor(readonly learner: Learner, maxDelay: number, readonly holdout: HoldoutSchedule) {
-    const capacity = Math.min(maxDelay, learner.spec.maxLabelDelay ?? LEARNER_DEFAULT_MAX_LABEL_DELAY);
+    const capacity = Math.min(maxDelay, learner.spec.maxLabelDelay ?? DEFAULT_MAX_LABEL_DELAY);
     const out = learner.spec.outputSize;
     this.ring = new SeqRing(capacity);
     this.out = out;

@@ -1,3 +1,4 @@
+import { RefusedStreams } from './refused-streams.js';
 import type { OperatorFunction } from 'rxjs';
 import { Ewma } from '../evaluation/ewma.js';
 import { rejection } from './messages.js';
@@ -39,7 +40,7 @@ const CANCELLATION_LIMIT = 1e-3;
 /** The arrays of a ScoredTick that scoring reads. */
 const SCORED_ARRAYS = ['y', 'yhat', 'yLast', 'yMean'] as const;
 
-/** Refused stream keys remembered so each is reported once; past this many the oldest is forgotten. */
+/** Refused stream keys remembered so each is reported once; past this many the memory starts over. */
 const REFUSED_KEYS_REMEMBERED = 10_000;
 
 /**
@@ -104,7 +105,7 @@ export function prequential(options: PrequentialOptions): OperatorFunction<Prequ
 
   return operate<PrequentialInput, PrequentialInput>((subscriber) => {
     const streams = new Map<string, StreamScoring>();
-    const refused = new Set<string>();
+    const refused = new RefusedStreams(REFUSED_KEYS_REMEMBERED);
     const reject = (reason: RejectionReason, message: string, stream?: string, seq?: number) =>
       subscriber.next(rejection(reason, message, stream, seq));
 
@@ -112,9 +113,7 @@ export function prequential(options: PrequentialOptions): OperatorFunction<Prequ
       const found = streams.get(tick.stream);
       if (found) return found;
       if (streams.size >= maxStreams) {
-        if (refused.has(tick.stream)) return undefined;
-        if (refused.size >= REFUSED_KEYS_REMEMBERED) refused.delete(refused.values().next().value as string);
-        refused.add(tick.stream);
+        if (!refused.firstRefusal(tick.stream)) return undefined;
         return void reject('too-many-streams', `stream '${tick.stream}' not scored: already scoring ${maxStreams} streams`, tick.stream, tick.seq);
       }
       const created = new StreamScoring(outputs);

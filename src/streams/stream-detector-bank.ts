@@ -1,5 +1,6 @@
 import { createDetector, type DetectorSpec, type DriftDetector } from '../drift/detector.js';
 import { rejection } from './messages.js';
+import { RefusedStreams } from './refused-streams.js';
 import type { DriftMarker } from './messages.js';
 
 /**
@@ -64,28 +65,6 @@ export const REFUSED_FIRST = 1;
 /** `StreamDetectorBank` answer: the stream is refused and was already reported. */
 export const REFUSED_AGAIN = 2;
 export type Admission = typeof ADMITTED | typeof REFUSED_FIRST | typeof REFUSED_AGAIN;
-
-/**
- * Remembers which refused stream keys were already reported, so each gets one Rejection. Bounded: after
- * `capacity` keys it forgets them all and starts over, so a flood of new keys cannot grow memory (a key may then
- * be reported once more).
- */
-export class RefusedStreams {
-  private readonly keys = new Set<string>();
-  constructor(readonly capacity = 1024) {}
-
-  /** True the first time `stream` is refused (since the memory was last emptied). */
-  firstRefusal(stream: string): boolean {
-    if (this.keys.has(stream)) return false;
-    if (this.keys.size >= this.capacity) this.keys.clear();
-    this.keys.add(stream);
-    return true;
-  }
-
-  clear(): void {
-    this.keys.clear();
-  }
-}
 
 /** A 'too-many-streams' Rejection for a stream past the operator's bound. */
 export function refusal(config: { readonly name: string; readonly maxStreams: number }, stream: string, seq: number) {

@@ -1,7 +1,8 @@
 import type { OperatorFunction } from 'rxjs';
 import { RecoveryMeter } from '../evaluation/recovery.js';
 import { WindowedMean } from '../evaluation/windowed-mean.js';
-import { refusal, RefusedStreams } from './stream-detector-bank.js';
+import { RefusedStreams } from './refused-streams.js';
+import { refusal } from './stream-detector-bank.js';
 import { MALFORMED, tickError } from './tick-error.js';
 import { rejection } from './messages.js';
 import type { DriftMarker, RecoveryReport, ScoredTick } from './messages.js';

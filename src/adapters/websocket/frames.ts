@@ -47,15 +47,6 @@ export const BINARY_PREFIX_BYTES = 5;
 /** Bytes after the key and before the payload: seq f64, t f64, nx u16, ny u16. */
 export const BINARY_FIXED_BYTES = 20;
 
-export { REJECTION_REASONS };
-
-/** Builds a Rejection (see messages.ts). */
-export const reject = rejection;
-
-export function isRejection(v: StreamInput | Rejection): v is Rejection {
-  return v.kind === 'rejected';
-}
-
 const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
@@ -68,11 +59,11 @@ function validSeq(seq: unknown): seq is number {
 }
 
 function checkStreamKey(stream: unknown): Rejection | undefined {
-  if (typeof stream !== 'string') return reject('malformed', `"stream" must be a string, got ${typeName(stream)}`);
-  if (stream.length === 0) return reject('malformed', '"stream" must not be empty');
+  if (typeof stream !== 'string') return rejection('malformed', `"stream" must be a string, got ${typeName(stream)}`);
+  if (stream.length === 0) return rejection('malformed', '"stream" must not be empty');
   const n = byteLength(stream);
   if (n > MAX_STREAM_KEY_BYTES) {
-    return reject('malformed', `stream key is ${n} bytes of UTF-8; at most ${MAX_STREAM_KEY_BYTES} are allowed`);
+    return rejection('malformed', `stream key is ${n} bytes of UTF-8; at most ${MAX_STREAM_KEY_BYTES} are allowed`);
   }
   return undefined;
 }
@@ -85,7 +76,7 @@ function typeName(v: unknown): string {
 
 function resolveShape(resolver: ShapeResolver, stream: string, seq?: number): StreamShape | Rejection {
   const r = resolver(stream);
-  if (r === undefined) return reject('unknown-stream', `unknown stream "${stream}"`, stream, seq);
+  if (r === undefined) return rejection('unknown-stream', `unknown stream "${stream}"`, stream, seq);
   if ('kind' in r) return r;
   return r;
 }
@@ -98,24 +89,24 @@ function jsonVector(
   stream: string,
   seq: number,
 ): Float32Array | Rejection {
-  if (!Array.isArray(v)) return reject('malformed', `"${field}" must be an array of numbers, got ${typeName(v)}`, stream, seq);
+  if (!Array.isArray(v)) return rejection('malformed', `"${field}" must be an array of numbers, got ${typeName(v)}`, stream, seq);
   if (v.length !== expected) {
-    return reject('dimension', `"${field}" has ${v.length} values; stream "${stream}" expects ${expected}`, stream, seq);
+    return rejection('dimension', `"${field}" has ${v.length} values; stream "${stream}" expects ${expected}`, stream, seq);
   }
   const out = new Float32Array(expected);
   for (let i = 0; i < expected; i++) {
     const e = v[i];
     if (typeof e === 'number') {
-      if (!Number.isFinite(e)) return reject('non-finite', `${field}[${i}] is ${e} (e.g. 1e999 overflows)`, stream, seq);
+      if (!Number.isFinite(e)) return rejection('non-finite', `${field}[${i}] is ${e} (e.g. 1e999 overflows)`, stream, seq);
       const f = Math.fround(e);
-      if (!Number.isFinite(f)) return reject('non-finite', `${field}[${i}] = ${e} overflows Float32`, stream, seq);
+      if (!Number.isFinite(f)) return rejection('non-finite', `${field}[${i}] = ${e} overflows Float32`, stream, seq);
       out[i] = f;
     } else if (e === null) {
-      return reject('non-finite', `${field}[${i}] is null (JSON.stringify writes NaN and Infinity as null)`, stream, seq);
+      return rejection('non-finite', `${field}[${i}] is null (JSON.stringify writes NaN and Infinity as null)`, stream, seq);
     } else if (typeof e === 'string' && /^[+-]?(nan|inf|infinity)$/i.test(e.trim())) {
-      return reject('non-finite', `${field}[${i}] is "${e}": values must be finite numbers`, stream, seq);
+      return rejection('non-finite', `${field}[${i}] is "${e}": values must be finite numbers`, stream, seq);
     } else {
-      return reject('malformed', `${field}[${i}] must be a number, got ${typeName(e)}`, stream, seq);
+      return rejection('malformed', `${field}[${i}] must be a number, got ${typeName(e)}`, stream, seq);
     }
   }
   return out;
@@ -123,11 +114,11 @@ function jsonVector(
 
 function checkTime(t: unknown, stream: string, seq: number): number | Rejection {
   if (typeof t === 'string' && /^[+-]?(nan|inf|infinity)$/i.test(t.trim())) {
-    return reject('non-finite', `"t" is "${t}": it must be a finite number of seconds`, stream, seq);
+    return rejection('non-finite', `"t" is "${t}": it must be a finite number of seconds`, stream, seq);
   }
-  if (t === null) return reject('non-finite', '"t" is null (JSON.stringify writes NaN and Infinity as null)', stream, seq);
-  if (typeof t !== 'number') return reject('malformed', `"t" must be a number of seconds, got ${typeName(t)}`, stream, seq);
-  if (!Number.isFinite(t)) return reject('non-finite', `"t" is ${t}; it must be finite`, stream, seq);
+  if (t === null) return rejection('non-finite', '"t" is null (JSON.stringify writes NaN and Infinity as null)', stream, seq);
+  if (typeof t !== 'number') return rejection('malformed', `"t" must be a number of seconds, got ${typeName(t)}`, stream, seq);
+  if (!Number.isFinite(t)) return rejection('non-finite', `"t" is ${t}; it must be finite`, stream, seq);
   return t;
 }
 
@@ -141,18 +132,18 @@ export function decodeJsonFrame(text: string, resolver: ShapeResolver, receivedA
   try {
     v = JSON.parse(text);
   } catch (e) {
-    return reject('malformed', `not valid JSON: ${(e as Error).message}`);
+    return rejection('malformed', `not valid JSON: ${(e as Error).message}`);
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    return reject('malformed', `a frame must be a JSON object, got ${typeName(v)}`);
+    return rejection('malformed', `a frame must be a JSON object, got ${typeName(v)}`);
   }
   const o = v as Record<string, unknown>;
   const badKey = checkStreamKey(o.stream);
   if (badKey) return badKey;
   const stream = o.stream as string;
   if (!validSeq(o.seq)) {
-    if (typeof o.seq === 'number' && !Number.isFinite(o.seq)) return reject('non-finite', `"seq" is ${o.seq}`, stream);
-    return reject('malformed', `"seq" must be an integer >= 0 (at most 2^53 - 1), got ${JSON.stringify(o.seq) ?? 'nothing'}`, stream);
+    if (typeof o.seq === 'number' && !Number.isFinite(o.seq)) return rejection('non-finite', `"seq" is ${o.seq}`, stream);
+    return rejection('malformed', `"seq" must be an integer >= 0 (at most 2^53 - 1), got ${JSON.stringify(o.seq) ?? 'nothing'}`, stream);
   }
   const seq = o.seq;
   let type: 'tick' | 'label' | 'session';
@@ -160,22 +151,22 @@ export function decodeJsonFrame(text: string, resolver: ShapeResolver, receivedA
   else if ('session' in o) type = 'session';
   else type = 'tick';
   if (o.type !== undefined && o.type !== type) {
-    return reject('malformed', `"type" is ${JSON.stringify(o.type)} but the fields make a ${type} frame`, stream, seq);
+    return rejection('malformed', `"type" is ${JSON.stringify(o.type)} but the fields make a ${type} frame`, stream, seq);
   }
   const allowed = type === 'tick' ? TICK_KEYS : type === 'label' ? LABEL_KEYS : SESSION_KEYS;
   for (const k of Object.keys(o)) {
     if (!allowed.has(k)) {
-      return reject('malformed', `unexpected field "${k}" in a ${type} frame (allowed: ${[...allowed].join(', ')})`, stream, seq);
+      return rejection('malformed', `unexpected field "${k}" in a ${type} frame (allowed: ${[...allowed].join(', ')})`, stream, seq);
     }
   }
   if (type === 'session') {
     const t = checkTime(o.t, stream, seq);
     if (typeof t !== 'number') return t;
     if (typeof o.session !== 'string' || o.session.length === 0) {
-      return reject('malformed', '"session" must be a non-empty string naming the session', stream, seq);
+      return rejection('malformed', '"session" must be a non-empty string naming the session', stream, seq);
     }
     if (byteLength(o.session) > MAX_SESSION_NAME_BYTES) {
-      return reject('malformed', `"session" is longer than ${MAX_SESSION_NAME_BYTES} bytes`, stream, seq);
+      return rejection('malformed', `"session" is longer than ${MAX_SESSION_NAME_BYTES} bytes`, stream, seq);
     }
     const shape = resolveShape(resolver, stream, seq);
     if ('kind' in shape) return shape;
@@ -192,7 +183,7 @@ export function decodeJsonFrame(text: string, resolver: ShapeResolver, receivedA
   }
   const t = checkTime(o.t, stream, seq);
   if (typeof t !== 'number') return t;
-  if (!('x' in o)) return reject('malformed', 'a tick frame needs "x"', stream, seq);
+  if (!('x' in o)) return rejection('malformed', 'a tick frame needs "x"', stream, seq);
   const x = jsonVector(o.x, 'x', shape.inputSize, stream, seq);
   if (!(x instanceof Float32Array)) return x;
   let y: Float32Array | undefined;
@@ -214,37 +205,37 @@ function tick(stream: string, seq: number, t: number, x: Float32Array, y: Float3
 /** Decode one binary frame (layout: docs/websocket-frames.md). */
 export function decodeBinaryFrame(bytes: Uint8Array, resolver: ShapeResolver, receivedAt?: number): StreamInput | Rejection {
   const n = bytes.byteLength;
-  if (n < BINARY_PREFIX_BYTES) return reject('malformed', `binary frame of ${n} bytes is shorter than its ${BINARY_PREFIX_BYTES}-byte prefix`);
+  if (n < BINARY_PREFIX_BYTES) return rejection('malformed', `binary frame of ${n} bytes is shorter than its ${BINARY_PREFIX_BYTES}-byte prefix`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, n);
   if (bytes[0] !== BINARY_MAGIC) {
-    return reject('malformed', `binary frame starts with 0x${hex2(bytes[0]!)}, not the magic byte 0x${hex2(BINARY_MAGIC)}`);
+    return rejection('malformed', `binary frame starts with 0x${hex2(bytes[0]!)}, not the magic byte 0x${hex2(BINARY_MAGIC)}`);
   }
-  if (bytes[1] !== BINARY_VERSION) return reject('malformed', `binary frame version ${bytes[1]} is not supported (expected ${BINARY_VERSION})`);
+  if (bytes[1] !== BINARY_VERSION) return rejection('malformed', `binary frame version ${bytes[1]} is not supported (expected ${BINARY_VERSION})`);
   const type = bytes[2]!;
   const flags = bytes[3]!;
   const keyLen = bytes[4]!;
   if (type !== BINARY_TYPE.tick && type !== BINARY_TYPE.label && type !== BINARY_TYPE.session) {
-    return reject('malformed', `binary frame type ${type} is unknown (1 tick, 2 label, 3 session)`);
+    return rejection('malformed', `binary frame type ${type} is unknown (1 tick, 2 label, 3 session)`);
   }
-  if ((flags & ~BINARY_FLAG_HAS_Y) !== 0) return reject('malformed', `binary frame flags 0x${hex2(flags)} set unknown bits`);
-  if (keyLen === 0) return reject('malformed', 'binary frame has an empty stream key');
+  if ((flags & ~BINARY_FLAG_HAS_Y) !== 0) return rejection('malformed', `binary frame flags 0x${hex2(flags)} set unknown bits`);
+  if (keyLen === 0) return rejection('malformed', 'binary frame has an empty stream key');
   if (keyLen > MAX_STREAM_KEY_BYTES) {
-    return reject('malformed', `stream key is ${keyLen} bytes; at most ${MAX_STREAM_KEY_BYTES} are allowed`);
+    return rejection('malformed', `stream key is ${keyLen} bytes; at most ${MAX_STREAM_KEY_BYTES} are allowed`);
   }
   const fixedAt = BINARY_PREFIX_BYTES + keyLen;
   if (n < fixedAt + BINARY_FIXED_BYTES) {
-    return reject('malformed', `binary frame of ${n} bytes ends inside its header (needs ${fixedAt + BINARY_FIXED_BYTES})`);
+    return rejection('malformed', `binary frame of ${n} bytes ends inside its header (needs ${fixedAt + BINARY_FIXED_BYTES})`);
   }
   let stream: string;
   try {
     stream = utf8Strict.decode(bytes.subarray(BINARY_PREFIX_BYTES, fixedAt));
   } catch {
-    return reject('malformed', 'stream key is not valid UTF-8');
+    return rejection('malformed', 'stream key is not valid UTF-8');
   }
   const seq = dv.getFloat64(fixedAt, true);
   if (!validSeq(seq)) {
-    if (!Number.isFinite(seq)) return reject('non-finite', `seq is ${seq}`, stream);
-    return reject('malformed', `seq ${seq} is not an integer in [0, 2^53 - 1]`, stream);
+    if (!Number.isFinite(seq)) return rejection('non-finite', `seq is ${seq}`, stream);
+    return rejection('malformed', `seq ${seq} is not an integer in [0, 2^53 - 1]`, stream);
   }
   const t = dv.getFloat64(fixedAt + 8, true);
   const nx = dv.getUint16(fixedAt + 16, true);
@@ -252,55 +243,55 @@ export function decodeBinaryFrame(bytes: Uint8Array, resolver: ShapeResolver, re
   const payloadAt = fixedAt + BINARY_FIXED_BYTES;
   const hasY = (flags & BINARY_FLAG_HAS_Y) !== 0;
   if (type === BINARY_TYPE.session) {
-    if (flags !== 0 || nx !== 0 || ny !== 0) return reject('malformed', 'a session frame has flags 0, nx 0 and ny 0', stream, seq);
-    if (n < payloadAt + 1) return reject('malformed', 'session frame ends before its name length byte', stream, seq);
+    if (flags !== 0 || nx !== 0 || ny !== 0) return rejection('malformed', 'a session frame has flags 0, nx 0 and ny 0', stream, seq);
+    if (n < payloadAt + 1) return rejection('malformed', 'session frame ends before its name length byte', stream, seq);
     const nameLen = bytes[payloadAt]!;
-    if (nameLen === 0) return reject('malformed', 'session frame has an empty session name', stream, seq);
+    if (nameLen === 0) return rejection('malformed', 'session frame has an empty session name', stream, seq);
     if (n !== payloadAt + 1 + nameLen) {
-      return reject('malformed', `session frame is ${n} bytes; its header says ${payloadAt + 1 + nameLen}`, stream, seq);
+      return rejection('malformed', `session frame is ${n} bytes; its header says ${payloadAt + 1 + nameLen}`, stream, seq);
     }
     let session: string;
     try {
       session = utf8Strict.decode(bytes.subarray(payloadAt + 1, payloadAt + 1 + nameLen));
     } catch {
-      return reject('malformed', 'session name is not valid UTF-8', stream, seq);
+      return rejection('malformed', 'session name is not valid UTF-8', stream, seq);
     }
-    if (!Number.isFinite(t)) return reject('non-finite', `t is ${t}`, stream, seq);
+    if (!Number.isFinite(t)) return rejection('non-finite', `t is ${t}`, stream, seq);
     const shape = resolveShape(resolver, stream, seq);
     if ('kind' in shape) return shape;
     return { kind: 'drift', stream, seq, t, source: 'session', session };
   }
   if (type === BINARY_TYPE.label) {
-    if (flags !== BINARY_FLAG_HAS_Y || nx !== 0) return reject('malformed', 'a label frame has flags 0x01 (has y) and nx 0', stream, seq);
+    if (flags !== BINARY_FLAG_HAS_Y || nx !== 0) return rejection('malformed', 'a label frame has flags 0x01 (has y) and nx 0', stream, seq);
   } else if (hasY !== ny > 0) {
-    return reject('malformed', `flags say ${hasY ? '' : 'no '}y but ny is ${ny}`, stream, seq);
+    return rejection('malformed', `flags say ${hasY ? '' : 'no '}y but ny is ${ny}`, stream, seq);
   }
   const expectedLen = payloadAt + 4 * (nx + ny);
   if (n !== expectedLen) {
-    return reject('malformed', `binary frame is ${n} bytes; its header (nx ${nx}, ny ${ny}) says ${expectedLen}`, stream, seq);
+    return rejection('malformed', `binary frame is ${n} bytes; its header (nx ${nx}, ny ${ny}) says ${expectedLen}`, stream, seq);
   }
   const shape = resolveShape(resolver, stream, seq);
   if ('kind' in shape) return shape;
   if (type === BINARY_TYPE.label) {
-    if (ny !== shape.outputSize) return reject('dimension', `label has ${ny} values; stream "${stream}" expects ${shape.outputSize}`, stream, seq);
+    if (ny !== shape.outputSize) return rejection('dimension', `label has ${ny} values; stream "${stream}" expects ${shape.outputSize}`, stream, seq);
     const y = readF32(dv, payloadAt, ny);
     const bad = firstNonFinite(y);
-    if (bad >= 0) return reject('non-finite', `label[${bad}] is ${y[bad]}`, stream, seq);
+    if (bad >= 0) return rejection('non-finite', `label[${bad}] is ${y[bad]}`, stream, seq);
     return { kind: 'label', stream, seq, y };
   }
-  if (!Number.isFinite(t)) return reject('non-finite', `t is ${t}`, stream, seq);
-  if (nx !== shape.inputSize) return reject('dimension', `x has ${nx} values; stream "${stream}" expects ${shape.inputSize}`, stream, seq);
+  if (!Number.isFinite(t)) return rejection('non-finite', `t is ${t}`, stream, seq);
+  if (nx !== shape.inputSize) return rejection('dimension', `x has ${nx} values; stream "${stream}" expects ${shape.inputSize}`, stream, seq);
   if (hasY && ny !== shape.outputSize) {
-    return reject('dimension', `y has ${ny} values; stream "${stream}" expects ${shape.outputSize}`, stream, seq);
+    return rejection('dimension', `y has ${ny} values; stream "${stream}" expects ${shape.outputSize}`, stream, seq);
   }
   const x = readF32(dv, payloadAt, nx);
   let bad = firstNonFinite(x);
-  if (bad >= 0) return reject('non-finite', `x[${bad}] is ${x[bad]}`, stream, seq);
+  if (bad >= 0) return rejection('non-finite', `x[${bad}] is ${x[bad]}`, stream, seq);
   let y: Float32Array | undefined;
   if (hasY) {
     y = readF32(dv, payloadAt + 4 * nx, ny);
     bad = firstNonFinite(y);
-    if (bad >= 0) return reject('non-finite', `y[${bad}] is ${y[bad]}`, stream, seq);
+    if (bad >= 0) return rejection('non-finite', `y[${bad}] is ${y[bad]}`, stream, seq);
   }
   return tick(stream, seq, t, x, y, receivedAt);
 }
@@ -341,17 +332,17 @@ export function decodeFrame(
   else if (data instanceof Uint8Array) bytes = data;
   else if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
   else if (Array.isArray(data)) bytes = Buffer.concat(data as Uint8Array[]);
-  else return reject('malformed', 'unsupported message type');
+  else return rejection('malformed', 'unsupported message type');
   const len = text !== undefined ? byteLength(text) : bytes!.byteLength;
   if (options.maxFrameBytes !== undefined && len > options.maxFrameBytes) {
-    return reject('oversized', `frame of ${len} bytes exceeds the limit of ${options.maxFrameBytes} bytes`);
+    return rejection('oversized', `frame of ${len} bytes exceeds the limit of ${options.maxFrameBytes} bytes`);
   }
   if (bytes !== undefined) {
     if (bytes.byteLength > 0 && bytes[0] === BINARY_MAGIC) return decodeBinaryFrame(bytes, resolver, options.receivedAt);
     try {
       text = utf8Strict.decode(bytes);
     } catch {
-      return reject('malformed', `binary message is neither a driftline binary frame (magic 0x${hex2(BINARY_MAGIC)}) nor UTF-8 JSON`);
+      return rejection('malformed', `binary message is neither a driftline binary frame (magic 0x${hex2(BINARY_MAGIC)}) nor UTF-8 JSON`);
     }
   }
   return decodeJsonFrame(text!, resolver, options.receivedAt);
@@ -532,9 +523,9 @@ export class IngestValidator {
     if (!(this.maxStreams >= 1) || !(this.labelWindow >= 1)) throw new RangeError('maxStreams and labelWindow must be >= 1');
     this.resolver = (stream) => {
       const known = this.shapes(stream) ?? this.defaultShape;
-      if (known === undefined) return reject('unknown-stream', `unknown stream "${stream}" (no shape configured for it)`, stream);
+      if (known === undefined) return rejection('unknown-stream', `unknown stream "${stream}" (no shape configured for it)`, stream);
       if (!this.streams.has(stream) && this.streams.size >= this.maxStreams) {
-        return reject('too-many-streams', `stream "${stream}" would exceed the limit of ${this.maxStreams} streams`, stream);
+        return rejection('too-many-streams', `stream "${stream}" would exceed the limit of ${this.maxStreams} streams`, stream);
       }
       return known;
     };
@@ -559,35 +550,35 @@ export class IngestValidator {
     let s = this.streams.get(e.stream);
     if (e.kind === 'label') {
       if (s === undefined || e.seq > s.lastTick) {
-        return reject('label-unknown-tick', `label for tick ${e.seq} of "${e.stream}", which has not been seen`, e.stream, e.seq);
+        return rejection('label-unknown-tick', `label for tick ${e.seq} of "${e.stream}", which has not been seen`, e.stream, e.seq);
       }
       const oldest = s.ring[(s.head - s.count + this.labelWindow) % this.labelWindow]!;
       if (e.seq < oldest) {
-        return reject('label-too-late', `label for tick ${e.seq} of "${e.stream}" is older than the last ${this.labelWindow} ticks`, e.stream, e.seq);
+        return rejection('label-too-late', `label for tick ${e.seq} of "${e.stream}" is older than the last ${this.labelWindow} ticks`, e.stream, e.seq);
       }
       const i = this.find(s, e.seq);
-      if (i < 0) return reject('label-unknown-tick', `no tick ${e.seq} was seen on "${e.stream}"`, e.stream, e.seq);
-      if (s.labeled[i]) return reject('label-duplicate', `tick ${e.seq} of "${e.stream}" already has its label`, e.stream, e.seq);
+      if (i < 0) return rejection('label-unknown-tick', `no tick ${e.seq} was seen on "${e.stream}"`, e.stream, e.seq);
+      if (s.labeled[i]) return rejection('label-duplicate', `tick ${e.seq} of "${e.stream}" already has its label`, e.stream, e.seq);
       s.labeled[i] = 1;
       return e;
     }
     if (s === undefined) {
       if (this.streams.size >= this.maxStreams) {
-        return reject('too-many-streams', `stream "${e.stream}" would exceed the limit of ${this.maxStreams} streams`, e.stream, e.seq);
+        return rejection('too-many-streams', `stream "${e.stream}" would exceed the limit of ${this.maxStreams} streams`, e.stream, e.seq);
       }
       s = { lastTick: -1, lastMarker: -1, ring: new Float64Array(this.labelWindow), labeled: new Uint8Array(this.labelWindow), head: 0, count: 0 };
       this.streams.set(e.stream, s);
     }
     if (e.kind === 'drift') {
-      if (e.seq === s.lastMarker) return reject('duplicate', `session boundary at seq ${e.seq} of "${e.stream}" already declared`, e.stream, e.seq);
+      if (e.seq === s.lastMarker) return rejection('duplicate', `session boundary at seq ${e.seq} of "${e.stream}" already declared`, e.stream, e.seq);
       if (e.seq <= s.lastTick || e.seq < s.lastMarker) {
-        return reject('out-of-order', `session boundary at seq ${e.seq} of "${e.stream}" comes after tick ${s.lastTick}; it must name the next tick`, e.stream, e.seq);
+        return rejection('out-of-order', `session boundary at seq ${e.seq} of "${e.stream}" comes after tick ${s.lastTick}; it must name the next tick`, e.stream, e.seq);
       }
       s.lastMarker = e.seq;
       return e;
     }
-    if (e.seq === s.lastTick) return reject('duplicate', `tick ${e.seq} of "${e.stream}" was already received`, e.stream, e.seq);
-    if (e.seq < s.lastTick) return reject('out-of-order', `tick ${e.seq} of "${e.stream}" arrived after tick ${s.lastTick}`, e.stream, e.seq);
+    if (e.seq === s.lastTick) return rejection('duplicate', `tick ${e.seq} of "${e.stream}" was already received`, e.stream, e.seq);
+    if (e.seq < s.lastTick) return rejection('out-of-order', `tick ${e.seq} of "${e.stream}" arrived after tick ${s.lastTick}`, e.stream, e.seq);
     s.lastTick = e.seq;
     s.ring[s.head] = e.seq;
     s.labeled[s.head] = e.y !== undefined ? 1 : 0;

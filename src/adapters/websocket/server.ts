@@ -24,13 +24,12 @@ import type { Duplex } from 'node:stream';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { Observable, Subject } from 'rxjs';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
-import type { Rejection, RejectionReason, StreamInput } from '../../streams/messages.js';
+import { rejection, type Rejection, type RejectionReason, type StreamInput } from '../../streams/messages.js';
 import {
   IngestValidator,
   emptyReasonCounts,
   encodeErrorReply,
   encodeOutbound,
-  reject,
   type OutboundMessage,
   type ShapeLookup,
   type StreamShape,
@@ -190,7 +189,7 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
       const bearer = auth && /^Bearer\s+(.+)$/i.exec(auth)?.[1]?.trim();
       const given = bearer || url.searchParams.get('token') || undefined;
       if (!tokenMatches(given, token)) {
-        recordRejection(reject('unauthorized', `missing or wrong bearer token from ${req.socket.remoteAddress ?? '?'}`), undefined, req.socket.remoteAddress);
+        recordRejection(rejection('unauthorized', `missing or wrong bearer token from ${req.socket.remoteAddress ?? '?'}`), undefined, req.socket.remoteAddress);
         refuseUpgrade(socket, 401, 'Unauthorized');
         return;
       }
@@ -223,7 +222,7 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
     ws.on('error', (err: Error & { code?: string }) => {
       // ws closes the connection itself after a protocol error (1009 for a message above maxPayload).
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
-        recordRejection(reject('oversized', `message above maxPayload (${maxPayload} bytes); connection closed with 1009`), undefined, remote);
+        recordRejection(rejection('oversized', `message above maxPayload (${maxPayload} bytes); connection closed with 1009`), undefined, remote);
       } else {
         log?.warn({ err: err.message, code: err.code, remote }, 'driftline ws: connection error');
       }
@@ -240,7 +239,7 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
       try {
         r = validator.accept(isBinary ? (data as Buffer | ArrayBuffer | Buffer[]) : data.toString(), receivedAt);
       } catch (e) {
-        r = reject('malformed', `frame could not be decoded: ${(e as Error).message}`);
+        r = rejection('malformed', `frame could not be decoded: ${(e as Error).message}`);
       }
       if (r.kind === 'rejected') {
         recordRejection(r, ws, remote);
