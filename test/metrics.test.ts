@@ -411,3 +411,217 @@ test('metrics server: the ephemeral ports of two servers differ; a throwing read
   assert.equal(ok.status, 200, 'ready by default');
   await ok.text();
 });
+
+// ---- metrics of issue 14: drops, evictions and restores, quarantine, rollback, replay, cold start --------------
+
+test('subscriber drops: recorded counts and a running total read at scrape time add up; never down', async () => {
+  let wsTotal = 0;
+  const { registry, metrics } = fresh({ droppedForSlowSubscribers: () => wsTotal });
+  const dropped = async () => value(await scrape(registry), 'driftline_subscriber_messages_dropped_total');
+  assert.equal(await dropped(), 0);
+  wsTotal = 5;
+  assert.equal(await dropped(), 5);
+  assert.equal(await dropped(), 5, 'a second scrape adds nothing new');
+  metrics.recordSubscriberDrops(2);
+  wsTotal = 7;
+  assert.equal(await dropped(), 9);
+  // A new source (a restarted server) counts from its own total; the counter keeps what it had.
+  let second = 3;
+  metrics.trackSubscriberDrops(() => second);
+  assert.equal(await dropped(), 12);
+  second = 1; // went down: read as a new source again
+  assert.equal(await dropped(), 13);
+  metrics.trackSubscriberDrops(() => NaN);
+  metrics.recordSubscriberDrops(Infinity);
+  metrics.recordSubscriberDrops(-4);
+  const s = await scrape(registry);
+  assert.equal(value(s, 'driftline_subscriber_messages_dropped_total'), 13);
+  assert.equal(value(s, 'driftline_metrics_dropped_non_finite_total', { metric: 'driftline_subscriber_messages_dropped_total' }), 2);
+  metrics.trackSubscriberDrops(() => {
+    throw new Error('gone');
+  });
+  assert.equal(await dropped(), 13, 'a throwing source does not fail the scrape');
+});
+
+test('learner state bytes: the total follows sets and removals; _other is the sum of the streams past the cap', async () => {
+  const { registry, metrics } = fresh({ maxStreams: 2 });
+  metrics.setLearnerStateBytes('a', 100);
+  metrics.setLearnerStateBytes('b', 200);
+  metrics.setLearnerStateBytes('c', 30);
+  metrics.setLearnerStateBytes('d', 40);
+  metrics.setLearnerStateBytes('a', 150); // set again: replaces, not adds
+  let s = await scrape(registry);
+  assert.equal(value(s, 'driftline_live_learners_state_bytes'), 420);
+  assert.equal(value(s, 'driftline_learner_state_bytes', { stream: 'a' }), 150);
+  assert.equal(value(s, 'driftline_learner_state_bytes', { stream: OTHER_LABEL }), 70);
+  metrics.removeStream('c');
+  metrics.removeStream('b');
+  s = await scrape(registry);
+  assert.equal(value(s, 'driftline_live_learners_state_bytes'), 190);
+  assert.equal(value(s, 'driftline_learner_state_bytes', { stream: OTHER_LABEL }), 40);
+  assert.equal(find(s, 'driftline_learner_state_bytes', { stream: 'b' }).length, 0);
+  metrics.removeStream('d');
+  metrics.removeStream('a');
+  metrics.removeStream('never-seen');
+  s = await scrape(registry);
+  assert.equal(value(s, 'driftline_live_learners_state_bytes'), 0);
+  assert.equal(find(s, 'driftline_learner_state_bytes').length, 0, 'no stale series, _other included');
+});
+
+test('removeStream: every per-stream series of the stream goes, others stay, and its label slot is freed', async () => {
+  const { registry, metrics } = fresh({ maxStreams: 2 });
+  for (const stream of ['s1', 's2']) {
+    metrics.recordEvent(stream, 'websocket');
+    metrics.recordEvent(stream, 'kafka');
+    metrics.setLearnerStateBytes(stream, 64);
+    metrics.observe(prequential({ stream }));
+    const held = figures(1, 1, [0.5], 0.75);
+    metrics.observe(prequential({ stream, heldOut: true, figures: { learner: held, 'last-label': held, 'running-mean': held } }));
+    metrics.observe(recovery({ stream }));
+    metrics.observe(recovery({ stream, heldOut: true }));
+    metrics.observe(drift('session', stream));
+    metrics.observe(drift('page-hinkley', stream));
+    metrics.observe({
+      kind: 'scored', stream, seq: 1, t: 0, y: f32(1), yhat: f32(1), yLast: f32(1), yMean: f32(1), delay: 0, heldOut: false, version: 0,
+    });
+  }
+  const perStream = (s: Sample[], stream: string) => s.filter((x) => x.labels.stream === stream).map((x) => x.name);
+  const before = await scrape(registry);
+  const names = new Set(perStream(before, 's1'));
+  for (const name of [
+    'driftline_events_total', 'driftline_prequential_error', 'driftline_prequential_label_delay_ticks',
+    'driftline_prequential_skill', 'driftline_drift_detections_total', 'driftline_last_drift_timestamp_seconds',
+    'driftline_recovery_ratio', 'driftline_recovery_residual', 'driftline_learner_state_bytes',
+    'driftline_updates_total', 'driftline_sessions_total',
+  ]) {
+    assert.ok(names.has(name), `${name} has an s1 series before the removal`);
+  }
+  const s2Before = perStream(before, 's2').length;
+
+  metrics.removeStream('s1');
+  let s = await scrape(registry);
+  assert.deepEqual(perStream(s, 's1'), [], 'no series of s1 is left');
+  assert.equal(perStream(s, 's2').length, s2Before, 's2 keeps all of its series');
+  assert.equal(value(s, 'driftline_time_to_recovery_seconds_count', { held_out: 'false' }), 2, 'histograms without a stream label stay');
+
+  // The slot is free: a new stream gets its own label instead of '_other'.
+  metrics.recordEvent('s3', 'websocket');
+  metrics.recordEvent('s4', 'websocket');
+  s = await scrape(registry);
+  assert.equal(value(s, 'driftline_events_total', { stream: 's3', source: 'websocket' }), 1);
+  assert.equal(value(s, 'driftline_events_total', { stream: OTHER_LABEL, source: 'websocket' }), 1);
+  // A stream counted under '_other' leaves the shared series alone.
+  metrics.removeStream('s4');
+  s = await scrape(registry);
+  assert.equal(value(s, 'driftline_events_total', { stream: OTHER_LABEL, source: 'websocket' }), 1);
+});
+
+test('evictions, restores and their duration', async () => {
+  const { registry, metrics } = fresh();
+  metrics.setLearnerStateBytes('s1', 10);
+  metrics.recordEviction();
+  metrics.recordEviction('s1');
+  metrics.recordRestore(0.0002);
+  metrics.recordRestore(0.02);
+  metrics.recordRestore(NaN);
+  const s = await scrape(registry);
+  assert.equal(value(s, 'driftline_streams_evicted_total'), 2);
+  assert.equal(find(s, 'driftline_learner_state_bytes', { stream: 's1' }).length, 0, 'recordEviction(stream) removes the stream');
+  assert.equal(value(s, 'driftline_streams_restored_total'), 3, 'a restore counts even when its duration is unusable');
+  assert.equal(value(s, 'driftline_stream_restore_seconds_count'), 2);
+  assert.equal(value(s, 'driftline_stream_restore_seconds_bucket', { le: '0.00025' }), 1);
+  assert.equal(value(s, 'driftline_stream_restore_seconds_bucket', { le: '0.025' }), 2);
+  assert.equal(value(s, 'driftline_stream_restore_seconds_bucket', { le: '1' }), 2);
+  assert.equal(find(s, 'driftline_stream_restore_seconds_bucket', { le: '0.0001' }).length, 1, 'buckets start at 1e-4');
+  assert.equal(value(s, 'driftline_metrics_dropped_non_finite_total', { metric: 'driftline_stream_restore_seconds' }), 1);
+});
+
+test('quarantined checkpoints: a zero series per known defect, unknown defects as _other', async () => {
+  const { registry, metrics } = fresh();
+  let s = await scrape(registry);
+  assert.deepEqual(
+    find(s, 'driftline_checkpoints_quarantined_total').map((x) => x.labels.defect).sort(),
+    ['bad-magic', 'bad-meta', 'crc-mismatch', 'foreign-spec', 'misplaced', 'truncated', 'unreadable', 'unsupported-format'],
+  );
+  metrics.recordQuarantine('crc-mismatch');
+  metrics.recordQuarantine('crc-mismatch');
+  metrics.recordQuarantine('foreign-spec');
+  metrics.recordQuarantine('something new');
+  s = await scrape(registry);
+  assert.equal(value(s, 'driftline_checkpoints_quarantined_total', { defect: 'crc-mismatch' }), 2);
+  assert.equal(value(s, 'driftline_checkpoints_quarantined_total', { defect: 'foreign-spec' }), 1);
+  assert.equal(value(s, 'driftline_checkpoints_quarantined_total', { defect: 'truncated' }), 0);
+  assert.equal(value(s, 'driftline_checkpoints_quarantined_total', { defect: OTHER_LABEL }), 1);
+});
+
+test('checkpoint rollback ticks: a histogram with buckets 0 .. 1e5; non-finite and negative kept out', async () => {
+  const { registry, metrics } = fresh();
+  for (const ticks of [0, 0, 7, 4999, 200000]) metrics.recordRollback(ticks);
+  metrics.recordRollback(NaN);
+  metrics.recordRollback(-3);
+  const s = await scrape(registry);
+  const bucket = (le: string) => value(s, 'driftline_checkpoint_rollback_ticks_bucket', { le });
+  assert.deepEqual(
+    find(s, 'driftline_checkpoint_rollback_ticks_bucket').map((x) => x.labels.le),
+    ['0', '1', '10', '100', '1000', '10000', '100000', '+Inf'],
+  );
+  assert.equal(bucket('0'), 2);
+  assert.equal(bucket('10'), 3);
+  assert.equal(bucket('10000'), 4);
+  assert.equal(bucket('+Inf'), 5);
+  assert.equal(value(s, 'driftline_checkpoint_rollback_ticks_sum'), 205006);
+  assert.equal(value(s, 'driftline_metrics_dropped_non_finite_total', { metric: 'driftline_checkpoint_rollback_ticks' }), 1);
+});
+
+test('replayed ticks: counted from predictions marked replayed and through recordReplayed', async () => {
+  const { registry, metrics } = fresh();
+  const prediction: Prediction = { kind: 'prediction', stream: 's1', seq: 1, t: 0, yhat: f32(0), version: 0, predictedAt: 1 };
+  metrics.observe(prediction);
+  metrics.observe({ ...prediction, replayed: true } as Prediction);
+  metrics.observe({ ...prediction, replayed: 'yes' } as unknown as Prediction); // only a real true counts
+  metrics.recordReplayed();
+  metrics.recordReplayed(3);
+  const s = await scrape(registry);
+  assert.equal(value(s, 'driftline_ticks_replayed_total'), 5);
+});
+
+test('event to prediction: phase cold, then steady; markStarted restarts it; "send" leaves it to the service', async () => {
+  let clock = 1_000;
+  const { registry, metrics } = fresh({ monotonicNow: () => clock, coldStartSeconds: 2 });
+  const prediction: Prediction = {
+    kind: 'prediction', stream: 's1', seq: 1, t: 0, yhat: f32(0), version: 0, receivedAt: 10, predictedAt: 11,
+  };
+  metrics.observe(prediction);
+  clock += 1_999;
+  metrics.recordEventToPrediction(0.004);
+  clock += 1;
+  metrics.observe(prediction);
+  metrics.recordEventToPrediction(0.5);
+  let s = await scrape(registry);
+  assert.equal(value(s, 'driftline_event_to_prediction_seconds_count', { phase: 'cold' }), 2);
+  assert.equal(value(s, 'driftline_event_to_prediction_seconds_sum', { phase: 'cold' }), 0.005);
+  assert.equal(value(s, 'driftline_event_to_prediction_seconds_count', { phase: 'steady' }), 2);
+  metrics.markStarted();
+  metrics.recordEventToPrediction(0.001);
+  s = await scrape(registry);
+  assert.equal(value(s, 'driftline_event_to_prediction_seconds_count', { phase: 'cold' }), 3);
+
+  const atSend = fresh({ eventToPredictionAt: 'send', coldStartSeconds: 0 });
+  atSend.metrics.observe(prediction);
+  atSend.metrics.observe({ ...prediction, replayed: true } as Prediction);
+  atSend.metrics.recordEventToPrediction(0.003);
+  s = await scrape(atSend.registry);
+  assert.equal(value(s, 'driftline_event_to_prediction_seconds_count'), 1, 'observe() leaves the latency to the sender');
+  assert.equal(value(s, 'driftline_event_to_prediction_seconds_count', { phase: 'steady' }), 1, 'coldStartSeconds 0: steady at once');
+  assert.equal(value(s, 'driftline_ticks_replayed_total'), 1, 'replays are still counted from observe()');
+  assert.throws(() => fresh({ coldStartSeconds: -1 }), /coldStartSeconds/);
+  assert.throws(() => fresh({ eventToPredictionAt: 'later' as 'send' }), /eventToPredictionAt/);
+});
+
+test('recordRejection counts a refusal made outside the pipeline, e.g. an unauthorized scrape', async () => {
+  const { registry, metrics } = fresh();
+  metrics.recordRejection('unauthorized');
+  metrics.recordRejection('unauthorized');
+  const s = await scrape(registry);
+  assert.equal(value(s, 'driftline_events_rejected_total', { reason: 'unauthorized' }), 2);
+});

@@ -3,7 +3,9 @@
  * the stream operators emit. Prometheus conventions: base units (seconds, bytes), `_total` on counters, and
  * bounded label values: the `stream` label is capped at `maxStreams` distinct values (later streams share
  * '_other'), the free-form `source` and `detector` labels at `maxSources`, `reason` is the closed
- * RejectionReason set, and R2 is exported per output with an `output` label capped at `maxOutputs`.
+ * RejectionReason set, `defect` the closed QUARANTINE_DEFECTS set, `phase` is 'cold' or 'steady', and R2 is
+ * exported per output with an `output` label capped at `maxOutputs`. `removeStream` takes an evicted stream's
+ * series out of every per-stream metric and frees its label slot.
  *
  * Non-finite numbers never reach prom-client (a NaN poisons a counter or histogram sum for good): they are
  * dropped and counted in `driftline_metrics_dropped_non_finite_total{metric}`.
@@ -30,6 +32,22 @@ export interface DriftlineMetricsOptions {
   readonly maxOutputs?: number;
   /** Wall clock in milliseconds since the Unix epoch, for `driftline_last_drift_timestamp_seconds`. */
   readonly now?: () => number;
+  /** Monotonic clock in milliseconds, for the cold-start phase; default performance.now. */
+  readonly monotonicNow?: () => number;
+  /**
+   * Seconds after construction (or markStarted()) during which event-to-prediction latencies are labelled
+   * phase="cold": JIT warm-up, WASM instantiation and checkpoint restores would otherwise hide in the steady
+   * figure. Default 3.
+   */
+  readonly coldStartSeconds?: number;
+  /**
+   * Where `driftline_event_to_prediction_seconds` is measured: 'pipeline' (default) from each Prediction that
+   * observe() sees, 'send' only through recordEventToPrediction() when the prediction goes out to subscribers
+   * (observe() then skips it, so no latency is counted twice).
+   */
+  readonly eventToPredictionAt?: 'pipeline' | 'send';
+  /** Running total of messages the WebSocket server skipped for slow subscribers, read at scrape time. */
+  readonly droppedForSlowSubscribers?: () => number;
 }
 
 /** The label value that stands for every value past a cap. */
@@ -51,10 +69,34 @@ export const EVENT_TO_PREDICTION_BUCKETS = [
 export const TIME_TO_RECOVERY_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 /** Ticks between a tick and the arrival of its label. */
 export const LABEL_LAG_BUCKETS = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000];
+/** Seconds to restore one stream's learner from its checkpoint. */
+export const STREAM_RESTORE_BUCKETS = [1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+/** Ticks a restored stream lost: processed by the previous run after the checkpoint it was restored from. */
+export const ROLLBACK_TICKS_BUCKETS = [0, 1, 10, 100, 1000, 10000, 100000];
+
+/** Why a checkpoint file was quarantined (the `defect` label); anything else is counted as '_other'. */
+export const QUARANTINE_DEFECTS = [
+  'truncated',
+  'bad-magic',
+  'unsupported-format',
+  'crc-mismatch',
+  'bad-meta',
+  'misplaced',
+  'unreadable',
+  'foreign-spec',
+] as const;
+export type QuarantineDefect = (typeof QUARANTINE_DEFECTS)[number];
+const KNOWN_QUARANTINE_DEFECTS: ReadonlySet<string> = new Set<string>(QUARANTINE_DEFECTS);
+
+export const DEFAULT_COLD_START_SECONDS = 3;
 
 const KNOWN_REJECTION_REASONS: ReadonlySet<string> = new Set<string>(REJECTION_REASONS);
 
 const PREDICTORS: readonly Predictor[] = ['learner', 'last-label', 'running-mean'];
+/** Every `metric` label value of driftline_prequential_error that carries no `output` label. */
+const PLAIN_ERROR_METRICS = ['mse', 'mse_ewma', 'accuracy'] as const;
+const HELD_OUT = ['false', 'true'] as const;
+const REFERENCES = ['last-label', 'running-mean'] as const;
 
 /** Keeps at most `max` distinct values; every later value maps to '_other'. */
 class CappedLabel {
@@ -69,6 +111,16 @@ class CappedLabel {
   get size(): number {
     return this.seen.size;
   }
+  has(value: string): boolean {
+    return this.seen.has(value);
+  }
+  /** Frees a value's slot, so a stream that comes later gets its own label again. */
+  release(value: string): void {
+    this.seen.delete(value);
+  }
+  values(): IterableIterator<string> {
+    return this.seen.values();
+  }
 }
 
 function positiveInt(name: string, value: number | undefined, fallback: number): number {
@@ -77,11 +129,17 @@ function positiveInt(name: string, value: number | undefined, fallback: number):
   return value;
 }
 
+function nonNegative(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value < 0) throw new RangeError(`${name} must be a finite number >= 0, got ${value}`);
+  return value;
+}
+
 export class DriftlineMetrics {
   readonly eventsTotal: Counter<'stream' | 'source'>;
   readonly eventsRejectedTotal: Counter<'reason'>;
   readonly tickDurationSeconds: Histogram<string>;
-  readonly eventToPredictionSeconds: Histogram<string>;
+  readonly eventToPredictionSeconds: Histogram<'phase'>;
   readonly prequentialError: Gauge<'stream' | 'predictor' | 'metric' | 'held_out' | 'output'>;
   readonly prequentialLabelDelayTicks: Gauge<'stream' | 'held_out'>;
   readonly prequentialSkill: Gauge<'stream' | 'reference' | 'held_out'>;
@@ -91,17 +149,33 @@ export class DriftlineMetrics {
   readonly recoveryResidual: Gauge<'stream' | 'held_out'>;
   readonly timeToRecoverySeconds: Histogram<'held_out'>;
   readonly learnerStateBytes: Gauge<'stream'>;
+  readonly learnerStateBytesTotal: Gauge<string>;
   readonly labelLagTicks: Histogram<string>;
   readonly updatesTotal: Counter<'stream'>;
   readonly sessionsTotal: Counter<'stream'>;
   readonly streams: Gauge<string>;
   readonly droppedNonFiniteTotal: Counter<'metric'>;
+  readonly subscriberMessagesDroppedTotal: Counter<string>;
+  readonly streamsEvictedTotal: Counter<string>;
+  readonly streamsRestoredTotal: Counter<string>;
+  readonly streamRestoreSeconds: Histogram<string>;
+  readonly checkpointsQuarantinedTotal: Counter<'defect'>;
+  readonly checkpointRollbackTicks: Histogram<string>;
+  readonly ticksReplayedTotal: Counter<string>;
 
   private readonly streamLabels: CappedLabel;
   private readonly sourceLabels: CappedLabel;
   private readonly detectorLabels: CappedLabel;
   private readonly maxOutputs: number;
   private readonly now: () => number;
+  private readonly monotonicNow: () => number;
+  private readonly coldStartMs: number;
+  private readonly eventToPredictionInObserve: boolean;
+  private startedAt: number;
+  /** Live learners' state bytes by stream key (not label: '_other' stands for many keys), summed at scrape time. */
+  private readonly stateBytes = new Map<string, { label: string; bytes: number }>();
+  private readSubscriberDrops: (() => number) | undefined;
+  private lastSubscriberDrops = 0;
 
   constructor(readonly registry: Registry, options: DriftlineMetricsOptions = {}) {
     this.streamLabels = new CappedLabel(positiveInt('maxStreams', options.maxStreams, DEFAULT_MAX_STREAMS));
@@ -109,7 +183,18 @@ export class DriftlineMetrics {
     this.detectorLabels = new CappedLabel(positiveInt('maxSources', options.maxSources, DEFAULT_MAX_SOURCES));
     this.maxOutputs = positiveInt('maxOutputs', options.maxOutputs, DEFAULT_MAX_OUTPUTS);
     this.now = options.now ?? Date.now;
+    this.monotonicNow = options.monotonicNow ?? (() => performance.now());
+    this.coldStartMs = nonNegative('coldStartSeconds', options.coldStartSeconds, DEFAULT_COLD_START_SECONDS) * 1000;
+    const at = options.eventToPredictionAt ?? 'pipeline';
+    if (at !== 'pipeline' && at !== 'send') {
+      throw new RangeError(`eventToPredictionAt must be 'pipeline' or 'send', got ${JSON.stringify(at)}`);
+    }
+    this.eventToPredictionInObserve = at === 'pipeline';
+    this.startedAt = this.monotonicNow();
+    this.readSubscriberDrops = options.droppedForSlowSubscribers;
     const registers = [registry];
+    // prom-client calls collect() with `this` bound to the metric, so the collectors reach this object through `self`.
+    const self = this;
 
     this.eventsTotal = new Counter({
       name: 'driftline_events_total',
@@ -131,7 +216,10 @@ export class DriftlineMetrics {
     });
     this.eventToPredictionSeconds = new Histogram({
       name: 'driftline_event_to_prediction_seconds',
-      help: 'Time from a frame entering driftline to its prediction, in seconds.',
+      help:
+        'Time from a frame entering driftline to its prediction, in seconds; phase="cold" in the first seconds ' +
+        'after start (warm-up, restores), "steady" after.',
+      labelNames: ['phase'],
       buckets: EVENT_TO_PREDICTION_BUCKETS,
       registers,
     });
@@ -192,9 +280,31 @@ export class DriftlineMetrics {
     });
     this.learnerStateBytes = new Gauge({
       name: 'driftline_learner_state_bytes',
-      help: 'Bytes of learner state held for the stream.',
+      help: "Bytes of learner state held for the stream ('_other': the sum over the streams past the label cap).",
       labelNames: ['stream'],
       registers,
+      collect() {
+        // '_other' stands for many streams, so it is their sum, not whichever was set last.
+        let other = 0;
+        let any = false;
+        for (const entry of self.stateBytes.values()) {
+          if (entry.label !== OTHER_LABEL) continue;
+          other += entry.bytes;
+          any = true;
+        }
+        if (any) this.set({ stream: OTHER_LABEL }, other);
+        else this.remove({ stream: OTHER_LABEL });
+      },
+    });
+    this.learnerStateBytesTotal = new Gauge({
+      name: 'driftline_live_learners_state_bytes',
+      help: 'Bytes of learner state held over all live streams.',
+      registers,
+      collect() {
+        let total = 0;
+        for (const entry of self.stateBytes.values()) total += entry.bytes;
+        this.set(total);
+      },
     });
     this.labelLagTicks = new Histogram({
       name: 'driftline_label_lag_ticks',
@@ -225,17 +335,61 @@ export class DriftlineMetrics {
       labelNames: ['metric'],
       registers,
     });
+    this.subscriberMessagesDroppedTotal = new Counter({
+      name: 'driftline_subscriber_messages_dropped_total',
+      help: 'Messages not sent to a subscriber because its send buffer was over the cap (a slow subscriber).',
+      registers,
+      collect() {
+        self.pullSubscriberDrops();
+      },
+    });
+    this.streamsEvictedTotal = new Counter({
+      name: 'driftline_streams_evicted_total',
+      help: 'Streams whose learner was evicted from memory (checkpointed first when checkpoints are on).',
+      registers,
+    });
+    this.streamsRestoredTotal = new Counter({
+      name: 'driftline_streams_restored_total',
+      help: 'Streams whose learner was restored from a checkpoint (at start-up or after an eviction).',
+      registers,
+    });
+    this.streamRestoreSeconds = new Histogram({
+      name: 'driftline_stream_restore_seconds',
+      help: "Time to restore one stream's learner from its checkpoint, in seconds.",
+      buckets: STREAM_RESTORE_BUCKETS,
+      registers,
+    });
+    this.checkpointsQuarantinedTotal = new Counter({
+      name: 'driftline_checkpoints_quarantined_total',
+      help: 'Checkpoint files set aside unread (never overwritten), by defect.',
+      labelNames: ['defect'],
+      registers,
+    });
+    // Zero series for the closed set: an alert on increase() needs the series before the first quarantine.
+    for (const defect of QUARANTINE_DEFECTS) this.checkpointsQuarantinedTotal.inc({ defect }, 0);
+    this.checkpointRollbackTicks = new Histogram({
+      name: 'driftline_checkpoint_rollback_ticks',
+      help:
+        'Per stream restored after a crash: ticks the previous run had processed after the checkpoint it was ' +
+        'restored from (work redone or lost).',
+      buckets: ROLLBACK_TICKS_BUCKETS,
+      registers,
+    });
+    this.ticksReplayedTotal = new Counter({
+      name: 'driftline_ticks_replayed_total',
+      help: 'Predictions emitted again, marked replayed, for ticks re-sent after a restart (not learned again).',
+      registers,
+    });
   }
 
   /** Updates the metrics a message carries; messages with nothing to record are ignored. */
   observe(output: StreamOutput | PrequentialReport | RecoveryReport): void {
     switch (output.kind) {
       case 'prediction': {
-        if (output.receivedAt !== undefined) {
-          const seconds = (output.predictedAt - output.receivedAt) / 1000;
-          if (this.finite('driftline_event_to_prediction_seconds', seconds)) {
-            this.eventToPredictionSeconds.observe(seconds);
-          }
+        // Read defensively: the field is newer than some producers of Prediction.
+        if ((output as { replayed?: boolean }).replayed === true) this.ticksReplayedTotal.inc();
+        if (this.eventToPredictionInObserve && output.receivedAt !== undefined) {
+          this.recordEventToPrediction((output.predictedAt - output.receivedAt) / 1000);
         }
         return;
       }
@@ -268,15 +422,116 @@ export class DriftlineMetrics {
     this.eventsTotal.inc({ stream: this.stream(stream), source: this.sourceLabels.map(source) });
   }
 
+  /** Counts one refused input (e.g. 'unauthorized' for a request without the right token) outside observe(). */
+  recordRejection(reason: RejectionReason): void {
+    this.eventsRejectedTotal.inc({ reason: KNOWN_REJECTION_REASONS.has(reason) ? reason : OTHER_LABEL });
+  }
+
   /** Records the duration of one tick (predict + learn), in seconds. */
   recordTickDuration(seconds: number): void {
     if (this.finite('driftline_tick_duration_seconds', seconds)) this.tickDurationSeconds.observe(seconds);
   }
 
+  /**
+   * Records the seconds from a frame entering driftline to its prediction, labelled by the phase at the time of
+   * the call. With eventToPredictionAt 'send', call it as the prediction goes out to subscribers.
+   */
+  recordEventToPrediction(seconds: number): void {
+    if (!this.finite('driftline_event_to_prediction_seconds', seconds)) return;
+    const phase = this.monotonicNow() - this.startedAt < this.coldStartMs ? 'cold' : 'steady';
+    this.eventToPredictionSeconds.observe({ phase }, seconds);
+  }
+
+  /** Restarts the cold-start phase now (e.g. when the service is ready, after restores and start-up). */
+  markStarted(): void {
+    this.startedAt = this.monotonicNow();
+  }
+
+  /** Sets the state bytes of the stream's learner; the total over live streams follows. */
   setLearnerStateBytes(stream: string, bytes: number): void {
-    if (this.finite('driftline_learner_state_bytes', bytes)) {
-      this.learnerStateBytes.set({ stream: this.stream(stream) }, bytes);
+    if (!this.finite('driftline_learner_state_bytes', bytes)) return;
+    const label = this.stream(stream);
+    this.stateBytes.set(stream, { label, bytes });
+    // '_other' is summed at scrape time.
+    if (label !== OTHER_LABEL) this.learnerStateBytes.set({ stream: label }, bytes);
+  }
+
+  /**
+   * Forgets an evicted or closed stream: its series go from every metric with a `stream` label, its bytes from
+   * the state total, and its label slot is freed. A stream counted under '_other' only leaves the total (the
+   * shared series stand for other streams too). Counters of a stream that comes back start again from 0, which
+   * Prometheus reads as a counter reset.
+   */
+  removeStream(stream: string): void {
+    this.stateBytes.delete(stream);
+    if (stream === OTHER_LABEL || !this.streamLabels.has(stream)) return;
+    this.streamLabels.release(stream);
+    // Every per-stream metric must be listed here, or an evicted stream leaves a stale series.
+    const s = { stream };
+    for (const source of [...this.sourceLabels.values(), OTHER_LABEL]) this.eventsTotal.remove({ ...s, source });
+    for (const detector of [...this.detectorLabels.values(), OTHER_LABEL]) {
+      this.driftDetectionsTotal.remove({ ...s, detector });
     }
+    for (const held_out of HELD_OUT) {
+      for (const predictor of PREDICTORS) {
+        for (const metric of PLAIN_ERROR_METRICS) this.prequentialError.remove({ ...s, predictor, metric, held_out });
+        for (let i = 0; i < this.maxOutputs; i++) {
+          this.prequentialError.remove({ ...s, predictor, metric: 'r2', held_out, output: String(i) });
+        }
+      }
+      for (const reference of REFERENCES) this.prequentialSkill.remove({ ...s, reference, held_out });
+      this.prequentialLabelDelayTicks.remove({ ...s, held_out });
+      this.recoveryRatio.remove({ ...s, held_out });
+      this.recoveryResidual.remove({ ...s, held_out });
+    }
+    this.lastDriftTimestampSeconds.remove(s);
+    this.learnerStateBytes.remove(s);
+    this.updatesTotal.remove(s);
+    this.sessionsTotal.remove(s);
+  }
+
+  /** Counts one eviction; with `stream`, also removeStream(stream). */
+  recordEviction(stream?: string): void {
+    this.streamsEvictedTotal.inc();
+    if (stream !== undefined) this.removeStream(stream);
+  }
+
+  /** Counts one restore from a checkpoint and its duration (a non-finite duration is dropped, the restore still counted). */
+  recordRestore(seconds: number): void {
+    this.streamsRestoredTotal.inc();
+    if (this.finite('driftline_stream_restore_seconds', seconds)) this.streamRestoreSeconds.observe(seconds);
+  }
+
+  /** Counts one quarantined checkpoint file; a defect outside QUARANTINE_DEFECTS is counted as '_other'. */
+  recordQuarantine(defect: QuarantineDefect | (string & {})): void {
+    this.checkpointsQuarantinedTotal.inc({ defect: KNOWN_QUARANTINE_DEFECTS.has(defect) ? defect : OTHER_LABEL });
+  }
+
+  /** Records the ticks one restored stream rolled back (processed after its checkpoint by the crashed run). */
+  recordRollback(ticks: number): void {
+    // A negative rollback is a caller's arithmetic error; it would pull the histogram's sum down.
+    if (this.finite('driftline_checkpoint_rollback_ticks', ticks) && ticks >= 0) this.checkpointRollbackTicks.observe(ticks);
+  }
+
+  /** Counts `n` (default 1) predictions re-emitted as replayed; observe() counts Predictions with replayed: true itself. */
+  recordReplayed(n = 1): void {
+    if (this.finite('driftline_ticks_replayed_total', n) && n > 0) this.ticksReplayedTotal.inc(n);
+  }
+
+  /** Counts `n` messages skipped for slow subscribers (alternative to trackSubscriberDrops; both add up). */
+  recordSubscriberDrops(n: number): void {
+    if (this.finite('driftline_subscriber_messages_dropped_total', n) && n > 0) this.subscriberMessagesDroppedTotal.inc(n);
+  }
+
+  /**
+   * Reads a running total of slow-subscriber drops (e.g. `() => ws.stats.droppedForSlowSubscribers`) at every
+   * scrape and adds what it gained since the last read. A new source, or one whose total went down (a restarted
+   * server), is counted from its current total: the counter never goes down.
+   */
+  trackSubscriberDrops(read: () => number): void {
+    this.pullSubscriberDrops();
+    this.readSubscriberDrops = read;
+    this.lastSubscriberDrops = 0;
   }
 
   setStreams(n: number): void {
@@ -345,6 +600,22 @@ export class DriftlineMetrics {
     if (report.secondsToRecovery !== null && this.finite('driftline_time_to_recovery_seconds', report.secondsToRecovery)) {
       this.timeToRecoverySeconds.observe({ held_out }, report.secondsToRecovery);
     }
+  }
+
+  private pullSubscriberDrops(): void {
+    const read = this.readSubscriberDrops;
+    if (read === undefined) return;
+    let total: number;
+    try {
+      total = read();
+    } catch {
+      // A broken source must not fail the whole scrape; its drops are picked up at the next good read.
+      return;
+    }
+    if (!this.finite('driftline_subscriber_messages_dropped_total', total)) return;
+    const gained = total >= this.lastSubscriberDrops ? total - this.lastSubscriberDrops : total;
+    this.lastSubscriberDrops = total;
+    if (gained > 0) this.subscriberMessagesDroppedTotal.inc(gained);
   }
 
   /** True when `value` is a finite number; otherwise counts it as dropped for `metric`. */

@@ -1,15 +1,21 @@
 /**
  * The metrics endpoint: a plain node:http server exposing an injected Registry.
  *
- *   GET /metrics  the registry in Prometheus text format (Content-Type: registry.contentType)
+ *   GET /metrics  the registry in Prometheus text format (Content-Type: registry.contentType); with `token` set
+ *                 it needs `Authorization: Bearer <token>` (401 with `WWW-Authenticate: Bearer` otherwise)
  *   GET /healthz  200 'ok' while the process serves requests (liveness)
  *   GET /readyz   200 'ready' when ready() is true, else 503 'not ready' (readiness)
  *   anything else 404; a method other than GET (or HEAD) on a known path: 405 with an Allow header
+ *
+ * The probes stay open (orchestrators probe without credentials), so their bodies say nothing beyond the three
+ * words above. Off loopback the server refuses to start without a token: the exposition names every stream.
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { bearerTokenMatches } from './bearer-token.js';
+import { isLoopbackHost } from './loopback.js';
 
 export interface MetricsServerOptions {
   readonly registry: Registry;
@@ -19,6 +25,13 @@ export interface MetricsServerOptions {
   readonly port?: number;
   /** Readiness for /readyz; default always ready. */
   readonly ready?: () => boolean;
+  /**
+   * Bearer token GET /metrics requires. Optional on a loopback host; required on any other (start-up throws
+   * without one). `undefined` is accepted so a caller can pass `config.metrics.token ?? otherToken` as is.
+   */
+  readonly token?: string | undefined;
+  /** Called once per /metrics request refused for a missing or wrong token (e.g. to count it). */
+  readonly onUnauthorized?: () => void;
 }
 
 export interface MetricsServer {
@@ -31,7 +44,15 @@ export interface MetricsServer {
 const PATHS = new Set(['/metrics', '/healthz', '/readyz']);
 
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
-  const { registry, host = '127.0.0.1', port = 0, ready = () => true } = options;
+  const { registry, host = '127.0.0.1', port = 0, ready = () => true, token, onUnauthorized } = options;
+  if (token !== undefined && token.length === 0) {
+    throw new Error('driftline metrics: metrics.token is empty; give a token of at least 16 characters or leave it out on a loopback host');
+  }
+  if (token === undefined && !isLoopbackHost(host)) {
+    throw new Error(
+      `driftline metrics: refusing to serve /metrics on ${host} without a token; set metrics.token (or sources.websocket.token; scrapers send "Authorization: Bearer <token>") or bind metrics.host to 127.0.0.1`,
+    );
+  }
 
   const send = (res: ServerResponse, status: number, body: string, contentType = 'text/plain; charset=utf-8') => {
     res.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
@@ -47,6 +68,15 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     }
     switch (path) {
       case '/metrics':
+        if (token !== undefined && !bearerTokenMatches(req.headers.authorization, token)) {
+          try {
+            onUnauthorized?.();
+          } catch {
+            // Counting a refusal must never turn it into a 500.
+          }
+          res.setHeader('WWW-Authenticate', 'Bearer realm="driftline"');
+          return send(res, 401, 'unauthorized: GET /metrics needs "Authorization: Bearer <token>" (metrics.token)\n');
+        }
         return send(res, 200, await registry.metrics(), registry.contentType);
       case '/healthz':
         return send(res, 200, 'ok\n');
