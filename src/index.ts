@@ -64,11 +64,11 @@ export type { MetricsServer, MetricsServerOptions } from './metrics/server.js';
 
 // Adapters: WebSocket (docs/websocket-frames.md), replay, simulator.
 export { startWebSocketServer } from './adapters/websocket/server.js';
-export type { DriftlineWebSocketServer, WebSocketServerOptions } from './adapters/websocket/server.js';
+export type { DriftlineWebSocketServer, WebSocketServerOptions, WsResumeRequest } from './adapters/websocket/server.js';
 export { createIngestClient } from './adapters/websocket/client.js';
 export type { IngestClient, IngestClientOptions } from './adapters/websocket/client.js';
-export { decodeFrame, encodeBinaryFrame, encodeJsonFrame, encodeOutbound } from './adapters/websocket/frames.js';
-export type { IngestFrame, StreamShape } from './adapters/websocket/frames.js';
+export { decodeFrame, decodeIngestMessage, encodeBinaryFrame, encodeJsonFrame, encodeOutbound } from './adapters/websocket/frames.js';
+export type { IngestFrame, IngestMessage, ResumeRequest, StreamShape } from './adapters/websocket/frames.js';
 export { readMat, MatFormatError } from './adapters/replay/mat5.js';
 export { loadJangoSession } from './adapters/replay/jango.js';
 export type { JangoSession } from './adapters/replay/jango.js';

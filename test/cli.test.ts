@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, test } from 'node:test';
 import { demoCommand, type DemoSummary } from '../src/cli/demo.js';
-import { ProgressBar } from '../src/cli/progress.js';
+import { ProgressBar } from '../src/report/progress.js';
 import { formatTable } from '../src/cli/table.js';
 import { PageHinkley } from '../src/drift/page-hinkley.js';
 import { createLearner, type Learner } from '../src/learners/learner.js';

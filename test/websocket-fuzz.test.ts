@@ -237,10 +237,11 @@ test('fuzz: 2,000 cases over a real socket, plus 20 frames above maxPayload', as
     heartbeatMs: 60_000,
   });
   const url = `${server.address.url}/ingest`;
-  const connect = () =>
+  // Resolves after the hello, which every ingest connection gets first, so that replies hold only refusals.
+  const connect = (to = url) =>
     new Promise<WebSocket>((resolve, reject) => {
-      const ws = new WebSocket(url);
-      ws.once('open', () => resolve(ws));
+      const ws = new WebSocket(to);
+      ws.once('message', () => resolve(ws));
       ws.once('error', reject);
     });
   let ws = await connect();
@@ -260,10 +261,7 @@ test('fuzz: 2,000 cases over a real socket, plus 20 frames above maxPayload', as
   try {
     // too-many-streams needs a server with a default shape and a stream cap: a second server for those cases.
     const capped = await startWebSocketServer({ port: 0, shapes: () => undefined, defaultShape: SHAPE, maxStreams: 1 });
-    const cws = await new Promise<WebSocket>((resolve) => {
-      const w = new WebSocket(`${capped.address.url}/ingest`);
-      w.once('open', () => resolve(w));
-    });
+    const cws = await connect(`${capped.address.url}/ingest`);
     cws.send(encodeJsonFrame({ kind: 'tick', stream: 'first', seq: 0, t: 0, x: [1, 2, 3] }));
     const cReplies: string[] = [];
     cws.on('message', (d) => cReplies.push(JSON.parse(d.toString()).reason));

@@ -37,11 +37,20 @@ async function start(extra: Partial<WebSocketServerOptions> = {}): Promise<Drift
   return startWebSocketServer({ port: 0, shapes, ...extra });
 }
 
+/** Resolves once open, and on an ingest path once its hello has come, so that the hello is no test's first reply. */
 function open(url: string, opts: ConstructorParameters<typeof WebSocket>[2] = {}): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, opts);
-    ws.once('open', () => resolve(ws));
     ws.once('error', reject);
+    if (!new URL(url).pathname.endsWith('/ingest')) {
+      ws.once('open', () => resolve(ws));
+      return;
+    }
+    ws.once('message', (d) => {
+      const m = JSON.parse(d.toString());
+      if (m.type === 'hello') resolve(ws);
+      else reject(new Error(`expected a hello first, got ${d.toString()}`));
+    });
   });
 }
 

@@ -10,7 +10,7 @@ import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
 import type { HoldoutSpec } from '../streams/holdout.js';
 import type { Predictor, PrequentialReport, RecoveryReport, StreamInput } from '../streams/messages.js';
 import { createPipeline, type PipelineOutput } from '../streams/pipeline.js';
-import { formatDuration, type ProgressStream } from './progress.js';
+import { formatDuration, type ProgressStream } from '../report/progress.js';
 import { formatTable } from './table.js';
 
 /**

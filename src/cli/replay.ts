@@ -10,7 +10,7 @@ import type { Observable } from 'rxjs';
 import type { PrequentialReport, RecoveryReport, StreamInput } from '../streams/messages.js';
 import { createPipeline, type PipelineOutput } from '../streams/pipeline.js';
 import { ConfigError, loadConfig, type DriftlineConfig } from './config.js';
-import { formatDuration, type ProgressStream } from './progress.js';
+import { formatDuration, type ProgressStream } from '../report/progress.js';
 import { pipelineOptionsOf } from './run.js';
 import { formatTable } from './table.js';
 

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { formatDuration, type ProgressStream } from './progress.js';
+import { formatDuration, type ProgressStream } from '../report/progress.js';
 import { formatTable } from './table.js';
 import { runSineShift, type SineShiftResults, type Stat, type SummaryRow } from '../reproduce/sine-shift.js';
 

@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ProgressBar, type ProgressStream } from '../cli/progress.js';
+import { ProgressBar, type ProgressStream } from '../report/progress.js';
 import { RecoveryMeter } from '../evaluation/recovery.js';
 import { WindowedMean } from '../evaluation/windowed-mean.js';
 import type { CellKind } from '../learners/cells/cell.js';

@@ -13,11 +13,11 @@
  * Pace: 'recorded' emits each tick at its bin time on the given scheduler (default asyncScheduler; a TestScheduler
  * gives virtual time), a number k emits k times faster than recorded, and 'fast' emits as fast as possible in
  * chunks of `chunkTicks` ticks, yielding to the event loop (setImmediate) between chunks so consumers and
- * timers stay responsive. A progress bar (src/cli/progress.ts) goes to stderr unless `progress: false`.
+ * timers stay responsive. A progress bar (src/report/progress.ts) goes to stderr unless `progress: false`.
  * Unsubscribing stops the replay.
  */
 import { Observable, asyncScheduler, type SchedulerAction, type SchedulerLike, type Subscriber } from 'rxjs';
-import { ProgressBar, type ProgressOptions } from '../../cli/progress.js';
+import { ProgressBar, type ProgressOptions } from '../../report/progress.js';
 import type { DriftMarker, LabelEvent, StreamInput, TickEvent } from '../../streams/messages.js';
 
 /** What a replayable session provides (JangoSession has it). */

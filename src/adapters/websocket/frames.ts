@@ -9,7 +9,11 @@
  *
  * Everything a frame can get wrong comes back as a `Rejection` naming a bounded reason and saying what was wrong;
  * decoding never throws. Ordering (duplicate / out-of-order seq, labels for unseen ticks) is checked by
- * `IngestValidator`, which the server runs per frame; it keeps bounded state per stream.
+ * `IngestValidator`, which the server runs per frame; it keeps bounded state per stream, or none with
+ * `checkOrder: false` (the pipeline then checks order against the high-water marks it restored).
+ *
+ * Besides frames, a producer may send one control message for the application: a resume request
+ * `{"type":"resume","streams"?:[...]}` (`decodeIngestMessage`).
  */
 import { REJECTION_REASONS, rejection } from '../../streams/messages.js';
 import type {
@@ -126,18 +130,63 @@ const TICK_KEYS = new Set(['type', 'stream', 'seq', 't', 'x', 'y']);
 const LABEL_KEYS = new Set(['type', 'stream', 'seq', 'label']);
 const SESSION_KEYS = new Set(['type', 'stream', 'seq', 't', 'session']);
 
-/** Decode one JSON text frame. */
-export function decodeJsonFrame(text: string, resolver: ShapeResolver, receivedAt?: number): StreamInput | Rejection {
+// Wrapped, because a parsed object may itself carry any "kind" field and so cannot be told from a Rejection.
+function parseJsonObject(text: string): { readonly object: Record<string, unknown> } | { readonly refused: Rejection } {
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch (e) {
-    return rejection('malformed', `not valid JSON: ${(e as Error).message}`);
+    return { refused: rejection('malformed', `not valid JSON: ${(e as Error).message}`) };
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    return rejection('malformed', `a frame must be a JSON object, got ${typeName(v)}`);
+    return { refused: rejection('malformed', `a frame must be a JSON object, got ${typeName(v)}`) };
   }
-  const o = v as Record<string, unknown>;
+  return { object: v as Record<string, unknown> };
+}
+
+/** Decode one JSON text frame. */
+export function decodeJsonFrame(text: string, resolver: ShapeResolver, receivedAt?: number): StreamInput | Rejection {
+  const parsed = parseJsonObject(text);
+  return 'refused' in parsed ? parsed.refused : decodeJsonObject(parsed.object, resolver, receivedAt);
+}
+
+// ------------------------------------------------------------------------------------------ control messages
+
+/** Most stream keys one resume request may name. */
+export const MAX_RESUME_STREAMS = 10_000;
+
+/**
+ * A producer asking where its streams stand (JSON `{"type":"resume","streams"?:[...]}`): the edge hands it to the
+ * application, which answers it; `streams` undefined means every stream the application has.
+ */
+export interface ResumeRequest {
+  readonly kind: 'resume';
+  readonly streams: readonly string[] | undefined;
+}
+
+/** What a producer may send on the ingest path: a frame, or a control message for the application. */
+export type IngestMessage = StreamInput | ResumeRequest;
+
+const RESUME_KEYS = new Set(['type', 'streams']);
+
+/** Validates a parsed `{"type":"resume"}` object; a bad `streams` field is 'malformed'. */
+export function decodeResumeRequest(o: Readonly<Record<string, unknown>>): ResumeRequest | Rejection {
+  for (const k of Object.keys(o)) {
+    if (!RESUME_KEYS.has(k)) return rejection('malformed', `unexpected field "${k}" in a resume request (allowed: type, streams)`);
+  }
+  if (o.streams === undefined) return { kind: 'resume', streams: undefined };
+  if (!Array.isArray(o.streams)) return rejection('malformed', `"streams" must be an array of stream keys, got ${typeName(o.streams)}`);
+  if (o.streams.length > MAX_RESUME_STREAMS) {
+    return rejection('malformed', `a resume request names ${o.streams.length} streams; at most ${MAX_RESUME_STREAMS} are allowed`);
+  }
+  for (let i = 0; i < o.streams.length; i++) {
+    const bad = checkStreamKey(o.streams[i]);
+    if (bad) return rejection('malformed', `streams[${i}] is not a valid stream key (${bad.message})`);
+  }
+  return { kind: 'resume', streams: o.streams as string[] };
+}
+
+function decodeJsonObject(o: Record<string, unknown>, resolver: ShapeResolver, receivedAt?: number): StreamInput | Rejection {
   const badKey = checkStreamKey(o.stream);
   if (badKey) return badKey;
   const stream = o.stream as string;
@@ -326,6 +375,27 @@ export function decodeFrame(
   resolver: ShapeResolver,
   options: DecodeOptions = {},
 ): StreamInput | Rejection {
+  return decodeMessage(data, resolver, options, false) as StreamInput | Rejection;
+}
+
+/**
+ * Like `decodeFrame`, and a JSON object with `"type":"resume"` (text, or binary holding UTF-8) is a
+ * `ResumeRequest` rather than a bad frame. The size limit applies to it as to any frame.
+ */
+export function decodeIngestMessage(
+  data: string | Uint8Array | ArrayBuffer | readonly Uint8Array[],
+  resolver: ShapeResolver,
+  options: DecodeOptions = {},
+): IngestMessage | Rejection {
+  return decodeMessage(data, resolver, options, true);
+}
+
+function decodeMessage(
+  data: string | Uint8Array | ArrayBuffer | readonly Uint8Array[],
+  resolver: ShapeResolver,
+  options: DecodeOptions,
+  control: boolean,
+): IngestMessage | Rejection {
   let bytes: Uint8Array | undefined;
   let text: string | undefined;
   if (typeof data === 'string') text = data;
@@ -345,7 +415,10 @@ export function decodeFrame(
       return rejection('malformed', `binary message is neither a driftline binary frame (magic 0x${hex2(BINARY_MAGIC)}) nor UTF-8 JSON`);
     }
   }
-  return decodeJsonFrame(text!, resolver, options.receivedAt);
+  const parsed = parseJsonObject(text!);
+  if ('refused' in parsed) return parsed.refused;
+  if (control && parsed.object.type === 'resume') return decodeResumeRequest(parsed.object);
+  return decodeJsonObject(parsed.object, resolver, options.receivedAt);
 }
 
 // ---------------------------------------------------------------------------------------------- encoding (in)
@@ -453,6 +526,7 @@ export function encodeOutbound(m: OutboundMessage): string {
   switch (m.kind) {
     case 'prediction': {
       const o: Record<string, unknown> = { type: 'prediction', stream: m.stream, seq: m.seq, t: m.t, yhat: arr(m.yhat), version: m.version };
+      if (m.replayed === true) o.replayed = true;
       return JSON.stringify(o);
     }
     case 'drift': {
@@ -487,6 +561,11 @@ export interface IngestValidatorOptions {
   readonly labelWindow?: number;
   /** Frames above this many bytes are 'oversized'. */
   readonly maxFrameBytes?: number;
+  /**
+   * Default true. False: decode and validate shapes and values only, and keep no per-stream state (no seq order,
+   * no label window, no maxStreams): a later stage that knows each stream's restored high-water mark checks those.
+   */
+  readonly checkOrder?: boolean;
 }
 
 interface StreamState {
@@ -504,11 +583,13 @@ interface StreamState {
  * last tick ('duplicate' when it equals the last marker); a label must name one of the last `labelWindow` ticks
  * of its stream that has no label yet ('label-unknown-tick', 'label-too-late', 'label-duplicate').
  * Bounded: at most maxStreams streams, each with a ring of labelWindow seqs. Only accepted frames admit a stream.
+ * With `checkOrder: false` none of that: no per-stream state at all, and maxStreams and labelWindow are unused.
  */
 export class IngestValidator {
   readonly maxStreams: number;
   readonly labelWindow: number;
   readonly maxFrameBytes: number | undefined;
+  readonly checkOrder: boolean;
   private readonly shapes: ShapeLookup;
   private readonly defaultShape: StreamShape | undefined;
   private readonly streams = new Map<string, StreamState>();
@@ -520,11 +601,12 @@ export class IngestValidator {
     this.maxStreams = options.maxStreams ?? 1024;
     this.labelWindow = options.labelWindow ?? 256;
     this.maxFrameBytes = options.maxFrameBytes;
+    this.checkOrder = options.checkOrder ?? true;
     if (!(this.maxStreams >= 1) || !(this.labelWindow >= 1)) throw new RangeError('maxStreams and labelWindow must be >= 1');
     this.resolver = (stream) => {
       const known = this.shapes(stream) ?? this.defaultShape;
       if (known === undefined) return rejection('unknown-stream', `unknown stream "${stream}" (no shape configured for it)`, stream);
-      if (!this.streams.has(stream) && this.streams.size >= this.maxStreams) {
+      if (this.checkOrder && !this.streams.has(stream) && this.streams.size >= this.maxStreams) {
         return rejection('too-many-streams', `stream "${stream}" would exceed the limit of ${this.maxStreams} streams`, stream);
       }
       return known;
@@ -535,18 +617,30 @@ export class IngestValidator {
     return this.streams.size;
   }
 
-  /** Decode and validate one message; on success the stream's ordering state advances. */
+  /** Decode and validate one frame; on success the stream's ordering state advances. */
   accept(data: string | Uint8Array | ArrayBuffer | readonly Uint8Array[], receivedAt?: number): StreamInput | Rejection {
-    const opts: DecodeOptions = {};
-    if (this.maxFrameBytes !== undefined) (opts as { maxFrameBytes?: number }).maxFrameBytes = this.maxFrameBytes;
-    if (receivedAt !== undefined) (opts as { receivedAt?: number }).receivedAt = receivedAt;
-    const d = decodeFrame(data, this.resolver, opts);
+    const d = decodeFrame(data, this.resolver, this.decodeOptions(receivedAt));
     if (d.kind === 'rejected') return d;
     return this.order(d);
   }
 
-  /** The ordering check alone, for inputs decoded elsewhere. */
+  /** As `accept`, and a resume request comes back as such (no state changes for it). */
+  acceptMessage(data: string | Uint8Array | ArrayBuffer | readonly Uint8Array[], receivedAt?: number): IngestMessage | Rejection {
+    const d = decodeIngestMessage(data, this.resolver, this.decodeOptions(receivedAt));
+    if (d.kind === 'rejected' || d.kind === 'resume') return d;
+    return this.order(d);
+  }
+
+  private decodeOptions(receivedAt: number | undefined): DecodeOptions {
+    const opts: { maxFrameBytes?: number; receivedAt?: number } = {};
+    if (this.maxFrameBytes !== undefined) opts.maxFrameBytes = this.maxFrameBytes;
+    if (receivedAt !== undefined) opts.receivedAt = receivedAt;
+    return opts;
+  }
+
+  /** The ordering check alone, for inputs decoded elsewhere; with `checkOrder: false` every input passes. */
   order(e: StreamInput): StreamInput | Rejection {
+    if (!this.checkOrder) return e;
     let s = this.streams.get(e.stream);
     if (e.kind === 'label') {
       if (s === undefined || e.seq > s.lastTick) {

@@ -4,8 +4,9 @@
  *
  * - Auth: with `token` set, every upgrade needs `Authorization: Bearer <token>` or `?token=<token>` (HTTP 401 and
  *   a counted 'unauthorized' rejection otherwise). Without a token the server only starts on a loopback host.
- * - Size: `maxPayload` is the ws-level hard limit: a bigger message makes ws close that connection with 1009;
- *   it is counted as 'oversized' and logged, and other peers are unaffected. `maxFrameBytes` (default
+ * - Size and encoding: `maxPayload` is the ws-level hard limit: a bigger message makes ws close that connection
+ *   with 1009; it is counted as 'oversized' and logged, and other peers are unaffected. A text message that is
+ *   not valid UTF-8 makes ws close with 1007; counted as 'malformed', likewise. `maxFrameBytes` (default
  *   maxPayload / 4) is the application limit: a frame above it but within maxPayload gets an 'oversized' error
  *   reply and the connection stays open.
  * - Heartbeat: every `heartbeatMs` each peer is pinged; a peer that has not answered the previous ping is
@@ -16,17 +17,27 @@
  *   way through `replyTo(input, rejection)`: the server remembers which socket sent each emitted input.
  * - Backpressure: `publish` skips a subscriber whose `bufferedAmount` exceeds `maxBufferedBytes` and counts the
  *   drop, so server memory per subscriber stays bounded by about maxBufferedBytes plus one message.
+ * - Order: with `checkOrder: false` the edge keeps no per-stream state (seq order, label window, maxStreams);
+ *   the pipeline checks those against the high-water marks it restored, and answers through `replyTo`.
+ * - Control: every ingest connection first gets `{type:'hello', instance, protocol: 1, ...helloFields}`; a
+ *   resume request (`{type:'resume', streams?}`) is not a frame: it goes to `resumeRequests` for the application
+ *   to answer with `sendTo(peer, ...)`.
+ * - Stop: `close()` sends every peer a close frame (1001, 'driftline stopping'), waits up to `closeTimeoutMs`
+ *   for the handshakes (frames that arrive meanwhile are still delivered), then terminates the rest.
  */
 import { DEFAULT_OUTBOUND_TYPES, parseSubscriberFilter, wants, type SubscriberFilter } from './subscriber-filter.js';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { tokenMatches } from '../../metrics/bearer-token.js';
+import { isLoopbackHost } from '../../metrics/loopback.js';
 import { Observable, Subject } from 'rxjs';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
+import { randomUUID } from 'node:crypto';
 import { rejection, type Rejection, type RejectionReason, type StreamInput } from '../../streams/messages.js';
 import {
   IngestValidator,
+  type IngestMessage,
   emptyReasonCounts,
   encodeErrorReply,
   encodeOutbound,
@@ -61,7 +72,27 @@ export interface WebSocketServerOptions {
   readonly maxStreams?: number;
   /** Recent ticks per stream that a late label may name. Default 256. */
   readonly labelWindow?: number;
+  /**
+   * Default true. False: the edge only decodes and validates shapes and values and keeps no per-stream state
+   * (maxStreams and labelWindow are then unused); order, duplicates and stream limits are the pipeline's.
+   */
+  readonly checkOrder?: boolean;
+  /** Extra fields for the hello each ingest connection gets first (they cannot replace type, instance, protocol). */
+  readonly helloFields?: Readonly<Record<string, unknown>>;
+  /** How long `close()` waits for peers to answer its close frame before terminating them. Default 500 ms. */
+  readonly closeTimeoutMs?: number;
   readonly logger?: WsLogger;
+}
+
+/** The version of the ingest control protocol (hello, resume) that the hello announces. */
+export const INGEST_PROTOCOL_VERSION = 1;
+
+/** A resume request from an ingest peer; answer it with `sendTo(peer, ...)`. */
+export interface WsResumeRequest {
+  /** Opaque: pass it back to `sendTo`. */
+  readonly peer: unknown;
+  /** The streams asked about; undefined for all the application has. */
+  readonly streams: readonly string[] | undefined;
 }
 
 export interface WebSocketServerStats {
@@ -89,26 +120,29 @@ export interface DriftlineWebSocketServer {
    * server or its peer has gone.
    */
   replyTo(input: StreamInput, rejection: Rejection): boolean;
+  /** Hot: resume requests from ingest peers, already validated (a malformed one got an error reply instead). */
+  readonly resumeRequests: Observable<WsResumeRequest>;
+  /** JSON-encodes `message` and sends it to `peer` (an ingest peer of this server). False when it is not open. */
+  sendTo(peer: unknown, message: object): boolean;
+  /** The ingest peer that sent `input` (an object this server emitted on `inputs`), or undefined. */
+  peerOf(input: StreamInput): unknown | undefined;
+  /**
+   * Stops (true) or restarts (false) reading from an ingest peer: backpressure while the application cannot
+   * take its frames yet (a stream being restored). Frames already read still arrive.
+   */
+  setPaused(peer: unknown, paused: boolean): void;
+  /** Chosen once per start; every hello carries it, so a producer can tell that the server restarted. */
+  readonly instance: string;
   readonly stats: Readonly<WebSocketServerStats>;
   readonly address: { host: string; port: number; url: string };
   close(): Promise<void>;
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '::ffff:127.0.0.1']);
-
 /** A subscriber that connected without a query (or through a path the upgrade did not see). */
 const UNFILTERED: SubscriberFilter = { types: DEFAULT_OUTBOUND_TYPES };
 
-export function isLoopbackHost(host: string): boolean {
-  return LOOPBACK.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-function tokenMatches(given: string | undefined, expected: string): boolean {
-  if (given === undefined) return false;
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
-}
+// Re-exported: the one definition lives with the metrics endpoint, which must not import an adapter.
+export { isLoopbackHost };
 
 interface Peer extends WebSocket {
   alive?: boolean;
@@ -136,8 +170,13 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
     ...(options.defaultShape ? { defaultShape: options.defaultShape } : {}),
     ...(options.maxStreams !== undefined ? { maxStreams: options.maxStreams } : {}),
     ...(options.labelWindow !== undefined ? { labelWindow: options.labelWindow } : {}),
+    ...(options.checkOrder !== undefined ? { checkOrder: options.checkOrder } : {}),
     maxFrameBytes,
   });
+  const closeTimeoutMs = options.closeTimeoutMs ?? 500;
+  const instance = randomUUID();
+  // Encoded once: it is the same for every connection of this start.
+  const hello = JSON.stringify({ ...options.helloFields, type: 'hello', instance, protocol: INGEST_PROTOCOL_VERSION });
 
   const stats: WebSocketServerStats = {
     accepted: 0,
@@ -152,6 +191,9 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
   };
   const inputs = new Subject<StreamInput>();
   const rejections = new Subject<Rejection>();
+  const resumeRequests = new Subject<WsResumeRequest>();
+  /** Set by close(): an upgrade that completes after it is sent away at once. */
+  let stopping = false;
   // Weak: an input the consumers have dropped takes its entry with it, so no per-input bookkeeping is ever freed by hand.
   const senders = new WeakMap<StreamInput, WebSocket>();
   const filters = new WeakMap<WebSocket, SubscriberFilter>();
@@ -208,7 +250,16 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
       }
       filter = parsed;
     }
+    if (stopping) {
+      refuseUpgrade(socket, 503, 'Service Unavailable', 'driftline is stopping');
+      return;
+    }
     target.handleUpgrade(req, socket, head, (ws) => {
+      if (stopping) {
+        // close() has already said goodbye to the peers it saw; this one came too late to be among them.
+        ws.terminate();
+        return;
+      }
       if (filter !== undefined) filters.set(ws, filter);
       target.emit('connection', ws, req);
     });
@@ -223,6 +274,8 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
       // ws closes the connection itself after a protocol error (1009 for a message above maxPayload).
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
         recordRejection(rejection('oversized', `message above maxPayload (${maxPayload} bytes); connection closed with 1009`), undefined, remote);
+      } else if (err.code === 'WS_ERR_INVALID_UTF8') {
+        recordRejection(rejection('malformed', 'text message is not valid UTF-8; connection closed with 1007'), undefined, remote);
       } else {
         log?.warn({ err: err.message, code: err.code, remote }, 'driftline ws: connection error');
       }
@@ -233,16 +286,21 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
     stats.ingestConnections++;
     const remote = req.socket.remoteAddress;
     watch(ws, remote);
+    ws.send(hello);
     ws.on('message', (data: RawData, isBinary: boolean) => {
       const receivedAt = performance.now();
-      let r: StreamInput | Rejection;
+      let r: IngestMessage | Rejection;
       try {
-        r = validator.accept(isBinary ? (data as Buffer | ArrayBuffer | Buffer[]) : data.toString(), receivedAt);
+        r = validator.acceptMessage(isBinary ? (data as Buffer | ArrayBuffer | Buffer[]) : data.toString(), receivedAt);
       } catch (e) {
         r = rejection('malformed', `frame could not be decoded: ${(e as Error).message}`);
       }
       if (r.kind === 'rejected') {
         recordRejection(r, ws, remote);
+        return;
+      }
+      if (r.kind === 'resume') {
+        resumeRequests.next({ peer: ws, streams: r.streams });
         return;
       }
       stats.accepted++;
@@ -272,6 +330,8 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
     for (const wss of [ingest, subscribers]) {
       for (const c of wss.clients) {
         const ws = c as Peer;
+        // A peer the application paused (backpressure) cannot have its pong read: it is not dead.
+        if (ws.isPaused) continue;
         if (ws.alive === false) {
           stats.heartbeatTerminations++;
           log?.warn({}, 'driftline ws: peer missed a heartbeat; terminating');
@@ -330,17 +390,51 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
       peer.send(encodeErrorReply(rejection));
       return true;
     },
+    resumeRequests: resumeRequests.asObservable(),
+    sendTo(peer: unknown, message: object): boolean {
+      // Only this server's ingest peers: the handle is opaque, so anything else is a caller's mix-up, not a socket to write to.
+      if (!(peer instanceof WebSocket) || !ingest.clients.has(peer) || peer.readyState !== WebSocket.OPEN) return false;
+      peer.send(JSON.stringify(message));
+      return true;
+    },
+    peerOf(input: StreamInput): unknown | undefined {
+      return senders.get(input);
+    },
+    setPaused(peer: unknown, paused: boolean): void {
+      if (!(peer instanceof WebSocket) || !ingest.clients.has(peer) || peer.readyState !== WebSocket.OPEN) return;
+      if (paused) peer.pause();
+      else peer.resume();
+    },
+    instance,
     close(): Promise<void> {
-      closed ??= new Promise<void>((resolve) => {
+      closed ??= (async () => {
+        stopping = true;
         clearInterval(heartbeat);
-        for (const wss of [ingest, subscribers]) for (const ws of wss.clients) ws.terminate();
+        const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
+        // A close frame with 1001 tells producers this is a stop, not a crash (which they see as 1006).
+        const peers = [...ingest.clients, ...subscribers.clients];
+        const handshakes = peers.map((ws) =>
+          ws.readyState === WebSocket.CLOSED ? undefined : new Promise<void>((resolve) => ws.once('close', () => resolve())),
+        );
+        for (const ws of peers) if (ws.readyState === WebSocket.OPEN) ws.close(1001, 'driftline stopping');
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          Promise.all(handshakes),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, closeTimeoutMs);
+          }),
+        ]);
+        clearTimeout(timer);
+        for (const ws of peers) if (ws.readyState !== WebSocket.CLOSED) ws.terminate();
         ingest.close();
         subscribers.close();
-        http.close(() => resolve());
         http.closeAllConnections?.();
+        await httpClosed;
+        // Only now: frames that arrived during the handshakes were still delivered.
         inputs.complete();
         rejections.complete();
-      });
+        resumeRequests.complete();
+      })();
       return closed;
     },
   };

@@ -1,7 +1,8 @@
 /**
- * Terminal output for the CLI commands, dependency-free: a progress bar and aligned text tables.
+ * A dependency-free terminal progress bar, writing to stderr (or any writable stream).
  *
- * The progress bar writes to stderr (or any writable stream).
+ * It lives here, not in src/cli, because the replay adapter and the reproduce harness draw it too, and adapters
+ * are a library that must not import the CLI (DESIGN section 2).
  *
  * On a TTY it redraws one line in place (at most ~12 times a second):
  *
