@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const usage = `driftline: streaming online adaptation, one recurrent learner per stream
@@ -18,8 +18,11 @@ usage:
       held-out decoding error, drift detections and recovery
   driftline reproduce sine-shift [--quick] [--seeds N] [--out DIR]
       the sine frequency-shift experiment of "Temporal Credit Is Free": tables and PNG plots
+  driftline checkpoint inspect FILE [--json]
+      what a checkpoint file holds (stream, lastSeq, version, learner spec, parts), or its defect (exit 1)
   driftline bench [section ...]
       the benchmark tables (from a source checkout; same as npm run bench)
+  driftline --version
   driftline help
 `;
 
@@ -44,6 +47,14 @@ export async function main(argv: string[]): Promise<number> {
       await reproduceCommand(args);
       return 0;
     }
+    case 'checkpoint': {
+      const { checkpointCommand } = await import('./checkpoint-command.js');
+      return checkpointCommand(args);
+    }
+    case '--version':
+    case '-V':
+      process.stdout.write(`driftline ${packageVersion()}\n`);
+      return 0;
     case 'bench': {
       const entry = fileURLToPath(new URL('../../bench/index.ts', import.meta.url));
       if (!existsSync(entry)) {
@@ -62,6 +73,20 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`unknown command '${command}'\n\n${usage}`);
       return 2;
   }
+}
+
+/** The version in package.json, two levels up from this module both in src/cli/ and in dist/cli/. */
+function packageVersion(): string {
+  const file = fileURLToPath(new URL('../../package.json', import.meta.url));
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`cannot read the version from ${file}: ${(err as Error).message}`);
+  }
+  const version = (parsed as { version?: unknown })?.version;
+  if (typeof version !== 'string') throw new Error(`${file} has no "version" string`);
+  return version;
 }
 
 // Run directly (`node --import tsx src/cli/main.ts run ...`, as the tests do), this module is the CLI, the same as
