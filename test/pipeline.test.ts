@@ -8,7 +8,8 @@ import { from, map, Subject, type Observable } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { createLearner, type LearnerSpec } from '../src/learners/learner.js';
 import { rmsprop } from '../src/learners/optim/transform.js';
-import type { CheckpointStore, StoredCheckpoint } from '../src/streams/checkpoint-store.js';
+import type { StoredCheckpoint } from '../src/streams/checkpoint-store.js';
+import { MemoryCheckpointStore } from './support/memory-checkpoint-store.js';
 import type { DriftMarker, LabelEvent, Prediction, Rejection, ScoredTick, StreamInput, TickEvent } from '../src/streams/messages.js';
 import { createPipeline, type PipelineOptions, type PipelineOutput } from '../src/streams/pipeline.js';
 
@@ -222,11 +223,8 @@ describe('pipeline: behaviour', () => {
   });
 
   test('checkpoints: the last state is snapshotted at completion; a second pipeline restores it and predicts the same', async () => {
-    const saved = new Map<string, StoredCheckpoint>();
-    const store: CheckpointStore = {
-      save: async (c) => void saved.set(c.meta.stream, c),
-      loadAll: async () => new Map(saved),
-    };
+    const store = new MemoryCheckpointStore();
+    const saved = store.saved;
     const all = Array.from({ length: 60 }, (_, i) => tick(i, { y: yOf(i) }));
     const first = createPipeline(options({ checkpoint: { store, everyTicks: 1000 } }));
     run(all.slice(0, 30), first.operator);
@@ -246,13 +244,112 @@ describe('pipeline: behaviour', () => {
   });
 
   test('flush while running snapshots the pool now', async () => {
-    const saved: StoredCheckpoint[] = [];
-    const pipeline = createPipeline(options({ checkpoint: { store: { save: async (c) => void saved.push(c), loadAll: async () => new Map() }, everyTicks: 1000 } }));
+    const store = new MemoryCheckpointStore();
+    const saved = store.saves;
+    const pipeline = createPipeline(options({ checkpoint: { store, everyTicks: 1000 } }));
     const source = new Subject<StreamInput>();
     source.pipe(pipeline.operator).subscribe();
     for (let i = 0; i < 5; i++) source.next(tick(i, { y: yOf(i) }));
     await pipeline.flush();
     assert.deepEqual(saved.map((c) => [c.meta.stream, c.meta.lastSeq, c.meta.version]), [['a', 4, 5]]);
     source.complete();
+  });
+});
+
+describe('pipeline: stream lifecycle and resume (issue 14)', () => {
+  /** Interleaved traffic on `streams` streams: ticks with inputs shifted per stream, labels 2 ticks late. */
+  function traffic(n: number, streams: number): StreamInput[] {
+    const out: StreamInput[] = [];
+    for (let i = 0; i < n; i++) {
+      for (let k = 0; k < streams; k++) {
+        const stream = `s${k}`;
+        out.push({ kind: 'tick', stream, seq: i, t: i * 0.05, x: xOf(i + k, k) });
+        if (i >= 2) out.push({ kind: 'label', stream, seq: i - 2, y: yOf(i - 2 + k) });
+      }
+    }
+    return out;
+  }
+  const lifecycleOptions = (store: MemoryCheckpointStore, maxStreams: number, extra: Partial<PipelineOptions> = {}) =>
+    options({
+      pool: { spec, maxStreams },
+      normalize: { decay: 0.9 },
+      checkpoint: { store, everySeconds: 3600, checkpointed: [] },
+      ...extra,
+    });
+  const predictionsOf = (out: PipelineOutput[]) =>
+    out.filter((m): m is Prediction => m.kind === 'prediction').map((p) => `${p.stream}:${p.seq}:${p.version}:${Array.from(p.yhat).join(',')}`);
+
+  test('past maxStreams the least recently used stream is checkpointed and evicted, and comes back exactly', async () => {
+    const inputs = traffic(40, 5);
+    // Reference: room for every stream.
+    const whole = run(inputs, createPipeline(lifecycleOptions(new MemoryCheckpointStore(), 8)).operator);
+    // Two live learners for five streams: every tick of a stream evicts another one.
+    const store = new MemoryCheckpointStore();
+    const pipeline = createPipeline(lifecycleOptions(store, 2));
+    const source = new Subject<StreamInput>();
+    const out: PipelineOutput[] = [];
+    source.pipe(pipeline.operator).subscribe({ next: (m) => out.push(m) });
+    for (const input of inputs) {
+      const loading = pipeline.prepare(input.stream);
+      if (loading !== undefined) await loading;
+      source.next(input);
+      assert.ok(pipeline.pool.size <= 2, 'live learners stay within maxStreams');
+    }
+    assert.deepEqual(out.filter((m) => m.kind === 'rejected'), [], 'nothing refused');
+    assert.deepEqual(predictionsOf(out), predictionsOf(whole.out), 'the same predictions, versions and outputs as with room for all');
+    assert.ok(pipeline.evictions > 100, `${pipeline.evictions} evictions`);
+    // An evicted stream's marks come from its checkpoint: every tick processed, the last two labels pending.
+    const evicted = ['s0', 's1', 's2', 's3', 's4'].find((s) => !pipeline.pool.has(s))!;
+    assert.deepEqual(pipeline.marks(evicted), { seq: 39, pendingLabels: [38, 39] });
+    await pipeline.flush();
+    source.complete();
+  });
+
+  test('marks: the high-water mark and the pending labels a producer must send again', () => {
+    const store = new MemoryCheckpointStore();
+    const pipeline = createPipeline(lifecycleOptions(store, 4));
+    const source = new Subject<StreamInput>();
+    source.pipe(pipeline.operator).subscribe();
+    assert.equal(pipeline.marks('s0'), undefined);
+    for (const input of traffic(6, 1)) source.next(input);
+    assert.deepEqual(pipeline.marks('s0'), { seq: 5, pendingLabels: [4, 5] });
+    source.complete();
+  });
+
+  test('a checkpoint of another spec: the stream is refused by default, started fresh with onBadCheckpoint fresh', async () => {
+    const store = new MemoryCheckpointStore();
+    const other = createLearner({ ...spec, cell: { kind: 'tanh-rnn', hiddenSize: 4 } });
+    other.predict(xOf(0));
+    const foreign: StoredCheckpoint = { meta: { stream: 'a', lastSeq: 0, version: 0, tick: 0, savedAt: 0 }, snapshot: other.snapshot() };
+    await store.save(foreign);
+    const errors: string[] = [];
+    for (const policy of ['refuse', 'fresh'] as const) {
+      const pipeline = createPipeline(options({
+        pool: { spec, maxStreams: 4, onBadCheckpoint: policy, onRestoreError: (e, stream) => errors.push(`${policy}:${stream}:${e.message}`) },
+        checkpoint: { store, everySeconds: 3600, checkpointed: [foreign.meta] },
+      }));
+      const source = new Subject<StreamInput>();
+      const out: PipelineOutput[] = [];
+      source.pipe(pipeline.operator).subscribe({ next: (m) => out.push(m) });
+      await pipeline.prepare('a');
+      source.next(tick(1, { y: yOf(1) }));
+      source.next(tick(2, { y: yOf(2) }));
+      if (policy === 'refuse') {
+        assert.deepEqual(out.map(summary), ['x:stream-unavailable', 'x:stream-unavailable']);
+      } else {
+        assert.deepEqual(out.filter((m) => m.kind === 'prediction').map((m) => (m as Prediction).version), [0, 1], 'fresh learner');
+      }
+      source.complete();
+    }
+    assert.equal(errors.length, 2);
+    assert.match(errors[0]!, /^refuse:a:.*(another spec|does not match this learner)/);
+  });
+
+  test('ticks a crashed run had predicted are marked replayed; ticks at or below the mark are duplicates', () => {
+    const pipeline = createPipeline(options({ replayedUpTo: (stream) => (stream === 'a' ? 3 : -1) }));
+    const out = run([2, 3, 4, 3].map((seq) => tick(seq, { y: yOf(seq) })), pipeline.operator).out;
+    const predictions = out.filter((m): m is Prediction => m.kind === 'prediction');
+    assert.deepEqual(predictions.map((p) => [p.seq, p.replayed ?? false]), [[2, true], [3, true], [4, false]]);
+    assert.deepEqual(out.filter((m) => m.kind === 'rejected').map((m) => (m as Rejection).reason), ['duplicate']);
   });
 });

@@ -3,16 +3,28 @@ import type { CheckpointStore, StoredCheckpoint } from './checkpoint-store.js';
 import { LearnerPool } from './learner-pool.js';
 import type { Prediction } from './messages.js';
 import { operate } from './operate.js';
+import type { StreamMarks } from './predict-then-learn.js';
 import type { PrequentialInput } from './prequential.js';
 
 export interface CheckpointerOptions {
   /** The pool predictThenLearn uses (`predictThenLearn({ pool: () => pool, ... })`). */
   readonly pool: LearnerPool;
   readonly store: CheckpointStore;
-  /** Snapshot a stream after every `everyTicks` predictions of it (a positive integer). */
-  readonly everyTicks: number;
+  /** Snapshot a stream after every `everyTicks` predictions of it (a positive integer; default: no tick bound). */
+  readonly everyTicks?: number;
+  /**
+   * Snapshot a stream whose last snapshot is at least this many seconds old when a tick of it is processed:
+   * the bound on how much a crash rolls back, in time (default 5).
+   */
+  readonly everySeconds?: number;
   /** A failed write (the stream goes on). Default: a process warning. */
   readonly onError?: (error: Error, stream: string) => void;
+  /** A checkpoint the store confirmed durable (the resume protocol acknowledges producers from here). */
+  readonly onSaved?: (checkpoint: StoredCheckpoint) => void;
+  /** Where each live stream stands (predictThenLearn's marks): pendingLabels go into the meta. */
+  readonly marks?: (stream: string) => StreamMarks | undefined;
+  /** Clock in milliseconds (injectable for tests). Default performance.now. */
+  readonly now?: () => number;
 }
 
 /** Counters of a checkpointer's writes; live values. */
@@ -28,8 +40,25 @@ export interface CheckpointerStats {
 /** A checkpoint operator bound to one pool and one store, with a flush for shutdown. */
 export interface Checkpointer {
   readonly operator: MonoTypeOperatorFunction<PrequentialInput>;
+  /**
+   * Takes the snapshots that have come due. The pipeline calls it after each input has gone through the whole
+   * synchronous chain, so a snapshot never falls between a tick's prediction and the learning of the label its
+   * own frame carried: `meta.lastSeq` is a tick whose frame is fully applied (the stream's high-water mark).
+   */
+  settle(): void;
+  /**
+   * Snapshots every stream with predictions since its last snapshot that is older than `everySeconds`: a
+   * stream that went quiet is made durable too (call it from a timer; the producer is acknowledged from there).
+   */
+  settleQuiet(): void;
+  /** Snapshots `stream` now (before an eviction); resolves when the write has finished. */
+  checkpointNow(stream: string): Promise<void>;
+  /** The newest checkpoint of `stream` handed to the store and not yet confirmed, if any (a restore must prefer it). */
+  unconfirmed(stream: string): StoredCheckpoint | undefined;
   /** Snapshot every learner in the pool now and wait for all writes (called on SIGINT/SIGTERM). */
   flush(): Promise<void>;
+  /** Writes handed to the store that have not finished. */
+  readonly writesInFlight: number;
   readonly stats: CheckpointerStats;
 }
 
@@ -38,10 +67,14 @@ interface StreamProgress {
   predictionsSinceSnapshot: number;
   /** Seq of the last Prediction of the stream that passed. */
   lastSeq: number;
+  /** Clock (ms) of the stream's last snapshot, or of its first prediction. */
+  snapshotAt: number;
+  due: boolean;
 }
 
 /** The write queue of one stream while it is busy: one write in flight, at most one waiting. */
 interface StreamWriter {
+  inFlight: StoredCheckpoint;
   pending: StoredCheckpoint | null;
   /** Number of the newest checkpoint handed to this writer, and of the newest one finished (saved or failed). */
   scheduled: number;
@@ -50,46 +83,50 @@ interface StreamWriter {
 }
 
 /**
- * Checkpoints the learners of `pool` into `store` as the stream runs (DESIGN section 1). The operator passes
- * every message through unchanged. When a Prediction passes and it is at least the `everyTicks`-th Prediction
- * of its stream since that stream's last snapshot, the stream's learner (`pool.peek`) is snapshotted first. At
- * that moment the learner has predicted that tick and learned every label that came before it, so the meta is
- * { lastSeq: prediction.seq, version: learner.version, tick: learner.tick }. This holds only when the operator
- * runs in the same synchronous chain as predictThenLearn (no scheduler in between), which is how it is meant
- * to be piped.
+ * Checkpoints the learners of `pool` into `store` as the stream runs (DESIGN sections 1 and 6). The operator
+ * passes every message through unchanged and notes each Prediction; `settle()`, called once the input has been
+ * fully processed, snapshots each stream that is due: `everyTicks` predictions or `everySeconds` since its last
+ * snapshot. The checkpoint holds the learner's snapshot, every registered state part of the stream (the label
+ * join, the normalizer) and the meta { lastSeq, version, tick, pendingLabels }.
  *
- * The snapshot is taken synchronously (a copy of the learner's state); the write is asynchronous. Each stream
- * has at most one write in flight; a snapshot due while one is in flight waits, and a newer one replaces a
- * waiting one (`stats.coalesced`), so at most two snapshots per stream are held. A failed write is counted in
+ * The snapshot is taken synchronously (a copy of the state); the write is asynchronous. Each stream has at most
+ * one write in flight; a snapshot due while one is in flight waits, and a newer one replaces a waiting one
+ * (`stats.coalesced`), so at most two snapshots per stream are held. A failed write is counted in
  * `stats.failed` and reported through `onError`; the stream goes on and the next snapshot is tried as usual.
  *
- * `flush()` snapshots every learner in the pool that has had a Prediction pass (its meta.lastSeq is that
- * Prediction's seq, version and tick are the learner's now) and resolves once every write handed to the store
- * up to then, in flight or waiting, has finished, failed ones included. predictThenLearn clears its pool when
- * its subscription ends, so flush before unsubscribing; to checkpoint the end of a finite source, call flush
- * from a `complete` handler downstream of this operator (it runs before the pool is cleared).
- *
- * The counters describe the pool's learners, which belong to whichever subscription uses the pool, so they live
- * with the checkpointer rather than per subscription. Configuration errors throw here.
+ * `flush()` snapshots every learner in the pool that has had a Prediction pass and resolves once every write
+ * handed to the store up to then, in flight or waiting, has finished, failed ones included. predictThenLearn
+ * clears its pool when its subscription ends, so flush before unsubscribing.
  */
 export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
   if (options == null || typeof options !== 'object') throw new TypeError('createCheckpointer: options are required');
-  const { pool, store, everyTicks } = options;
+  const { pool, store } = options;
   if (!(pool instanceof LearnerPool)) throw new TypeError('createCheckpointer: pool must be a LearnerPool');
   if (store == null || typeof store.save !== 'function') {
     throw new TypeError('createCheckpointer: store must be a CheckpointStore (with a save method)');
   }
-  if (!Number.isInteger(everyTicks) || everyTicks < 1) {
+  const everyTicks = options.everyTicks ?? Infinity;
+  if (everyTicks !== Infinity && (!Number.isInteger(everyTicks) || everyTicks < 1)) {
     throw new RangeError(`createCheckpointer: everyTicks must be a positive integer, got ${String(everyTicks)}`);
   }
-  if (options.onError !== undefined && typeof options.onError !== 'function') {
-    throw new TypeError('createCheckpointer: onError must be a function');
+  const everySeconds = options.everySeconds ?? (options.everyTicks === undefined ? 5 : Infinity);
+  if (!(everySeconds > 0)) throw new RangeError(`createCheckpointer: everySeconds must be > 0, got ${String(everySeconds)}`);
+  const everyMs = everySeconds * 1000;
+  for (const name of ['onError', 'onSaved', 'marks', 'now'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'function') throw new TypeError(`createCheckpointer: ${name} must be a function`);
   }
   const onError = options.onError ?? warnWriteFailed;
+  const onSaved = options.onSaved;
+  const marks = options.marks;
+  const now = options.now ?? (() => performance.now());
 
   const stats = { saved: 0, failed: 0, coalesced: 0 };
   const progress = new Map<string, StreamProgress>();
   const writers = new Map<string, StreamWriter>();
+  /** Writers with a checkpoint waiting behind the one in flight. */
+  let waiting = 0;
+  /** Streams with a snapshot due at the next settle(). */
+  const due: string[] = [];
 
   const report = (error: unknown, stream: string) => {
     const err = error instanceof Error ? error : new Error(String(error));
@@ -102,11 +139,19 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
   };
 
   const startWrite = (stream: string, writer: StreamWriter, checkpoint: StoredCheckpoint, number: number) => {
+    writer.inFlight = checkpoint;
     // Promise.resolve().then turns a store that throws synchronously into a failed write like any other.
     Promise.resolve()
       .then(() => store.save(checkpoint))
       .then(
-        () => void stats.saved++,
+        () => {
+          stats.saved++;
+          try {
+            onSaved?.(checkpoint);
+          } catch (callbackError) {
+            process.emitWarning(`checkpoint onSaved callback threw: ${String(callbackError)}`, 'CheckpointWarning');
+          }
+        },
         (error: unknown) => {
           stats.failed++;
           report(error, stream);
@@ -122,6 +167,7 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
         const next = writer.pending;
         if (next !== null) {
           writer.pending = null;
+          waiting--;
           startWrite(stream, writer, next, writer.scheduled);
         } else {
           writers.delete(stream);
@@ -129,25 +175,38 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
       });
   };
 
-  const schedule = (checkpoint: StoredCheckpoint) => {
+  /** Hands a checkpoint to the store; resolves when it (or a newer one replacing it) has finished. */
+  const schedule = (checkpoint: StoredCheckpoint): Promise<void> => {
     const stream = checkpoint.meta.stream;
-    const writer = writers.get(stream);
+    let writer = writers.get(stream);
     if (writer === undefined) {
-      const fresh: StreamWriter = { pending: null, scheduled: 1, finished: 0, waiters: [] };
-      writers.set(stream, fresh);
-      startWrite(stream, fresh, checkpoint, 1);
-      return;
+      writer = { inFlight: checkpoint, pending: null, scheduled: 1, finished: 0, waiters: [] };
+      writers.set(stream, writer);
+      startWrite(stream, writer, checkpoint, 1);
+    } else {
+      if (writer.pending !== null) stats.coalesced++;
+      else waiting++;
+      writer.pending = checkpoint;
+      writer.scheduled++;
     }
-    if (writer.pending !== null) stats.coalesced++;
-    writer.pending = checkpoint;
-    writer.scheduled++;
+    const w = writer;
+    const upTo = w.scheduled;
+    return new Promise<void>((resolve) => w.waiters.push({ upTo, resolve }));
   };
 
-  const snapshotOf = (stream: string, lastSeq: number): StoredCheckpoint | undefined => {
+  const snapshotOf = (stream: string, p: StreamProgress): StoredCheckpoint | undefined => {
     const learner = pool.peek(stream);
-    if (learner === undefined) return undefined;
-    const snapshot = learner.snapshot();
-    return { meta: { stream, lastSeq, version: learner.version, tick: learner.tick, savedAt: Date.now() }, snapshot };
+    const state = pool.snapshotStream(stream);
+    if (learner === undefined || state === undefined) return undefined;
+    p.predictionsSinceSnapshot = 0;
+    p.snapshotAt = now();
+    p.due = false;
+    const pendingLabels = marks?.(stream)?.pendingLabels ?? [];
+    return {
+      meta: { stream, lastSeq: p.lastSeq, version: learner.version, tick: learner.tick, savedAt: Date.now(), pendingLabels },
+      snapshot: state.snapshot,
+      parts: state.parts,
+    };
   };
 
   const progressOf = (stream: string): StreamProgress => {
@@ -155,7 +214,7 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
     if (p === undefined) {
       // Bound the map by the pool: forget streams whose learner the pool has dropped.
       if (progress.size >= pool.maxStreams) for (const key of progress.keys()) if (!pool.has(key)) progress.delete(key);
-      p = { predictionsSinceSnapshot: 0, lastSeq: NaN };
+      p = { predictionsSinceSnapshot: 0, lastSeq: NaN, snapshotAt: now(), due: false };
       progress.set(stream, p);
     }
     return p;
@@ -165,11 +224,11 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
     if (!pool.has(prediction.stream)) return;
     const p = progressOf(prediction.stream);
     p.lastSeq = prediction.seq;
-    if (++p.predictionsSinceSnapshot < everyTicks) return;
-    const checkpoint = snapshotOf(prediction.stream, prediction.seq);
-    if (checkpoint === undefined) return;
-    p.predictionsSinceSnapshot = 0;
-    schedule(checkpoint);
+    if (p.due) return;
+    if (++p.predictionsSinceSnapshot >= everyTicks || now() - p.snapshotAt >= everyMs) {
+      p.due = true;
+      due.push(prediction.stream);
+    }
   };
 
   // A learner or pool that throws in onPrediction is a programming error, as in predictThenLearn: operate turns it
@@ -181,16 +240,40 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
     },
   }));
 
-  const flush = (): Promise<void> => {
-    for (const stream of pool.keys()) {
+  const settle = (): void => {
+    for (let i = 0; i < due.length; i++) {
+      const stream = due[i];
       const p = progress.get(stream);
-      if (p === undefined || Number.isNaN(p.lastSeq)) continue;
-      const checkpoint = snapshotOf(stream, p.lastSeq);
-      if (checkpoint === undefined) continue;
-      p.predictionsSinceSnapshot = 0;
-      schedule(checkpoint);
+      if (p === undefined || !p.due) continue;
+      const checkpoint = snapshotOf(stream, p);
+      if (checkpoint !== undefined) void schedule(checkpoint);
+      else p.due = false;
     }
+    due.length = 0;
+  };
+
+  const settleQuiet = (): void => {
+    const t = now();
+    for (const [stream, p] of progress) {
+      if (p.predictionsSinceSnapshot > 0 && !p.due && t - p.snapshotAt >= everyMs && pool.has(stream)) {
+        p.due = true;
+        due.push(stream);
+      }
+    }
+    settle();
+  };
+
+  const checkpointNow = (stream: string): Promise<void> => {
+    const p = progress.get(stream);
+    if (p === undefined || Number.isNaN(p.lastSeq)) return Promise.resolve();
+    const checkpoint = snapshotOf(stream, p);
+    return checkpoint === undefined ? Promise.resolve() : schedule(checkpoint);
+  };
+
+  const flush = (): Promise<void> => {
+    settle();
     const waits: Promise<void>[] = [];
+    for (const stream of pool.keys()) waits.push(checkpointNow(stream));
     for (const writer of writers.values()) {
       if (writer.finished >= writer.scheduled) continue;
       waits.push(new Promise<void>((resolve) => writer.waiters.push({ upTo: writer.scheduled, resolve })));
@@ -198,7 +281,21 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
     return Promise.all(waits).then(() => undefined);
   };
 
-  return { operator, flush, stats };
+  return {
+    operator,
+    settle,
+    settleQuiet,
+    checkpointNow,
+    unconfirmed: (stream) => {
+      const w = writers.get(stream);
+      return w === undefined ? undefined : (w.pending ?? w.inFlight);
+    },
+    flush,
+    get writesInFlight() {
+      return writers.size + waiting;
+    },
+    stats,
+  };
 }
 
 function warnWriteFailed(error: Error, stream: string): void {

@@ -6,6 +6,7 @@ import type { DriftMarker, ScoredTick } from './messages.js';
 import { operate } from './operate.js';
 import type { PrequentialInput } from './prequential.js';
 import { routeScoredAndDrift } from './route-scored-and-drift.js';
+import type { LearnerPool } from './learner-pool.js';
 import { RefusedStreams } from './refused-streams.js';
 import { detectionConfig, REFUSED_FIRST, refusal, StreamDetectorBank } from './stream-detector-bank.js';
 import { MALFORMED, tickError } from './tick-error.js';
@@ -46,6 +47,8 @@ export interface DetectDriftOptions {
   readonly cooldownTicks?: number;
   /** Most streams watched at once; past it a stream passes through undetected (default: no limit). */
   readonly maxStreams?: number;
+  /** The learners' pool: a stream it evicts is forgotten here too. */
+  readonly pool?: LearnerPool;
   /**
    * Whether held-out ticks feed the detectors (default 'skip'). A learner's error on ticks whose labels it does not
    * get is higher by design (it cannot follow the label there), so every switch between learning and held-out
@@ -119,6 +122,10 @@ export function detectDrift(options: DetectDriftOptions): MonoTypeOperatorFuncti
     // of its streams, never refuses one itself, and both stay within maxStreams.
     const scales = new Map<string, LabelScale>();
     const refusedScales = new RefusedStreams();
+    const off = options.pool?.onEvict((stream) => {
+      bank.forget(stream);
+      scales.delete(stream);
+    });
 
     /** The stream's label scale, or undefined (reported once) when the stream is past maxStreams. */
     const scaleOf = (stream: string, seq: number): LabelScale | undefined => {
@@ -166,6 +173,7 @@ export function detectDrift(options: DetectDriftOptions): MonoTypeOperatorFuncti
         bank.clear();
         scales.clear();
         refusedScales.clear();
+        off?.();
       },
     };
   });

@@ -3,6 +3,7 @@ import type { DetectorSpec } from '../drift/detector.js';
 import { ADMITTED, detectionConfig, REFUSED_FIRST, refusal, StreamDetectorBank } from './stream-detector-bank.js';
 import { isKeyed } from './join-labels.js';
 import type { DriftMarker, Rejection, StreamInput, TickEvent } from './messages.js';
+import type { LearnerPool } from './learner-pool.js';
 import { operate } from './operate.js';
 
 export interface DetectInputDriftOptions {
@@ -14,6 +15,8 @@ export interface DetectInputDriftOptions {
   readonly cooldownTicks?: number;
   /** Most streams watched at once; past it a stream passes through undetected (default: no limit). */
   readonly maxStreams?: number;
+  /** The learners' pool: a stream it evicts is forgotten here too. */
+  readonly pool?: LearnerPool;
 }
 
 /**
@@ -40,6 +43,10 @@ export function detectInputDrift(options: DetectInputDriftOptions): MonoTypeOper
   return operate<StreamInput | Rejection, StreamInput | Rejection>((subscriber) => {
     const bank = new StreamDetectorBank(config);
     const channels = new Map<string, number>();
+    const off = options.pool?.onEvict((stream) => {
+      bank.forget(stream);
+      channels.delete(stream);
+    });
 
     const onTick = (tick: TickEvent) => {
       subscriber.next(tick);
@@ -71,6 +78,7 @@ export function detectInputDrift(options: DetectInputDriftOptions): MonoTypeOper
       cleanup: () => {
         bank.clear();
         channels.clear();
+        off?.();
       },
     };
   });

@@ -22,6 +22,11 @@ export interface HoldoutSchedule {
   isHeldOut(t: number): boolean;
   /** A session began at `t` (a 'session' drift marker). */
   sessionStarted(t: number): void;
+  /**
+   * The one number the schedule remembers (the stream's first t, or the session's start; NaN before any), and
+   * its restore: a checkpointed stream resumes the same schedule.
+   */
+  origin: number;
 }
 
 /** Throws a RangeError for a spec that is not one of the kinds above with finite, sensible numbers. */
@@ -52,32 +57,32 @@ export function holdoutSchedule(spec: HoldoutSpec): HoldoutSchedule {
   validateHoldoutSpec(spec);
   switch (spec.kind) {
     case 'none':
-      return { isHeldOut: () => false, sessionStarted: () => {} };
+      return { isHeldOut: () => false, sessionStarted: () => {}, origin: NaN };
     case 'alternate': {
       const on = spec.onSeconds;
       const period = spec.onSeconds + spec.offSeconds;
-      let start = NaN;
       return {
+        origin: NaN,
         isHeldOut(t: number): boolean {
-          if (Number.isNaN(start)) start = t;
-          const phase = (((t - start) % period) + period) % period;
+          if (Number.isNaN(this.origin)) this.origin = t;
+          const phase = (((t - this.origin) % period) + period) % period;
           return phase >= on;
         },
         sessionStarted(t: number): void {
-          if (Number.isNaN(start)) start = t;
+          if (Number.isNaN(this.origin)) this.origin = t;
         },
       };
     }
     case 'firstMinutes': {
       const learnSeconds = spec.minutes * 60;
-      let sessionStart = NaN;
       return {
+        origin: NaN,
         isHeldOut(t: number): boolean {
-          if (Number.isNaN(sessionStart)) sessionStart = t;
-          return t - sessionStart >= learnSeconds;
+          if (Number.isNaN(this.origin)) this.origin = t;
+          return t - this.origin >= learnSeconds;
         },
         sessionStarted(t: number): void {
-          sessionStart = t;
+          this.origin = t;
         },
       };
     }

@@ -2,6 +2,7 @@ import type { OperatorFunction } from 'rxjs';
 import { rejection } from './messages.js';
 import type { LabelEvent, Rejection, RejectionReason, StreamInput, TickEvent } from './messages.js';
 import { operate } from './operate.js';
+import type { StateReader, StateWriter } from './state-codec.js';
 
 /** `SeqRing.locate` result: the seq was never seen (a future seq, a gap, or before the stream's first tick). */
 export const SEQ_UNKNOWN = -1;
@@ -70,6 +71,28 @@ export class SeqRing {
   /** Ticks between tick `index` and the newest tick (0 for the newest). */
   delayOf(index: number): number {
     return this.count - 1 - index;
+  }
+
+  /** Seqs of the ticks in the window that have no label yet, oldest first. */
+  unlabelled(): number[] {
+    const out: number[] = [];
+    for (let i = Math.max(0, this.count - this.capacity); i < this.count; i++) {
+      const slot = i % this.capacity;
+      if (!this.labelled[slot]) out.push(this.seqs[slot]);
+    }
+    return out;
+  }
+
+  save(w: StateWriter): void {
+    w.f64(this.count).f64(this.lastSeq).f64(this.firstSeq).array(this.seqs).array(this.labelled);
+  }
+
+  load(r: StateReader): void {
+    this.count = r.f64();
+    this.lastSeq = r.f64();
+    this.firstSeq = r.f64();
+    r.arrayInto(this.seqs);
+    r.arrayInto(this.labelled);
   }
 }
 

@@ -54,6 +54,11 @@ export interface Prediction {
   readonly version: number;
   readonly receivedAt?: number;
   readonly predictedAt: number;
+  /**
+   * True when this tick was predicted before, by a run that crashed after it: the producer re-sent it and the
+   * restored learner predicted it again (DESIGN section 6). Absent otherwise.
+   */
+  readonly replayed?: boolean;
 }
 
 /**
@@ -102,6 +107,8 @@ export const REJECTION_REASONS = [
   'label-too-late',
   'label-duplicate',
   'unauthorized',
+  /** The stream's checkpoint could not be restored and the service is configured to refuse it (onBadCheckpoint). */
+  'stream-unavailable',
 ] as const;
 
 export type RejectionReason = (typeof REJECTION_REASONS)[number];

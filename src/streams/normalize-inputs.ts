@@ -2,7 +2,9 @@ import type { OperatorFunction } from 'rxjs';
 import { isKeyed } from './join-labels.js';
 import { rejection } from './messages.js';
 import type { Rejection, RejectionReason, StreamInput, TickEvent } from './messages.js';
+import type { LearnerPool } from './learner-pool.js';
 import { operate } from './operate.js';
+import { StateReader, StateWriter, StreamStateError } from './state-codec.js';
 
 export interface NormalizeInputsOptions {
   /** EWMA decay of the running mean and variance after warmup (default 0.999: a window of ~1000 ticks). */
@@ -13,7 +15,15 @@ export interface NormalizeInputsOptions {
   readonly eps?: number;
   /** Most streams tracked at once; a new stream past it is rejected 'too-many-streams'. Default: no limit. */
   readonly maxStreams?: number;
+  /**
+   * The pool whose checkpoints carry the statistics (part 'normalize-inputs'): a restored or evicted stream
+   * resumes with its statistics instead of re-learning them, so its learner sees the inputs scaled as before.
+   */
+  readonly pool?: LearnerPool;
 }
+
+/** Name of the normalizer's per-stream state in a checkpoint. */
+export const NORMALIZE_INPUTS_PART = 'normalize-inputs';
 
 /**
  * Per-stream, per-channel adaptive z-scoring of the inputs: the classic BCI normalizer adaptation (re-centring
@@ -47,6 +57,13 @@ export function normalizeInputs(options: NormalizeInputsOptions = {}): OperatorF
     const stats = new Map<string, ChannelStats>();
     const reject = (reason: RejectionReason, message: string, stream?: string, seq?: number) =>
       subscriber.next(rejection(reason, message, stream, seq));
+    const pool = options.pool;
+    const unregister = pool?.registerPart({
+      name: NORMALIZE_INPUTS_PART,
+      save: (stream) => stats.get(stream)?.save(),
+      drop: (stream) => void stats.delete(stream),
+      check: (bytes, learner) => ChannelStats.load(bytes, learner.spec.inputSize),
+    });
 
     const onTick = (tick: TickEvent) => {
       const x = tick.x as ArrayLike<number> | undefined;
@@ -66,7 +83,8 @@ export function normalizeInputs(options: NormalizeInputsOptions = {}): OperatorF
         if (stats.size >= maxStreams) {
           return reject('too-many-streams', `stream '${tick.stream}' refused: already normalizing ${maxStreams} streams`, tick.stream, tick.seq);
         }
-        s = new ChannelStats(x.length);
+        const restored = pool?.takeRestoredPart(tick.stream, NORMALIZE_INPUTS_PART);
+        s = restored !== undefined ? ChannelStats.load(restored, x.length) : new ChannelStats(x.length);
         stats.set(tick.stream, s);
       }
       const z = new Float32Array(x.length);
@@ -83,7 +101,10 @@ export function normalizeInputs(options: NormalizeInputsOptions = {}): OperatorF
         }
         subscriber.next(message);
       },
-      cleanup: () => stats.clear(),
+      cleanup: () => {
+        stats.clear();
+        unregister?.();
+      },
     };
   });
 }
@@ -130,5 +151,22 @@ class ChannelStats {
 
   variance(i: number): number {
     return this.phaseEwma ? this.m2[i] : this.m2[i] / this.count;
+  }
+
+  save(): Uint8Array {
+    return new StateWriter().f64(this.count).f64(this.phaseEwma ? 1 : 0).array(this.mean).array(this.m2).bytes();
+  }
+
+  static load(bytes: Uint8Array, channels: number): ChannelStats {
+    const r = new StateReader(bytes, 'normalize-inputs state');
+    const s = new ChannelStats(channels);
+    s.count = r.f64();
+    const phase = r.f64();
+    if (phase !== 0 && phase !== 1) throw new StreamStateError(`normalize-inputs state: phase ${phase} is not 0 or 1`);
+    s.phaseEwma = phase === 1;
+    r.arrayInto(s.mean);
+    r.arrayInto(s.m2);
+    r.end();
+    return s;
   }
 }

@@ -1,14 +1,14 @@
 import { Observable, Subject, type MonoTypeOperatorFunction, type OperatorFunction } from 'rxjs';
 import type { DetectorSpec } from '../drift/detector.js';
 import { createCheckpointer, type Checkpointer } from './checkpoint.js';
-import type { CheckpointStore } from './checkpoint-store.js';
+import type { CheckpointMeta, CheckpointStore, StoredCheckpoint } from './checkpoint-store.js';
 import { detectDrift, type DriftSignal } from './detect-drift.js';
 import { detectInputDrift } from './detect-input-drift.js';
 import type { HoldoutSpec } from './holdout.js';
 import { LearnerPool, type LearnerPoolOptions } from './learner-pool.js';
 import type { DriftMarker, Rejection, StreamInput } from './messages.js';
 import { normalizeInputs, type NormalizeInputsOptions } from './normalize-inputs.js';
-import { predictThenLearn } from './predict-then-learn.js';
+import { PREDICT_THEN_LEARN_PART, predictThenLearn, type PredictThenLearnPart, type StreamMarks } from './predict-then-learn.js';
 import { prequential, type PrequentialInput } from './prequential.js';
 import { trackRecovery } from './track-recovery.js';
 
@@ -51,9 +51,20 @@ export interface PipelineOptions {
   /** Checkpoints of every learner in the pool (default: none). */
   readonly checkpoint?: {
     readonly store: CheckpointStore;
-    readonly everyTicks: number;
+    readonly everyTicks?: number;
+    /** Snapshot a stream at least this often while it runs (default 5 s; see createCheckpointer). */
+    readonly everySeconds?: number;
     readonly onError?: (error: Error, stream: string) => void;
+    readonly onSaved?: (checkpoint: StoredCheckpoint) => void;
+    /**
+     * Streams that have a checkpoint in the store but are not loaded (`store.list()` at start-up). With it,
+     * streams are restored lazily (`prepare`), and a stream past `pool.maxStreams` evicts the least recently
+     * used one (checkpointed first) instead of being refused.
+     */
+    readonly checkpointed?: Iterable<CheckpointMeta>;
   };
+  /** predictThenLearn: per stream, the highest seq a crashed previous run predicted (marks replays). */
+  readonly replayedUpTo?: (stream: string) => number;
   /** Bound on per-stream state in the operators that take one (default: pool.maxStreams). */
   readonly maxStreams?: number;
   /**
@@ -75,6 +86,19 @@ export interface Pipeline {
   /** The learners (one per stream key), shared with the checkpointer. Cleared when a run ends. */
   readonly pool: LearnerPool;
   readonly checkpointer?: Checkpointer;
+  /**
+   * Makes `stream` ready for its next input: undefined when it is (live, new, or restorable at once), else a
+   * promise that resolves once its checkpoint has been loaded from the store and offered to the pool (the
+   * caller holds the stream's inputs until then). A checkpoint that cannot be loaded rejects with the store's
+   * error; the pool then refuses the stream or starts it fresh, by its onBadCheckpoint policy.
+   */
+  prepare(stream: string): Promise<void> | undefined;
+  /** Checkpoints and evicts every live stream idle for at least `idleSeconds`; returns how many it evicted. */
+  evictIdle(idleSeconds: number): number;
+  /** Where a stream stands for a producer that resumes (live, or from its checkpoint's meta), or undefined. */
+  marks(stream: string): StreamMarks | undefined;
+  /** Streams evicted so far (checkpointed and dropped from memory). */
+  readonly evictions: number;
   /**
    * Checkpoints every learner and waits for the writes. While the run is on, it snapshots the pool now; after the
    * source completed, it waits for the snapshot the pipeline took at completion (the pool is released at the end
@@ -105,22 +129,68 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   }
   const pool = new LearnerPool(options.pool);
   const maxStreams = options.maxStreams ?? pool.maxStreams;
+  const ptlMarks = (stream: string) => (pool.part(PREDICT_THEN_LEARN_PART) as PredictThenLearnPart | undefined)?.marks(stream);
+  /** Streams whose newest checkpoint is in the store: known for lazy restore and resume marks. */
+  const stored = new Map<string, StreamMarks>();
+  const lazy = options.checkpoint?.checkpointed !== undefined;
+  for (const meta of options.checkpoint?.checkpointed ?? []) stored.set(meta.stream, { seq: meta.lastSeq, pendingLabels: meta.pendingLabels ?? [] });
+  const onSaved = options.checkpoint?.onSaved;
   const checkpointer =
     options.checkpoint === undefined
       ? undefined
       : createCheckpointer({
           pool,
           store: options.checkpoint.store,
-          everyTicks: options.checkpoint.everyTicks,
+          ...(options.checkpoint.everyTicks !== undefined ? { everyTicks: options.checkpoint.everyTicks } : {}),
+          ...(options.checkpoint.everySeconds !== undefined ? { everySeconds: options.checkpoint.everySeconds } : {}),
           ...(options.checkpoint.onError ? { onError: options.checkpoint.onError } : {}),
+          marks: ptlMarks,
+          onSaved: (checkpoint) => {
+            stored.set(checkpoint.meta.stream, { seq: checkpoint.meta.lastSeq, pendingLabels: checkpoint.meta.pendingLabels ?? [] });
+            onSaved?.(checkpoint);
+          },
         });
+  /** Live streams, least recently used first (a Map keeps insertion order; each input moves its stream last). */
+  const lastActive = new Map<string, number>();
+  let evictions = 0;
+  const evict = (stream: string): void => {
+    if (!checkpointer || !pool.has(stream)) return;
+    void checkpointer.checkpointNow(stream);
+    pool.evict(stream);
+    lastActive.delete(stream);
+    evictions++;
+  };
+  /**
+   * Before an input: restore an offered checkpoint now (so every operator, the normalizer first, finds its
+   * part), or make room by evicting the least recently used stream. A label or marker only brings back a stream
+   * that has a checkpoint waiting: one for a stream never seen must not take a learner's slot.
+   */
+  const admit = (stream: string, kind: string): void => {
+    if (pool.has(stream)) {
+      lastActive.delete(stream);
+      lastActive.set(stream, performance.now());
+      return;
+    }
+    if (kind !== 'tick' && !pool.hasOffer(stream)) return;
+    if (lazy && pool.size >= pool.maxStreams && pool.allows(stream) && !pool.isRefused(stream)) {
+      const oldest = lastActive.keys().next();
+      if (!oldest.done) evict(oldest.value);
+    }
+    try {
+      pool.get(stream);
+    } catch {
+      // predictThenLearn meets the same refusal and answers it as a Rejection.
+      return;
+    }
+    lastActive.set(stream, performance.now());
+  };
 
   /** The operators of one run, wired to that run's marker queue. */
   const build = (emit: (marker: DriftMarker) => void) => {
     const pre: MonoTypeOperatorFunction<StreamInput | Rejection>[] = [];
-    if (options.normalize) pre.push(normalizeInputs({ maxStreams, ...options.normalize }));
+    if (options.normalize) pre.push(normalizeInputs({ maxStreams, ...options.normalize, pool }));
     if (options.inputDrift && options.inputDrift.detectors.length > 0) {
-      pre.push(detectInputDrift({ maxStreams, ...options.inputDrift, emit }));
+      pre.push(detectInputDrift({ maxStreams, ...options.inputDrift, emit, pool }));
     }
     const ptl = predictThenLearn({
       pool: () => pool,
@@ -128,20 +198,22 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       maxDelay: options.maxDelay,
       ...(options.holdout ? { holdout: options.holdout } : {}),
       ...(options.referencesDuringHoldout ? { referencesDuringHoldout: options.referencesDuringHoldout } : {}),
+      ...(options.replayedUpTo ? { replayedUpTo: options.replayedUpTo } : {}),
     });
     const post: MonoTypeOperatorFunction<PipelineOutput>[] = [
-      prequential({ maxStreams, ...options.prequential }),
+      prequential({ maxStreams, ...options.prequential, pool }),
     ];
     if (options.drift.detectors.length > 0) {
       post.push(detectDrift({
         detectors: options.drift.detectors,
         maxStreams,
         emit,
+        pool,
         ...cooldown(options.drift.cooldownTicks),
         ...(options.drift.signal !== undefined ? { signal: options.drift.signal } : {}),
       }));
     }
-    post.push(trackRecovery({ recoveryTicks: options.recoveryTicks, maxStreams, ...options.recovery }));
+    post.push(trackRecovery({ recoveryTicks: options.recoveryTicks, maxStreams, ...options.recovery, pool }));
     if (checkpointer) post.push(checkpointer.operator);
     return { pre, ptl, post };
   };
@@ -212,6 +284,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         next: (message) => {
           if (subscriber.closed) return;
           drain();
+          if (message?.kind !== 'rejected' && typeof message?.stream === 'string') admit(message.stream, message.kind);
           if (onTickDuration !== undefined && (message?.kind === 'tick' || message?.kind === 'label')) {
             const started = performance.now();
             input.next(message);
@@ -224,6 +297,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
           } else {
             input.next(message);
           }
+          checkpointer?.settle();
         },
         error: (err) => input.error(err),
         complete: () => {
@@ -237,14 +311,60 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         preSub.unsubscribe();
         coreSub.unsubscribe();
         queue.length = 0;
+        lastActive.clear();
         running = false;
       };
     });
 
+  const store = options.checkpoint?.store;
   return {
     operator,
     pool,
     ...(checkpointer ? { checkpointer } : {}),
+    prepare(stream: string): Promise<void> | undefined {
+      if (!lazy || store === undefined || checkpointer === undefined) return undefined;
+      if (pool.has(stream) || pool.hasOffer(stream) || pool.isRefused(stream) || !pool.allows(stream)) return undefined;
+      const unconfirmed = checkpointer.unconfirmed(stream);
+      if (unconfirmed !== undefined) {
+        pool.offer(unconfirmed);
+        return undefined;
+      }
+      if (!stored.has(stream)) return undefined;
+      return store.load(stream).then(
+        (checkpoint) => {
+          // A newer snapshot may have been handed to the store while this one loaded.
+          const newer = checkpointer.unconfirmed(stream);
+          if (newer !== undefined) pool.offer(newer);
+          else if (checkpoint !== undefined && !pool.has(stream)) pool.offer(checkpoint);
+        },
+        (err: unknown) => {
+          stored.delete(stream);
+          const error = err instanceof Error ? err : new Error(String(err));
+          if (pool.onBadCheckpoint === 'refuse') pool.refuse(stream, error);
+          throw error;
+        },
+      );
+    },
+    evictIdle(idleSeconds: number): number {
+      const before = evictions;
+      const cutoff = performance.now() - idleSeconds * 1000;
+      for (const [stream, at] of lastActive) {
+        if (at > cutoff) break;
+        evict(stream);
+      }
+      return evictions - before;
+    },
+    marks(stream: string): StreamMarks | undefined {
+      const live = ptlMarks(stream);
+      if (live !== undefined) return live;
+      // An evicted stream whose checkpoint is still being written stands where that checkpoint does.
+      const pending = checkpointer?.unconfirmed(stream)?.meta;
+      if (pending !== undefined) return { seq: pending.lastSeq, pendingLabels: pending.pendingLabels ?? [] };
+      return stored.get(stream);
+    },
+    get evictions() {
+      return evictions;
+    },
     flush(): Promise<void> {
       if (!checkpointer) return Promise.resolve();
       return finalFlush ?? checkpointer.flush();

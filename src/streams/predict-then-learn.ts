@@ -4,7 +4,10 @@ import { DEFAULT_MAX_LABEL_DELAY, type Learner } from '../learners/learner.js';
 import { holdoutSchedule, validateHoldoutSpec, type HoldoutSchedule, type HoldoutSpec } from './holdout.js';
 import { rejection } from './messages.js';
 import { isKeyed, SEQ_TOO_LATE, SEQ_UNKNOWN, SeqRing } from './join-labels.js';
-import { LearnerPool, TooManyStreamsError, UnknownStreamError, type LearnerPoolOptions } from './learner-pool.js';
+import { LearnerPool, StreamUnavailableError, TooManyStreamsError, UnknownStreamError, type LearnerPoolOptions, type StreamStatePart } from './learner-pool.js';
+import { StateReader, StateWriter, StreamStateError } from './state-codec.js';
+
+const STREAM_STATE_FORMAT = 1;
 import type {
   DriftMarker, LabelEvent, Prediction, Rejection, RejectionReason, ScoredTick, StreamInput, StreamOutput, TickEvent,
 } from './messages.js';
@@ -32,6 +35,28 @@ export interface PredictThenLearnOptions {
    * information. 'seen' feeds them every label that arrives.
    */
   readonly referencesDuringHoldout?: 'withheld' | 'seen';
+  /**
+   * Per stream, the highest seq a previous run predicted before it stopped (a crash can leave it above the
+   * restored checkpoint). A tick at or below it is predicted again for a producer that re-sent it, and its
+   * Prediction is marked `replayed`. Default: nothing is a replay.
+   */
+  readonly replayedUpTo?: (stream: string) => number;
+}
+
+/** Name of predictThenLearn's per-stream state in a checkpoint. */
+export const PREDICT_THEN_LEARN_PART = 'predict-then-learn';
+
+/** Where a stream stands, for the resume protocol: what a producer must send again. */
+export interface StreamMarks {
+  /** The highest tick seq processed (-1 before any). */
+  readonly seq: number;
+  /** Ticks at or below `seq` whose label has not come yet (their label frames must still be sent). */
+  readonly pendingLabels: readonly number[];
+}
+
+/** predictThenLearn's state part, which also answers where each live stream stands. */
+export interface PredictThenLearnPart extends StreamStatePart {
+  marks(stream: string): StreamMarks | undefined;
 }
 
 /**
@@ -66,6 +91,8 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
   }
   const holdout: HoldoutSpec = validateHoldoutSpec(options.holdout ?? { kind: 'none' });
   const referencesSeeHeldOut = (options.referencesDuringHoldout ?? 'withheld') === 'seen';
+  const replayedUpTo = options.replayedUpTo;
+  if (replayedUpTo !== undefined && typeof replayedUpTo !== 'function') throw new TypeError('predictThenLearn: replayedUpTo must be a function');
 
   return operate<StreamInput | Rejection, StreamOutput>((subscriber) => {
     const pool = typeof poolSource === 'function' ? poolSource() : new LearnerPool(poolSource);
@@ -73,6 +100,22 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
     const streams = new Map<string, StreamState>();
     const reject = (reason: RejectionReason, message: string, stream?: string, seq?: number) =>
       subscriber.next(rejection(reason, message, stream, seq));
+    const live = (stream: string): StreamState | undefined => {
+      const s = streams.get(stream);
+      return s && pool.peek(stream) === s.learner ? s : undefined;
+    };
+    const part: PredictThenLearnPart = {
+      name: PREDICT_THEN_LEARN_PART,
+      save: (stream) => live(stream)?.save(),
+      drop: (stream) => void streams.delete(stream),
+      check: (bytes, learner) => new StreamState(learner, maxDelay, holdoutSchedule(holdout)).load(bytes),
+      marks: (stream) => {
+        const s = live(stream);
+        if (s === undefined) return undefined;
+        return { seq: s.ring.count === 0 ? -1 : s.ring.lastSeq, pendingLabels: s.ring.unlabelled() };
+      },
+    };
+    const unregister = pool.registerPart(part);
 
     /** The stream's state, created with its learner on first sight; undefined after a Rejection. */
     const stateOf = (stream: string, seq: number): StreamState | undefined => {
@@ -84,9 +127,13 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
       } catch (err) {
         if (err instanceof TooManyStreamsError) return void reject('too-many-streams', err.message, stream, seq);
         if (err instanceof UnknownStreamError) return void reject('unknown-stream', err.message, stream, seq);
+        if (err instanceof StreamUnavailableError) return void reject('stream-unavailable', err.message, stream, seq);
         throw err;
       }
       const state = new StreamState(learner, maxDelay, holdoutSchedule(holdout));
+      const restored = pool.takeRestoredPart(stream, PREDICT_THEN_LEARN_PART);
+      if (restored !== undefined) state.load(restored);
+      state.replayUpTo = replayedUpTo?.(stream) ?? -1;
       streams.set(stream, state);
       return state;
     };
@@ -97,9 +144,12 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
       }
       const s = stateOf(tick.stream, tick.seq);
       if (!s) return;
-      const problem = s.ring.checkTick(tick.seq);
+      let problem = s.ring.checkTick(tick.seq);
+      // A tick re-sent after a reconnect or a restart is one this stream has already learned from: a duplicate.
+      if (problem === 'out-of-order' && s.ring.locate(tick.seq) >= 0) problem = 'duplicate';
       if (problem) {
-        return reject(problem, `tick ${tick.seq} of stream '${tick.stream}' is not after the last tick ${s.ring.lastSeq}`, tick.stream, tick.seq);
+        const what = problem === 'duplicate' ? 'was already processed (at or below the stream\'s high-water mark)' : `is not after the last tick ${s.ring.lastSeq}`;
+        return reject(problem, `tick ${tick.seq} of stream '${tick.stream}' ${what}`, tick.stream, tick.seq);
       }
       let yhat: Float32Array;
       try {
@@ -137,14 +187,17 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
         version: s.version[slot],
         ...(tick.receivedAt !== undefined ? { receivedAt: tick.receivedAt } : {}),
         predictedAt: performance.now(),
+        ...(tick.seq <= s.replayUpTo ? { replayed: true } : {}),
       };
       subscriber.next(prediction);
       if (tick.y !== undefined) onLabelOf(s, tick.stream, tick.seq, index, tick.y);
     };
 
     const onLabel = (label: LabelEvent) => {
-      const s = streams.get(label.stream);
-      if (!s || pool.peek(label.stream) !== s.learner) {
+      // A stream just restored (its first input after a restart or an eviction may be a re-sent late label) has a
+      // learner in the pool but no state here yet: create it from the checkpoint's part.
+      const s = live(label.stream) ?? (pool.has(label.stream) ? stateOf(label.stream, label.seq) : undefined);
+      if (!s) {
         if (!pool.allows(label.stream)) {
           return reject('unknown-stream', `stream '${label.stream}' refused: it is not in the list of allowed streams`, label.stream, label.seq);
         }
@@ -215,7 +268,17 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
     const onDrift = (marker: DriftMarker) => {
       const s = stateOf(marker.stream, marker.seq);
       if (!s) return;
-      if (marker.source === 'session') s.holdout.sessionStarted(marker.t);
+      if (marker.source === 'session') {
+        // A declared boundary names the first tick of the new session: it must come before that tick, once.
+        if (marker.seq === s.lastSessionSeq) {
+          return reject('duplicate', `session boundary at seq ${marker.seq} of stream '${marker.stream}' was already declared`, marker.stream, marker.seq);
+        }
+        if (s.ring.count > 0 && marker.seq <= s.ring.lastSeq) {
+          return reject('out-of-order', `session boundary at seq ${marker.seq} of stream '${marker.stream}' comes after tick ${s.ring.lastSeq}; it must name the next tick`, marker.stream, marker.seq);
+        }
+        s.lastSessionSeq = marker.seq;
+        s.holdout.sessionStarted(marker.t);
+      }
       if (recoveryTicks > 0) {
         s.shadow = s.learner.fork({ frozen: true });
         s.shadowTicksLeft = recoveryTicks;
@@ -242,6 +305,7 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
       cleanup: () => {
         streams.clear();
         pool.clear();
+        unregister();
       },
     };
   });
@@ -266,6 +330,10 @@ class StreamState {
   labelCount = 0;
   shadow: Learner | null = null;
   shadowTicksLeft = 0;
+  /** Ticks at or below this seq were predicted by a previous run (their predictions are marked replayed). */
+  replayUpTo = -1;
+  /** Seq of the last declared session boundary (-1 before any). */
+  lastSessionSeq = -1;
 
   constructor(readonly learner: Learner, maxDelay: number, readonly holdout: HoldoutSchedule) {
     const capacity = Math.min(maxDelay, learner.spec.maxLabelDelay ?? DEFAULT_MAX_LABEL_DELAY);
@@ -283,6 +351,40 @@ class StreamState {
     this.yFrozen = new Float32Array(capacity * out);
     this.lastLabel = new Float32Array(out).fill(NaN);
     this.labelMean = new Float64Array(out);
+  }
+
+  /**
+   * Everything a restored stream needs to go on exactly: the ring and what scoring keeps per tick, the
+   * references and the holdout schedule. The frozen shadow is not kept: a recovery measurement ends at a restart.
+   */
+  save(): Uint8Array {
+    const w = new StateWriter().f64(STREAM_STATE_FORMAT);
+    this.ring.save(w);
+    w.array(this.learnerTick).array(this.t).array(this.version).array(this.heldOut);
+    w.array(this.yhat).array(this.yLast).array(this.yMean);
+    w.array(this.lastLabel).array(this.labelMean).f64(this.labelCount).f64(this.holdout.origin).f64(this.lastSessionSeq);
+    return w.bytes();
+  }
+
+  load(bytes: Uint8Array): void {
+    const r = new StateReader(bytes, 'predict-then-learn state');
+    const format = r.f64();
+    if (format !== STREAM_STATE_FORMAT) throw new StreamStateError(`predict-then-learn state format ${format}, this build reads ${STREAM_STATE_FORMAT}`);
+    this.ring.load(r);
+    r.arrayInto(this.learnerTick);
+    r.arrayInto(this.t);
+    r.arrayInto(this.version);
+    r.arrayInto(this.heldOut);
+    r.arrayInto(this.yhat);
+    r.arrayInto(this.yLast);
+    r.arrayInto(this.yMean);
+    r.arrayInto(this.lastLabel);
+    r.arrayInto(this.labelMean);
+    this.labelCount = r.f64();
+    this.holdout.origin = r.f64();
+    this.lastSessionSeq = r.f64();
+    r.end();
+    this.hasFrozen.fill(0);
   }
 
   /** The reference predictors take a label that has arrived. */

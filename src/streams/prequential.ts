@@ -1,3 +1,4 @@
+import type { LearnerPool } from './learner-pool.js';
 import { RefusedStreams } from './refused-streams.js';
 import type { OperatorFunction } from 'rxjs';
 import { Ewma } from '../evaluation/ewma.js';
@@ -19,6 +20,8 @@ export interface PrequentialOptions {
   readonly classification?: boolean;
   /** Most streams with scoring state at once (a positive integer or Infinity; default Infinity). */
   readonly maxStreams?: number;
+  /** The learners' pool: a stream it evicts is forgotten here too. */
+  readonly pool?: LearnerPool;
 }
 
 /** What prequential takes and gives: predictThenLearn's output plus the reports other operators add. */
@@ -106,6 +109,7 @@ export function prequential(options: PrequentialOptions): OperatorFunction<Prequ
   return operate<PrequentialInput, PrequentialInput>((subscriber) => {
     const streams = new Map<string, StreamScoring>();
     const refused = new RefusedStreams(REFUSED_KEYS_REMEMBERED);
+    const off = options.pool?.onEvict((stream) => streams.delete(stream));
     const reject = (reason: RejectionReason, message: string, stream?: string, seq?: number) =>
       subscriber.next(rejection(reason, message, stream, seq));
 
@@ -161,6 +165,7 @@ export function prequential(options: PrequentialOptions): OperatorFunction<Prequ
       cleanup: () => {
         streams.clear();
         refused.clear();
+        off?.();
       },
     };
   });

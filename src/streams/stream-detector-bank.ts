@@ -117,6 +117,11 @@ export class StreamDetectorBank {
     return this.streams.size;
   }
 
+  /** Forgets one stream (evicted). */
+  forget(stream: string): void {
+    this.streams.delete(stream);
+  }
+
   clear(): void {
     this.streams.clear();
     this.refused.clear();

@@ -1,6 +1,7 @@
 import type { OperatorFunction } from 'rxjs';
 import { RecoveryMeter } from '../evaluation/recovery.js';
 import { WindowedMean } from '../evaluation/windowed-mean.js';
+import type { LearnerPool } from './learner-pool.js';
 import { RefusedStreams } from './refused-streams.js';
 import { refusal } from './stream-detector-bank.js';
 import { MALFORMED, tickError } from './tick-error.js';
@@ -19,6 +20,8 @@ export interface TrackRecoveryOptions {
   readonly tolerance: number;
   /** Most streams tracked at once; past it a stream passes through unmeasured (default: no limit). */
   readonly maxStreams?: number;
+  /** The learners' pool: a stream it evicts is forgotten here too (a recovery being measured ends). */
+  readonly pool?: LearnerPool;
 }
 
 /**
@@ -96,6 +99,7 @@ export function trackRecovery(options: TrackRecoveryOptions): OperatorFunction<P
   return operate<PrequentialInput, PrequentialInput>((subscriber) => {
     const streams = new Map<string, StreamRecovery>();
     const refused = new RefusedStreams();
+    const off = options.pool?.onEvict((stream) => streams.delete(stream));
 
     /** The stream's state, created on first sight; undefined (after one Rejection) past the bound. */
     const stateOf = (stream: string, seq: number): StreamRecovery | undefined => {
@@ -177,6 +181,7 @@ export function trackRecovery(options: TrackRecoveryOptions): OperatorFunction<P
       cleanup: () => {
         streams.clear();
         refused.clear();
+        off?.();
       },
     };
   });

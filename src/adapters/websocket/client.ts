@@ -3,10 +3,13 @@
  *
  * - Reconnects after any close with exponential backoff and "equal jitter": attempt n waits
  *   d = min(maxBackoffMs, initialBackoffMs * 2^n) scaled by (0.5 + 0.5 * random()), random injectable for tests.
- * - While disconnected, frames are kept in a bounded queue (`maxQueuedFrames`); when it is full the oldest is
- *   dropped and counted (`stats.droppedWhileDisconnected`). The queue is flushed in order on reconnect.
- * - The protocol has no acks: a frame handed to a socket that then breaks may be lost (at most once). The server's
- *   seq check makes re-sending safe, so a producer that needs more can resend from its last acknowledged seq.
+ * - Resume (docs/websocket-frames.md, "Resume"): every frame is kept until the server acknowledges that the
+ *   state reflecting it is durable (`{type:'ack'}` after a checkpoint). After a reconnect the client asks where
+ *   each of its streams stands (`{type:'resume'}`), drops what the server already has, and sends the rest again
+ *   in the original order, before any new frame. With a server that crashed and restarted from its checkpoints,
+ *   that re-sends exactly what the crash lost; the server never learns a tick twice. At most `maxUnackedFrames`
+ *   frames are kept: past it the oldest is dropped and counted (`stats.droppedUnacked`), and a crash could then
+ *   lose it. A server that does not speak the protocol (no `hello` within `helloTimeoutMs`) gets plain sends.
  * - Server error replies (`{type:'error', reason, message, stream?, seq?}`) arrive on `errors`.
  */
 import { Observable, Subject } from 'rxjs';
@@ -14,22 +17,39 @@ import { WebSocket } from 'ws';
 import { encodeBinaryFrame, encodeJsonFrame, type ErrorReply, type IngestFrame } from './frames.js';
 
 export interface IngestClientOptions {
-  /** e.g. ws://127.0.0.1:8080/ingest */
-  readonly url: string;
+  /**
+   * e.g. ws://127.0.0.1:8080/ingest; or a function read at every connect attempt, to fail over to another
+   * address (the resume protocol then picks up wherever the stream's state is).
+   */
+  readonly url: string | (() => string);
   readonly token?: string;
   /** Send binary frames (default JSON text). */
   readonly binary?: boolean;
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
-  /** Frames kept while disconnected. Default 10,000. */
+  /** Frames kept until acknowledged (written or not). Default 100,000. */
+  readonly maxUnackedFrames?: number;
+  /** @deprecated the former bound on frames queued while disconnected; read as maxUnackedFrames. */
   readonly maxQueuedFrames?: number;
+  /** How long to wait for the server's hello after connecting before sending without resume. Default 2,000 ms. */
+  readonly helloTimeoutMs?: number;
   /** Uniform [0, 1) source for the jitter; pass a seeded one for deterministic tests. Default Math.random. */
   readonly random?: () => number;
 }
 
 export interface IngestClientStats {
   sent: number;
+  /** Frames not yet written to a socket (waiting for a connection or for the resume answer). */
   queued: number;
+  /** Frames kept until acknowledged (written or not). */
+  unacked: number;
+  /** Frames the server acknowledged as durable (or said it already had) and the client let go. */
+  acked: number;
+  /** Frames sent again after a reconnect because the server did not have them. */
+  resent: number;
+  /** Unacknowledged frames dropped because more than maxUnackedFrames were kept (a crash could lose them). */
+  droppedUnacked: number;
+  /** The same count, under its former name. */
   droppedWhileDisconnected: number;
   connects: number;
   /** Messages from the server that were not error replies (or not JSON). */
@@ -38,9 +58,22 @@ export interface IngestClientStats {
   failedSends: number;
 }
 
+/** Where a stream stands on the server: every tick frame up to `seq` is applied, labels in `pendingLabels` are not. */
+export interface ResumeMark {
+  readonly seq: number;
+  readonly pendingLabels: readonly number[];
+}
+
 export interface IngestClient {
-  /** Sends now when connected, else queues (bounded). */
+  /** Sends now when connected (and resumed), else keeps it for later, in order (bounded). */
   send(frame: IngestFrame): void;
+  /**
+   * Resolves when every frame sent so far has been acknowledged as durable by the server (or the server said it
+   * had it). Rejects when the client is closed first.
+   */
+  settled(): Promise<void>;
+  /** The server's instance id from its hello (a new one means the server restarted). */
+  readonly serverInstance: string | undefined;
   readonly errors: Observable<ErrorReply>;
   /** Emits each time a connection opens (the first and every reconnect). */
   readonly connected: Observable<void>;
@@ -66,30 +99,66 @@ export function backoffDelay(attempt: number, initialMs: number, maxMs: number, 
 
 const byteLength = (data: string | Uint8Array): number => (typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength);
 
+/** One frame kept until acknowledged. */
+interface Kept {
+  readonly stream: string;
+  readonly kind: 'tick' | 'label' | 'session';
+  readonly seq: number;
+  readonly data: string | Uint8Array;
+  acked: boolean;
+}
+
+/** Whether the server's mark covers a frame: it need not be sent again. */
+export function markCovers(mark: ResumeMark, kind: 'tick' | 'label' | 'session', seq: number): boolean {
+  if (seq > mark.seq) return false;
+  return kind !== 'label' || !mark.pendingLabels.includes(seq);
+}
+
 export function createIngestClient(options: IngestClientOptions): IngestClient {
   const initialBackoffMs = options.initialBackoffMs ?? 100;
   const maxBackoffMs = options.maxBackoffMs ?? 10_000;
-  const maxQueued = options.maxQueuedFrames ?? 10_000;
+  const maxKept = options.maxUnackedFrames ?? options.maxQueuedFrames ?? 100_000;
+  const helloTimeoutMs = options.helloTimeoutMs ?? 2_000;
   const random = options.random ?? Math.random;
   const binary = options.binary ?? false;
   const errors = new Subject<ErrorReply>();
   const connected = new Subject<void>();
-  const stats: IngestClientStats = { sent: 0, queued: 0, droppedWhileDisconnected: 0, connects: 0, unexpectedMessages: 0, failedSends: 0 };
-  const queue: (string | Uint8Array)[] = [];
-  let qHead = 0;
+  const stats: IngestClientStats = {
+    sent: 0, queued: 0, unacked: 0, acked: 0, resent: 0, droppedUnacked: 0, droppedWhileDisconnected: 0,
+    connects: 0, unexpectedMessages: 0, failedSends: 0,
+  };
+  /** Every frame not yet acknowledged, in send order; `written` of them have gone to the current socket. */
+  let kept: Kept[] = [];
+  let head = 0;
+  let written = 0;
+  /** Whether the server speaks the resume protocol (its hello said so); frames are kept only then. */
+  let resumable = false;
   let ws: WebSocket | undefined;
+  /** True once the current socket may take new frames directly (hello and resume answer done). */
+  let ready = false;
+  let serverInstance: string | undefined;
   let attempt = 0;
   let timer: NodeJS.Timeout | undefined;
+  let helloTimer: NodeJS.Timeout | undefined;
   let closing = false;
   /** Frames handed to the socket whose write callback has not come yet. */
   let inFlight = 0;
-  let queuedBytes = 0;
+  let unwrittenBytes = 0;
   const drainWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
+  const settleWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
 
-  const queueLength = (): number => queue.length - qHead;
+  const live = (): number => kept.length - head;
+  const refreshStats = (): void => {
+    stats.unacked = resumable ? live() - countAcked() : 0;
+    stats.queued = kept.length - written;
+  };
+  let ackedInside = 0;
+  const countAcked = (): number => ackedInside;
   const settleDrains = (): void => {
-    if (inFlight !== 0 || queueLength() !== 0) return;
-    for (const w of drainWaiters.splice(0)) w.resolve();
+    if (inFlight === 0 && written === kept.length) for (const w of drainWaiters.splice(0)) w.resolve();
+    if (inFlight === 0 && written === kept.length && (!resumable || live() === ackedInside)) {
+      for (const w of settleWaiters.splice(0)) w.resolve();
+    }
   };
   // One callback for every write: allocated once, not per frame.
   const onWritten = (err?: Error): void => {
@@ -102,27 +171,108 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
     sock.send(data, onWritten);
     stats.sent++;
   };
+  /** Drops acknowledged frames at the head, and compacts when most of the array is dead. */
+  const compact = (): void => {
+    while (head < kept.length && kept[head]!.acked) {
+      head++;
+      ackedInside--;
+    }
+    if (head > 1024 && head * 2 > kept.length) {
+      kept = kept.slice(head);
+      written -= head;
+      head = 0;
+    }
+    if (written < head) written = head;
+  };
+  /** Lets go of every kept frame of `stream` that `mark` covers. */
+  const release = (stream: string, mark: ResumeMark): void => {
+    for (let i = head; i < kept.length; i++) {
+      const k = kept[i]!;
+      if (k.acked || k.stream !== stream || !markCovers(mark, k.kind, k.seq)) continue;
+      k.acked = true;
+      ackedInside++;
+      stats.acked++;
+      if (i >= written) unwrittenBytes -= byteLength(k.data);
+    }
+    compact();
+    refreshStats();
+    settleDrains();
+  };
+  /** Writes every kept frame from `written` on (skipping acknowledged ones). */
+  const writeOut = (sock: WebSocket, resending: boolean): void => {
+    while (written < kept.length && sock.readyState === WebSocket.OPEN) {
+      const k = kept[written++]!;
+      unwrittenBytes -= byteLength(k.data);
+      if (k.acked) continue;
+      write(sock, k.data);
+      if (resending) stats.resent++;
+    }
+    if (!resumable) {
+      // Nothing to keep for a server without acks: the written frames are gone.
+      kept = kept.slice(written);
+      head = 0;
+      written = 0;
+      ackedInside = 0;
+    }
+    refreshStats();
+    settleDrains();
+  };
+  const becomeReady = (sock: WebSocket, resending: boolean): void => {
+    if (ws !== sock || ready) return;
+    clearTimeout(helloTimer);
+    ready = true;
+    writeOut(sock, resending);
+    connected.next();
+  };
+
+  const onControl = (sock: WebSocket, m: { type?: unknown; [k: string]: unknown }): boolean => {
+    if (m.type === 'hello') {
+      const instance = typeof m.instance === 'string' ? m.instance : undefined;
+      serverInstance = instance;
+      resumable = m.durable === true;
+      // Everything kept goes again unless the server says it has it: ask for the marks first.
+      written = head;
+      unwrittenBytes = 0;
+      for (let i = head; i < kept.length; i++) if (!kept[i]!.acked) unwrittenBytes += byteLength(kept[i]!.data);
+      const streams = [...new Set(kept.slice(head).filter((k) => !k.acked).map((k) => k.stream))];
+      if (!resumable || streams.length === 0) {
+        becomeReady(sock, false);
+        return true;
+      }
+      sock.send(JSON.stringify({ type: 'resume', streams }));
+      return true;
+    }
+    if (m.type === 'resume' || m.type === 'ack') {
+      const marks: Record<string, unknown> =
+        m.type === 'ack' ? { [String(m.stream)]: { seq: m.seq, pendingLabels: m.pendingLabels } } : ((m.streams ?? {}) as Record<string, unknown>);
+      for (const [stream, raw] of Object.entries(marks)) {
+        const mark = raw as { seq?: unknown; pendingLabels?: unknown };
+        if (typeof mark?.seq !== 'number') continue;
+        const pending = Array.isArray(mark.pendingLabels) ? (mark.pendingLabels as number[]) : [];
+        release(stream, { seq: mark.seq, pendingLabels: pending });
+      }
+      if (m.type === 'resume') becomeReady(sock, true);
+      return true;
+    }
+    return false;
+  };
 
   const connect = (): void => {
     if (closing) return;
     const headers: Record<string, string> = {};
     if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
-    const sock = new WebSocket(options.url, { headers });
+    const sock = new WebSocket(typeof options.url === 'function' ? options.url() : options.url, { headers });
     ws = sock;
+    ready = false;
     sock.on('open', () => {
       attempt = 0;
       stats.connects++;
-      while (queueLength() > 0 && sock.readyState === WebSocket.OPEN) {
-        const f = queue[qHead]!;
-        queue[qHead++] = '';
-        write(sock, f);
-      }
-      queue.length = 0;
-      qHead = 0;
-      queuedBytes = 0;
-      stats.queued = 0;
-      connected.next();
-      settleDrains();
+      // A server that predates the protocol sends no hello: then plain sends, as before.
+      helloTimer = setTimeout(() => {
+        resumable = false;
+        becomeReady(sock, false);
+      }, helloTimeoutMs);
+      helloTimer.unref?.();
     });
     sock.on('message', (data, isBinary) => {
       if (isBinary) {
@@ -130,9 +280,9 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
         return;
       }
       try {
-        const m = JSON.parse(data.toString()) as ErrorReply;
-        if (m && m.type === 'error') errors.next(m);
-        else stats.unexpectedMessages++;
+        const m = JSON.parse(data.toString()) as { type?: unknown };
+        if (m && (m as ErrorReply).type === 'error') errors.next(m as ErrorReply);
+        else if (!(m && onControl(sock, m as { type?: unknown }))) stats.unexpectedMessages++;
       } catch {
         stats.unexpectedMessages++;
       }
@@ -141,7 +291,11 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
       /* a 'close' follows; reconnect happens there */
     });
     sock.on('close', () => {
-      if (ws === sock) ws = undefined;
+      clearTimeout(helloTimer);
+      if (ws === sock) {
+        ws = undefined;
+        ready = false;
+      }
       if (closing) return;
       const d = backoffDelay(attempt++, initialBackoffMs, maxBackoffMs, random);
       timer = setTimeout(connect, d);
@@ -155,29 +309,33 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
     get isConnected() {
       return ws?.readyState === WebSocket.OPEN;
     },
+    get serverInstance() {
+      return serverInstance;
+    },
     stats,
     send(frame: IngestFrame): void {
       if (closing) throw new Error('driftline ws client: send after close');
       const data = binary ? encodeBinaryFrame(frame) : encodeJsonFrame(frame);
-      if (ws && ws.readyState === WebSocket.OPEN && queueLength() === 0) {
-        write(ws, data);
-        return;
-      }
-      if (queueLength() >= maxQueued) {
-        queuedBytes -= byteLength(queue[qHead]!);
-        queue[qHead++] = '';
-        stats.droppedWhileDisconnected++;
-        if (qHead > 1024 && qHead * 2 > queue.length) {
-          queue.splice(0, qHead);
-          qHead = 0;
+      if (live() >= maxKept) {
+        // Full: let the oldest go, counted; a crash of the server could now lose it.
+        const oldest = kept[head]!;
+        if (!oldest.acked) {
+          stats.droppedUnacked++;
+          stats.droppedWhileDisconnected++;
+          if (head >= written) unwrittenBytes -= byteLength(oldest.data);
+          oldest.acked = true;
+          ackedInside++;
         }
+        compact();
       }
-      queue.push(data);
-      queuedBytes += byteLength(data);
-      stats.queued = queueLength();
+      const kind = frame.kind === 'drift' ? 'session' : frame.kind;
+      kept.push({ stream: frame.stream, kind, seq: frame.seq, data, acked: false });
+      unwrittenBytes += byteLength(data);
+      if (ws && ready && ws.readyState === WebSocket.OPEN && written === kept.length - 1) writeOut(ws, false);
+      else refreshStats();
     },
     get bufferedAmount() {
-      return (ws?.bufferedAmount ?? 0) + queuedBytes;
+      return (ws?.bufferedAmount ?? 0) + unwrittenBytes;
     },
     drain(): Promise<void> {
       if (closing) return Promise.reject(new Error('driftline ws client: drain after close'));
@@ -186,10 +344,19 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
         settleDrains();
       });
     },
+    settled(): Promise<void> {
+      if (closing) return Promise.reject(new Error('driftline ws client: settled after close'));
+      return new Promise<void>((resolve, reject) => {
+        settleWaiters.push({ resolve, reject });
+        settleDrains();
+      });
+    },
     close(): Promise<void> {
       closing = true;
       if (timer) clearTimeout(timer);
+      clearTimeout(helloTimer);
       for (const w of drainWaiters.splice(0)) w.reject(new Error('driftline ws client: closed before its frames were written'));
+      for (const w of settleWaiters.splice(0)) w.reject(new Error('driftline ws client: closed before its frames were acknowledged'));
       const sock = ws;
       const done = new Promise<void>((resolve) => {
         if (!sock || sock.readyState === WebSocket.CLOSED) return resolve();
