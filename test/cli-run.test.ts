@@ -99,8 +99,10 @@ function spawnCli(args: string[]): Cli {
 
 async function openWs(url: string): Promise<WebSocket> {
   const ws = new WebSocket(url);
+  // On the ingest path, after the hello the server sends first: the replies a test collects are then its own.
+  const ingest = new URL(url).pathname.endsWith('/ingest');
   await new Promise<void>((res, rej) => {
-    ws.once('open', () => res());
+    ws.once(ingest ? 'message' : 'open', () => res());
     ws.once('error', rej);
   });
   return ws;
@@ -189,10 +191,23 @@ describe('driftline run', () => {
 
     const again = spawnCli(['run', '--config', config]);
     try {
-      const restored = await again.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('restored'));
-      assert.equal(restored.msg, 'restored 1 checkpoint(s)');
-      assert.deepEqual(restored.streams, ['s1']);
-      await again.waitFor((l) => l.msg === 'driftline ready');
+      const found = await again.waitFor((l) => typeof l.msg === 'string' && /checkpoint\(s\) found/.test(l.msg));
+      assert.equal(found.streams, 1);
+      assert.equal(found.streamsBehindLastRun, 0, 'a clean stop leaves nothing to roll back');
+      const ready = await again.waitFor((l) => l.msg === 'driftline ready');
+      // Restored lazily: the stream's next tick brings its learner back, and it goes on from seq 12.
+      const ws = await openWs(String(ready.ingest));
+      const replies: { type: string; reason: string }[] = [];
+      ws.on('message', (data) => replies.push(JSON.parse(data.toString())));
+      ws.send(encodeJsonFrame({ kind: 'tick', stream: 's1', seq: 11, t: 0.55, x: [0, 1, 0, -1], y: [0] }));
+      ws.send(encodeJsonFrame({ kind: 'tick', stream: 's1', seq: 12, t: 0.6, x: [0, 1, 0, -1], y: [0] }));
+      const metrics = String(ready.metrics);
+      const deadline = Date.now() + 10_000;
+      while ((await metricValue(metrics, 'driftline_streams_restored_total')) !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await metricValue(metrics, 'driftline_streams_restored_total'), 1);
+      while (replies.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(replies.map((r) => r.reason), ['duplicate'], 'the tick the checkpoint already holds is refused as a duplicate');
+      ws.close();
       again.child.kill('SIGINT');
       assert.equal(await again.exited, 0);
     } finally {

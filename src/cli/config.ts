@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_MAX_LABEL_DELAY, type LearnerSpec } from '../learners/learner.js';
@@ -73,7 +74,10 @@ export const configSchema = z
       .object({
         inputSize: positiveInt.max(1 << 16),
         outputSize: positiveInt.max(1 << 12),
+        /** Live learners at once; with checkpoints, a stream past it evicts the least recently used one. */
         maxStreams: positiveInt.max(100_000).default(64),
+        /** With checkpoints: a stream with no input for this long is checkpointed and evicted from memory. */
+        idleSeconds: z.number().positive().default(300),
         allow: z.array(z.string().min(1).max(128)).optional(),
       })
       .strict(),
@@ -85,7 +89,9 @@ export const configSchema = z
             host: host.default('127.0.0.1'),
             port: z.number().int().min(0).max(65535).default(8080),
             token: z.string().min(16, 'a bearer token needs at least 16 characters').optional(),
-            maxPayloadBytes: positiveInt.default(1 << 20),
+            maxPayloadBytes: positiveInt
+              .max(16 * 1024 * 1024, 'maxPayloadBytes is at most 16777216 (16 MiB): a larger frame stalls every stream while it is parsed')
+              .default(1 << 20),
             heartbeatMs: positiveInt.default(15_000),
             maxBufferedBytes: positiveInt.default(1 << 20),
           })
@@ -124,11 +130,28 @@ export const configSchema = z
       .strict()
       .prefault({}),
     checkpoint: z
-      .object({ dir: z.string().min(1), everyTicks: positiveInt.default(5000) })
+      .object({
+        /** Relative to the config file's folder. */
+        dir: z.string().min(1),
+        /** Snapshot a stream at least this often while it runs: the most a crash can roll it back, in time. */
+        everySeconds: z.number().positive().max(86_400).default(5),
+        /** Also after this many ticks of a stream (optional). */
+        everyTicks: positiveInt.optional(),
+        /**
+         * A checkpoint that cannot be restored (damaged, another format, another learner spec) is moved to
+         * `<dir>/quarantine/`; then the stream is refused ('refuse') or starts fresh ('fresh').
+         */
+        onBadCheckpoint: z.enum(['refuse', 'fresh']).default('refuse'),
+      })
       .strict()
       .optional(),
     metrics: z
-      .object({ host: host.default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(9464) })
+      .object({
+        host: host.default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(9464),
+        /** Bearer token for GET /metrics; when absent, sources.websocket.token guards it (one token for every endpoint). */
+        token: z.string().min(16, 'a bearer token needs at least 16 characters').optional(),
+      })
       .strict()
       .default({ host: '127.0.0.1', port: 9464 }),
     log: z
@@ -179,7 +202,12 @@ export function loadConfig(path: string): DriftlineConfig {
   } catch (error) {
     throw new ConfigError([`not valid YAML: ${(error as Error).message.split('\n')[0]}`], path);
   }
-  return parseConfig(raw, path);
+  const config = parseConfig(raw, path);
+  // A relative checkpoint dir means the folder beside the config, wherever driftline was started from.
+  if (config.checkpoint && !isAbsolute(config.checkpoint.dir)) {
+    config.checkpoint.dir = resolvePath(dirname(resolvePath(path)), config.checkpoint.dir);
+  }
+  return config;
 }
 
 /** The learner spec a config describes. */

@@ -4,7 +4,12 @@ import { startWebSocketServer, type DriftlineWebSocketServer, type WsLogger } fr
 import { DEFAULT_MAX_STREAMS, DriftlineMetrics } from '../metrics/driftline-metrics.js';
 import { createMetricsRegistry } from '../metrics/registry.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
-import type { StoredCheckpoint } from '../streams/checkpoint-store.js';
+import type { CheckpointMeta, StoredCheckpoint } from '../streams/checkpoint-store.js';
+import { SnapshotError } from '../learners/errors.js';
+import { createLearner, type LearnerSpec } from '../learners/learner.js';
+import { rejection } from '../streams/messages.js';
+import type { StreamMarks } from '../streams/predict-then-learn.js';
+import { ProgressJournal } from '../streams/progress-journal.js';
 import { FileCheckpointStore } from '../streams/file-checkpoint-store.js';
 import type { Rejection, StreamInput } from '../streams/messages.js';
 import { createPipeline, type Pipeline, type PipelineOptions, type PipelineOutput } from '../streams/pipeline.js';
@@ -104,8 +109,15 @@ export async function runCommand(args: string[], io: RunIO = { stdout: process.s
     if (received === 1) {
       logger.info({ signal }, 'driftline stopping: no more input, draining, flushing checkpoints');
       void service?.stop();
+    } else if (received === 2 && service !== undefined) {
+      // Cutting the flush short would leave streams without their last state: finish it, then exit 1.
+      logger.warn(
+        { signal, checkpointWritesLeft: service.pipeline.checkpointer?.writesInFlight ?? 0 },
+        'driftline: second signal; finishing the checkpoint flush first (a third signal exits at once)',
+      );
+      service.failStop();
     } else {
-      logger.warn({ signal }, 'driftline: second signal, exiting now without waiting for checkpoints');
+      logger.warn({ signal }, 'driftline: exiting now; checkpoints being written are left as they were (each file is whole or untouched)');
       exit(1);
     }
   };
@@ -115,8 +127,10 @@ export async function runCommand(args: string[], io: RunIO = { stdout: process.s
     try {
       service = await startDriftline(config, { logger });
     } catch (err) {
-      logger.fatal({ err }, `driftline could not start: ${(err as Error).message}`);
-      return 1;
+      // Start-up problems are the operator's to fix (a port in use, a directory that cannot be written): one
+      // line that says what and where, not a stack trace.
+      io.stderr.write(`driftline run: cannot start: ${startFailure(err)}\n`);
+      return 2;
     }
     if (received > 0) void service.stop();
     return await service.stopped;
@@ -124,6 +138,14 @@ export async function runCommand(args: string[], io: RunIO = { stdout: process.s
     signals.off('SIGINT', onSignal);
     signals.off('SIGTERM', onSignal);
   }
+}
+
+function startFailure(err: unknown): string {
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (e?.code === 'EADDRINUSE') return `${e.address ?? ''}:${e.port ?? ''} is already in use (another driftline, or change the port in the config)`;
+  if (e?.code === 'EADDRNOTAVAIL') return `${e.address ?? ''} is not an address of this machine (check the host in the config)`;
+  if (e?.code === 'EACCES' && e.port !== undefined) return `no permission to listen on port ${e.port} (use a port above 1023)`;
+  return e instanceof Error ? e.message.split('\n')[0]! : String(err);
 }
 
 /** What startDriftline needs besides the config. */
@@ -148,6 +170,8 @@ export interface RunningDriftline {
   readonly pipeline: Pipeline;
   /** Stops cleanly (idempotent); resolves when stopped. */
   stop(): Promise<void>;
+  /** Stops like stop(), but the exit code will be 1 (a second signal: the flush still finishes). */
+  failStop(): void;
   /** Resolves with the exit code when the service has stopped: 0 after stop(), 1 after a pipeline failure. */
   readonly stopped: Promise<number>;
 }
@@ -161,6 +185,7 @@ export function pipelineOptionsOf(config: DriftlineConfig, initialState?: Readon
       maxStreams: config.streams.maxStreams,
       ...(config.streams.allow ? { allowedStreams: config.streams.allow } : {}),
       ...(initialState ? { initialState } : {}),
+      ...(config.checkpoint ? { onBadCheckpoint: config.checkpoint.onBadCheckpoint } : {}),
     },
     normalize: e.normalizeInputs ? {} : false,
     inputDrift: { detectors: config.drift.inputDetectors, cooldownTicks: config.drift.cooldownTicks },
@@ -183,37 +208,102 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
   const events = new WarningLimiter({ warn: (obj: object, msg?: string) => log.info(obj, msg) }, { perSecond: config.log.maxWarningsPerSecond });
 
   const registry = createMetricsRegistry();
-  const metrics = new DriftlineMetrics(registry, { maxStreams: Math.min(config.streams.maxStreams, DEFAULT_MAX_STREAMS) });
+  const metrics = new DriftlineMetrics(registry, { maxStreams: Math.min(config.streams.maxStreams, DEFAULT_MAX_STREAMS), eventToPredictionAt: 'send' });
 
+  // Checkpoints: only the index (each file's header) is read now; a stream's state is loaded on its next input.
   let store: FileCheckpointStore | undefined;
-  let initialState: Map<string, StoredCheckpoint> | undefined;
+  let journal: ProgressJournal | undefined;
+  let checkpointed: Map<string, CheckpointMeta> | undefined;
   if (config.checkpoint) {
     store = new FileCheckpointStore(config.checkpoint.dir, {
-      onCorrupt: (problem) => log.warn({ file: problem.file, defect: problem.defect }, `skipped checkpoint: ${problem.message}`),
+      onCorrupt: (problem) => {
+        metrics.recordQuarantine(problem.defect);
+        log.error({ file: problem.original, movedTo: problem.file, defect: problem.defect }, `checkpoint moved to quarantine: ${problem.message}`);
+      },
     });
-    initialState = await store.loadAll();
-    log.info({ dir: store.dir, streams: [...initialState.keys()] }, `restored ${initialState.size} checkpoint(s)`);
+    checkpointed = await store.list();
+    journal = new ProgressJournal(store.dir);
+    const behind = [...checkpointed.values()].filter((m) => (journal!.previous.get(m.stream) ?? -1) > m.lastSeq).length;
+    log.info(
+      { dir: store.dir, streams: checkpointed.size, streamsBehindLastRun: behind },
+      `${checkpointed.size} checkpoint(s) found; each stream is restored on its next input` +
+        (behind > 0 ? `; ${behind} stream(s) will roll back to their checkpoint (the previous run stopped without its final flush)` : ''),
+    );
   }
+  const policy = config.checkpoint?.onBadCheckpoint ?? 'refuse';
+  const then = policy === 'refuse' ? 'the stream is refused until driftline restarts (onBadCheckpoint: refuse)' : 'the stream starts fresh (onBadCheckpoint: fresh)';
+  /** A checkpoint that could not be used: counted, logged with where it went, never overwritten. */
+  const badCheckpoint = (stream: string, err: Error & { defect?: string; quarantined?: string }): void => {
+    const defect = err.defect ?? 'unreadable';
+    metrics.recordQuarantine(defect);
+    log.error({ stream, defect, movedTo: err.quarantined, err: err.message }, `checkpoint of stream '${stream}' cannot be restored and was moved aside; ${then}`);
+  };
+  /** A checkpoint that reads fine but does not restore (another learner spec, another layout): moved aside here. */
+  const quarantine = (stream: string, defect: string, err: Error): void => {
+    metrics.recordQuarantine(defect);
+    void store?.quarantine(stream, defect, err.message).then(
+      (moved) => log.error({ stream, defect, movedTo: moved, err: err.message }, `checkpoint of stream '${stream}' cannot be restored and was moved aside; ${then}`),
+      (moveError: Error) => log.error({ stream, defect, err: err.message, moveError: moveError.message }, `checkpoint of stream '${stream}' cannot be restored and could not be moved aside (it stays where it is); ${then}`),
+    );
+  };
 
-  const fromConfig = pipelineOptionsOf(config, initialState);
+  const fromConfig = pipelineOptionsOf(config);
   const base = options.pipelineOptions ? options.pipelineOptions(fromConfig) : fromConfig;
+  /** Called after each checkpoint write (saved or failed): paused producers may go on. Set once the server is up. */
+  let afterWrite = (): void => {};
+  /** When each stream being loaded from the store got its first held input. */
+  const loadStarted = new Map<string, number>();
+  /** Where each stream's last input came from, so its checkpoint can be acknowledged to that producer. */
+  const producerOf = new Map<string, unknown>();
+  let ws: DriftlineWebSocketServer | undefined;
   const pipeline = createPipeline({
     ...base,
     pool: {
       ...base.pool,
-      onRestoreError: (error, stream) => log.warn({ stream, err: error.message }, `stream '${stream}' starts fresh: its checkpoint could not be restored`),
+      onRestoreError: (error, stream) => quarantine(stream, error instanceof SnapshotError ? 'foreign-spec' : 'bad-meta', error),
+      onRestored: (stream, checkpoint) => {
+        // From the first held input to the learner back in memory; 0 for a checkpoint that was still in memory.
+        const since = loadStarted.get(stream);
+        loadStarted.delete(stream);
+        metrics.recordRestore(since === undefined ? 0 : (performance.now() - since) / 1000);
+        const previous = journal?.previous.get(stream);
+        const rollback = previous === undefined ? 0 : Math.max(0, previous - checkpoint.meta.lastSeq);
+        metrics.recordRollback(rollback);
+        if (rollback > 0) {
+          log.warn(
+            { stream, checkpointSeq: checkpoint.meta.lastSeq, previousRunPredictedUpTo: previous, rollbackTicks: rollback },
+            `stream '${stream}' restored ${rollback} tick(s) behind the previous run (it stopped without a final flush); re-sent ticks are predicted again, marked replayed`,
+          );
+        }
+      },
     },
+    ...(journal ? { replayedUpTo: (stream: string) => journal!.previous.get(stream) ?? -1 } : {}),
     ...(store && config.checkpoint
       ? {
           checkpoint: {
             store,
-            everyTicks: config.checkpoint.everyTicks,
-            onError: (error: Error, stream: string) => warnings.warn('checkpoint', { stream, err: error.message }, `checkpoint of stream '${stream}' not written`),
+            everySeconds: config.checkpoint.everySeconds,
+            ...(config.checkpoint.everyTicks !== undefined ? { everyTicks: config.checkpoint.everyTicks } : {}),
+            checkpointed: checkpointed!.values(),
+            onError: (error: Error, stream: string) => {
+              afterWrite();
+              warnings.warn('checkpoint', { stream, err: error.message }, `checkpoint of stream '${stream}' not written`);
+            },
+            onSaved: (checkpoint: StoredCheckpoint) => {
+              afterWrite();
+              const peer = producerOf.get(checkpoint.meta.stream);
+              if (peer !== undefined) {
+                const { stream, lastSeq, pendingLabels } = checkpoint.meta;
+                ws?.sendTo(peer, { type: 'ack', stream, seq: lastSeq, pendingLabels: pendingLabels ?? [] });
+              }
+            },
           },
         }
       : {}),
     onTickDuration: (seconds) => metrics.recordTickDuration(seconds),
   });
+
+  await warmUp(learnerSpecOf(config));
 
   let ready = false;
   const metricsServer: MetricsServer = await startMetricsServer({
@@ -221,6 +311,9 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
     host: config.metrics.host,
     port: config.metrics.port,
     ready: () => ready,
+    // One token guards every endpoint unless the metrics get their own.
+    token: config.metrics.token ?? config.sources.websocket?.token,
+    onUnauthorized: () => metrics.recordRejection('unauthorized'),
   });
   const wsLogger: WsLogger = {
     warn: (obj, msg) => warnings.warn(String((obj as { reason?: unknown }).reason ?? 'websocket'), obj, msg ?? 'driftline ws warning'),
@@ -228,7 +321,6 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
   };
   const shape = { inputSize: config.streams.inputSize, outputSize: config.streams.outputSize };
   const allowed = config.streams.allow ? new Set(config.streams.allow) : undefined;
-  let ws: DriftlineWebSocketServer;
   try {
     ws = await startWebSocketServer({
       host: wsConfig.host,
@@ -238,21 +330,27 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
       heartbeatMs: wsConfig.heartbeatMs,
       maxBufferedBytes: wsConfig.maxBufferedBytes,
       shapes: (stream) => (allowed === undefined || allowed.has(stream) ? shape : undefined),
-      maxStreams: config.streams.maxStreams,
-      // The edge refuses late labels by the same bound the learners use, and tells the sender.
-      labelWindow: config.learner.maxLabelDelay,
+      // Order, duplicates and stream limits are the pipeline's: it knows each stream's restored high-water mark.
+      checkOrder: false,
+      helloFields: { durable: store !== undefined },
       logger: wsLogger,
     });
   } catch (err) {
     await metricsServer.close();
     throw err;
   }
+  const server = ws;
+  metrics.trackSubscriberDrops(() => server.stats.droppedForSlowSubscribers);
 
   const pool = pipeline.pool;
   const knownStreams = new Set<string>();
   const updateStreams = () => {
     metrics.setStreams(pool.size);
-    if (knownStreams.size > pool.size) knownStreams.clear();
+    for (const key of knownStreams) {
+      if (pool.has(key)) continue;
+      knownStreams.delete(key);
+      metrics.removeStream(key);
+    }
     for (const key of pool.keys()) {
       if (knownStreams.has(key)) continue;
       knownStreams.add(key);
@@ -267,12 +365,16 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
   const onOutput = (out: PipelineOutput) => {
     metrics.observe(out);
     switch (out.kind) {
+      case 'prediction':
+        // Written before the prediction can leave: after a crash the next run knows what was predicted.
+        journal?.predicted(out.stream, out.seq);
+        break;
       case 'rejected':
         warnings.warn(out.reason, { stream: out.stream, seq: out.seq }, `refused input: ${out.message}`);
         // Markers the drift detectors queued are fed in just before the next input; a Rejection naming another
         // stream or seq is not about what the peer sent.
-        if (inFlight !== undefined && refusalOf(out, inFlight)) ws.replyTo(inFlight, out);
-        return;
+        if (inFlight !== undefined && refusalOf(out, inFlight)) server.replyTo(inFlight, out);
+        break;
       case 'drift':
         events.warn(`drift:${out.source}`, { stream: out.stream, seq: out.seq, t: out.t, source: out.source, session: out.session }, out.source === 'session' ? `session boundary '${out.session ?? ''}'` : `drift detected by ${out.source}`);
         break;
@@ -283,7 +385,9 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
       default:
         break;
     }
-    if (ws.stats.subscriberConnections > 0) ws.publish(out);
+    if (server.stats.subscriberConnections > 0) server.publish(out);
+    // Measured to the send, not to the end of the pipeline: what a subscriber waits for.
+    if (out.kind === 'prediction' && out.receivedAt !== undefined) metrics.recordEventToPrediction((performance.now() - out.receivedAt) / 1000);
   };
 
   const feed = new Subject<StreamInput>();
@@ -300,32 +404,117 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
       void stop();
     },
   });
-  const rejectionSub = ws.rejections.subscribe((r) => metrics.observe(r));
-  const inputSub = ws.inputs.subscribe((input) => {
-    metrics.recordEvent(input.stream, 'websocket');
+
+  const process_ = (input: StreamInput) => {
     inFlight = input;
     try {
       feed.next(input);
     } finally {
       inFlight = undefined;
     }
-    if (pool.size !== knownStreams.size) updateStreams();
+    if (pool.size !== knownStreams.size || pipeline.evictions !== evictionsSeen) syncStreams();
+  };
+  /** Evictions already counted in the metrics. */
+  let evictionsSeen = 0;
+  const syncStreams = () => {
+    for (; evictionsSeen < pipeline.evictions; evictionsSeen++) metrics.recordEviction();
+    updateStreams();
+  };
+  /** Inputs of streams whose checkpoint is being loaded, in arrival order; fed once it is in. */
+  const held = new Map<string, StreamInput[]>();
+  /**
+   * Past this many checkpoint writes in flight (streams evicted faster than the disk takes their state) the
+   * senders are paused until the writes are down to half: memory stays bounded, and the producers slow to the
+   * disk's pace instead of losing anything.
+   */
+  const PAUSE_ABOVE_WRITES = 256;
+  /** Past this many held inputs the senders are paused until the restore is done (their frames wait in TCP). */
+  const PAUSE_ABOVE_HELD = 1024;
+  /** A last bound, for frames that were already read when the sender was paused. */
+  const MAX_HELD_PER_STREAM = 100_000;
+  const paused = new Set<unknown>();
+  const writesInFlight = () => pipeline.checkpointer?.writesInFlight ?? 0;
+  afterWrite = () => resumePaused();
+  const pause = (peer: unknown) => {
+    if (peer === undefined || paused.has(peer)) return;
+    paused.add(peer);
+    server.setPaused(peer, true);
+  };
+  const resumePaused = () => {
+    if (paused.size === 0 || held.size > 0 || writesInFlight() > PAUSE_ABOVE_WRITES / 2) return;
+    for (const peer of paused) server.setPaused(peer, false);
+    paused.clear();
+  };
+  const hold = (input: StreamInput, loading: Promise<void>) => {
+    const queue: StreamInput[] = [input];
+    held.set(input.stream, queue);
+    loadStarted.set(input.stream, performance.now());
+    loading.then(
+      () => undefined,
+      (err: Error & { defect?: string; quarantined?: string }) => badCheckpoint(input.stream, err),
+    ).finally(() => {
+      held.delete(input.stream);
+      if (!stopping) for (const next of queue) process_(next);
+      loadStarted.delete(input.stream);
+      resumePaused();
+    });
+  };
+  const rejectionSub = server.rejections.subscribe((r) => metrics.observe(r));
+  const inputSub = server.inputs.subscribe((input) => {
+    metrics.recordEvent(input.stream, 'websocket');
+    const peer = server.peerOf(input);
+    if (peer !== undefined) producerOf.set(input.stream, peer);
+    const waiting = held.get(input.stream);
+    if (waiting !== undefined) {
+      if (waiting.length >= PAUSE_ABOVE_HELD) pause(peer);
+      if (waiting.length < MAX_HELD_PER_STREAM) waiting.push(input);
+      else server.replyTo(input, rejection('stream-unavailable', `stream '${input.stream}' is being restored and already has ${MAX_HELD_PER_STREAM} inputs waiting; send again later`, input.stream, input.seq));
+      return;
+    }
+    const loading = pipeline.prepare(input.stream);
+    if (loading !== undefined) hold(input, loading);
+    else process_(input);
+    if (writesInFlight() > PAUSE_ABOVE_WRITES) pause(peer);
   });
+  const resumeSub = server.resumeRequests.subscribe(({ peer, streams }) => {
+    const marks: Record<string, StreamMarks> = {};
+    for (const stream of streams ?? [...pool.keys()]) marks[stream] = pipeline.marks(stream) ?? { seq: -1, pendingLabels: [] };
+    server.sendTo(peer, { type: 'resume', streams: marks });
+  });
+
+  // Idle streams are checkpointed and evicted; they come back from their checkpoint on their next input. Streams
+  // that went quiet are checkpointed, so their producers are acknowledged.
+  const evictTimer = store
+    ? setInterval(() => {
+        pipeline.checkpointer?.settleQuiet();
+        const evicted = pipeline.evictIdle(config.streams.idleSeconds);
+        if (evicted > 0) {
+          syncStreams();
+          log.debug({ evicted, live: pool.size }, 'idle streams checkpointed and evicted');
+        }
+      }, Math.min(1000, config.streams.idleSeconds * 500, (config.checkpoint?.everySeconds ?? 1) * 500))
+    : undefined;
+  evictTimer?.unref();
 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       ready = false;
+      if (evictTimer) clearInterval(evictTimer);
       // No more input: sockets closed, then the pipeline drains and snapshots every learner as it completes.
-      await ws.close();
+      await server.close();
       inputSub.unsubscribe();
       rejectionSub.unsubscribe();
+      resumeSub.unsubscribe();
       feed.complete();
       try {
         await pipeline.flush();
+        // Moves into quarantine and any other write still under way finish too: nothing is left half done.
+        await store?.idle();
       } catch (err) {
         log.error({ err }, 'checkpoint flush failed');
         exitCode = 1;
       }
+      journal?.close();
       outputSub.unsubscribe();
       warnings.flush();
       events.flush();
@@ -333,9 +522,9 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
       await metricsServer.close();
       log.info(
         {
-          accepted: ws.stats.accepted,
-          rejectedAtEdge: Object.values(ws.stats.rejected).reduce((a, b) => a + b, 0),
-          refusedLaterAndAnswered: ws.stats.laterRefusalsAnswered,
+          accepted: server.stats.accepted,
+          rejectedAtEdge: Object.values(server.stats.rejected).reduce((a, b) => a + b, 0),
+          refusedLaterAndAnswered: server.stats.laterRefusalsAnswered,
           ...(checkpoints ? { checkpointsSaved: checkpoints.saved, checkpointsFailed: checkpoints.failed } : {}),
         },
         'driftline stopped',
@@ -346,8 +535,9 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
   };
 
   ready = true;
-  const ingestUrl = `${ws.address.url}/ingest`;
-  const predictionsUrl = `${ws.address.url}/predictions`;
+  metrics.markStarted();
+  const ingestUrl = `${server.address.url}/ingest`;
+  const predictionsUrl = `${server.address.url}/predictions`;
   const metricsUrl = `${metricsServer.url}/metrics`;
   log.info(
     {
@@ -359,7 +549,34 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
     },
     'driftline ready',
   );
-  return { ingestUrl, predictionsUrl, metricsUrl, metrics, pipeline, stop, stopped };
+  return {
+    ingestUrl,
+    predictionsUrl,
+    metricsUrl,
+    metrics,
+    pipeline,
+    stop,
+    failStop: () => {
+      exitCode = 1;
+      void stop();
+    },
+    stopped,
+  };
+}
+
+/**
+ * Runs a throwaway learner of the service's spec for a few hundred ticks before the service says it is ready:
+ * the first ticks of a cold process pay for compiling the kernels and the JIT, and a producer should not.
+ */
+async function warmUp(spec: LearnerSpec): Promise<void> {
+  const learner = createLearner({ ...spec, seed: spec.seed + 1 });
+  const x = new Float32Array(spec.inputSize);
+  const y = new Float32Array(spec.outputSize);
+  for (let i = 0; i < 300; i++) {
+    x[i % x.length] = Math.sin(i);
+    learner.predict(x);
+    learner.learn(y);
+  }
 }
 
 /** Whether a Rejection emitted while `input` was in the pipeline is about `input` (same stream, same seq if named). */
