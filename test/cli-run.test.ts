@@ -275,23 +275,26 @@ describe('driftline run', () => {
     assert.equal(await service.stopped, 0);
   });
 
-  test('a second signal exits 1 at once', async () => {
-    const config = configFile('run-b.yaml', 'log: { level: silent }');
-    const signals = new EventEmitter();
-    const exits: number[] = [];
-    const running = runCommand(['--config', config], {
-      stdout: capture().stream,
-      stderr: capture().stream,
-      signals: signals as never,
-      exit: (code) => void exits.push(code),
-    });
-    // Wait until it listens for signals (it does once started).
-    while (signals.listenerCount('SIGTERM') === 0) await new Promise((r) => setTimeout(r, 20));
-    signals.emit('SIGTERM', 'SIGTERM');
-    signals.emit('SIGINT', 'SIGINT');
-    assert.deepEqual(exits, [1]);
-    assert.equal(await running, 0, 'the clean stop the first signal started still completes');
-    assert.equal(signals.listenerCount('SIGTERM'), 0);
+  test('a second signal lets the checkpoint flush finish, then exits 1; a third exits at once', async () => {
+    for (const signalsSent of [2, 3]) {
+      const config = configFile(`run-b${signalsSent}.yaml`, 'log: { level: silent }');
+      const signals = new EventEmitter();
+      const exits: number[] = [];
+      const running = runCommand(['--config', config], {
+        stdout: capture().stream,
+        stderr: capture().stream,
+        signals: signals as never,
+        exit: (code) => void exits.push(code),
+      });
+      // Wait until it listens for signals (it does once started).
+      while (signals.listenerCount('SIGTERM') === 0) await new Promise((r) => setTimeout(r, 20));
+      signals.emit('SIGTERM', 'SIGTERM');
+      signals.emit('SIGINT', 'SIGINT');
+      if (signalsSent === 3) signals.emit('SIGTERM', 'SIGTERM');
+      assert.deepEqual(exits, signalsSent === 3 ? [1] : [], `${signalsSent} signals`);
+      assert.equal(await running, 1, 'the stop the first signal started still completes, with exit code 1');
+      assert.equal(signals.listenerCount('SIGTERM'), 0);
+    }
   });
 });
 

@@ -109,13 +109,13 @@ export async function runCommand(args: string[], io: RunIO = { stdout: process.s
     if (received === 1) {
       logger.info({ signal }, 'driftline stopping: no more input, draining, flushing checkpoints');
       void service?.stop();
-    } else if (received === 2 && service !== undefined) {
+    } else if (received === 2) {
       // Cutting the flush short would leave streams without their last state: finish it, then exit 1.
       logger.warn(
-        { signal, checkpointWritesLeft: service.pipeline.checkpointer?.writesInFlight ?? 0 },
+        { signal, checkpointWritesLeft: service?.pipeline.checkpointer?.writesInFlight ?? 0 },
         'driftline: second signal; finishing the checkpoint flush first (a third signal exits at once)',
       );
-      service.failStop();
+      service?.failStop();
     } else {
       logger.warn({ signal }, 'driftline: exiting now; checkpoints being written are left as they were (each file is whole or untouched)');
       exit(1);
@@ -132,7 +132,8 @@ export async function runCommand(args: string[], io: RunIO = { stdout: process.s
       io.stderr.write(`driftline run: cannot start: ${startFailure(err)}\n`);
       return 2;
     }
-    if (received > 0) void service.stop();
+    if (received > 1) service.failStop();
+    else if (received > 0) void service.stop();
     return await service.stopped;
   } finally {
     signals.off('SIGINT', onSignal);
@@ -459,7 +460,11 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
       resumePaused();
     });
   };
-  const rejectionSub = server.rejections.subscribe((r) => metrics.observe(r));
+  // Refusals made at the edge: counted, and shown to subscribers like those the pipeline makes.
+  const rejectionSub = server.rejections.subscribe((r) => {
+    metrics.observe(r);
+    if (server.stats.subscriberConnections > 0) server.publish(r);
+  });
   const inputSub = server.inputs.subscribe((input) => {
     metrics.recordEvent(input.stream, 'websocket');
     const peer = server.peerOf(input);
