@@ -1,4 +1,4 @@
-// `npm run bench [-- [--quick] [tick] [memory] [state] [ws]]`: runs the named benchmark sections (all by default) and
+// `npm run bench [-- [--quick] [tick] [memory] [state] [ws] [service]]`: runs the named benchmark sections (all by default) and
 // prints each as an aligned text table, then a summary of the targets. Benchmarks print; they do not fail on a
 // missed target (the exit code is non-zero only when a section could not run).
 //
@@ -6,20 +6,25 @@
 // force GC before each sample whether or not this process has global.gc, and so that the other sections' heaps
 // do not blur its figures. The child prints its table and passes its targets back on one marked line. The ws
 // section runs in such a child too, for the same reasons (its RSS figures), and starts its own load generator.
+// The service section runs in such a child as well (so the load generator it hosts starts with a fresh heap); it
+// spawns the real `driftline run` process from source and measures its cold-start and steady latency.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { machineLines, passFail, printTable, type BenchOptions, type TargetResult } from './common.js';
 import { runMemory } from './memory.js';
 import { runState } from './state.js';
 import { runTick } from './tick.js';
+import { runServiceLatency } from './service-latency.js';
 import { runWs } from './ws.js';
 
-const SECTIONS = ['tick', 'memory', 'state', 'ws'] as const;
+const SECTIONS = ['tick', 'memory', 'state', 'ws', 'service'] as const;
 type Section = (typeof SECTIONS)[number];
 const CHILD_FLAG = '--memory-child';
 const WS_CHILD_FLAG = '--ws-child';
+const SERVICE_CHILD_FLAG = '--service-child';
 /** The sections that run in a fresh `node --expose-gc` child, by the flag that starts them there. */
-const CHILD_SECTIONS = { [CHILD_FLAG]: 'memory', [WS_CHILD_FLAG]: 'ws' } as const;
+const CHILD_SECTIONS = { [CHILD_FLAG]: 'memory', [WS_CHILD_FLAG]: 'ws', [SERVICE_CHILD_FLAG]: 'service' } as const;
+const CHILD_FLAGS: Record<ChildSection, string> = { memory: CHILD_FLAG, ws: WS_CHILD_FLAG, service: SERVICE_CHILD_FLAG };
 type ChildSection = (typeof CHILD_SECTIONS)[keyof typeof CHILD_SECTIONS];
 const TARGETS_MARK = '@@driftline-bench-targets ';
 
@@ -33,7 +38,7 @@ function parseArgs(argv: string[]): { sections: Section[]; quick: boolean; child
   let child: ChildSection | undefined;
   for (const arg of argv) {
     if (arg === '--quick') quick = true;
-    else if (arg === CHILD_FLAG || arg === WS_CHILD_FLAG) child = CHILD_SECTIONS[arg];
+    else if (arg === CHILD_FLAG || arg === WS_CHILD_FLAG || arg === SERVICE_CHILD_FLAG) child = CHILD_SECTIONS[arg];
     else if (arg === '--help' || arg === '-h') {
       process.stdout.write(`${usage()}\n`);
       process.exit(0);
@@ -49,10 +54,10 @@ function parseArgs(argv: string[]): { sections: Section[]; quick: boolean; child
   return { sections: ordered, quick, child };
 }
 
-/** Runs the memory or ws section in `node --expose-gc` (same loader flags), forwarding its output. */
+/** Runs the memory, ws or service section in `node --expose-gc` (same loader flags), forwarding its output. */
 async function sectionInChild(section: ChildSection, quick: boolean): Promise<TargetResult[]> {
   const self = fileURLToPath(import.meta.url);
-  const flag = section === 'ws' ? WS_CHILD_FLAG : CHILD_FLAG;
+  const flag = CHILD_FLAGS[section];
   const args = ['--expose-gc', ...process.execArgv, self, flag, ...(quick ? ['--quick'] : [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   let targets: TargetResult[] = [];
@@ -80,7 +85,8 @@ async function main(): Promise<void> {
   const { sections, quick, child } = parseArgs(process.argv.slice(2));
   const options: BenchOptions = { quick };
   if (child !== undefined) {
-    const targets = child === 'ws' ? await runWs(options) : await runMemory(options);
+    const targets =
+      child === 'ws' ? await runWs(options) : child === 'service' ? await runServiceLatency(options) : await runMemory(options);
     process.stdout.write(`${TARGETS_MARK}${JSON.stringify(targets)}\n`);
     return;
   }
@@ -95,6 +101,7 @@ async function main(): Promise<void> {
     if (section === 'tick') targets.push(...(await runTick(options)));
     else if (section === 'memory') targets.push(...(await sectionInChild('memory', quick)));
     else if (section === 'ws') targets.push(...(await sectionInChild('ws', quick)));
+    else if (section === 'service') targets.push(...(await sectionInChild('service', quick)));
     else targets.push(...runState(options));
   }
 

@@ -1,5 +1,6 @@
-// Smoke test of the benchmark harness: `bench/index.ts --quick state tick` and `--quick ws` run to the end in a child
-// process and print their tables with finite numbers. They check that the benchmarks run, not how fast anything is.
+// Smoke test of the benchmark harness: `bench/index.ts --quick state tick`, `--quick ws` and `--quick service` run to the
+// end in a child process and print their tables with finite numbers. They check that the benchmarks run, not how fast
+// anything is.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -119,4 +120,46 @@ test('bench --quick ws runs the WebSocket path and prints its tables', { timeout
   // Five ws targets in the summary, each PASS or FAIL.
   const targets = out.slice(out.lastIndexOf('\ntargets\n'));
   assert.equal([...targets.matchAll(/^\s*ws\s+.+\s(PASS|FAIL)$/gm)].length, 5, `expected 5 ws targets\n${targets}`);
+});
+
+test('bench --quick service runs the real driftline run process and prints its cold / steady table', { timeout: 130_000 }, () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/index.ts', '--quick', 'service'], {
+    cwd: root, encoding: 'utf8', timeout: 120_000, maxBuffer: 16 * 1024 * 1024,
+  });
+  const out = r.stdout ?? '';
+  assert.equal(r.error, undefined, `bench did not finish: ${r.error?.message}\n${out}\n${r.stderr}`);
+  assert.equal(r.status, 0, `bench exited with ${r.status}\n${out}\n${r.stderr}`);
+  assert.ok(out.includes('service: driftline run, cold start vs steady'), `missing the service table\n${out}`);
+  assert.doesNotMatch(out, /ws: event-to-prediction latency/, 'ws was not asked for');
+
+  // Client rows: figure, phase, window, events, p50, p99, max, mean (ms), percentiles in order.
+  const clientRow = /^\s*end-to-end \(client\)\s+(cold|steady)\s+.+? s\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$/gm;
+  const client = [...out.matchAll(clientRow)];
+  assert.deepEqual(client.map((m) => m[1]), ['cold', 'steady'], `expected a cold and a steady client row\n${out}`);
+  for (const m of client) {
+    const [events, p50, p99, max, mean] = m.slice(2, 7).map(number);
+    assert.ok(events > 0, `no samples: ${m[0]}`);
+    assert.ok(p50 >= 0 && p50 <= p99 && p99 <= max && mean > 0 && mean <= max, `implausible row: ${m[0]}`);
+  }
+
+  // Server rows: bucket bounds ('<= X' or '> X'), in order, and an exact mean.
+  const bucket = (s: string) => (s.startsWith('>') ? Infinity : number(s.replace('<= ', '')));
+  const serverRow = /^\s*in-server \(\/metrics buckets\)\s+(cold|steady)\s+.+? s\s+([\d,]+)\s+((?:<=|>) [\d.]+)\s+((?:<=|>) [\d.]+)\s+((?:<=|>) [\d.]+)\s+([\d.]+)$/gm;
+  const server = [...out.matchAll(serverRow)];
+  assert.deepEqual(server.map((m) => m[1]), ['cold', 'steady'], `expected a cold and a steady server row\n${out}`);
+  for (const m of server) {
+    const events = number(m[2]);
+    const [p50, p99, max] = [m[3], m[4], m[5]].map(bucket);
+    assert.ok(events > 0 && p50 > 0 && p50 <= p99 && p99 <= max && number(m[6]) > 0, `implausible row: ${m[0]}`);
+  }
+
+  // Both ratios, and every event accounted for: the client's and the server's counts are all the frames sent.
+  assert.match(out, /^\s*end-to-end cold p99 \/ steady p99\s+[\d.]+x$/m);
+  assert.match(out, /^\s*in-server cold p99 \/ steady p99\s+[\d.]+x \(bounds\)$/m);
+  const got = /subscriber got ([\d,]+) \/ ([\d,]+) predictions/.exec(out);
+  assert.ok(got, `no event count\n${out}`);
+  assert.equal(number(got[1]), number(got[2]), 'the subscriber missed predictions');
+  assert.equal(number(client[0]![2]) + number(client[1]![2]), number(got[2]));
+  assert.equal(number(server[0]![2]) + number(server[1]![2]), number(got[2]));
+  assert.match(out, /Service exit code after SIGTERM: 0;/);
 });
