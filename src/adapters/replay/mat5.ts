@@ -265,7 +265,8 @@ class Source {
       this.fail(`expected a numeric data element, found type ${tag.type}`, tag.offset);
     }
     if (tag.size % info.size !== 0) this.fail(`data element of type ${info.name} has ${tag.size} bytes, not a multiple of ${info.size}`, tag.offset);
-    const copy = this.bytes.slice(tag.dataStart, tag.dataStart + tag.size);
+    // Uint8Array's slice, not Buffer's: on a Buffer, slice is a view, and the typed array below would start at byte 0 of the file.
+    const copy = Uint8Array.prototype.slice.call(this.bytes, tag.dataStart, tag.dataStart + tag.size);
     if (!this.le && info.size > 1) swapBytes(copy, info.size);
     const buf = copy.buffer;
     const n = tag.size / info.size;
