@@ -80,8 +80,16 @@ export interface ScoredTick {
   /** The frozen shadow's prediction while a recovery is being measured. */
   readonly yFrozen?: Float32Array;
   readonly delay: number;
+  /**
+   * The information age of the references (yLast, yMean): ticks between this tick and the last label they had
+   * when it was predicted. It equals `delay` when every label arrives; on held-out ticks it grows, because the
+   * references get no label the learner does not get. Absent before any label.
+   */
+  readonly referenceAge?: number;
   readonly heldOut: boolean;
   readonly version: number;
+  /** The label lay far outside the stream's target statistics (learned from all the same; see normalize-targets.ts). */
+  readonly labelOutOfRange?: boolean;
 }
 
 /** Input the operators refused; the stream goes on. `reason` is a bounded label value for metrics. */

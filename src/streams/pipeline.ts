@@ -11,6 +11,7 @@ import { normalizeInputs, type NormalizeInputsOptions } from './normalize-inputs
 import { PREDICT_THEN_LEARN_PART, predictThenLearn, type PredictThenLearnPart, type StreamMarks } from './predict-then-learn.js';
 import { prequential, type PrequentialInput } from './prequential.js';
 import { trackRecovery } from './track-recovery.js';
+import type { TargetScalingSpec } from './normalize-targets.js';
 
 /** Everything a pipeline emits: predictions, scored ticks, drift markers, Rejections, and the reports. */
 export type PipelineOutput = PrequentialInput;
@@ -31,8 +32,10 @@ export interface PipelineOptions {
   readonly holdout?: HoldoutSpec;
   /** predictThenLearn: a label may come up to `maxDelay - 1` ticks late. */
   readonly maxDelay: number;
-  /** predictThenLearn and trackRecovery: ticks the frozen shadow predicts after each drift marker. */
+  /** predictThenLearn and trackRecovery: ticks the frozen shadow predicts after each drift marker (0: no recovery measured). */
   readonly recoveryTicks: number;
+  /** predictThenLearn: labels standardized per stream for the learner (default none; see normalize-targets.ts). */
+  readonly targetScaling?: TargetScalingSpec;
   readonly referencesDuringHoldout?: 'withheld' | 'seen';
   /** prequential: windowed and EWMA error per stream and track. */
   readonly prequential: {
@@ -199,6 +202,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
       ...(options.holdout ? { holdout: options.holdout } : {}),
       ...(options.referencesDuringHoldout ? { referencesDuringHoldout: options.referencesDuringHoldout } : {}),
       ...(options.replayedUpTo ? { replayedUpTo: options.replayedUpTo } : {}),
+      ...(options.targetScaling ? { targetScaling: options.targetScaling } : {}),
     });
     const post: MonoTypeOperatorFunction<PipelineOutput>[] = [
       prequential({ maxStreams, ...options.prequential, pool }),
@@ -213,7 +217,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         ...(options.drift.signal !== undefined ? { signal: options.drift.signal } : {}),
       }));
     }
-    post.push(trackRecovery({ recoveryTicks: options.recoveryTicks, maxStreams, ...options.recovery, pool }));
+    // With no shadow (recoveryTicks 0) there is no recovery to measure.
+    if (options.recoveryTicks > 0) post.push(trackRecovery({ recoveryTicks: options.recoveryTicks, maxStreams, ...options.recovery, pool }));
     if (checkpointer) post.push(checkpointer.operator);
     return { pre, ptl, post };
   };

@@ -6,8 +6,10 @@ import { rejection } from './messages.js';
 import { isKeyed, SEQ_TOO_LATE, SEQ_UNKNOWN, SeqRing } from './join-labels.js';
 import { LearnerPool, StreamUnavailableError, TooManyStreamsError, UnknownStreamError, type LearnerPoolOptions, type StreamStatePart } from './learner-pool.js';
 import { StateReader, StateWriter, StreamStateError } from './state-codec.js';
+import { TargetScaler, validateTargetScaling, type TargetScalingSpec } from './normalize-targets.js';
 
-const STREAM_STATE_FORMAT = 1;
+/** Format 2 adds the target statistics, the holdout's session count and the references' last label seq. */
+const STREAM_STATE_FORMAT = 2;
 import type {
   DriftMarker, LabelEvent, Prediction, Rejection, RejectionReason, ScoredTick, StreamInput, StreamOutput, TickEvent,
 } from './messages.js';
@@ -41,6 +43,11 @@ export interface PredictThenLearnOptions {
    * Prediction is marked `replayed`. Default: nothing is a replay.
    */
   readonly replayedUpTo?: (stream: string) => number;
+  /**
+   * Labels standardized per stream for the learner, predictions scaled back to the user's units (default
+   * none; see normalize-targets.ts). Scored ticks, predictions and metrics stay in the user's units.
+   */
+  readonly targetScaling?: TargetScalingSpec;
 }
 
 /** Name of predictThenLearn's per-stream state in a checkpoint. */
@@ -90,6 +97,7 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
     throw new TypeError('predictThenLearn: pool must be pool options or a pool factory');
   }
   const holdout: HoldoutSpec = validateHoldoutSpec(options.holdout ?? { kind: 'none' });
+  const targetScaling: TargetScalingSpec = validateTargetScaling(options.targetScaling ?? { kind: 'none' });
   const referencesSeeHeldOut = (options.referencesDuringHoldout ?? 'withheld') === 'seen';
   const replayedUpTo = options.replayedUpTo;
   if (replayedUpTo !== undefined && typeof replayedUpTo !== 'function') throw new TypeError('predictThenLearn: replayedUpTo must be a function');
@@ -108,7 +116,7 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
       name: PREDICT_THEN_LEARN_PART,
       save: (stream) => live(stream)?.save(),
       drop: (stream) => void streams.delete(stream),
-      check: (bytes, learner) => new StreamState(learner, maxDelay, holdoutSchedule(holdout)).load(bytes),
+      check: (bytes, learner) => new StreamState(learner, maxDelay, holdoutSchedule(holdout), targetScaling).load(bytes),
       marks: (stream) => {
         const s = live(stream);
         if (s === undefined) return undefined;
@@ -130,7 +138,7 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
         if (err instanceof StreamUnavailableError) return void reject('stream-unavailable', err.message, stream, seq);
         throw err;
       }
-      const state = new StreamState(learner, maxDelay, holdoutSchedule(holdout));
+      const state = new StreamState(learner, maxDelay, holdoutSchedule(holdout), targetScaling);
       const restored = pool.takeRestoredPart(stream, PREDICT_THEN_LEARN_PART);
       if (restored !== undefined) state.load(restored);
       state.replayUpTo = replayedUpTo?.(stream) ?? -1;
@@ -165,7 +173,9 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
       const out = s.out;
       const at = slot * out;
       s.yhat.set(yhat, at);
+      s.targets.toUser(s.yhat, at);
       s.yLast.set(s.lastLabel, at);
+      s.referenceAge[slot] = s.lastLabelSeq < 0 ? NaN : tick.seq - s.lastLabelSeq;
       for (let i = 0; i < out; i++) s.yMean[at + i] = s.labelCount > 0 ? s.labelMean[i] : NaN;
       s.learnerTick[slot] = s.learner.tick;
       s.t[slot] = tick.t;
@@ -173,6 +183,7 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
       s.heldOut[slot] = s.holdout.isHeldOut(tick.t) ? 1 : 0;
       if (s.shadow !== null) {
         s.yFrozen.set(s.shadow.predict(tick.x), at);
+        s.shadowTargets.toUser(s.yFrozen, at);
         s.hasFrozen[slot] = 1;
         if (--s.shadowTicksLeft <= 0) s.shadow = null;
       } else {
@@ -234,6 +245,8 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
       s.ring.labelled[slot] = 1;
       const at = slot * out;
       const heldOut = s.heldOut[slot] === 1;
+      const labelOutOfRange = heldOut ? false : s.targets.observe(y);
+      const age = s.referenceAge[slot];
       const scored: ScoredTick = {
         kind: 'scored',
         stream,
@@ -245,13 +258,15 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
         yMean: s.yMean.slice(at, at + out),
         ...(s.hasFrozen[slot] ? { yFrozen: s.yFrozen.slice(at, at + out) } : {}),
         delay: s.ring.delayOf(index),
+        ...(Number.isNaN(age) ? {} : { referenceAge: age }),
         heldOut,
         version: s.version[slot],
+        ...(labelOutOfRange ? { labelOutOfRange } : {}),
       };
       subscriber.next(scored);
       if (!heldOut) {
         try {
-          s.learner.learn(y, s.learnerTick[slot]);
+          s.learner.learn(s.targets.toLearner(y), s.learnerTick[slot]);
         } catch (err) {
           if (!(err instanceof InvalidLabelError) || err.problem === 'frozen') throw err;
           const reason: RejectionReason =
@@ -262,7 +277,7 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
           return reject(reason, `label for tick ${seq} of stream '${stream}': ${err.message}`, stream, seq);
         }
       }
-      if (!heldOut || referencesSeeHeldOut) s.takeLabel(y);
+      if (!heldOut || referencesSeeHeldOut) s.takeLabel(y, seq);
     };
 
     const onDrift = (marker: DriftMarker) => {
@@ -281,6 +296,7 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
       }
       if (recoveryTicks > 0) {
         s.shadow = s.learner.fork({ frozen: true });
+        s.shadowTargets.copyFrom(s.targets);
         s.shadowTicksLeft = recoveryTicks;
       }
       subscriber.next(marker);
@@ -324,6 +340,13 @@ class StreamState {
   readonly yLast: Float32Array;
   readonly yMean: Float32Array;
   readonly yFrozen: Float32Array;
+  /** Ticks between each tick and the last label the references had when it was predicted (NaN before any). */
+  readonly referenceAge: Float64Array;
+  /** Seq of the last label the references took (-1 before any). */
+  lastLabelSeq = -1;
+  readonly targets: TargetScaler;
+  /** The target statistics the frozen shadow's model was trained with. */
+  readonly shadowTargets: TargetScaler;
   /** The last label seen (NaN before any). */
   readonly lastLabel: Float32Array;
   readonly labelMean: Float64Array;
@@ -335,7 +358,7 @@ class StreamState {
   /** Seq of the last declared session boundary (-1 before any). */
   lastSessionSeq = -1;
 
-  constructor(readonly learner: Learner, maxDelay: number, readonly holdout: HoldoutSchedule) {
+  constructor(readonly learner: Learner, maxDelay: number, readonly holdout: HoldoutSchedule, targetScaling: TargetScalingSpec) {
     const capacity = Math.min(maxDelay, learner.spec.maxLabelDelay ?? DEFAULT_MAX_LABEL_DELAY);
     const out = learner.spec.outputSize;
     this.ring = new SeqRing(capacity);
@@ -349,6 +372,9 @@ class StreamState {
     this.yLast = new Float32Array(capacity * out);
     this.yMean = new Float32Array(capacity * out);
     this.yFrozen = new Float32Array(capacity * out);
+    this.referenceAge = new Float64Array(capacity);
+    this.targets = new TargetScaler(targetScaling, out);
+    this.shadowTargets = new TargetScaler(targetScaling, out);
     this.lastLabel = new Float32Array(out).fill(NaN);
     this.labelMean = new Float64Array(out);
   }
@@ -363,13 +389,16 @@ class StreamState {
     w.array(this.learnerTick).array(this.t).array(this.version).array(this.heldOut);
     w.array(this.yhat).array(this.yLast).array(this.yMean);
     w.array(this.lastLabel).array(this.labelMean).f64(this.labelCount).f64(this.holdout.origin).f64(this.lastSessionSeq);
+    w.f64(this.holdout.session).f64(this.lastLabelSeq).array(this.referenceAge).array(this.targets.save());
     return w.bytes();
   }
 
   load(bytes: Uint8Array): void {
     const r = new StateReader(bytes, 'predict-then-learn state');
     const format = r.f64();
-    if (format !== STREAM_STATE_FORMAT) throw new StreamStateError(`predict-then-learn state format ${format}, this build reads ${STREAM_STATE_FORMAT}`);
+    if (format !== 1 && format !== STREAM_STATE_FORMAT) {
+      throw new StreamStateError(`predict-then-learn state format ${format}, this build reads 1 and ${STREAM_STATE_FORMAT}`);
+    }
     this.ring.load(r);
     r.arrayInto(this.learnerTick);
     r.arrayInto(this.t);
@@ -383,12 +412,26 @@ class StreamState {
     this.labelCount = r.f64();
     this.holdout.origin = r.f64();
     this.lastSessionSeq = r.f64();
+    if (format >= 2) {
+      this.holdout.session = r.f64();
+      this.lastLabelSeq = r.f64();
+      r.arrayInto(this.referenceAge);
+      const targets = new Float64Array(TargetScaler.savedFloats(this.out));
+      r.arrayInto(targets);
+      this.targets.load(targets);
+    } else {
+      // Format 1 predates these: a stream restored from it starts them afresh.
+      this.holdout.session = 0;
+      this.lastLabelSeq = -1;
+      this.referenceAge.fill(NaN);
+    }
     r.end();
     this.hasFrozen.fill(0);
   }
 
   /** The reference predictors take a label that has arrived. */
-  takeLabel(y: ArrayLike<number>): void {
+  takeLabel(y: ArrayLike<number>, seq: number): void {
+    this.lastLabelSeq = seq;
     const n = ++this.labelCount;
     for (let i = 0; i < this.out; i++) {
       this.lastLabel[i] = y[i];
