@@ -1,6 +1,15 @@
 // The public API of the driftline package.
-export { createLearner, canonicalJson } from './learners/learner.js';
-export type { Learner, LearnerSpec, LearnerOptions, LearnOutcome, LearnerStats, CellSpec } from './learners/learner.js';
+export { createLearner, canonicalJson, isDecoderSpec } from './learners/learner.js';
+export type {
+  Learner, LearnerSpec, RecurrentLearnerSpec, LearnerOptions, LearnOutcome, LearnerStats, CellSpec,
+} from './learners/learner.js';
+export { createDecoder } from './learners/decoders/create-decoder.js';
+export { decoderKinds } from './learners/decoders/decoder-spec.js';
+export type { DecoderKind, DecoderSpec } from './learners/decoders/decoder-spec.js';
+export type { Decoder } from './learners/decoders/decoder-learner.js';
+export type { RlsOptions } from './learners/decoders/rls.js';
+export type { RidgeOptions } from './learners/decoders/ridge.js';
+export type { KalmanOptions } from './learners/decoders/kalman.js';
 export { cellKinds, createCell } from './learners/cells/registry.js';
 export type { Cell, CellKind, ParamBlock, ParamGroup } from './learners/cells/cell.js';
 export type { CreditSpec } from './learners/credit/registry.js';

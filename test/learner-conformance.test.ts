@@ -1,11 +1,12 @@
 // The conformance suite every learner passes (after River's check_estimator): one spec per
-// cell x credit rule x optimizer, each held to the same behavioural contract.
+// cell x credit rule x optimizer, and each classical decoder, each held to the same behavioural contract.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { cellKinds } from '../src/learners/cells/registry.js';
 import type { CreditSpec } from '../src/learners/credit/registry.js';
 import { InvalidInputError, InvalidLabelError } from '../src/learners/errors.js';
-import { createLearner, type LearnerSpec } from '../src/learners/learner.js';
+import type { DecoderSpec } from '../src/learners/decoders/decoder-spec.js';
+import { createLearner, type LearnerSpec, type RecurrentLearnerSpec } from '../src/learners/learner.js';
 import { adam, momentum, rmsprop, sgd, withClipping, type OptimizerSpec } from '../src/learners/optim/transform.js';
 import { Random } from '../src/learners/random.js';
 
@@ -23,7 +24,7 @@ const optimizers: Record<string, OptimizerSpec> = {
 const M = 3;
 const OUT = 2;
 
-function specOf(cell: (typeof cellKinds)[number], credit: CreditSpec, optimizer: OptimizerSpec): LearnerSpec {
+function specOf(cell: (typeof cellKinds)[number], credit: CreditSpec, optimizer: OptimizerSpec): RecurrentLearnerSpec {
   return { cell: { kind: cell, hiddenSize: 8 }, credit, optimizer, inputSize: M, outputSize: OUT, seed: 7, loss: 'mse' };
 }
 
@@ -47,84 +48,161 @@ function toyStream(seed: number, ticks: number): { xs: Float32Array[]; ys: Float
 
 const stream = toyStream(1, 3000);
 
+/** The behavioural contract, for any learner spec on the toy stream. */
+function checkContract(spec: LearnerSpec): void {
+  // Inputs are left unmutated.
+  const a = createLearner(spec);
+  const x0 = Float32Array.from(stream.xs[0]);
+  const y0 = Float32Array.from(stream.ys[0]);
+  a.predict(x0);
+  a.learn(y0);
+  assert.deepEqual(x0, stream.xs[0]);
+  assert.deepEqual(y0, stream.ys[0]);
+
+  // Same seed, same bytes.
+  const b = createLearner(spec);
+  b.predict(stream.xs[0]);
+  b.learn(stream.ys[0]);
+  for (let t = 1; t < 40; t++) {
+    a.predict(stream.xs[t]);
+    a.learn(stream.ys[t]);
+    b.predict(stream.xs[t]);
+    b.learn(stream.ys[t]);
+  }
+  assert.deepEqual(a.snapshot(), b.snapshot());
+
+  // restore(snapshot()) is exact: the restored learner continues identically.
+  const saved = a.snapshot();
+  const c = createLearner(spec);
+  c.predict(stream.xs[5]);
+  c.restore(saved);
+  assert.deepEqual(c.snapshot(), saved);
+  for (let t = 40; t < 60; t++) {
+    const ya = Array.from(a.predict(stream.xs[t]));
+    const yc = Array.from(c.predict(stream.xs[t]));
+    assert.deepEqual(yc, ya);
+    a.learn(stream.ys[t]);
+    c.learn(stream.ys[t]);
+  }
+  assert.deepEqual(c.snapshot(), a.snapshot());
+  assert.equal(c.version, a.version);
+
+  // Bad input throws a typed error and changes nothing.
+  const before = a.snapshot();
+  assert.throws(() => a.predict(new Float32Array(M + 1)), (e: unknown) => e instanceof InvalidInputError && e.problem === 'dimension');
+  assert.throws(() => a.predict(Float32Array.from([0, NaN, 0])), (e: unknown) => e instanceof InvalidInputError && e.problem === 'non-finite');
+  assert.throws(() => a.predict(Float32Array.from([0, Infinity, 0])), (e: unknown) => e instanceof InvalidInputError);
+  assert.throws(() => a.learn(Float32Array.from([0, -Infinity])), (e: unknown) => e instanceof InvalidLabelError && e.problem === 'non-finite');
+  assert.throws(() => a.learn(new Float32Array(OUT + 1)), (e: unknown) => e instanceof InvalidLabelError && e.problem === 'dimension');
+  assert.throws(() => a.learn(stream.ys[0], a.tick), (e: unknown) => e instanceof InvalidLabelError && e.problem === 'duplicate');
+  assert.throws(() => a.learn(stream.ys[0], a.tick + 1), (e: unknown) => e instanceof InvalidLabelError && e.problem === 'future-tick');
+  assert.deepEqual(a.snapshot(), before);
+
+  // Convergence on the toy target, and constant state over 10^4 ticks.
+  const learner = createLearner(spec);
+  const bytes = learner.stateBytes;
+  let early = 0;
+  let late = 0;
+  const T = 10_000;
+  for (let t = 0; t < T; t++) {
+    const i = t % stream.xs.length;
+    const yhat = learner.predict(stream.xs[i]);
+    let se = 0;
+    for (let j = 0; j < OUT; j++) se += (yhat[j] - stream.ys[i][j]) ** 2;
+    if (t < 500) early += se;
+    if (t >= T - 500) late += se;
+    learner.learn(stream.ys[i]);
+  }
+  assert.equal(learner.stateBytes, bytes);
+  assert.equal(learner.version, T);
+  assert.equal(learner.stats.skippedNonFinite, 0);
+  assert.ok(late < 0.5 * early, `error should at least halve: first 500 ticks ${early.toFixed(2)}, last 500 ${late.toFixed(2)}`);
+}
+
 for (const cell of cellKinds) {
   describe(`learner ${cell}`, () => {
     for (const [creditName, credit] of Object.entries(credits)) {
       for (const [optName, optimizer] of Object.entries(optimizers)) {
         const spec = specOf(cell, credit, optimizer);
-        test(`${creditName} + ${optName}`, () => {
-          // Inputs are left unmutated.
-          const a = createLearner(spec);
-          const x0 = Float32Array.from(stream.xs[0]);
-          const y0 = Float32Array.from(stream.ys[0]);
-          a.predict(x0);
-          a.learn(y0);
-          assert.deepEqual(x0, stream.xs[0]);
-          assert.deepEqual(y0, stream.ys[0]);
-
-          // Same seed, same bytes.
-          const b = createLearner(spec);
-          b.predict(stream.xs[0]);
-          b.learn(stream.ys[0]);
-          for (let t = 1; t < 40; t++) {
-            a.predict(stream.xs[t]);
-            a.learn(stream.ys[t]);
-            b.predict(stream.xs[t]);
-            b.learn(stream.ys[t]);
-          }
-          assert.deepEqual(a.snapshot(), b.snapshot());
-
-          // restore(snapshot()) is exact: the restored learner continues identically.
-          const saved = a.snapshot();
-          const c = createLearner(spec);
-          c.predict(stream.xs[5]);
-          c.restore(saved);
-          assert.deepEqual(c.snapshot(), saved);
-          for (let t = 40; t < 60; t++) {
-            const ya = Array.from(a.predict(stream.xs[t]));
-            const yc = Array.from(c.predict(stream.xs[t]));
-            assert.deepEqual(yc, ya);
-            a.learn(stream.ys[t]);
-            c.learn(stream.ys[t]);
-          }
-          assert.deepEqual(c.snapshot(), a.snapshot());
-          assert.equal(c.version, a.version);
-
-          // Bad input throws a typed error and changes nothing.
-          const before = a.snapshot();
-          assert.throws(() => a.predict(new Float32Array(M + 1)), (e: unknown) => e instanceof InvalidInputError && e.problem === 'dimension');
-          assert.throws(() => a.predict(Float32Array.from([0, NaN, 0])), (e: unknown) => e instanceof InvalidInputError && e.problem === 'non-finite');
-          assert.throws(() => a.predict(Float32Array.from([0, Infinity, 0])), (e: unknown) => e instanceof InvalidInputError);
-          assert.throws(() => a.learn(Float32Array.from([0, -Infinity])), (e: unknown) => e instanceof InvalidLabelError && e.problem === 'non-finite');
-          assert.throws(() => a.learn(new Float32Array(OUT + 1)), (e: unknown) => e instanceof InvalidLabelError && e.problem === 'dimension');
-          assert.throws(() => a.learn(stream.ys[0], a.tick), (e: unknown) => e instanceof InvalidLabelError && e.problem === 'duplicate');
-          assert.throws(() => a.learn(stream.ys[0], a.tick + 1), (e: unknown) => e instanceof InvalidLabelError && e.problem === 'future-tick');
-          assert.deepEqual(a.snapshot(), before);
-
-          // Convergence on the toy target, and constant state over 10^4 ticks.
-          const learner = createLearner(spec);
-          const bytes = learner.stateBytes;
-          let early = 0;
-          let late = 0;
-          const T = 10_000;
-          for (let t = 0; t < T; t++) {
-            const i = t % stream.xs.length;
-            const yhat = learner.predict(stream.xs[i]);
-            let se = 0;
-            for (let j = 0; j < OUT; j++) se += (yhat[j] - stream.ys[i][j]) ** 2;
-            if (t < 500) early += se;
-            if (t >= T - 500) late += se;
-            learner.learn(stream.ys[i]);
-          }
-          assert.equal(learner.stateBytes, bytes);
-          assert.equal(learner.version, T);
-          assert.equal(learner.stats.skippedNonFinite, 0);
-          assert.ok(late < 0.5 * early, `error should at least halve: first 500 ticks ${early.toFixed(2)}, last 500 ${late.toFixed(2)}`);
-        });
+        test(`${creditName} + ${optName}`, () => checkContract(spec));
       }
     }
   });
 }
+
+// The classical decoders (src/learners/decoders) under the same contract. Their weights stay zero until they
+// have seen labels (ridge and kalman until their first refit), which the convergence check's first 500 ticks
+// include: the contract holds as stated, nothing is adapted. Kalman is a generative model of x given y and the
+// toy target is not one, so it converges to its best linear-Gaussian fit rather than to zero error.
+const decoderSpecs: Record<string, DecoderSpec['decoder']> = {
+  'rls (defaults)': { kind: 'rls' },
+  'rls (forgetting, 2 lags)': { kind: 'rls', lags: 2, halfLifeTicks: 2000, delta: 0.1 },
+  'ridge (defaults)': { kind: 'ridge' },
+  'ridge (forgetting, resetOnSession)': { kind: 'ridge', lags: 2, halfLifeTicks: 3000, refitEvery: 50, resetOnSession: true },
+  'kalman (defaults)': { kind: 'kalman' },
+  'kalman (forgetting)': { kind: 'kalman', halfLifeTicks: 3000, refitEvery: 100, ridge: 0.01 },
+};
+
+function decoderSpecOf(decoder: DecoderSpec['decoder'], extra: Partial<DecoderSpec> = {}): DecoderSpec {
+  return { decoder, inputSize: M, outputSize: OUT, seed: 7, loss: 'mse', ...extra };
+}
+
+describe('decoders', () => {
+  for (const [name, decoder] of Object.entries(decoderSpecs)) {
+    test(name, () => checkContract(decoderSpecOf(decoder)));
+  }
+
+  for (const kind of ['rls', 'ridge', 'kalman'] as const) {
+    const spec = decoderSpecOf({ kind, refitEvery: kind === 'rls' ? undefined : 20 } as DecoderSpec['decoder']);
+
+    test(`${kind}: labels older than the ring are dropped and counted, not thrown`, () => {
+      const learner = createLearner({ ...spec, maxLabelDelay: 4 });
+      for (let t = 0; t < 10; t++) learner.predict(stream.xs[t]);
+      assert.equal(learner.learn(stream.ys[5], 5), 'dropped-late');
+      assert.equal(learner.stats.droppedLate, 1);
+      assert.equal(learner.version, 0);
+      assert.equal(learner.learn(stream.ys[6], 6), 'applied');
+      assert.equal(learner.version, 1);
+    });
+
+    test(`${kind}: a frozen fork predicts like its origin and refuses labels`, () => {
+      const learner = createLearner(spec);
+      for (let t = 0; t < 50; t++) {
+        learner.predict(stream.xs[t]);
+        learner.learn(stream.ys[t]);
+      }
+      const frozen = learner.fork();
+      assert.equal(frozen.frozen, true);
+      assert.deepEqual(Array.from(frozen.predict(stream.xs[50])), Array.from(learner.predict(stream.xs[50])));
+      assert.throws(() => frozen.learn(stream.ys[50]), (e: unknown) => e instanceof InvalidLabelError && e.problem === 'frozen');
+      assert.equal(learner.fork({ frozen: false }).learn(stream.ys[50]), 'applied');
+    });
+
+    test(`${kind}: restore refuses a snapshot of another spec and leaves the learner as it was`, () => {
+      const a = createLearner(spec);
+      a.predict(stream.xs[0]);
+      const before = a.snapshot();
+      assert.throws(() => a.restore(createLearner({ ...spec, seed: 8 }).snapshot()), /another spec/);
+      assert.throws(() => a.restore(createLearner(specOf('tanh-rnn', credits.rtrl, sgd(0.1))).snapshot()), /another spec/);
+      assert.throws(() => a.restore(new Uint8Array(40)), /not a driftline/);
+      assert.deepEqual(a.snapshot(), before);
+    });
+  }
+
+  test('a decoder spec error names the field', () => {
+    const rls = decoderSpecOf({ kind: 'rls' });
+    assert.throws(() => createLearner({ ...rls, inputSize: 0 }), /inputSize/);
+    assert.throws(() => createLearner({ ...rls, decoder: { kind: 'rls', lags: 0 } }), /decoder\.lags/);
+    assert.throws(() => createLearner({ ...rls, decoder: { kind: 'rls', delta: -1 } }), /decoder\.delta/);
+    assert.throws(() => createLearner({ ...rls, decoder: { kind: 'ridge', halfLifeTicks: 0 } }), /decoder\.halfLifeTicks/);
+    assert.throws(() => createLearner({ ...rls, decoder: { kind: 'ridge', refitEvery: 1.5 } }), /decoder\.refitEvery/);
+    assert.throws(() => createLearner({ ...rls, decoder: { kind: 'kalman', ridge: NaN } }), /decoder\.ridge/);
+    assert.throws(() => createLearner({ ...rls, decoder: { kind: 'kalman', lags: 2 } as DecoderSpec['decoder'] }), /decoder\.lags: is not an option of 'kalman'/);
+    assert.throws(() => createLearner({ ...rls, decoder: { kind: 'lms' } as unknown as DecoderSpec['decoder'] }), /decoder\.kind/);
+    assert.throws(() => createLearner({ ...rls, loss: 'xent' as 'mse' }), /loss/);
+    assert.throws(() => createLearner({ ...rls, decoder: { kind: 'rls', lags: 100 }, inputSize: 96 }), /decoder\.lags.*9601 features/);
+  });
+});
 
 describe('learner protocol', () => {
   const spec = specOf('tanh-rnn', { rule: 'immediate', lambda: 0 }, rmsprop(0.003));

@@ -2,6 +2,8 @@ import { fanInUniform, zeros, BlockTable, type Cell, type CellKind, type ParamBl
 import { createCell, hasDefaultOutputBypass } from './cells/registry.js';
 import type { CreditRule } from './credit/credit-rule.js';
 import { createCreditRule, type CreditSpec } from './credit/registry.js';
+import { createDecoder } from './decoders/create-decoder.js';
+import type { DecoderSpec } from './decoders/decoder-spec.js';
 import { InvalidInputError, InvalidLabelError, InvalidSpecError, SnapshotError } from './errors.js';
 import type { Kernels, KernelBackend } from './kernels/kernels.js';
 import { createKernels, wasmKernelsAvailable } from './kernels/wasm-kernels.js';
@@ -9,6 +11,9 @@ import { compileOptimizer, type CompiledOptimizer } from './optim/compile.js';
 import { isGrouped, type GroupedOptimizerSpec, type OptimizerSpec } from './optim/transform.js';
 import { ParameterSet, type BoundBlock } from './parameters.js';
 import { Random } from './random.js';
+import { canonicalJson, snapshotHeaderBytes, SNAPSHOT_FORMAT, SNAPSHOT_MAGIC, writeSnapshotHeader } from './snapshot-header.js';
+
+export { canonicalJson } from './snapshot-header.js';
 
 export interface CellSpec {
   readonly kind: CellKind;
@@ -19,7 +24,7 @@ export interface CellSpec {
   readonly outputBypass?: boolean;
 }
 
-export interface LearnerSpec {
+export interface RecurrentLearnerSpec {
   readonly cell: CellSpec;
   readonly credit: CreditSpec;
   readonly optimizer: OptimizerSpec | GroupedOptimizerSpec;
@@ -29,6 +34,13 @@ export interface LearnerSpec {
   readonly loss: 'mse' | 'xent';
   /** K: a label may arrive up to K - 1 ticks after its prediction; older ones are dropped and counted. */
   readonly maxLabelDelay?: number;
+}
+
+/** A recurrent learner (cell, credit rule, optimizer) or a classical decoder (rls, ridge, kalman). */
+export type LearnerSpec = RecurrentLearnerSpec | DecoderSpec;
+
+export function isDecoderSpec(spec: LearnerSpec): spec is DecoderSpec {
+  return spec != null && typeof spec === 'object' && 'decoder' in spec;
 }
 
 export type LearnOutcome = 'applied' | 'dropped-late' | 'skipped-non-finite';
@@ -69,6 +81,8 @@ export interface Learner {
   readonly paramCount: number;
   /** A copy of every parameter, cell blocks then readout blocks, in block order (exact for either arena). */
   readParameters(): Float64Array;
+  /** A new recording session of the same source began (decoders may recalibrate; see src/learners/decoders). */
+  sessionStarted?(): void;
 }
 
 export interface LearnerOptions {
@@ -83,8 +97,6 @@ export interface LearnerOptions {
 
 /** The label window (tick caches in the ring) when a spec sets no maxLabelDelay. */
 export const DEFAULT_MAX_LABEL_DELAY = 32;
-const SNAPSHOT_MAGIC = 0x534e4c44; // 'DLNS' little-endian
-const SNAPSHOT_FORMAT = 1;
 
 // Fixed slots of the Float64 counter block; ring ticks and learned flags follow.
 const M_VERSION = 0;
@@ -97,6 +109,7 @@ const M_GROUP_COUNTS = 6; // three groups
 const M_RING = 9;
 
 export function createLearner(spec: LearnerSpec, options: LearnerOptions = {}): Learner {
+  if (isDecoderSpec(spec)) return createDecoder(spec);
   const backend = options.backend ?? (options.kernels ? 'js' : defaultBackend());
   return new RecurrentLearner(validateSpec(spec), options.kernels ?? ((floats) => createKernels(floats, backend)));
 }
@@ -150,7 +163,7 @@ class RecurrentLearner implements Learner {
   private readonly D: number;
   private isFrozen = false;
 
-  constructor(readonly spec: LearnerSpec, private readonly makeKernels: (floatCount: number) => Kernels) {
+  constructor(readonly spec: RecurrentLearnerSpec, private readonly makeKernels: (floatCount: number) => Kernels) {
     const m = spec.inputSize;
     const out = spec.outputSize;
     const cell = createCell(spec.cell.kind, { inputSize: m, hiddenSize: spec.cell.hiddenSize, leak: spec.cell.leak });
@@ -362,14 +375,7 @@ class RecurrentLearner implements Learner {
     const specJson = new TextEncoder().encode(canonicalJson(this.spec));
     const metaBytes = this.meta.byteLength;
     const arenaBytes = this.persistentFloats * this.k.heap.BYTES_PER_ELEMENT;
-    const headerBytes = align8(16 + specJson.length);
-    const bytes = new Uint8Array(headerBytes + metaBytes + arenaBytes);
-    const view = new DataView(bytes.buffer);
-    view.setUint32(0, SNAPSHOT_MAGIC, true);
-    view.setUint32(4, SNAPSHOT_FORMAT, true);
-    view.setUint32(8, specJson.length, true);
-    view.setUint32(12, this.persistentFloats, true);
-    bytes.set(specJson, 16);
+    const { bytes, headerBytes } = writeSnapshotHeader(specJson, this.persistentFloats, metaBytes + arenaBytes);
     bytes.set(new Uint8Array(this.meta.buffer, this.meta.byteOffset, metaBytes), headerBytes);
     bytes.set(new Uint8Array(this.k.heap.buffer, this.k.heap.byteOffset, arenaBytes), headerBytes + metaBytes);
     return bytes;
@@ -383,7 +389,7 @@ class RecurrentLearner implements Learner {
     if (format !== SNAPSHOT_FORMAT) throw new SnapshotError(`snapshot format ${format} is not supported (expected ${SNAPSHOT_FORMAT})`);
     const specLength = view.getUint32(8, true);
     const floats = view.getUint32(12, true);
-    const headerBytes = align8(16 + specLength);
+    const headerBytes = snapshotHeaderBytes(specLength);
     const metaBytes = this.meta.byteLength;
     const floatBytes = this.k.heap.BYTES_PER_ELEMENT;
     if (bytes.length !== headerBytes + metaBytes + floats * floatBytes || floats !== this.persistentFloats) {
@@ -482,7 +488,7 @@ function initBlock(h: Float32Array, p: number, block: ParamBlock, rng: Random): 
   }
 }
 
-function validateSpec(spec: LearnerSpec): LearnerSpec {
+function validateSpec(spec: RecurrentLearnerSpec): RecurrentLearnerSpec {
   if (spec == null || typeof spec !== 'object') throw new InvalidSpecError('spec', 'must be an object');
   const positiveInt = (v: unknown, field: string, max = 1 << 20) => {
     if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > max) {
@@ -497,22 +503,5 @@ function validateSpec(spec: LearnerSpec): LearnerSpec {
   if (!Number.isInteger(spec.seed)) throw new InvalidSpecError('seed', `must be an integer, got ${String(spec.seed)}`);
   if (spec.loss !== 'mse' && spec.loss !== 'xent') throw new InvalidSpecError('loss', `must be 'mse' or 'xent', got ${String(spec.loss)}`);
   if (spec.loss === 'xent' && spec.outputSize < 2) throw new InvalidSpecError('outputSize', 'xent needs at least 2 classes');
-  return JSON.parse(JSON.stringify(spec)) as LearnerSpec;
-}
-
-/** JSON with sorted keys, so that equal specs give equal bytes whatever order their fields were written in. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.keys(value as object)
-      .sort()
-      .filter((key) => (value as Record<string, unknown>)[key] !== undefined)
-      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
-    return `{${entries.join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
-function align8(n: number): number {
-  return (n + 7) & ~7;
+  return JSON.parse(JSON.stringify(spec)) as RecurrentLearnerSpec;
 }

@@ -13,13 +13,54 @@ import type { LearnerSpec } from './learner.js';
  *         12   u32  number of persistent floats
  *         16   S    the spec as canonical JSON (sorted keys), UTF-8
  *
- * then, from align8(16 + S), the counter block and the persistent state. learner.ts keeps these constants
- * private; the conformance of this reader with real snapshots is tested, so a change there fails here.
+ * then, from align8(16 + S), the counter block and the persistent state. The recurrent learner counts its
+ * persistent floats in its arena's element type (Float32, or Float64 for double-precision gradient tests) and
+ * puts its Float64 counter block before them; the decoders (src/learners/decoders) keep counters and state in one
+ * Float64 block and count all of it. Both writers go through writeSnapshotHeader, and the conformance of this
+ * reader with real snapshots is tested.
  */
 
-const SNAPSHOT_MAGIC = 0x534e4c44;
-const SNAPSHOT_FORMAT = 1;
+export const SNAPSHOT_MAGIC = 0x534e4c44;
+export const SNAPSHOT_FORMAT = 1;
 const FIXED_BYTES = 16;
+
+/** JSON with sorted keys, so that equal specs give equal bytes whatever order their fields were written in. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.keys(value as object)
+      .sort()
+      .filter((key) => (value as Record<string, unknown>)[key] !== undefined)
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Bytes a header takes before the payload, for a spec whose canonical JSON encodes to `specBytes` bytes. */
+export function snapshotHeaderBytes(specBytes: number): number {
+  return (FIXED_BYTES + specBytes + 7) & ~7;
+}
+
+/**
+ * A zeroed snapshot buffer of header + `payloadBytes`, with the header written; the caller copies its payload in
+ * from `headerBytes`.
+ */
+export function writeSnapshotHeader(
+  specJson: Uint8Array,
+  persistentFloats: number,
+  payloadBytes: number,
+): { bytes: Uint8Array; headerBytes: number } {
+  const headerBytes = snapshotHeaderBytes(specJson.length);
+  const bytes = new Uint8Array(headerBytes + payloadBytes);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, SNAPSHOT_MAGIC, true);
+  view.setUint32(4, SNAPSHOT_FORMAT, true);
+  view.setUint32(8, specJson.length, true);
+  view.setUint32(12, persistentFloats, true);
+  bytes.set(specJson, FIXED_BYTES);
+  return { bytes, headerBytes };
+}
 
 export interface SnapshotHeader {
   readonly format: number;
@@ -53,5 +94,5 @@ export function readSnapshotHeader(bytes: Uint8Array): SnapshotHeader {
     throw new SnapshotError(`snapshot spec is not JSON: ${(err as Error).message}`);
   }
   if (spec == null || typeof spec !== 'object' || Array.isArray(spec)) throw new SnapshotError('snapshot spec is not a JSON object');
-  return { format, specJson, spec: spec as LearnerSpec, persistentFloats, headerBytes: (FIXED_BYTES + specLength + 7) & ~7 };
+  return { format, specJson, spec: spec as LearnerSpec, persistentFloats, headerBytes: snapshotHeaderBytes(specLength) };
 }
