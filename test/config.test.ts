@@ -82,20 +82,57 @@ test('loadConfig reads YAML and reports unreadable or invalid files', () => {
   const dir = mkdtempSync(join(tmpdir(), 'driftline-config-'));
   const good = join(dir, 'good.yaml');
   writeFileSync(good, 'streams: {inputSize: 4, outputSize: 1}\nlearner:\n  cell: {kind: gru, hiddenSize: 8}\n  credit: {rule: rtrl}\n  optimizer: {name: adam, lr: 0.01, clipNorm: 1}\n');
-  assert.equal(loadConfig(good).learner.cell.kind, 'gru');
+  assert.equal(loadConfig(good).learner.cell?.kind, 'gru');
   const broken = join(dir, 'broken.yaml');
   writeFileSync(broken, 'streams: [unclosed');
   assert.throws(() => loadConfig(broken), /not valid YAML/);
   assert.throws(() => loadConfig(join(dir, 'missing.yaml')), /cannot read the file/);
 });
 
-test('the example configs in examples/configs are valid', () => {
-  const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'examples', 'configs');
-  const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
-  assert.ok(files.length >= 1);
+test('the example configs in examples/configs and examples/bci-decoder are valid', () => {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', 'examples');
+  const files = ['configs', 'bci-decoder'].flatMap((d) => readdirSync(join(root, d)).filter((f) => f.endsWith('.yaml')).map((f) => join(d, f)));
+  assert.ok(files.length >= 2);
   for (const file of files) {
-    const config = loadConfig(join(dir, file));
+    const config = loadConfig(join(root, file));
     assert.ok(config.sources.websocket, `${file} configures a source for driftline run`);
     createLearner(learnerSpecOf(config));
   }
+});
+
+test('learner: a classical decoder instead of a recurrent cell, one or the other, with errors naming the field', () => {
+  const decoder = parseConfig({ ...minimal, learner: { decoder: { kind: 'ridge', lags: 10, alpha: 100, resetOnSession: true }, maxLabelDelay: 64 } });
+  const spec = learnerSpecOf(decoder);
+  assert.deepEqual((spec as { decoder: unknown }).decoder, { kind: 'ridge', lags: 10, alpha: 100, resetOnSession: true });
+  assert.equal(createLearner(spec).spec.maxLabelDelay, 64);
+  const problems = (raw: unknown) => {
+    try {
+      parseConfig(raw);
+    } catch (err) {
+      return (err as ConfigError).problems.join('\n');
+    }
+    return '';
+  };
+  assert.match(problems({ ...minimal, learner: { ...minimal.learner, decoder: { kind: 'rls' } } }), /learner\.cell: a learner is either a decoder or a recurrent cell/);
+  assert.match(problems({ ...minimal, learner: { optimizer: { name: 'sgd', lr: 0.1 } } }), /learner\.cell: required/);
+  assert.match(problems({ ...minimal, learner: { decoder: { kind: 'kalman', lags: 3 } } }), /learner\.decoder: unknown field\(s\) 'lags'/);
+  assert.match(problems({ ...minimal, learner: { decoder: { kind: 'wiener' } } }), /learner\.decoder\.kind/);
+});
+
+test('evaluation: per-session holdouts and target scaling (standardize by default) reach the pipeline options', () => {
+  const defaults = pipelineOptionsOf(parseConfig(minimal));
+  assert.deepEqual(defaults.targetScaling, { kind: 'standardize' });
+  const config = parseConfig({
+    ...minimal,
+    evaluation: {
+      holdout: { kind: 'bySession', sessions: [{ kind: 'none' }, { kind: 'firstMinutes', minutes: 2 }] },
+      targetScaling: { kind: 'standardize', halfLifeLabels: 5000 },
+    },
+  });
+  const options = pipelineOptionsOf(config);
+  assert.deepEqual(options.holdout, { kind: 'bySession', sessions: [{ kind: 'none' }, { kind: 'firstMinutes', minutes: 2 }] });
+  assert.deepEqual(options.targetScaling, { kind: 'standardize', halfLifeLabels: 5000 });
+  assert.deepEqual(pipelineOptionsOf(parseConfig({ ...minimal, evaluation: { targetScaling: { kind: 'none' } } })).targetScaling, { kind: 'none' });
+  assert.throws(() => parseConfig({ ...minimal, evaluation: { holdout: { kind: 'bySession', sessions: [] } } }), /evaluation\.holdout\.sessions/);
+  assert.throws(() => parseConfig({ ...minimal, evaluation: { holdout: { kind: 'bySession', sessions: [{ kind: 'bySession', sessions: [] }] } } }), /evaluation\.holdout\.sessions\.0/);
 });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { DEFAULT_MAX_LABEL_DELAY, type LearnerSpec } from '../learners/learner.js';
+import { DEFAULT_MAX_LABEL_DELAY, type LearnerSpec, type RecurrentLearnerSpec } from '../learners/learner.js';
 import { adam, momentum, rmsprop, sgd, withClipping, type OptimizerSpec } from '../learners/optim/transform.js';
 import { cellKinds } from '../learners/cells/registry.js';
 
@@ -25,6 +25,27 @@ const optimizerSchema = z
   })
   .strict();
 
+/** The classical decoders of src/learners/decoders (references, and learners in their own right). */
+const decoderSchema = z.discriminatedUnion('kind', [
+  z
+    .object({
+      kind: z.literal('ridge'),
+      lags: positiveInt.max(64).optional(),
+      alpha: z.number().positive().optional(),
+      halfLifeTicks: z.number().positive().optional(),
+      refitEvery: positiveInt.optional(),
+      resetOnSession: z.boolean().optional(),
+      minSamples: positiveInt.optional(),
+    })
+    .strict(),
+  z.object({ kind: z.literal('rls'), lags: positiveInt.max(64).optional(), halfLifeTicks: z.number().positive().optional(), delta: z.number().positive().optional() }).strict(),
+  z.object({ kind: z.literal('kalman'), halfLifeTicks: z.number().positive().optional(), refitEvery: positiveInt.optional(), ridge: z.number().positive().optional() }).strict(),
+]);
+
+/**
+ * A recurrent learner (cell, credit, optimizer) or a classical decoder (decoder): one or the other. Checked after
+ * the fields, so that each field's own error names it.
+ */
 const learnerSchema = z
   .object({
     cell: z
@@ -34,22 +55,58 @@ const learnerSchema = z
         leak: z.number().gt(0).max(1).optional(),
         outputBypass: z.boolean().optional(),
       })
-      .strict(),
-    credit: z.discriminatedUnion('rule', [
-      z.object({ rule: z.literal('immediate'), lambda: z.number().min(0).lt(1).default(0) }).strict(),
-      z.object({ rule: z.literal('rtrl') }).strict(),
-    ]),
-    optimizer: optimizerSchema,
+      .strict()
+      .optional(),
+    credit: z
+      .discriminatedUnion('rule', [
+        z.object({ rule: z.literal('immediate'), lambda: z.number().min(0).lt(1).default(0) }).strict(),
+        z.object({ rule: z.literal('rtrl') }).strict(),
+      ])
+      .optional(),
+    optimizer: optimizerSchema.optional(),
+    decoder: decoderSchema.optional(),
     loss: z.enum(['mse', 'xent']).default('mse'),
     seed: z.number().int().default(1),
     maxLabelDelay: positiveInt.max(65536).default(DEFAULT_MAX_LABEL_DELAY),
   })
-  .strict();
+  .strict()
+  .superRefine((l, ctx) => {
+    if (l.decoder !== undefined) {
+      for (const field of ['cell', 'credit', 'optimizer'] as const) {
+        if (l[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: `a learner is either a decoder or a recurrent cell: remove '${field}' or 'decoder'` });
+      }
+      if (l.loss !== 'mse') ctx.addIssue({ code: 'custom', path: ['loss'], message: `decoders fit squared error: loss must be 'mse'` });
+      return;
+    }
+    for (const field of ['cell', 'credit', 'optimizer'] as const) {
+      if (l[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: `required (or give 'decoder' instead of cell, credit and optimizer)` });
+    }
+  });
 
-const holdoutSchema = z.discriminatedUnion('kind', [
+const singleHoldouts = [
   z.object({ kind: z.literal('none') }).strict(),
+  z.object({ kind: z.literal('always') }).strict(),
   z.object({ kind: z.literal('alternate'), onSeconds: z.number().positive(), offSeconds: z.number().positive() }).strict(),
   z.object({ kind: z.literal('firstMinutes'), minutes: z.number().positive() }).strict(),
+] as const;
+
+/** One schedule, or one per session (the protocols of src/reproduce/bci-protocols.ts). */
+const holdoutSchema = z.discriminatedUnion('kind', [
+  ...singleHoldouts,
+  z.object({ kind: z.literal('bySession'), sessions: z.array(z.discriminatedUnion('kind', [...singleHoldouts])).min(1) }).strict(),
+]);
+
+const targetScalingSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('none') }).strict(),
+  z
+    .object({
+      kind: z.literal('standardize'),
+      halfLifeLabels: z.number().positive().optional(),
+      freezeAfterLabels: z.number().positive().optional(),
+      outOfRangeSd: z.number().positive().optional(),
+      minLabelsForRange: z.number().int().min(2).optional(),
+    })
+    .strict(),
 ]);
 
 const detectorSchema = z.discriminatedUnion('kind', [
@@ -110,6 +167,12 @@ export const configSchema = z
         recoveryTicks: positiveInt.default(2000),
         tolerance: z.number().positive().default(0.5),
         normalizeInputs: z.boolean().default(false),
+        /**
+         * Labels standardized per stream for the learner (running mean and scale of the labels it learns from),
+         * predictions and metrics back in the user's units: on by default, so labels in any units (raw force,
+         * counts) train as well as unit-sized ones. 'none' feeds the labels as they are.
+         */
+        targetScaling: targetScalingSchema.default({ kind: 'standardize' }),
       })
       .strict()
       .prefault({}),
@@ -210,13 +273,34 @@ export function loadConfig(path: string): DriftlineConfig {
   return config;
 }
 
+/** The learner of a config in a few words, for summaries and logs. */
+export function describeLearner(config: DriftlineConfig): string {
+  const l = config.learner;
+  if (l.decoder !== undefined) {
+    const { kind, ...options } = l.decoder;
+    const rest = Object.entries(options).map(([k, v]) => `${k} ${String(v)}`).join(', ');
+    return `${kind} decoder${rest ? ` (${rest})` : ''}`;
+  }
+  return `${l.cell!.kind} n = ${l.cell!.hiddenSize}, ${l.credit!.rule}, ${l.optimizer!.name} lr ${l.optimizer!.lr}`;
+}
+
 /** The learner spec a config describes. */
 export function learnerSpecOf(config: DriftlineConfig): LearnerSpec {
   const l = config.learner;
+  if (l.decoder !== undefined) {
+    return {
+      decoder: l.decoder,
+      inputSize: config.streams.inputSize,
+      outputSize: config.streams.outputSize,
+      seed: l.seed,
+      loss: 'mse',
+      maxLabelDelay: l.maxLabelDelay,
+    };
+  }
   return {
-    cell: l.cell as LearnerSpec['cell'],
-    credit: l.credit as LearnerSpec['credit'],
-    optimizer: optimizerOf(l.optimizer),
+    cell: l.cell as RecurrentLearnerSpec['cell'],
+    credit: l.credit as RecurrentLearnerSpec['credit'],
+    optimizer: optimizerOf(l.optimizer!),
     inputSize: config.streams.inputSize,
     outputSize: config.streams.outputSize,
     seed: l.seed,

@@ -13,7 +13,7 @@ import { ProgressJournal } from '../streams/progress-journal.js';
 import { FileCheckpointStore } from '../streams/file-checkpoint-store.js';
 import type { Rejection, StreamInput } from '../streams/messages.js';
 import { createPipeline, type Pipeline, type PipelineOptions, type PipelineOutput } from '../streams/pipeline.js';
-import { ConfigError, learnerSpecOf, loadConfig, type DriftlineConfig } from './config.js';
+import { ConfigError, describeLearner, learnerSpecOf, loadConfig, type DriftlineConfig } from './config.js';
 import { createLogger, WarningLimiter, type Logger } from './logger.js';
 
 /**
@@ -191,6 +191,7 @@ export function pipelineOptionsOf(config: DriftlineConfig, initialState?: Readon
     normalize: e.normalizeInputs ? {} : false,
     inputDrift: { detectors: config.drift.inputDetectors, cooldownTicks: config.drift.cooldownTicks },
     holdout: e.holdout,
+    targetScaling: e.targetScaling,
     maxDelay: config.learner.maxLabelDelay,
     recoveryTicks: e.recoveryTicks,
     prequential: { window: e.window, ewmaAlpha: e.ewmaAlpha, every: e.reportEvery, classification: config.learner.loss === 'xent' },
@@ -550,7 +551,7 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
       predictions: predictionsUrl,
       metrics: metricsUrl,
       streams: { inputSize: shape.inputSize, outputSize: shape.outputSize, maxStreams: config.streams.maxStreams },
-      learner: `${config.learner.cell.kind} n=${config.learner.cell.hiddenSize}`,
+      learner: describeLearner(config),
     },
     'driftline ready',
   );

@@ -76,7 +76,7 @@ export interface PredictThenLearnPart extends StreamStatePart {
  * from it unless the tick is held out, then the reference predictors take the label (they update on arrival,
  * so they face the same label delay as the learner). On a drift marker: it passes on, a frozen fork of the
  * learner predicts the next `recoveryTicks` ticks (ScoredTick.yFrozen), and a 'session' marker restarts the
- * holdout schedule's session.
+ * holdout schedule's session and tells the learner (`sessionStarted`, where it has one).
  *
  * Bad input never errors the stream: pool refusals ('too-many-streams', 'unknown-stream'), learner input and
  * label errors ('dimension', 'non-finite', 'malformed'), duplicate/out-of-order ticks, and unknown, late or
@@ -293,6 +293,9 @@ export function predictThenLearn(options: PredictThenLearnOptions): OperatorFunc
         }
         s.lastSessionSeq = marker.seq;
         s.holdout.sessionStarted(marker.t);
+        // A learner with per-session state (a ridge decoder that recalibrates, a Kalman filter's posterior) hears of
+        // the boundary before the frozen shadow is forked, so the shadow is the decoder as it enters the session.
+        s.learner.sessionStarted?.();
       }
       if (recoveryTicks > 0) {
         s.shadow = s.learner.fork({ frozen: true });
