@@ -85,4 +85,5 @@ export { replaySessions } from './adapters/replay/replay.js';
 export type { ReplayOptions, ReplaySession } from './adapters/replay/replay.js';
 export { simulatedStream } from './adapters/simulator/simulated-stream.js';
 export type { SimulatedStreamOptions } from './adapters/simulator/simulated-stream.js';
+export { simulateMotorCortexSessions, type MotorCortexOptions, type MotorCortexTruth, type SimulatedSession } from './simulator/motor-cortex.js';
 export { ndjson$, readNdjson } from './adapters/replay/ndjson.js';
