@@ -16,7 +16,7 @@ import { WebSocket } from 'ws';
 import { encodeJsonFrame } from '../src/adapters/websocket/frames.js';
 import { parseConfig } from '../src/cli/config.js';
 import { createLogger, WarningLimiter } from '../src/cli/logger.js';
-import { replayCommand } from '../src/cli/replay.js';
+import { recoveryText, replayCommand } from '../src/cli/replay.js';
 import { runCommand, startDriftline } from '../src/cli/run.js';
 import { FileCheckpointStore } from '../src/streams/file-checkpoint-store.js';
 
@@ -384,6 +384,45 @@ describe('driftline replay', () => {
     const recoveryRows = text.split('\n').filter((l) => /^\d+ +day-[ab] +session /.test(l)).map((l) => l.split(/ +/).slice(0, 4).join(' '));
     assert.deepEqual(recoveryRows, ['200 day-b session learning', '200 day-b session held-out']);
     assert.match(text, /recovery after each drift, per track/);
+  });
+
+  test('--protocol: a schedule across the session boundary, whole-session R2 per track with the references\' age, and a chosen range', async () => {
+    const config = configFile('replay-protocol.yaml');
+    const file = ndjsonFile('protocol.ndjson', 2000);
+    const out = capture();
+    // A1: all of day-a learned, then the first minute of day-b (1200 ticks), then nothing.
+    const code = await replayCommand(['--config', config, '--protocol', 'A1', '--range', '70:90', '--quiet', file], { stdout: out.stream, stderr: capture().stream });
+    assert.equal(code, 0);
+    const text = out.text();
+    assert.match(text, /protocol A1/);
+    assert.match(text, /holdout: session 1: none; session 2 and later: learning in the first 1 min/);
+    const row = (session: string, range: string, track: string) => {
+      const line = text.split('\n').find((l) => new RegExp(`^${session} +${range} +${track} `).test(l));
+      assert.ok(line, `${session} ${range} ${track} in\n${text}`);
+      return line.trim().split(/ +/);
+    };
+    // Whole sessions: day-a learned on all 2000 ticks; day-b's first 1200 learned, the other 800 held out.
+    assert.equal(row('day-a', 'whole', 'learning')[3], '2000');
+    assert.equal(row('day-b', 'whole', 'learning')[3], '1200');
+    const heldOut = row('day-b', 'whole', 'held-out');
+    assert.equal(heldOut[3], '800');
+    // The references repeat the last calibration label through the held-out block: mean age (1 + 800) / 2.
+    assert.equal(heldOut[8], '400.5000');
+    // The chosen range, seconds 70 to 90 of each session: 400 ticks of day-a (learning), 400 of day-b (held out).
+    assert.equal(row('day-a', '70-90s', 'learning')[3], '400');
+    assert.equal(row('day-b', '70-90s', 'held-out')[3], '400');
+    const usage = capture();
+    assert.equal(await replayCommand(['--config', config, '--protocol', 'Z', file], { stdout: capture().stream, stderr: usage.stream }), 2);
+    assert.match(usage.text(), /--protocol must be one of A1, A2, A5, B, C, D/);
+    assert.equal(await replayCommand(['--config', config, '--range', '9:3', file], { stdout: capture().stream, stderr: usage.stream }), 2);
+    assert.match(usage.text(), /--range must be FROM:TO/);
+  });
+
+  test('a recovery ratio is printed only when the drift did real harm; otherwise the residual is the figure to read', () => {
+    assert.equal(recoveryText({ recovery: 0.5, ePre: 1, eFrozen: 3 }), '50.0%');
+    assert.equal(recoveryText({ recovery: null, ePre: 1, eFrozen: 0.9 }), '- (no harm)');
+    // E_frozen 5 % above E_pre: the ratio would divide by noise (this is how 1581 % was once printed).
+    assert.match(recoveryText({ recovery: 15.81, ePre: 1, eFrozen: 1.05 }), /little harm: E_frozen 5% above E_pre; read the residual/);
   });
 
   test('--to a running driftline: frames sent, the last tick confirmed; frames the server refuses make the exit code 1 with the counts', async () => {

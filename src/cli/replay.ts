@@ -1,15 +1,20 @@
 import { basename, extname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
+import { describeTransform, isIdentity } from '../adapters/replay/force-frame.js';
 import { loadJangoSession } from '../adapters/replay/jango.js';
+import { RECOVERY_MIN_HARM } from '../evaluation/recovery-harm.js';
+import { SessionScores, type ScoreRange, type SessionScore } from '../evaluation/session-scores.js';
+import type { HoldoutSpec } from '../streams/holdout.js';
 import { readNdjson } from '../adapters/replay/ndjson.js';
 import { replaySessions, type ReplaySession, type ReplaySpeed } from '../adapters/replay/replay.js';
 import { createIngestClient, type IngestClient } from '../adapters/websocket/client.js';
 import type { IngestFrame } from '../adapters/websocket/frames.js';
 import type { Observable } from 'rxjs';
 import type { PrequentialReport, RecoveryReport, StreamInput } from '../streams/messages.js';
+import { describeHoldout } from '../streams/holdout.js';
 import { createPipeline, type PipelineOutput } from '../streams/pipeline.js';
-import { ConfigError, loadConfig, type DriftlineConfig } from './config.js';
+import { ConfigError, describeLearner, loadConfig, type DriftlineConfig } from './config.js';
 import { formatDuration, type ProgressStream } from '../report/progress.js';
 import { pipelineOptionsOf } from './run.js';
 import { formatTable } from './table.js';
@@ -55,11 +60,37 @@ const usage = `usage: driftline replay [--to ws://HOST:PORT/ingest [--token T] |
   --speed S            recorded | fast | a factor K (K times the recorded pace);
                        default recorded with --to, fast with --config
   --label-delay K      labels arrive K ticks after their tick, in their own frames (default 0: in the tick)
+  --protocol P         with --config: an evaluation protocol across the first session boundary, replacing the
+                       config's holdout: A1, A2, A5 (labels for the first 1/2/5 min of every later session, then
+                       none), B (every label 1 s late), C (labels 30 s on / 30 s off in later sessions),
+                       D (no label after the first session); the summary adds whole-session R2 per track
+  --range FROM:TO      with --config: also score the seconds [FROM, TO) of every session (e.g. 60:900)
+  --no-align           keep each .mat file's force columns as recorded (default: aligned to the task frame)
   --stream NAME        the stream key (default: the stream of an .ndjson file, else 'replay')
   --quiet              no progress bar
 `;
 
 class UsageError extends Error {}
+
+/** The evaluation protocols of src/reproduce/bci-protocols.ts, as replay options. */
+export const REPLAY_PROTOCOLS = ['A1', 'A2', 'A5', 'B', 'C', 'D'] as const;
+export type ReplayProtocol = (typeof REPLAY_PROTOCOLS)[number];
+
+/** The holdout a protocol replaces the config's with (B keeps the config's and sets the label delay). */
+export function protocolHoldout(protocol: ReplayProtocol, configured: HoldoutSpec): HoldoutSpec {
+  switch (protocol) {
+    case 'A1':
+    case 'A2':
+    case 'A5':
+      return { kind: 'bySession', sessions: [{ kind: 'none' }, { kind: 'firstMinutes', minutes: Number(protocol.slice(1)) }] };
+    case 'B':
+      return configured;
+    case 'C':
+      return { kind: 'bySession', sessions: [{ kind: 'none' }, { kind: 'alternate', onSeconds: 30, offSeconds: 30 }] };
+    case 'D':
+      return { kind: 'bySession', sessions: [{ kind: 'none' }, { kind: 'always' }] };
+  }
+}
 
 interface ReplayArgs {
   readonly files: readonly string[];
@@ -71,6 +102,9 @@ interface ReplayArgs {
   readonly labelDelay: number;
   readonly stream?: string;
   readonly quiet: boolean;
+  readonly protocol?: ReplayProtocol;
+  readonly range?: ScoreRange;
+  readonly alignForce: boolean;
 }
 
 /** Runs `driftline replay`; resolves with the exit code. */
@@ -92,7 +126,8 @@ export async function replayCommand(args: string[], io: ReplayIO = { stdout: pro
   if (parsed === undefined) return 0;
   let loaded: LoadedSessions;
   try {
-    loaded = await loadSessions(parsed.files, parsed.stream, io);
+    loaded = await loadSessions(parsed.files, parsed.stream, io, parsed.alignForce);
+    if (parsed.protocol === 'B') parsed = { ...parsed, labelDelay: Math.round(1 / (loaded.sessions[0]?.binSeconds ?? 0.05)) };
     checkFit(loaded, parsed);
   } catch (err) {
     if (err instanceof UsageError) {
@@ -121,6 +156,9 @@ function parseReplayArgs(args: string[], io: ReplayIO): ReplayArgs | undefined {
         'label-delay': { type: 'string' },
         stream: { type: 'string' },
         quiet: { type: 'boolean', default: false },
+        protocol: { type: 'string' },
+        range: { type: 'string' },
+        'no-align': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -150,6 +188,23 @@ function parseReplayArgs(args: string[], io: ReplayIO): ReplayArgs | undefined {
     if (values.binary) throw new UsageError('--binary applies to --to only');
     if (values.token !== undefined) throw new UsageError('--token applies to --to only');
   }
+  if (values.to !== undefined && (values.protocol !== undefined || values.range !== undefined)) {
+    throw new UsageError('--protocol and --range apply to --config (in-process) only: a running driftline takes its schedule from its own config');
+  }
+  let protocol: ReplayProtocol | undefined;
+  if (values.protocol !== undefined) {
+    if (!(REPLAY_PROTOCOLS as readonly string[]).includes(values.protocol)) {
+      throw new UsageError(`--protocol must be one of ${REPLAY_PROTOCOLS.join(', ')}, got '${values.protocol}'`);
+    }
+    protocol = values.protocol as ReplayProtocol;
+    if (protocol === 'B' && values['label-delay'] !== undefined) throw new UsageError('--protocol B sets the label delay (1 s); leave out --label-delay');
+  }
+  let range: ScoreRange | undefined;
+  if (values.range !== undefined) {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*$/.exec(values.range);
+    if (!m || !(Number(m[2]) > Number(m[1]))) throw new UsageError(`--range must be FROM:TO in seconds with FROM < TO, got '${values.range}'`);
+    range = { name: `${m[1]}-${m[2]}s`, fromSeconds: Number(m[1]), toSeconds: Number(m[2]) };
+  }
   const config = values.config === undefined ? undefined : loadConfig(values.config);
   const speed = parseSpeed(values.speed, values.to !== undefined ? 'recorded' : 'fast');
   const labelDelayText = values['label-delay'];
@@ -171,6 +226,9 @@ function parseReplayArgs(args: string[], io: ReplayIO): ReplayArgs | undefined {
     labelDelay,
     ...(values.stream !== undefined ? { stream: values.stream } : {}),
     quiet: values.quiet,
+    ...(protocol !== undefined ? { protocol } : {}),
+    ...(range !== undefined ? { range } : {}),
+    alignForce: !values['no-align'],
   };
 }
 
@@ -192,16 +250,20 @@ interface LoadedSessions {
   readonly outputSize: number | undefined;
 }
 
-async function loadSessions(files: readonly string[], streamOption: string | undefined, io: ReplayIO): Promise<LoadedSessions> {
+async function loadSessions(files: readonly string[], streamOption: string | undefined, io: ReplayIO, alignForce = true): Promise<LoadedSessions> {
   const sessions: ReplaySession[] = [];
   let stream = streamOption;
   for (const file of files) {
     if (/\.mat$/i.test(file)) {
       let s;
       try {
-        s = await loadJangoSession(file, { emg: false });
+        s = await loadJangoSession(file, { emg: false, alignForce });
       } catch (err) {
         throw new UsageError(`cannot read '${file}': ${(err as Error).message}`);
+      }
+      const frame = s.forceFrame;
+      if (frame !== undefined && frame.applied && !isIdentity(frame)) {
+        io.stderr.write(`driftline replay: ${file}: force columns aligned to the task frame (${describeTransform(frame)}; score ${frame.score.toFixed(3)}, runner-up ${frame.runnerUp.toFixed(3)}); --no-align keeps them as recorded\n`);
       }
       sessions.push({ name: s.name, t: s.t, x: s.x, nChannels: s.nChannels, y: s.y, nOutputs: s.nOutputs, binSeconds: s.binSeconds });
     } else {
@@ -475,8 +537,11 @@ interface SessionTrack {
 }
 
 async function runInProcess(args: ReplayArgs, loaded: LoadedSessions, io: ReplayIO): Promise<number> {
-  const config = args.config!;
+  const config = args.protocol === undefined
+    ? args.config!
+    : { ...args.config!, evaluation: { ...args.config!.evaluation, holdout: protocolHoldout(args.protocol, args.config!.evaluation.holdout) as DriftlineConfig['evaluation']['holdout'] } };
   const pipeline = createPipeline(pipelineOptionsOf(config));
+  const scores = new SessionScores(config.streams.outputSize, args.range ? [args.range] : []);
   const stream = loaded.stream;
   const tracks = new Map<string, SessionTrack>();
   const recoveries: { report: RecoveryReport; session: string }[] = [];
@@ -490,8 +555,14 @@ async function runInProcess(args: ReplayArgs, loaded: LoadedSessions, io: Replay
       case 'prediction':
         ticks++;
         return;
+      case 'scored':
+        scores.add(out);
+        return;
       case 'drift':
-        if (out.source === 'session') session = out.session ?? `@${out.seq}`;
+        if (out.source === 'session') {
+          session = out.session ?? `@${out.seq}`;
+          scores.startSession(session, out.t);
+        }
         else detections.set(`${session}\u0000${out.source}`, (detections.get(`${session}\u0000${out.source}`) ?? 0) + 1);
         return;
       case 'prequential': {
@@ -534,6 +605,8 @@ async function runInProcess(args: ReplayArgs, loaded: LoadedSessions, io: Replay
       recoveries,
       detections,
       rejections,
+      sessionScores: scores.scores(),
+      ...(args.protocol !== undefined ? { protocol: args.protocol } : {}),
     }),
   );
   return 0;
@@ -551,6 +624,9 @@ export interface ReplaySummary {
   /** Detections by session and detector (key `session\0detector`). */
   readonly detections: ReadonlyMap<string, number>;
   readonly rejections: ReadonlyMap<string, number>;
+  /** Whole-session (and chosen-range) figures per session and track. */
+  readonly sessionScores?: readonly SessionScore[];
+  readonly protocol?: ReplayProtocol;
 }
 
 /** Number formatting for error figures, whose scale depends on the data (force in raw units: ~1e6). */
@@ -560,19 +636,30 @@ function num(v: number | null | undefined): string {
   return a !== 0 && (a >= 1e5 || a < 1e-3) ? v.toExponential(3) : v.toFixed(4);
 }
 
+/**
+ * The recovery ratio, or why it is not shown: when the frozen model is barely worse than before the drift, the
+ * ratio divides by noise (1581 % was once printed for a drift that did little harm), so the residual is the figure.
+ */
+export function recoveryText(r: { readonly recovery: number | null; readonly ePre: number; readonly eFrozen: number }): string {
+  if (r.recovery === null) return '- (no harm)';
+  if (r.eFrozen - r.ePre < RECOVERY_MIN_HARM * r.ePre) return `- (little harm: E_frozen ${((r.eFrozen / r.ePre - 1) * 100).toFixed(0)}% above E_pre; read the residual)`;
+  return `${(100 * r.recovery).toFixed(1)}%`;
+}
+
+
 /** The summary tables of an in-process replay. */
 export function formatReplaySummary(s: ReplaySummary): string {
   const c = s.config;
   const e = c.evaluation;
   const lines: string[] = [];
-  const holdout =
-    e.holdout.kind === 'none' ? 'none' : e.holdout.kind === 'alternate' ? `alternate ${e.holdout.onSeconds}s learning / ${e.holdout.offSeconds}s held out` : `learning in the first ${e.holdout.minutes} min of each session`;
+  const holdout = describeHoldout(e.holdout);
   lines.push(
     '',
     `replay of stream '${s.stream}': ${s.ticks} ticks in ${formatDuration(s.seconds)} (${Math.round(s.ticks / Math.max(s.seconds, 1e-9))} ticks/s)`,
-    `learner: ${c.learner.cell.kind} n = ${c.learner.cell.hiddenSize}, ${c.learner.credit.rule}, ${c.learner.optimizer.name} lr ${c.learner.optimizer.lr}; ` +
+    `learner: ${describeLearner(c)}; ` +
       `inputs ${c.evaluation.normalizeInputs ? 'normalized' : 'raw'}; holdout: ${holdout}`,
-    `label delay: ${s.labelDelay} tick(s): every error below was measured with it, and the reference predictors saw the labels as late as the learner`,
+    `label delay: ${s.labelDelay} tick(s): every error below was measured with it, and the reference predictors saw the labels as late as the learner` +
+      (s.protocol !== undefined ? `; protocol ${s.protocol}` : ''),
     `figures: the last report of each session and track, over its last ${e.window} scored ticks (R2 per output)`,
     '',
   );
@@ -599,6 +686,20 @@ export function formatReplaySummary(s: ReplaySummary): string {
     );
   }
   lines.push('');
+  if (s.sessionScores !== undefined && s.sessionScores.length > 0) {
+    lines.push(
+      'whole sessions (and chosen ranges): R2 over every scored tick of the track (mean of the outputs); "age" is the mean information age',
+      'of the references in ticks: on held-out ticks they repeat the last label they had before the block, which grows old',
+      formatTable(
+        ['session', 'range', 'track', 'ticks', 'delay', 'R2 learner', 'R2 last label', 'R2 running mean', 'age of references'],
+        s.sessionScores.map((r) => [
+          r.session, r.range, r.heldOut ? 'held-out' : 'learning', String(r.ticks), num(r.meanDelay),
+          num(r.r2.learner), num(r.r2['last-label']), num(r.r2['running-mean']), num(r.meanReferenceAge),
+        ]),
+      ),
+      '',
+    );
+  }
   if (s.recoveries.length === 0) {
     lines.push('recovery: no measurement closed (a drift needs recoveryTicks scored ticks after it)');
   } else {
@@ -616,7 +717,7 @@ export function formatReplaySummary(s: ReplaySummary): string {
           num(r.ePre),
           num(r.eFrozen),
           num(r.eAdapt),
-          r.recovery === null ? '- (no harm)' : `${(100 * r.recovery).toFixed(1)}%`,
+          recoveryText(r),
           num(r.residual),
           r.ticksToRecovery === null ? 'not recovered' : `${r.ticksToRecovery} ticks${r.secondsToRecovery === null ? '' : ` (${formatDuration(r.secondsToRecovery)})`}`,
         ]),

@@ -79,8 +79,15 @@ function validateSingle(spec: SingleHoldoutSpec, at: string): SingleHoldoutSpec 
   }
 }
 
+/**
+ * Seconds added to `elapsed` before comparing it with a boundary: bin times are sums of float steps, so the tick
+ * that lies exactly k minutes after a session start may compute as a hair before it.
+ */
+const TIME_EPSILON = 1e-9;
+
 /** Whether a single schedule withholds the label `elapsed` seconds after its origin. */
-function withheld(spec: SingleHoldoutSpec, elapsed: number): boolean {
+function withheld(spec: SingleHoldoutSpec, rawElapsed: number): boolean {
+  const elapsed = rawElapsed + TIME_EPSILON;
   switch (spec.kind) {
     case 'none':
       return false;
