@@ -18,6 +18,9 @@ usage:
       held-out decoding error, drift detections and recovery
   driftline reproduce sine-shift [--quick] [--seeds N] [--out DIR]
       the sine frequency-shift experiment of "Temporal Credit Is Free": tables and PNG plots
+  driftline reproduce bci [--jango DIR] [--seeds N] [--protocols A1,A2,A5,B,C,D] [--quick] [--out DIR]
+      BCI decoders across a recording-session boundary under four label protocols, beside persistence:
+      tables, PNG plots, summary.md (default data: the embedded motor-cortex simulator)
   driftline checkpoint inspect FILE [--json]
       what a checkpoint file holds (stream, lastSeq, version, learner spec, parts), or its defect (exit 1)
   driftline bench [section ...]

@@ -2,24 +2,28 @@ import { parseArgs } from 'node:util';
 import { formatDuration, type ProgressStream } from '../report/progress.js';
 import { formatTable } from './table.js';
 import { runSineShift, type SineShiftResults, type Stat, type SummaryRow } from '../reproduce/sine-shift.js';
+import type { BciResults } from '../reproduce/bci.js';
 
 /**
  * `driftline reproduce <experiment> [options]`: re-runs a paper's experiment, prints its tables on stdout and
  * writes plots and results.json.
  *
  *   driftline reproduce sine-shift [--quick] [--seeds N] [--out DIR] [--quiet]
+ *   driftline reproduce bci [--jango DIR] [--seeds N] [--protocols LIST] [--decoders LIST] [--quick] [--out DIR]
  */
 export interface CommandIO {
   readonly stdout: { write(chunk: string): unknown };
   readonly stderr: ProgressStream;
 }
 
-export const experiments = ['sine-shift'] as const;
+export const experiments = ['sine-shift', 'bci'] as const;
 
 const usage = `usage: driftline reproduce <experiment> [options]
 
 experiments:
   sine-shift   "Temporal Credit Is Free": recovery after a sine frequency shift (lambda sweep, optimizer isolation)
+  bci          decoders across a recording-session boundary (calibrate, late labels, intermittent, no labels);
+               its own options: driftline reproduce bci --help
 
 options:
   --quick      tiny preset (1 seed, 1500 ticks before and after the shift, n = 16)
@@ -36,7 +40,16 @@ export class UsageError extends Error {
 export async function reproduceCommand(
   args: string[],
   io: CommandIO = { stdout: process.stdout, stderr: process.stderr },
-): Promise<SineShiftResults | undefined> {
+): Promise<SineShiftResults | BciResults | undefined> {
+  if (args[0] === 'bci') {
+    const { reproduceBciCommand, BciUsageError } = await import('./reproduce-bci.js');
+    try {
+      return await reproduceBciCommand(args.slice(1), io);
+    } catch (err) {
+      if (err instanceof BciUsageError) throw new UsageError(err.message);
+      throw err;
+    }
+  }
   let parsed;
   try {
     parsed = parseArgs({

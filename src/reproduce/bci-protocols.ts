@@ -1,0 +1,81 @@
+/**
+ * The evaluation protocols of a decoder that crosses a recording-session boundary (issue 15), as driftline
+ * streams them: every protocol replays the first session with all its labels in the frame (the decoder's
+ * "yesterday"), declares the boundary, and then applies its schedule to the next session. Each protocol says which
+ * ticks of the new session are scored, and every figure stands beside the persistence reference (the last label
+ * the references had, whose information age the protocol also reports).
+ *
+ * - A(k) calibrate, then hold out: labels for the first k minutes of the new session, then none; scored on the
+ *   rest. Input normalization keeps adapting; the weights see no label after the k minutes.
+ * - B late labels: every label arrives `lateTicks` (1 s) late, throughout; scored prequentially on the whole new
+ *   session (each tick predicted before its label, which the learner then learns from).
+ * - C intermittent labels: on for 30 s, off for 30 s from the boundary; scored on the off blocks.
+ * - D no labels at all on the new session: the decoder trained on the first session goes on frozen (only the input
+ *   normalization adapts); scored on the whole session and on A(k)'s ranges, so that A(k) - D(k) is what the
+ *   k labelled minutes are worth.
+ */
+import type { HoldoutSpec } from '../streams/holdout.js';
+
+export type ProtocolName = 'A1' | 'A2' | 'A5' | 'B' | 'C' | 'D';
+
+export interface ProtocolDefinition {
+  readonly name: ProtocolName;
+  /** What it means, for the report. */
+  readonly description: string;
+  readonly holdout: HoldoutSpec;
+  /** Ticks every label arrives after its tick (0: in the frame). */
+  readonly labelDelayTicks: number;
+  /**
+   * The scored ranges of the new session, as [first, end) tick offsets from the boundary, by range name; a tick is
+   * scored when it lies in the range and the protocol's `scoredTicks` rule admits it.
+   */
+  readonly ranges: Readonly<Record<string, readonly [number, number]>>;
+  /** Which ticks of a range count: the held-out ones, or every scored one (prequential). */
+  readonly scoredTicks: 'held-out' | 'all';
+}
+
+export const CALIBRATION_MINUTES = [1, 2, 5] as const;
+
+/** The protocols for a new session of `ticks` bins of `binSeconds`. */
+export function protocolsFor(ticks: number, binSeconds: number, lateTicks: number): ProtocolDefinition[] {
+  const minute = Math.round(60 / binSeconds);
+  const whole: [number, number] = [0, ticks];
+  const afterK = (k: number): [number, number] => [Math.min(ticks, k * minute), ticks];
+  const calibrate = (k: 1 | 2 | 5): ProtocolDefinition => ({
+    name: `A${k}` as ProtocolName,
+    description: `labels for the first ${k} min of the new session, then none; R2 on the rest`,
+    holdout: { kind: 'bySession', sessions: [{ kind: 'none' }, { kind: 'firstMinutes', minutes: k }] },
+    labelDelayTicks: 0,
+    ranges: { rest: afterK(k) },
+    scoredTicks: 'held-out',
+  });
+  return [
+    calibrate(1),
+    calibrate(2),
+    calibrate(5),
+    {
+      name: 'B',
+      description: `every label ${lateTicks} ticks (${(lateTicks * binSeconds).toFixed(2)} s) late; prequential R2 over the whole new session`,
+      holdout: { kind: 'none' },
+      labelDelayTicks: lateTicks,
+      ranges: { whole },
+      scoredTicks: 'all',
+    },
+    {
+      name: 'C',
+      description: 'labels on for 30 s, off for 30 s from the boundary; R2 on the off blocks',
+      holdout: { kind: 'bySession', sessions: [{ kind: 'none' }, { kind: 'alternate', onSeconds: 30, offSeconds: 30 }] },
+      labelDelayTicks: 0,
+      ranges: { whole },
+      scoredTicks: 'held-out',
+    },
+    {
+      name: 'D',
+      description: 'no label on the new session (frozen weights, adaptive input normalization); R2 on A(k)\'s ranges and the whole session',
+      holdout: { kind: 'bySession', sessions: [{ kind: 'none' }, { kind: 'always' }] },
+      labelDelayTicks: 0,
+      ranges: { whole, ...Object.fromEntries(CALIBRATION_MINUTES.map((k) => [`after ${k} min`, afterK(k)])) },
+      scoredTicks: 'held-out',
+    },
+  ];
+}

@@ -1,0 +1,522 @@
+/**
+ * `driftline reproduce bci`: decoders that cross a recording-session boundary, on the protocols of
+ * bci-protocols.ts, through driftline's own pipeline. For each decoder: its hyperparameter chosen on the first
+ * session only (the first 80 % with labels, the last 20 % held out and scored), then each protocol on the two
+ * sessions for every seed, reported as R2 per range beside persistence (with its real information age), R2 over
+ * time across the boundary, and recovery (ratio, residual, time to recovery; DESIGN section 5).
+ *
+ * Fairness: nothing is chosen by looking at the new session's labels. Seeds of the selection runs are not among
+ * the scored seeds.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ReplaySession } from '../adapters/replay/replay.js';
+import type { LearnerSpec } from '../learners/learner.js';
+import { rmsprop } from '../learners/optim/transform.js';
+import { ProgressBar, type ProgressStream } from '../report/progress.js';
+import { renderVegaLitePng, timeSeriesChart, type SeriesPoint } from '../report/plot.js';
+import type { TargetScalingSpec } from '../streams/normalize-targets.js';
+import { CALIBRATION_MINUTES, protocolsFor, type ProtocolDefinition, type ProtocolName } from './bci-protocols.js';
+import { RECOVERY_MIN_HARM } from '../evaluation/recovery-harm.js';
+import { HELD_OUT, meanReferenceAge, mseOf, r2Of, runStream, SCORED, type CollectedRun } from './bci-run.js';
+
+/** A decoder of the reproduction: how to build its spec from a seed and one hyperparameter value. */
+export interface DecoderEntry {
+  readonly name: string;
+  readonly description: string;
+  /** The hyperparameters chosen on the first session (their names), the candidate settings, and the spec of one. */
+  readonly hyperparameter: string;
+  readonly candidates: readonly Hyperparameters[];
+  /** Whether the seed changes anything (a ridge fit does not: it runs once). */
+  readonly seeded: boolean;
+  /**
+   * A decoder that refits on the new session alone (recalibration) is chosen for A(k) on a fit of k minutes:
+   * on the first session, its first k minutes learned, its last 20 % scored. Others are chosen once (80 / 20).
+   */
+  readonly recalibrates?: boolean;
+  specOf(seed: number, chosen: Hyperparameters, inputSize: number, outputSize: number): LearnerSpec;
+}
+
+const LABEL_WINDOW = 64;
+
+/** One candidate setting: hyperparameter name to value. */
+export type Hyperparameters = Readonly<Record<string, number>>;
+
+/** Every combination of the given values, in order. */
+export function grid(axes: Readonly<Record<string, readonly number[]>>): Hyperparameters[] {
+  return Object.entries(axes).reduce<Hyperparameters[]>(
+    (acc, [name, values]) => acc.flatMap((h) => values.map((v) => ({ ...h, [name]: v }))),
+    [{}],
+  );
+}
+
+export function formatHyperparameters(h: Hyperparameters): string {
+  return Object.entries(h).map(([k, v]) => `${k} ${v}`).join(', ');
+}
+
+export function recurrentDecoder(
+  kind: 'gru' | 'lstm' | 'tanh-rnn',
+  hiddenSize: number,
+  axes: { lr: readonly number[]; lambda: readonly number[] } = { lr: [1e-4, 3e-4, 1e-3], lambda: [0, 0.5] },
+): DecoderEntry {
+  return {
+    name: `${kind} n=${hiddenSize}`,
+    description: `${kind}, ${hiddenSize} units, immediate derivatives with eligibility-trace decay lambda, RMSprop`,
+    hyperparameter: 'lr, lambda',
+    candidates: grid(axes),
+    seeded: true,
+    specOf: (seed, h, inputSize, outputSize) => ({
+      cell: { kind, hiddenSize },
+      credit: { rule: 'immediate', lambda: h.lambda },
+      optimizer: rmsprop(h.lr),
+      inputSize,
+      outputSize,
+      seed,
+      loss: 'mse',
+      maxLabelDelay: LABEL_WINDOW,
+    }),
+  };
+}
+
+export function ridgeDecoder(lags: number, alphas: readonly number[] = [10, 100, 1000, 10000]): DecoderEntry {
+  return {
+    name: `ridge ${lags} bins`,
+    description: `ridge regression on the last ${lags} bins, refit every 1200 labels (1 min); statistics restart at a session boundary and the first session's fit is kept until 600 labels of the new one have come (recalibration on the new session alone)`,
+    hyperparameter: 'alpha',
+    candidates: grid({ alpha: alphas }),
+    seeded: false,
+    recalibrates: true,
+    specOf: (seed, h, inputSize, outputSize) =>
+      ({
+        // Refit once a minute (a refit at 10 lags is a 961 x 961 Cholesky solve), and after 600 labels of a new
+        // session, so that one calibration minute (1200 labels) is enough for the first refit.
+        decoder: { kind: 'ridge', lags, alpha: h.alpha, refitEvery: 1200, resetOnSession: true, minSamples: 600 },
+        inputSize, outputSize, seed, loss: 'mse', maxLabelDelay: LABEL_WINDOW,
+      }) as LearnerSpec,
+  };
+}
+
+export function rlsDecoder(lags: number, halfLifeSeconds: readonly number[] = [30, 120, 480], binSeconds = 0.05): DecoderEntry {
+  return {
+    name: `rls ${lags} bins`,
+    description: `recursive least squares on the last ${lags} bins with exponential forgetting, warm from the first session`,
+    hyperparameter: 'halfLifeSeconds',
+    candidates: grid({ halfLifeSeconds }),
+    seeded: false,
+    specOf: (seed, h, inputSize, outputSize) =>
+      ({ decoder: { kind: 'rls', lags, halfLifeTicks: Math.round(h.halfLifeSeconds / binSeconds) }, inputSize, outputSize, seed, loss: 'mse', maxLabelDelay: LABEL_WINDOW }) as LearnerSpec,
+  };
+}
+
+export function kalmanDecoder(halfLifeSeconds: readonly number[] = [120, 480, Infinity], binSeconds = 0.05): DecoderEntry {
+  return {
+    name: 'kalman',
+    description: 'Kalman filter decoder (Wu et al. 2006): force as the state, spike rates as observations, fitted from labelled bins with forgetting',
+    hyperparameter: 'halfLifeSeconds',
+    candidates: grid({ halfLifeSeconds }),
+    seeded: false,
+    specOf: (seed, h, inputSize, outputSize) =>
+      ({
+        decoder: { kind: 'kalman', ...(Number.isFinite(h.halfLifeSeconds) ? { halfLifeTicks: Math.round(h.halfLifeSeconds / binSeconds) } : {}) },
+        inputSize, outputSize, seed, loss: 'mse', maxLabelDelay: LABEL_WINDOW,
+      }) as LearnerSpec,
+  };
+}
+
+export interface BciReproductionOptions {
+  readonly sessions: readonly [ReplaySession, ReplaySession];
+  /** Where the sessions come from, for the report (e.g. 'Jango Day0 -> Day16, force aligned to the task frame'). */
+  readonly dataDescription: string;
+  readonly decoders: readonly DecoderEntry[];
+  readonly seeds: readonly number[];
+  /** Seed of the selection runs (not among `seeds`). */
+  readonly selectionSeed: number;
+  readonly protocols?: readonly ProtocolName[];
+  readonly targetScaling?: TargetScalingSpec;
+  /** Input normalizer decay (default 0.9995: statistics over about 2,000 bins, 100 s). */
+  readonly normalizeDecay?: number;
+  readonly lateTicks?: number;
+  readonly outDir?: string | null;
+  readonly quiet?: boolean;
+  readonly progressStream?: ProgressStream;
+}
+
+export interface Stat {
+  readonly mean: number | null;
+  readonly sd: number | null;
+  readonly min: number | null;
+  readonly max: number | null;
+  readonly n: number;
+}
+
+export interface SelectionRow {
+  readonly decoder: string;
+  /** The protocols the choice serves ('all', or one A(k) for a recalibrating decoder) and what was learned. */
+  readonly forProtocols: string;
+  readonly learnedMinutes: number;
+  readonly hyperparameter: string;
+  readonly candidates: { readonly value: Hyperparameters; readonly r2: number | null }[];
+  readonly chosen: Hyperparameters;
+}
+
+export interface RangeFigures {
+  readonly protocol: ProtocolName;
+  readonly range: string;
+  readonly decoder: string;
+  readonly r2: Stat;
+  /** R2 of the persistence reference on the same ticks, and its mean information age in ticks. */
+  readonly persistenceR2: Stat;
+  readonly persistenceAge: Stat;
+  /** R2 of the frozen shadow (the decoder as it was at the boundary) on the same ticks. */
+  readonly frozenR2: Stat;
+  readonly ticks: number;
+}
+
+export interface RecoveryFigures {
+  readonly protocol: ProtocolName;
+  readonly decoder: string;
+  readonly ePre: Stat;
+  readonly eFrozen: Stat;
+  readonly eAdapt: Stat;
+  readonly recovery: Stat;
+  readonly residual: Stat;
+  /** Seconds from the boundary until the windowed error is within the tolerance of E_pre (runs that did). */
+  readonly secondsToRecovery: Stat;
+  readonly recovered: number;
+  readonly runs: number;
+}
+
+export interface BciResults {
+  readonly experiment: 'bci';
+  readonly createdAt: string;
+  readonly data: string;
+  readonly seeds: readonly number[];
+  readonly selectionSeed: number;
+  readonly binSeconds: number;
+  readonly boundaryTick: number;
+  readonly lateTicks: number;
+  readonly protocols: readonly { name: ProtocolName; description: string }[];
+  readonly selection: readonly SelectionRow[];
+  readonly ranges: readonly RangeFigures[];
+  readonly recovery: readonly RecoveryFigures[];
+  /** Mean wall-clock microseconds per input through the whole pipeline, per decoder. */
+  readonly microsPerTick: Readonly<Record<string, number>>;
+  readonly labelsOutOfRange: number;
+  readonly r2OverTime: readonly { protocol: ProtocolName; decoder: string; t: number; r2: number }[];
+  readonly seconds: number;
+  readonly files: string[];
+}
+
+/** Ticks of the window of E_pre and of the windowed error behind time to recovery (60 s of 50 ms bins). */
+const RECOVERY_WINDOW_SECONDS = 60;
+const TOLERANCE = 0.5;
+/** R2 over time: blocks of this many seconds. */
+const BLOCK_SECONDS = 30;
+
+export async function runBciReproduction(options: BciReproductionOptions): Promise<BciResults> {
+  const started = performance.now();
+  const [first, second] = options.sessions;
+  const binSeconds = first.binSeconds ?? (first.t[first.t.length - 1] - first.t[0]) / (first.t.length - 1);
+  const inputSize = first.nChannels;
+  const outputSize = first.nOutputs ?? 0;
+  if (outputSize <= 0 || second.nOutputs !== outputSize || second.nChannels !== inputSize) {
+    throw new RangeError('runBciReproduction: both sessions need labels, with the same channels and outputs');
+  }
+  const lateTicks = options.lateTicks ?? Math.round(1 / binSeconds);
+  const targetScaling: TargetScalingSpec = options.targetScaling ?? { kind: 'standardize' };
+  const normalizeDecay = options.normalizeDecay ?? 0.9995;
+  const boundary = first.t.length;
+  const newTicks = second.t.length;
+  const window = Math.round(RECOVERY_WINDOW_SECONDS / binSeconds);
+  const protocols = protocolsFor(newTicks, binSeconds, lateTicks).filter((p) => !options.protocols || options.protocols.includes(p.name));
+  const selectionTicks = first.t.length;
+  const runsOf = (d: DecoderEntry) => (d.seeded ? options.seeds.length : 1);
+  const totalTicks =
+    options.decoders.reduce((a, d) => a + d.candidates.length * (1 + (d.recalibrates ? protocols.filter((p) => calibrationMinutesOf(p.name) !== undefined).length : 0)), 0) * selectionTicks +
+    options.decoders.reduce((a, d) => a + runsOf(d), 0) * protocols.length * (boundary + newTicks);
+  const progress = new ProgressBar({ total: totalTicks, unit: 'ticks', label: 'bci', quiet: options.quiet ?? false, stream: options.progressStream });
+  const common = { targetScaling, normalizeDecay, maxDelay: Math.max(LABEL_WINDOW, lateTicks + 1), onTicks: (n: number) => progress.tick(n) };
+
+  // 1. Selection on the first session alone: learn from its first 80 % (or, for A(k) of a recalibrating decoder,
+  // its first k minutes), score its last 20 % (held out).
+  const selection: SelectionRow[] = [];
+  const chosen = new Map<string, Hyperparameters>();
+  const scoredFrom = Math.round(0.8 * selectionTicks);
+  const selectOn = async (d: DecoderEntry, minutes: number, forProtocols: string) => {
+    const candidates: { value: Hyperparameters; r2: number | null }[] = [];
+    for (const value of d.candidates) {
+      progress.setLabel(`select ${d.name} ${formatHyperparameters(value)}${forProtocols === 'all' ? '' : ` for ${forProtocols}`}`);
+      const run = await runStream([first], d.specOf(options.selectionSeed, value, inputSize, outputSize), {
+        ...common, holdout: { kind: 'firstMinutes', minutes }, labelDelayTicks: 0, collectFrom: 0, recoveryTicks: 0,
+      });
+      candidates.push({ value, r2: r2Of(run, 'yhat', scoredFrom, run.ticks, (i) => run.status[i] === HELD_OUT) });
+    }
+    const best = candidates.reduce((a, c) => ((c.r2 ?? -Infinity) > (a.r2 ?? -Infinity) ? c : a), candidates[0]);
+    selection.push({ decoder: d.name, forProtocols, learnedMinutes: minutes, hyperparameter: d.hyperparameter, candidates, chosen: best.value });
+    return best.value;
+  };
+  for (const d of options.decoders) {
+    chosen.set(d.name, await selectOn(d, (scoredFrom * binSeconds) / 60, 'all'));
+    if (!d.recalibrates) continue;
+    for (const p of protocols) {
+      const k = calibrationMinutesOf(p.name);
+      if (k !== undefined) chosen.set(`${d.name}|${p.name}`, await selectOn(d, k, p.name));
+    }
+  }
+
+  // 2. Every protocol, every decoder, every seed.
+  const collectFrom = boundary - window;
+  const perRange = new Map<string, { r2: number[]; p: number[]; age: number[]; frozen: number[]; ticks: number }>();
+  const perRecovery = new Map<string, { ePre: number[]; eFrozen: number[]; eAdapt: number[]; rec: number[]; res: number[]; ttr: number[]; runs: number }>();
+  const overTime = new Map<string, { sums: Float64Array; counts: Float64Array }>();
+  const micros = new Map<string, number[]>();
+  let outOfRange = 0;
+  const blockTicks = Math.round(BLOCK_SECONDS / binSeconds);
+  const blocks = Math.ceil((window + newTicks) / blockTicks);
+  for (const d of options.decoders) {
+    const seeds = d.seeded ? options.seeds : options.seeds.slice(0, 1);
+    for (const protocol of protocols) {
+      for (const seed of seeds) {
+        progress.setLabel(`${protocol.name} ${d.name} seed ${seed}`);
+        const run = await runStream([first, second], d.specOf(seed, chosen.get(`${d.name}|${protocol.name}`) ?? chosen.get(d.name)!, inputSize, outputSize), {
+          ...common, holdout: protocol.holdout, labelDelayTicks: protocol.labelDelayTicks, collectFrom, recoveryTicks: newTicks,
+        });
+        outOfRange += run.labelsOutOfRange;
+        (micros.get(d.name) ?? micros.set(d.name, []).get(d.name)!).push(run.microsPerTick);
+        const admitted = admitFor(run, protocol, window);
+        for (const [range, [a, b]] of Object.entries(protocol.ranges)) {
+          const key = `${protocol.name}|${range}|${d.name}`;
+          const acc = perRange.get(key) ?? perRange.set(key, { r2: [], p: [], age: [], frozen: [], ticks: 0 }).get(key)!;
+          const from = window + a;
+          const to = window + b;
+          let ticks = 0;
+          for (let i = from; i < to; i++) if (admitted(i)) ticks++;
+          acc.ticks = ticks;
+          push(acc.r2, r2Of(run, 'yhat', from, to, admitted));
+          push(acc.p, r2Of(run, 'yLast', from, to, admitted));
+          push(acc.age, meanReferenceAge(run, from, to, admitted));
+          push(acc.frozen, r2Of(run, 'yFrozen', from, to, (i) => admitted(i) && run.hasFrozen[i] === 1));
+        }
+        recoveryOf(run, protocol, window, binSeconds, admitted, perRecovery, `${protocol.name}|${d.name}`);
+        const series = overTime.get(`${protocol.name}|${d.name}`) ?? overTime.set(`${protocol.name}|${d.name}`, { sums: new Float64Array(blocks), counts: new Float64Array(blocks) }).get(`${protocol.name}|${d.name}`)!;
+        for (let k = 0; k < blocks; k++) {
+          const from = k * blockTicks;
+          const to = Math.min(run.ticks, from + blockTicks);
+          // Before the boundary every tick is a learning tick; after it, the protocol's scored ticks.
+          const r = r2Of(run, 'yhat', from, to, (i) => (i < window ? run.status[i] !== 0 : admitted(i)));
+          if (r !== null) {
+            series.sums[k] += r;
+            series.counts[k]++;
+          }
+        }
+      }
+    }
+  }
+  progress.finish(`${options.decoders.length} decoders x ${protocols.length} protocols done`);
+
+  const ranges: RangeFigures[] = [];
+  for (const [key, acc] of perRange) {
+    const [protocol, range, decoder] = key.split('|');
+    ranges.push({ protocol: protocol as ProtocolName, range, decoder, r2: stat(acc.r2), persistenceR2: stat(acc.p), persistenceAge: stat(acc.age), frozenR2: stat(acc.frozen), ticks: acc.ticks });
+  }
+  const recovery: RecoveryFigures[] = [];
+  for (const [key, acc] of perRecovery) {
+    const [protocol, decoder] = key.split('|');
+    recovery.push({
+      protocol: protocol as ProtocolName, decoder, ePre: stat(acc.ePre), eFrozen: stat(acc.eFrozen), eAdapt: stat(acc.eAdapt),
+      recovery: stat(acc.rec), residual: stat(acc.res), secondsToRecovery: stat(acc.ttr), recovered: acc.ttr.length, runs: acc.runs,
+    });
+  }
+  const r2OverTime: BciResults['r2OverTime'][number][] = [];
+  for (const [key, s] of overTime) {
+    const [protocol, decoder] = key.split('|');
+    for (let k = 0; k < blocks; k++) {
+      if (s.counts[k] === 0) continue;
+      r2OverTime.push({ protocol: protocol as ProtocolName, decoder, t: ((k + 0.5) * blockTicks - window) * binSeconds, r2: s.sums[k] / s.counts[k] });
+    }
+  }
+  const results: BciResults = {
+    experiment: 'bci',
+    createdAt: new Date().toISOString(),
+    data: options.dataDescription,
+    seeds: options.seeds,
+    selectionSeed: options.selectionSeed,
+    binSeconds,
+    boundaryTick: boundary,
+    lateTicks,
+    protocols: protocols.map((p) => ({ name: p.name, description: p.description })),
+    selection,
+    ranges,
+    recovery,
+    microsPerTick: Object.fromEntries([...micros].map(([k, v]) => [k, v.reduce((a, b) => a + b, 0) / v.length])),
+    labelsOutOfRange: outOfRange,
+    r2OverTime,
+    seconds: (performance.now() - started) / 1000,
+    files: [],
+  };
+  if (options.outDir === null || options.outDir === undefined) return results;
+  return { ...results, files: await writeBciArtifacts(results, options.outDir) };
+}
+
+/** k of A(k), else undefined. */
+function calibrationMinutesOf(name: ProtocolName): number | undefined {
+  return name.startsWith('A') ? Number(name.slice(1)) : undefined;
+}
+
+/** The ticks of the new session a protocol scores (collected index i; the boundary is at `window`). */
+function admitFor(run: CollectedRun, protocol: ProtocolDefinition, window: number): (i: number) => boolean {
+  if (protocol.scoredTicks === 'all') return (i) => i >= window && run.status[i] !== 0;
+  return (i) => i >= window && run.status[i] === HELD_OUT;
+}
+
+function recoveryOf(
+  run: CollectedRun, protocol: ProtocolDefinition, window: number, binSeconds: number, admitted: (i: number) => boolean,
+  into: Map<string, { ePre: number[]; eFrozen: number[]; eAdapt: number[]; rec: number[]; res: number[]; ttr: number[]; runs: number }>, key: string,
+): void {
+  const acc = into.get(key) ?? into.set(key, { ePre: [], eFrozen: [], eAdapt: [], rec: [], res: [], ttr: [], runs: 0 }).get(key)!;
+  acc.runs++;
+  // E_pre: the last minute of the first session (every tick learned from, as the protocol delivered its labels).
+  const ePre = mseOf(run, 'yhat', 0, window, (i) => run.status[i] === SCORED);
+  const [a, b] = Object.values(protocol.ranges)[0];
+  const from = window + a;
+  const to = window + b;
+  const both = (i: number) => admitted(i) && run.hasFrozen[i] === 1;
+  const eFrozen = mseOf(run, 'yFrozen', from, to, both);
+  const eAdapt = mseOf(run, 'yhat', from, to, both);
+  if (ePre === null || eFrozen === null || eAdapt === null) return;
+  acc.ePre.push(ePre);
+  acc.eFrozen.push(eFrozen);
+  acc.eAdapt.push(eAdapt);
+  if (eFrozen > ePre) acc.rec.push((eFrozen - eAdapt) / (eFrozen - ePre));
+  acc.res.push(eAdapt / ePre);
+  // Time to recovery: the first scored tick at which the mean error over the last `window` scored ticks is
+  // within the tolerance of E_pre (a full window first).
+  const ring = new Float64Array(window);
+  let filled = 0;
+  let sum = 0;
+  for (let i = window; i < run.ticks; i++) {
+    if (!admitted(i)) continue;
+    let e = 0;
+    for (let o = 0; o < run.outputs; o++) e += (run.y[i * run.outputs + o] - run.yhat[i * run.outputs + o]) ** 2;
+    e /= run.outputs;
+    const slot = filled % window;
+    sum += e - (filled >= window ? ring[slot] : 0);
+    ring[slot] = e;
+    filled++;
+    if (filled >= window && sum / window <= (1 + TOLERANCE) * ePre) {
+      acc.ttr.push((i - window) * binSeconds);
+      return;
+    }
+  }
+}
+
+function push(into: number[], v: number | null): void {
+  if (v !== null && Number.isFinite(v)) into.push(v);
+}
+
+export function stat(values: readonly number[]): Stat {
+  if (values.length === 0) return { mean: null, sd: null, min: null, max: null, n: 0 };
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  const sd = values.length > 1 ? Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (values.length - 1)) : 0;
+  return { mean, sd, min: Math.min(...values), max: Math.max(...values), n: values.length };
+}
+
+/** results.json, summary.md and one PNG of R2 over time per protocol. */
+export async function writeBciArtifacts(results: BciResults, outDir: string): Promise<string[]> {
+  await mkdir(outDir, { recursive: true });
+  const files: string[] = [];
+  const json = join(outDir, 'results.json');
+  await writeFile(json, `${JSON.stringify(results, null, 2)}\n`);
+  files.push(json);
+  for (const p of results.protocols) {
+    const points: SeriesPoint[] = results.r2OverTime.filter((r) => r.protocol === p.name).map((r) => ({ t: r.t, value: r.r2, series: r.decoder }));
+    if (points.length === 0) continue;
+    const path = join(outDir, `r2-over-time-${p.name}.png`);
+    await renderVegaLitePng(
+      timeSeriesChart(
+        {
+          title: `Protocol ${p.name}: R2 per ${BLOCK_SECONDS} s block across the session boundary`,
+          subtitle: `${p.description} (mean over seeds)`,
+          xTitle: 'seconds from the boundary',
+          yTitle: 'R2 (mean of the outputs)',
+          seriesTitle: 'decoder',
+          ruleAt: 0,
+          ruleLabel: 'new session',
+        },
+        points.map((q) => ({ ...q, value: Math.max(-1, q.value) })),
+      ),
+      path,
+    );
+    files.push(path);
+  }
+  const summary = join(outDir, 'summary.md');
+  await writeFile(summary, formatBciMarkdown(results));
+  files.push(summary);
+  return files;
+}
+
+const f2 = (v: number | null) => (v === null ? '-' : v.toFixed(2));
+const f3 = (v: number | null) => (v === null ? '-' : v.toFixed(3));
+const pmOf = (s: Stat) => (s.mean === null ? '-' : s.n > 1 ? `${f3(s.mean)} ± ${f3(s.sd)} [${f3(s.min)}, ${f3(s.max)}]` : f3(s.mean));
+
+/** The report as markdown: how everything was chosen, then the tables. */
+export function formatBciMarkdown(results: BciResults): string {
+  const lines: string[] = [];
+  const seeded = results.seeds.length;
+  lines.push(
+    `# driftline reproduce bci`,
+    '',
+    `Data: ${results.data}. Boundary at tick ${results.boundaryTick}; ${results.binSeconds * 1000} ms bins.`,
+    `Every decoder runs inside driftline's pipeline: adaptive input z-scoring, per-stream target standardization, predict then learn.`,
+    `Recurrent learners: ${seeded} seeds (${results.seeds.join(', ')}); mean ± sd [min, max] over seeds. Ridge, RLS and Kalman are deterministic: one run.`,
+    `Hyperparameters were chosen on the first session only (its first 80 % learned with labels, its last 20 % held out and scored; for a decoder that recalibrates on the new session alone, its A(k) setting was chosen by learning only the first k minutes of the first session, then scoring the same last 20 %), with seed ${results.selectionSeed}, which is not a scored seed. No label of the new session was looked at.`,
+    `Persistence: the last label the references had when each tick was predicted; its mean information age (ticks) is shown, since on held-out ticks it is the age of the last label before the holdout.`,
+    '',
+    '## Protocols',
+    '',
+    ...results.protocols.map((p) => `- **${p.name}**: ${p.description}`),
+    '',
+    '## Selection on the first session',
+    '',
+    '| decoder | for | learned (min of the first session) | candidates (R2 on its last 20 %, held out) | chosen |',
+    '|---|---|---|---|---|',
+    ...results.selection.map((s) => `| ${s.decoder} | ${s.forProtocols} | ${s.learnedMinutes.toFixed(1)} | ${s.candidates.map((c) => `${formatHyperparameters(c.value)}: ${f3(c.r2)}`).join('; ')} | ${formatHyperparameters(s.chosen)} |`),
+    '',
+    '## R2 on the new session',
+    '',
+    '| protocol | range | decoder | R2 | persistence R2 | persistence age (ticks) | frozen-at-boundary R2 | scored ticks |',
+    '|---|---|---|---|---|---|---|---|',
+    ...results.ranges.map((r) => `| ${r.protocol} | ${r.range} | ${r.decoder} | ${pmOf(r.r2)} | ${f3(r.persistenceR2.mean)} | ${f2(r.persistenceAge.mean)} | ${f3(r.frozenR2.mean)} | ${r.ticks} |`),
+    '',
+    '## Recovery at the boundary (DESIGN section 5)',
+    '',
+    `E_pre: MSE over the last ${RECOVERY_WINDOW_SECONDS} s of the first session; E_frozen and E_adapt: over the protocol's first range (frozen = the decoder as it was at the boundary). Time to recovery: until the MSE over the last ${RECOVERY_WINDOW_SECONDS} s of scored ticks is within ${TOLERANCE * 100} % of E_pre. Read the ratio beside the residual: when E_frozen is barely above E_pre the ratio is noise.`,
+    '',
+    '| protocol | decoder | E_pre | E_frozen | E_adapt | recovery | residual | time to recovery (s) | recovered |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...results.recovery.map((r) =>
+      `| ${r.protocol} | ${r.decoder} | ${sci(r.ePre.mean)} | ${sci(r.eFrozen.mean)} | ${sci(r.eAdapt.mean)} | ${recoveryCell(r)} | ${f2(r.residual.mean)} | ${r.secondsToRecovery.mean === null ? '-' : r.secondsToRecovery.mean.toFixed(0)} | ${r.recovered}/${r.runs} |`),
+    '',
+    '## Cost',
+    '',
+    '| decoder | microseconds per input through the whole pipeline |',
+    '|---|---|',
+    ...Object.entries(results.microsPerTick).map(([d, us]) => `| ${d} | ${us.toFixed(1)} |`),
+    '',
+    `Labels out of the target normalizer's range (learned from, counted): ${results.labelsOutOfRange}.`,
+    `${results.seconds.toFixed(0)} s in all.`,
+    '',
+  );
+  return lines.join('\n');
+}
+
+const sci = (v: number | null) => (v === null ? '-' : v.toExponential(2));
+
+/** The ratio only where the drift did real harm (E_frozen at least 20 % above E_pre); else it divides by noise. */
+function recoveryCell(r: RecoveryFigures): string {
+  if (r.recovery.mean === null || r.ePre.mean === null || r.eFrozen.mean === null) return '-';
+  if (r.eFrozen.mean < (1 + RECOVERY_MIN_HARM) * r.ePre.mean) return '- (little harm)';
+  return `${(r.recovery.mean * 100).toFixed(0)} %`;
+}
+
+export { CALIBRATION_MINUTES };
