@@ -247,6 +247,7 @@ test('observe: predictions, scored ticks and rejections; record and set methods'
   metrics.observe(scored(0, false));
   metrics.observe(scored(7, false));
   metrics.observe(scored(3, true));
+  metrics.observe({ ...scored(1, false), labelOutOfRange: true });
   const rejection: Rejection = { kind: 'rejected', stream: 's1', seq: 2, reason: 'dimension', message: 'x has 3, want 4' };
   metrics.observe(rejection);
   metrics.observe(rejection);
@@ -262,11 +263,12 @@ test('observe: predictions, scored ticks and rejections; record and set methods'
   const s = await scrape(registry);
   assert.equal(value(s, 'driftline_event_to_prediction_seconds_count'), 1);
   assert.equal(value(s, 'driftline_event_to_prediction_seconds_sum'), 0.002);
-  assert.equal(value(s, 'driftline_label_lag_ticks_count'), 3);
-  assert.equal(value(s, 'driftline_label_lag_ticks_sum'), 10);
+  assert.equal(value(s, 'driftline_label_lag_ticks_count'), 4);
+  assert.equal(value(s, 'driftline_label_lag_ticks_sum'), 11);
   assert.equal(value(s, 'driftline_label_lag_ticks_bucket', { le: '0' }), 1);
-  assert.equal(value(s, 'driftline_label_lag_ticks_bucket', { le: '5' }), 2);
-  assert.equal(value(s, 'driftline_updates_total', { stream: 's1' }), 2, 'held-out ticks are not updates');
+  assert.equal(value(s, 'driftline_label_lag_ticks_bucket', { le: '5' }), 3);
+  assert.equal(value(s, 'driftline_updates_total', { stream: 's1' }), 3, 'held-out ticks are not updates');
+  assert.equal(value(s, 'driftline_labels_out_of_range_total', { stream: 's1' }), 1, 'a label out of range is learned from and counted');
   assert.equal(value(s, 'driftline_events_rejected_total', { reason: 'dimension' }), 2);
   assert.equal(value(s, 'driftline_events_rejected_total', { reason: OTHER_LABEL }), 1);
   assert.equal(value(s, 'driftline_events_total', { stream: 's1', source: 'kafka' }), 2);
@@ -483,6 +485,7 @@ test('removeStream: every per-stream series of the stream goes, others stay, and
     metrics.observe(drift('page-hinkley', stream));
     metrics.observe({
       kind: 'scored', stream, seq: 1, t: 0, y: f32(1), yhat: f32(1), yLast: f32(1), yMean: f32(1), delay: 0, heldOut: false, version: 0,
+      labelOutOfRange: true,
     });
   }
   const perStream = (s: Sample[], stream: string) => s.filter((x) => x.labels.stream === stream).map((x) => x.name);
@@ -492,7 +495,7 @@ test('removeStream: every per-stream series of the stream goes, others stay, and
     'driftline_events_total', 'driftline_prequential_error', 'driftline_prequential_label_delay_ticks',
     'driftline_prequential_skill', 'driftline_drift_detections_total', 'driftline_last_drift_timestamp_seconds',
     'driftline_recovery_ratio', 'driftline_recovery_residual', 'driftline_learner_state_bytes',
-    'driftline_updates_total', 'driftline_sessions_total',
+    'driftline_updates_total', 'driftline_labels_out_of_range_total', 'driftline_sessions_total',
   ]) {
     assert.ok(names.has(name), `${name} has an s1 series before the removal`);
   }

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadJangoSession, type JangoSession } from '../adapters/replay/jango.js';
+import { labelTrack, loadJangoSession, type JangoSession } from '../adapters/replay/jango.js';
 import { describeTransform } from '../adapters/replay/force-frame.js';
 import type { ReplaySession } from '../adapters/replay/replay.js';
 import { simulateMotorCortexSessions } from '../simulator/motor-cortex.js';
@@ -22,6 +22,8 @@ export const bciUsage = `usage: driftline reproduce bci [--jango DIR] [options]
   --jango DIR        the two real Jango sessions (DIR/Day0.mat then DIR/Day16.mat); default: the embedded
                      simulator of two motor-cortex sessions (96 channels, 50 ms bins)
   --no-align         keep each file's force columns as recorded (default: aligned to the task frame)
+  --labels L         force (default) or emg (the 14 EMG envelopes, with Jango: R2 on all bins and variance
+                     accounted for on the bins of trials)
   --seeds N          seeds per recurrent decoder (default 5; ridge, RLS and Kalman are deterministic)
   --protocols LIST   some of A1,A2,A5,B,C,D (default all)
   --decoders LIST    some of lstm,gru,ridge,rls,kalman (default all)
@@ -47,6 +49,7 @@ export async function reproduceBciCommand(args: string[], io: CommandIO): Promis
       options: {
         jango: { type: 'string' },
         'no-align': { type: 'boolean', default: false },
+        labels: { type: 'string', default: 'force' },
         seeds: { type: 'string' },
         protocols: { type: 'string' },
         decoders: { type: 'string' },
@@ -70,20 +73,29 @@ export async function reproduceBciCommand(args: string[], io: CommandIO): Promis
   const protocols = listOption(v.protocols, ALL_PROTOCOLS, '--protocols') ?? (quick ? (['A1', 'D'] as ProtocolName[]) : [...ALL_PROTOCOLS]);
   const decoderNames = listOption(v.decoders, ALL_DECODERS, '--decoders') ?? (quick ? ['gru', 'ridge'] : [...ALL_DECODERS]);
 
+  const labels = v.labels;
+  if (labels !== 'force' && labels !== 'emg') throw new BciUsageError(`--labels must be force or emg, got '${labels}'`);
   let sessions: [ReplaySession, ReplaySession];
   let description: string;
+  let trialBins: [Uint8Array, Uint8Array] | undefined;
   if (v.jango !== undefined) {
     const paths = ['Day0.mat', 'Day16.mat'].map((f) => join(v.jango!, f));
     for (const p of paths) if (!existsSync(p)) throw new BciUsageError(`--jango: ${p} not found (the folder must hold Day0.mat and Day16.mat; see examples/bci-decoder/README.md for where to get them)`);
     const loaded: JangoSession[] = [];
     for (const p of paths) {
-      const s = await loadJangoSession(p, { emg: false, alignForce: !v['no-align'] });
+      const s = await loadJangoSession(p, { emg: labels === 'emg', alignForce: !v['no-align'] });
       io.stderr.write(`driftline reproduce bci: ${s.name}: force frame ${frameNote(s)}\n`);
       loaded.push(s);
     }
-    sessions = [loaded[0], loaded[1]];
+    const withLabels = (s: JangoSession): ReplaySession => {
+      const track = labelTrack(s, labels);
+      return { name: s.name, t: s.t, x: s.x, nChannels: s.nChannels, y: track.y, nOutputs: track.nOutputs, binSeconds: s.binSeconds };
+    };
+    sessions = [withLabels(loaded[0]), withLabels(loaded[1])];
+    trialBins = [trialMask(loaded[0]), trialMask(loaded[1])];
     description = `Jango ${loaded[0].name} -> ${loaded[1].name} (96 channels, 50 ms bins, 2-D force${v['no-align'] ? ', force columns as recorded' : ', force aligned to the task frame'})`;
   } else {
+    if (labels === 'emg') throw new BciUsageError('--labels emg needs --jango DIR: the simulator has no EMG');
     const sim = simulateMotorCortexSessions({ seed: 7 });
     sessions = [sim[0], sim[1]];
     description = `the embedded motor-cortex simulator, seed 7 (2 sessions of ${sim[0].t.length} and ${sim[1].t.length} bins, 96 channels; tuning rotation, gain, baseline and unit turnover between them)`;
@@ -104,7 +116,9 @@ export async function reproduceBciCommand(args: string[], io: CommandIO): Promis
     seeds: Array.from({ length: seedCount }, (_, i) => i + 1),
     selectionSeed: 1000,
     protocols,
-    outDir: v.out ?? join('out', 'bci'),
+    labelName: labels === 'emg' ? 'EMG (14 muscle envelopes)' : 'force (2-D)',
+    ...(trialBins && labels === 'emg' ? { trialBins } : {}),
+    outDir: v.out ?? join('out', labels === 'emg' ? 'bci-emg' : 'bci'),
     quiet: v.quiet,
     progressStream: io.stderr,
   });
@@ -128,4 +142,16 @@ function listOption<T extends string>(text: string | undefined, allowed: readonl
   }
   if (items.length === 0) throw new BciUsageError(`${flag} needs at least one of ${allowed.join(',')}`);
   return items as T[];
+}
+
+/** 1 on the bins inside a rewarded trial (from its start to its end), from the file's trial table. */
+export function trialMask(s: JangoSession): Uint8Array {
+  const mask = new Uint8Array(s.nBins);
+  let i = 0;
+  const trials = [...(s.trials ?? [])].filter((tr) => tr.rewarded).sort((a, b) => a.start - b.start);
+  for (const tr of trials) {
+    while (i < s.nBins && s.t[i] < tr.start) i++;
+    for (let k = i; k < s.nBins && s.t[k] <= tr.end; k++) mask[k] = 1;
+  }
+  return mask;
 }

@@ -152,6 +152,7 @@ export class DriftlineMetrics {
   readonly learnerStateBytesTotal: Gauge<string>;
   readonly labelLagTicks: Histogram<string>;
   readonly updatesTotal: Counter<'stream'>;
+  readonly labelsOutOfRangeTotal: Counter<'stream'>;
   readonly sessionsTotal: Counter<'stream'>;
   readonly streams: Gauge<string>;
   readonly droppedNonFiniteTotal: Counter<'metric'>;
@@ -318,6 +319,12 @@ export class DriftlineMetrics {
       labelNames: ['stream'],
       registers,
     });
+    this.labelsOutOfRangeTotal = new Counter({
+      name: 'driftline_labels_out_of_range_total',
+      help: "Labels far outside the stream's target statistics (evaluation.targetScaling): learned from all the same, counted because they are either a real change or a unit mistake upstream.",
+      labelNames: ['stream'],
+      registers,
+    });
     this.sessionsTotal = new Counter({
       name: 'driftline_sessions_total',
       help: 'Session boundaries declared by the data.',
@@ -396,6 +403,7 @@ export class DriftlineMetrics {
       case 'scored': {
         if (this.finite('driftline_label_lag_ticks', output.delay)) this.labelLagTicks.observe(output.delay);
         if (!output.heldOut) this.updatesTotal.inc({ stream: this.stream(output.stream) });
+        if (output.labelOutOfRange === true) this.labelsOutOfRangeTotal.inc({ stream: this.stream(output.stream) });
         return;
       }
       case 'drift':
@@ -487,6 +495,7 @@ export class DriftlineMetrics {
     this.lastDriftTimestampSeconds.remove(s);
     this.learnerStateBytes.remove(s);
     this.updatesTotal.remove(s);
+    this.labelsOutOfRangeTotal.remove(s);
     this.sessionsTotal.remove(s);
   }
 

@@ -136,6 +136,13 @@ export interface BciReproductionOptions {
   /** Input normalizer decay (default 0.9995: statistics over about 2,000 bins, 100 s). */
   readonly normalizeDecay?: number;
   readonly lateTicks?: number;
+  /**
+   * Per session, 1 on the bins inside a trial (the published EMG figures are variance accounted for on trial
+   * bins): with it, every range also reports R2 on its trial bins only.
+   */
+  readonly trialBins?: readonly [Uint8Array, Uint8Array];
+  /** What the labels are, for the report (default 'force'). */
+  readonly labelName?: string;
   readonly outDir?: string | null;
   readonly quiet?: boolean;
   readonly progressStream?: ProgressStream;
@@ -170,6 +177,8 @@ export interface RangeFigures {
   /** R2 of the frozen shadow (the decoder as it was at the boundary) on the same ticks. */
   readonly frozenR2: Stat;
   readonly ticks: number;
+  /** R2 on the range's trial bins only (variance accounted for, mean over outputs), when trial bins are known. */
+  readonly trialR2?: Stat;
 }
 
 export interface RecoveryFigures {
@@ -190,6 +199,7 @@ export interface BciResults {
   readonly experiment: 'bci';
   readonly createdAt: string;
   readonly data: string;
+  readonly labels: string;
   readonly seeds: readonly number[];
   readonly selectionSeed: number;
   readonly binSeconds: number;
@@ -266,7 +276,12 @@ export async function runBciReproduction(options: BciReproductionOptions): Promi
 
   // 2. Every protocol, every decoder, every seed.
   const collectFrom = boundary - window;
-  const perRange = new Map<string, { r2: number[]; p: number[]; age: number[]; frozen: number[]; ticks: number }>();
+  const perRange = new Map<string, { r2: number[]; p: number[]; age: number[]; frozen: number[]; trial: number[]; ticks: number }>();
+  const inTrial = options.trialBins ? new Uint8Array(newTicks + window) : undefined;
+  if (inTrial && options.trialBins) {
+    inTrial.set(options.trialBins[0].subarray(boundary - window, boundary), 0);
+    inTrial.set(options.trialBins[1].subarray(0, newTicks), window);
+  }
   const perRecovery = new Map<string, { ePre: number[]; eFrozen: number[]; eAdapt: number[]; rec: number[]; res: number[]; ttr: number[]; runs: number }>();
   const overTime = new Map<string, { sums: Float64Array; counts: Float64Array }>();
   const micros = new Map<string, number[]>();
@@ -286,7 +301,7 @@ export async function runBciReproduction(options: BciReproductionOptions): Promi
         const admitted = admitFor(run, protocol, window);
         for (const [range, [a, b]] of Object.entries(protocol.ranges)) {
           const key = `${protocol.name}|${range}|${d.name}`;
-          const acc = perRange.get(key) ?? perRange.set(key, { r2: [], p: [], age: [], frozen: [], ticks: 0 }).get(key)!;
+          const acc = perRange.get(key) ?? perRange.set(key, { r2: [], p: [], age: [], frozen: [], trial: [], ticks: 0 }).get(key)!;
           const from = window + a;
           const to = window + b;
           let ticks = 0;
@@ -296,6 +311,7 @@ export async function runBciReproduction(options: BciReproductionOptions): Promi
           push(acc.p, r2Of(run, 'yLast', from, to, admitted));
           push(acc.age, meanReferenceAge(run, from, to, admitted));
           push(acc.frozen, r2Of(run, 'yFrozen', from, to, (i) => admitted(i) && run.hasFrozen[i] === 1));
+          if (inTrial) push(acc.trial, r2Of(run, 'yhat', from, to, (i) => admitted(i) && inTrial[i] === 1));
         }
         recoveryOf(run, protocol, window, binSeconds, admitted, perRecovery, `${protocol.name}|${d.name}`);
         const series = overTime.get(`${protocol.name}|${d.name}`) ?? overTime.set(`${protocol.name}|${d.name}`, { sums: new Float64Array(blocks), counts: new Float64Array(blocks) }).get(`${protocol.name}|${d.name}`)!;
@@ -317,7 +333,10 @@ export async function runBciReproduction(options: BciReproductionOptions): Promi
   const ranges: RangeFigures[] = [];
   for (const [key, acc] of perRange) {
     const [protocol, range, decoder] = key.split('|');
-    ranges.push({ protocol: protocol as ProtocolName, range, decoder, r2: stat(acc.r2), persistenceR2: stat(acc.p), persistenceAge: stat(acc.age), frozenR2: stat(acc.frozen), ticks: acc.ticks });
+    ranges.push({
+      protocol: protocol as ProtocolName, range, decoder, r2: stat(acc.r2), persistenceR2: stat(acc.p), persistenceAge: stat(acc.age),
+      frozenR2: stat(acc.frozen), ticks: acc.ticks, ...(inTrial ? { trialR2: stat(acc.trial) } : {}),
+    });
   }
   const recovery: RecoveryFigures[] = [];
   for (const [key, acc] of perRecovery) {
@@ -339,6 +358,7 @@ export async function runBciReproduction(options: BciReproductionOptions): Promi
     experiment: 'bci',
     createdAt: new Date().toISOString(),
     data: options.dataDescription,
+    labels: options.labelName ?? 'force',
     seeds: options.seeds,
     selectionSeed: options.selectionSeed,
     binSeconds,
@@ -361,6 +381,16 @@ export async function runBciReproduction(options: BciReproductionOptions): Promi
 /** k of A(k), else undefined. */
 function calibrationMinutesOf(name: ProtocolName): number | undefined {
   return name.startsWith('A') ? Number(name.slice(1)) : undefined;
+}
+
+function rangeTable(results: BciResults): string[] {
+  const trials = results.ranges.some((r) => r.trialR2 !== undefined);
+  return [
+    `| protocol | range | decoder | R2 |${trials ? ' VAF on trial bins |' : ''} persistence R2 | persistence age (ticks) | frozen-at-boundary R2 | scored ticks |`,
+    `|---|---|---|---|${trials ? '---|' : ''}---|---|---|---|`,
+    ...results.ranges.map((r) =>
+      `| ${r.protocol} | ${r.range} | ${r.decoder} | ${pmOf(r.r2)} |${trials ? ` ${r.trialR2 ? pmOf(r.trialR2) : '-'} |` : ''} ${f3(r.persistenceR2.mean)} | ${f2(r.persistenceAge.mean)} | ${f3(r.frozenR2.mean)} | ${r.ticks} |`),
+  ];
 }
 
 /** The ticks of the new session a protocol scores (collected index i; the boundary is at `window`). */
@@ -466,7 +496,7 @@ export function formatBciMarkdown(results: BciResults): string {
   lines.push(
     `# driftline reproduce bci`,
     '',
-    `Data: ${results.data}. Boundary at tick ${results.boundaryTick}; ${results.binSeconds * 1000} ms bins.`,
+    `Data: ${results.data}. Labels: ${results.labels}. Boundary at tick ${results.boundaryTick}; ${results.binSeconds * 1000} ms bins.`,
     `Every decoder runs inside driftline's pipeline: adaptive input z-scoring, per-stream target standardization, predict then learn.`,
     `Recurrent learners: ${seeded} seeds (${results.seeds.join(', ')}); mean ± sd [min, max] over seeds. Ridge, RLS and Kalman are deterministic: one run.`,
     `Hyperparameters were chosen on the first session only (its first 80 % learned with labels, its last 20 % held out and scored; for a decoder that recalibrates on the new session alone, its A(k) setting was chosen by learning only the first k minutes of the first session, then scoring the same last 20 %), with seed ${results.selectionSeed}, which is not a scored seed. No label of the new session was looked at.`,
@@ -484,9 +514,7 @@ export function formatBciMarkdown(results: BciResults): string {
     '',
     '## R2 on the new session',
     '',
-    '| protocol | range | decoder | R2 | persistence R2 | persistence age (ticks) | frozen-at-boundary R2 | scored ticks |',
-    '|---|---|---|---|---|---|---|---|',
-    ...results.ranges.map((r) => `| ${r.protocol} | ${r.range} | ${r.decoder} | ${pmOf(r.r2)} | ${f3(r.persistenceR2.mean)} | ${f2(r.persistenceAge.mean)} | ${f3(r.frozenR2.mean)} | ${r.ticks} |`),
+    ...rangeTable(results),
     '',
     '## Recovery at the boundary (DESIGN section 5)',
     '',
