@@ -2,10 +2,10 @@
 // references carry their real information age, a decoder with no label on the new session is its own frozen
 // shadow, hyperparameters come from the first session only, and the artifacts are written.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { kalmanDecoder, recurrentDecoder, ridgeDecoder, runBciReproduction, type BciResults } from '../src/reproduce/bci.js';
 import { protocolsFor } from '../src/reproduce/bci-protocols.js';
 import { simulateMotorCortexSessions } from '../src/simulator/motor-cortex.js';
@@ -13,6 +13,7 @@ import { simulateMotorCortexSessions } from '../src/simulator/motor-cortex.js';
 describe('reproduce bci on the simulator', () => {
   let results: BciResults;
   const out = mkdtempSync(join(tmpdir(), 'driftline-bci-'));
+  after(() => rmSync(out, { recursive: true, force: true }));
 
   test('runs every protocol for every decoder and writes the report', async () => {
     const [first, second] = simulateMotorCortexSessions({ seed: 3, sessionSeconds: [240, 300] });
