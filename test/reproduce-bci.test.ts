@@ -76,12 +76,22 @@ describe('reproduce bci on the simulator', () => {
     assert.ok(d);
     assert.equal(d.eAdapt.mean, d.eFrozen.mean);
     assert.ok(d.residual.mean! > 1, 'the drift hurt the frozen decoder');
-    if (d.recovery.n > 0) assert.equal(d.recovery.mean, 0);
+    // A, C and D share their first session (its last minute held out), so a deterministic decoder has one E_pre
+    // for all three: the error on those held-out ticks. B learned that minute and scores it prequentially.
+    const ePre = (p: string) => results.recovery.find((r) => r.protocol === p && r.decoder === 'ridge 2 bins')!.ePre.mean;
+    assert.equal(ePre('A1'), ePre('D'));
+    assert.equal(ePre('C'), ePre('D'));
+    assert.notEqual(ePre('B'), ePre('D'));
   });
 });
 
 test('protocolsFor: the ranges and schedules of the issue, in bins', () => {
-  const ps = protocolsFor(18000, 0.05, 20);
+  const ps = protocolsFor(18000, 0.05, 20, 24000, 1200);
+  // A, C and D withhold the first session's last minute (a held-out E_pre); B keeps every label.
+  for (const p of ps.filter((q) => q.name !== 'B')) {
+    assert.deepEqual((p.holdout as { sessions: unknown[] }).sessions[0], { kind: 'firstMinutes', minutes: 19 });
+  }
+  assert.deepEqual(ps.find((p) => p.name === 'B')!.holdout, { kind: 'none' });
   assert.deepEqual(ps.map((p) => p.name), ['A1', 'A2', 'A5', 'B', 'C', 'D']);
   assert.deepEqual(ps.find((p) => p.name === 'A5')!.ranges, { rest: [6000, 18000] });
   assert.equal(ps.find((p) => p.name === 'B')!.labelDelayTicks, 20);

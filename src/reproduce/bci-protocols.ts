@@ -13,8 +13,15 @@
  * - D no labels at all on the new session: the decoder trained on the first session goes on frozen (only the input
  *   normalization adapts); scored on the whole session and on A(k)'s ranges, so that A(k) - D(k) is what the
  *   k labelled minutes are worth.
+ *
+ * A, C and D score held-out ticks, so their E_pre (the error before the drift, DESIGN section 5) must be a held-out
+ * error too, not the error of a learner tracking labels it gets every tick: they also withhold the labels of the
+ * first session's last `preTicks` ticks (one minute; the decoder loses that minute of its 20). B scores
+ * learning ticks and keeps every label.
  */
 import type { HoldoutSpec } from '../streams/holdout.js';
+
+type SingleSchedule = Extract<HoldoutSpec, { kind: 'firstMinutes' }>;
 
 export type ProtocolName = 'A1' | 'A2' | 'A5' | 'B' | 'C' | 'D';
 
@@ -37,14 +44,16 @@ export interface ProtocolDefinition {
 export const CALIBRATION_MINUTES = [1, 2, 5] as const;
 
 /** The protocols for a new session of `ticks` bins of `binSeconds`. */
-export function protocolsFor(ticks: number, binSeconds: number, lateTicks: number): ProtocolDefinition[] {
+export function protocolsFor(ticks: number, binSeconds: number, lateTicks: number, firstTicks: number, preTicks: number): ProtocolDefinition[] {
   const minute = Math.round(60 / binSeconds);
+  // The first session: labels up to its last preTicks ticks, which are held out (E_pre on held-out ticks).
+  const first: SingleSchedule = { kind: 'firstMinutes', minutes: ((firstTicks - preTicks) * binSeconds) / 60 };
   const whole: [number, number] = [0, ticks];
   const afterK = (k: number): [number, number] => [Math.min(ticks, k * minute), ticks];
   const calibrate = (k: 1 | 2 | 5): ProtocolDefinition => ({
     name: `A${k}` as ProtocolName,
     description: `labels for the first ${k} min of the new session, then none; R2 on the rest`,
-    holdout: { kind: 'bySession', sessions: [{ kind: 'none' }, { kind: 'firstMinutes', minutes: k }] },
+    holdout: { kind: 'bySession', sessions: [first, { kind: 'firstMinutes', minutes: k }] },
     labelDelayTicks: 0,
     ranges: { rest: afterK(k) },
     scoredTicks: 'held-out',
@@ -64,7 +73,7 @@ export function protocolsFor(ticks: number, binSeconds: number, lateTicks: numbe
     {
       name: 'C',
       description: 'labels on for 30 s, off for 30 s from the boundary; R2 on the off blocks',
-      holdout: { kind: 'bySession', sessions: [{ kind: 'none' }, { kind: 'alternate', onSeconds: 30, offSeconds: 30 }] },
+      holdout: { kind: 'bySession', sessions: [first, { kind: 'alternate', onSeconds: 30, offSeconds: 30 }] },
       labelDelayTicks: 0,
       ranges: { whole },
       scoredTicks: 'held-out',
@@ -72,7 +81,7 @@ export function protocolsFor(ticks: number, binSeconds: number, lateTicks: numbe
     {
       name: 'D',
       description: 'no label on the new session (frozen weights, adaptive input normalization); R2 on A(k)\'s ranges and the whole session',
-      holdout: { kind: 'bySession', sessions: [{ kind: 'none' }, { kind: 'always' }] },
+      holdout: { kind: 'bySession', sessions: [first, { kind: 'always' }] },
       labelDelayTicks: 0,
       ranges: { whole, ...Object.fromEntries(CALIBRATION_MINUTES.map((k) => [`after ${k} min`, afterK(k)])) },
       scoredTicks: 'held-out',

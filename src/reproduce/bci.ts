@@ -238,7 +238,7 @@ export async function runBciReproduction(options: BciReproductionOptions): Promi
   const boundary = first.t.length;
   const newTicks = second.t.length;
   const window = Math.round(RECOVERY_WINDOW_SECONDS / binSeconds);
-  const protocols = protocolsFor(newTicks, binSeconds, lateTicks).filter((p) => !options.protocols || options.protocols.includes(p.name));
+  const protocols = protocolsFor(newTicks, binSeconds, lateTicks, boundary, window).filter((p) => !options.protocols || options.protocols.includes(p.name));
   const selectionTicks = first.t.length;
   const runsOf = (d: DecoderEntry) => (d.seeded ? options.seeds.length : 1);
   const totalTicks =
@@ -405,8 +405,10 @@ function recoveryOf(
 ): void {
   const acc = into.get(key) ?? into.set(key, { ePre: [], eFrozen: [], eAdapt: [], rec: [], res: [], ttr: [], runs: 0 }).get(key)!;
   acc.runs++;
-  // E_pre: the last minute of the first session (every tick learned from, as the protocol delivered its labels).
-  const ePre = mseOf(run, 'yhat', 0, window, (i) => run.status[i] === SCORED);
+  // E_pre: the last minute of the first session, on the same kind of tick the protocol scores after the boundary
+  // (held out for A, C and D, whose schedules withhold that minute; learned from, as they came, for B).
+  const preStatus = protocol.scoredTicks === 'all' ? SCORED : HELD_OUT;
+  const ePre = mseOf(run, 'yhat', 0, window, (i) => run.status[i] === preStatus);
   const [a, b] = Object.values(protocol.ranges)[0];
   const from = window + a;
   const to = window + b;
@@ -518,7 +520,7 @@ export function formatBciMarkdown(results: BciResults): string {
     '',
     '## Recovery at the boundary (DESIGN section 5)',
     '',
-    `E_pre: MSE over the last ${RECOVERY_WINDOW_SECONDS} s of the first session; E_frozen and E_adapt: over the protocol's first range (frozen = the decoder as it was at the boundary). Time to recovery: until the MSE over the last ${RECOVERY_WINDOW_SECONDS} s of scored ticks is within ${TOLERANCE * 100} % of E_pre. Read the ratio beside the residual: when E_frozen is barely above E_pre the ratio is noise.`,
+    `E_pre: MSE over the last ${RECOVERY_WINDOW_SECONDS} s of the first session, on the kind of tick the protocol scores (A, C and D withhold the labels of that minute, so their E_pre is a held-out error like what they score after the boundary; B's is prequential); E_frozen and E_adapt: over the protocol's first range (frozen = the decoder as it was at the boundary). Time to recovery: until the MSE over the last ${RECOVERY_WINDOW_SECONDS} s of scored ticks is within ${TOLERANCE * 100} % of E_pre. Read the ratio beside the residual: when E_frozen is barely above E_pre the ratio is noise.`,
     '',
     '| protocol | decoder | E_pre | E_frozen | E_adapt | recovery | residual | time to recovery (s) | recovered |',
     '|---|---|---|---|---|---|---|---|---|',
