@@ -89,7 +89,7 @@ test('protocolsFor: the ranges and schedules of the issue, in bins', () => {
   const ps = protocolsFor(18000, 0.05, 20, 24000, 1200);
   // A, C and D withhold the first session's last minute (a held-out E_pre); B keeps every label.
   for (const p of ps.filter((q) => q.name !== 'B')) {
-    assert.deepEqual((p.holdout as { sessions: unknown[] }).sessions[0], { kind: 'firstMinutes', minutes: 19 });
+    assert.deepEqual((p.holdout as unknown as { sessions: unknown[] }).sessions[0], { kind: 'firstMinutes', minutes: 19 });
   }
   assert.deepEqual(ps.find((p) => p.name === 'B')!.holdout, { kind: 'none' });
   assert.deepEqual(ps.map((p) => p.name), ['A1', 'A2', 'A5', 'B', 'C', 'D']);
