@@ -390,26 +390,28 @@ describe('driftline replay', () => {
     const config = configFile('replay-protocol.yaml');
     const file = ndjsonFile('protocol.ndjson', 2000);
     const out = capture();
-    // A1: all of day-a learned, then the first minute of day-b (1200 ticks), then nothing.
+    // A1: day-a learned but for its last minute (held out: the error before the boundary), then the first minute of
+    // day-b (1200 ticks), then nothing.
     const code = await replayCommand(['--config', config, '--protocol', 'A1', '--range', '70:90', '--quiet', file], { stdout: out.stream, stderr: capture().stream });
     assert.equal(code, 0);
     const text = out.text();
     assert.match(text, /protocol A1/);
-    assert.match(text, /holdout: session 1: none; session 2 and later: learning in the first 1 min/);
+    assert.match(text, /holdout: session 1: learning in the first 0\.6667 min; session 2 and later: learning in the first 1 min/);
     const row = (session: string, range: string, track: string) => {
       const line = text.split('\n').find((l) => new RegExp(`^${session} +${range} +${track} `).test(l));
       assert.ok(line, `${session} ${range} ${track} in\n${text}`);
       return line.trim().split(/ +/);
     };
-    // Whole sessions: day-a learned on all 2000 ticks; day-b's first 1200 learned, the other 800 held out.
-    assert.equal(row('day-a', 'whole', 'learning')[3], '2000');
+    // Whole sessions: day-a learned on 800 ticks, its last 1200 held out; day-b's first 1200 learned, the other 800 held out.
+    assert.equal(row('day-a', 'whole', 'learning')[3], '800');
+    assert.equal(row('day-a', 'whole', 'held-out')[3], '1200');
     assert.equal(row('day-b', 'whole', 'learning')[3], '1200');
     const heldOut = row('day-b', 'whole', 'held-out');
     assert.equal(heldOut[3], '800');
     // The references repeat the last calibration label through the held-out block: mean age (1 + 800) / 2.
     assert.equal(heldOut[8], '400.5000');
-    // The chosen range, seconds 70 to 90 of each session: 400 ticks of day-a (learning), 400 of day-b (held out).
-    assert.equal(row('day-a', '70-90s', 'learning')[3], '400');
+    // The chosen range, seconds 70 to 90 of each session: 400 held-out ticks of each.
+    assert.equal(row('day-a', '70-90s', 'held-out')[3], '400');
     assert.equal(row('day-b', '70-90s', 'held-out')[3], '400');
     const usage = capture();
     assert.equal(await replayCommand(['--config', config, '--protocol', 'Z', file], { stdout: capture().stream, stderr: usage.stream }), 2);

@@ -166,7 +166,13 @@ export const configSchema = z
         holdout: holdoutSchema.default({ kind: 'none' }),
         recoveryTicks: positiveInt.default(2000),
         tolerance: z.number().positive().default(0.5),
-        normalizeInputs: z.boolean().default(false),
+        /**
+         * Adaptive per-channel z-scoring of the inputs (normalizeInputs in src/streams): true for its defaults
+         * (decay 0.999, about 1,000 ticks), or the decay (and warm-up ticks of exact statistics) to use.
+         */
+        normalizeInputs: z
+          .union([z.boolean(), z.object({ decay: z.number().gt(0).lt(1), warmup: positiveInt.optional() }).strict()])
+          .default(false),
         /**
          * Labels standardized per stream for the learner (running mean and scale of the labels it learns from),
          * predictions and metrics back in the user's units: on by default, so labels in any units (raw force,

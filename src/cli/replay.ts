@@ -6,6 +6,7 @@ import { loadJangoSession } from '../adapters/replay/jango.js';
 import { RECOVERY_MIN_HARM } from '../evaluation/recovery-harm.js';
 import { SessionScores, type ScoreRange, type SessionScore } from '../evaluation/session-scores.js';
 import type { HoldoutSpec } from '../streams/holdout.js';
+import { protocolsFor } from '../reproduce/bci-protocols.js';
 import { readNdjson } from '../adapters/replay/ndjson.js';
 import { replaySessions, type ReplaySession, type ReplaySpeed } from '../adapters/replay/replay.js';
 import { createIngestClient, type IngestClient } from '../adapters/websocket/client.js';
@@ -61,9 +62,10 @@ const usage = `usage: driftline replay [--to ws://HOST:PORT/ingest [--token T] |
                        default recorded with --to, fast with --config
   --label-delay K      labels arrive K ticks after their tick, in their own frames (default 0: in the tick)
   --protocol P         with --config: an evaluation protocol across the first session boundary, replacing the
-                       config's holdout: A1, A2, A5 (labels for the first 1/2/5 min of every later session, then
-                       none), B (every label 1 s late), C (labels 30 s on / 30 s off in later sessions),
-                       D (no label after the first session); the summary adds whole-session R2 per track
+                       config's holdout, as 'driftline reproduce bci' runs it: A1, A2, A5 (labels for the first
+                       1/2/5 min of every later session, then none), B (every label 1 s late), C (labels 30 s
+                       on / 30 s off in later sessions), D (no label after the first session); A, C and D also
+                       withhold the first session's last minute (a held-out error before the boundary)
   --range FROM:TO      with --config: also score the seconds [FROM, TO) of every session (e.g. 60:900)
   --no-align           keep each .mat file's force columns as recorded (default: aligned to the task frame)
   --stream NAME        the stream key (default: the stream of an .ndjson file, else 'replay')
@@ -76,20 +78,17 @@ class UsageError extends Error {}
 export const REPLAY_PROTOCOLS = ['A1', 'A2', 'A5', 'B', 'C', 'D'] as const;
 export type ReplayProtocol = (typeof REPLAY_PROTOCOLS)[number];
 
-/** The holdout a protocol replaces the config's with (B keeps the config's and sets the label delay). */
-export function protocolHoldout(protocol: ReplayProtocol, configured: HoldoutSpec): HoldoutSpec {
-  switch (protocol) {
-    case 'A1':
-    case 'A2':
-    case 'A5':
-      return { kind: 'bySession', sessions: [{ kind: 'none' }, { kind: 'firstMinutes', minutes: Number(protocol.slice(1)) }] };
-    case 'B':
-      return configured;
-    case 'C':
-      return { kind: 'bySession', sessions: [{ kind: 'none' }, { kind: 'alternate', onSeconds: 30, offSeconds: 30 }] };
-    case 'D':
-      return { kind: 'bySession', sessions: [{ kind: 'none' }, { kind: 'always' }] };
-  }
+/**
+ * The holdout a protocol replaces the config's with: the schedules of `driftline reproduce bci`
+ * (src/reproduce/bci-protocols.ts) for these sessions, so a replay with a config reproduces its figures. B keeps
+ * the config's holdout (the label delay is what it sets).
+ */
+export function protocolHoldout(protocol: ReplayProtocol, configured: HoldoutSpec, sessions: readonly ReplaySession[]): HoldoutSpec {
+  if (protocol === 'B') return configured;
+  if (sessions.length < 2) throw new UsageError(`--protocol ${protocol} needs at least two sessions: it is a protocol across a session boundary`);
+  const bin = sessions[0].binSeconds ?? 0.05;
+  const minute = Math.round(60 / bin);
+  return protocolsFor(sessions[1].t.length, bin, minute / 60, sessions[0].t.length, minute).find((p) => p.name === protocol)!.holdout;
 }
 
 interface ReplayArgs {
@@ -129,6 +128,7 @@ export async function replayCommand(args: string[], io: ReplayIO = { stdout: pro
     loaded = await loadSessions(parsed.files, parsed.stream, io, parsed.alignForce);
     if (parsed.protocol === 'B') parsed = { ...parsed, labelDelay: Math.round(1 / (loaded.sessions[0]?.binSeconds ?? 0.05)) };
     checkFit(loaded, parsed);
+    if (parsed.protocol !== undefined && parsed.protocol !== 'B') protocolHoldout(parsed.protocol, { kind: 'none' }, loaded.sessions);
   } catch (err) {
     if (err instanceof UsageError) {
       io.stderr.write(`driftline replay: ${err.message}\n`);
@@ -539,7 +539,10 @@ interface SessionTrack {
 async function runInProcess(args: ReplayArgs, loaded: LoadedSessions, io: ReplayIO): Promise<number> {
   const config = args.protocol === undefined
     ? args.config!
-    : { ...args.config!, evaluation: { ...args.config!.evaluation, holdout: protocolHoldout(args.protocol, args.config!.evaluation.holdout) as DriftlineConfig['evaluation']['holdout'] } };
+    : {
+        ...args.config!,
+        evaluation: { ...args.config!.evaluation, holdout: protocolHoldout(args.protocol, args.config!.evaluation.holdout, loaded.sessions) as DriftlineConfig['evaluation']['holdout'] },
+      };
   const pipeline = createPipeline(pipelineOptionsOf(config));
   const scores = new SessionScores(config.streams.outputSize, args.range ? [args.range] : []);
   const stream = loaded.stream;
@@ -657,7 +660,7 @@ export function formatReplaySummary(s: ReplaySummary): string {
     '',
     `replay of stream '${s.stream}': ${s.ticks} ticks in ${formatDuration(s.seconds)} (${Math.round(s.ticks / Math.max(s.seconds, 1e-9))} ticks/s)`,
     `learner: ${describeLearner(c)}; ` +
-      `inputs ${c.evaluation.normalizeInputs ? 'normalized' : 'raw'}; holdout: ${holdout}`,
+      `inputs ${c.evaluation.normalizeInputs === false ? 'raw' : `normalized${typeof c.evaluation.normalizeInputs === 'object' ? ` (decay ${c.evaluation.normalizeInputs.decay})` : ''}`}; holdout: ${holdout}`,
     `label delay: ${s.labelDelay} tick(s): every error below was measured with it, and the reference predictors saw the labels as late as the learner` +
       (s.protocol !== undefined ? `; protocol ${s.protocol}` : ''),
     `figures: the last report of each session and track, over its last ${e.window} scored ticks (R2 per output)`,

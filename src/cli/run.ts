@@ -188,7 +188,7 @@ export function pipelineOptionsOf(config: DriftlineConfig, initialState?: Readon
       ...(initialState ? { initialState } : {}),
       ...(config.checkpoint ? { onBadCheckpoint: config.checkpoint.onBadCheckpoint } : {}),
     },
-    normalize: e.normalizeInputs ? {} : false,
+    normalize: e.normalizeInputs === false ? false : e.normalizeInputs === true ? {} : { ...e.normalizeInputs },
     inputDrift: { detectors: config.drift.inputDetectors, cooldownTicks: config.drift.cooldownTicks },
     holdout: e.holdout,
     targetScaling: e.targetScaling,

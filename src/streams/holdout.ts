@@ -137,7 +137,7 @@ export function describeHoldout(spec: HoldoutSpec): string {
       case 'alternate':
         return `alternate ${s.onSeconds}s learning / ${s.offSeconds}s held out`;
       case 'firstMinutes':
-        return `learning in the first ${s.minutes} min of each session`;
+        return `learning in the first ${Number(s.minutes.toPrecision(4))} min of each session`;
     }
   };
   if (spec.kind !== 'bySession') return one(spec);
