@@ -117,6 +117,10 @@ test('learner: a classical decoder instead of a recurrent cell, one or the other
   assert.match(problems({ ...minimal, learner: { optimizer: { name: 'sgd', lr: 0.1 } } }), /learner\.cell: required/);
   assert.match(problems({ ...minimal, learner: { decoder: { kind: 'kalman', lags: 3 } } }), /learner\.decoder: unknown field\(s\) 'lags'/);
   assert.match(problems({ ...minimal, learner: { decoder: { kind: 'wiener' } } }), /learner\.decoder\.kind/);
+  const withRls = learnerSpecOf(parseConfig({ ...minimal, learner: { ...minimal.learner, readout: { kind: 'rls', halfLifeTicks: 24000 } } }));
+  assert.deepEqual((withRls as { readout?: unknown }).readout, { kind: 'rls', halfLifeTicks: 24000 });
+  createLearner(withRls);
+  assert.match(problems({ ...minimal, learner: { decoder: { kind: 'rls' }, readout: { kind: 'rls' } } }), /learner\.readout: a learner is either a decoder/);
 });
 
 test('evaluation: per-session holdouts and target scaling (standardize by default) reach the pipeline options', () => {

@@ -64,6 +64,8 @@ const learnerSchema = z
       ])
       .optional(),
     optimizer: optimizerSchema.optional(),
+    /** The readout fitted by recursive least squares (default: the optimizer's gradient steps). */
+    readout: z.object({ kind: z.literal('rls'), halfLifeTicks: z.number().positive().optional(), delta: z.number().positive().optional() }).strict().optional(),
     decoder: decoderSchema.optional(),
     loss: z.enum(['mse', 'xent']).default('mse'),
     seed: z.number().int().default(1),
@@ -72,7 +74,7 @@ const learnerSchema = z
   .strict()
   .superRefine((l, ctx) => {
     if (l.decoder !== undefined) {
-      for (const field of ['cell', 'credit', 'optimizer'] as const) {
+      for (const field of ['cell', 'credit', 'optimizer', 'readout'] as const) {
         if (l[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: `a learner is either a decoder or a recurrent cell: remove '${field}' or 'decoder'` });
       }
       if (l.loss !== 'mse') ctx.addIssue({ code: 'custom', path: ['loss'], message: `decoders fit squared error: loss must be 'mse'` });
@@ -287,7 +289,7 @@ export function describeLearner(config: DriftlineConfig): string {
     const rest = Object.entries(options).map(([k, v]) => `${k} ${String(v)}`).join(', ');
     return `${kind} decoder${rest ? ` (${rest})` : ''}`;
   }
-  return `${l.cell!.kind} n = ${l.cell!.hiddenSize}, ${l.credit!.rule}, ${l.optimizer!.name} lr ${l.optimizer!.lr}`;
+  return `${l.cell!.kind} n = ${l.cell!.hiddenSize}, ${l.credit!.rule}, ${l.optimizer!.name} lr ${l.optimizer!.lr}${l.readout ? ', RLS readout' : ''}`;
 }
 
 /** The learner spec a config describes. */
@@ -312,6 +314,7 @@ export function learnerSpecOf(config: DriftlineConfig): LearnerSpec {
     seed: l.seed,
     loss: l.loss,
     maxLabelDelay: l.maxLabelDelay,
+    ...(l.readout !== undefined ? { readout: l.readout } : {}),
   };
 }
 

@@ -11,6 +11,7 @@ import { compileOptimizer, type CompiledOptimizer } from './optim/compile.js';
 import { isGrouped, type GroupedOptimizerSpec, type OptimizerSpec } from './optim/transform.js';
 import { ParameterSet, type BoundBlock } from './parameters.js';
 import { Random } from './random.js';
+import { RlsReadout, validateRlsReadout, type RlsReadoutSpec } from './rls-readout.js';
 import { canonicalJson, snapshotHeaderBytes, SNAPSHOT_FORMAT, SNAPSHOT_MAGIC, writeSnapshotHeader } from './snapshot-header.js';
 
 export { canonicalJson } from './snapshot-header.js';
@@ -34,6 +35,8 @@ export interface RecurrentLearnerSpec {
   readonly loss: 'mse' | 'xent';
   /** K: a label may arrive up to K - 1 ticks after its prediction; older ones are dropped and counted. */
   readonly maxLabelDelay?: number;
+  /** The readout fitted by recursive least squares instead of the optimizer (default: gradient steps). */
+  readonly readout?: RlsReadoutSpec;
 }
 
 /** A recurrent learner (cell, credit rule, optimizer) or a classical decoder (rls, ridge, kalman). */
@@ -162,6 +165,8 @@ class RecurrentLearner implements Learner {
   private readonly c: number;
   private readonly D: number;
   private isFrozen = false;
+  /** The readout fitted by recursive least squares (spec.readout), or null for gradient steps. */
+  private readonly rls: RlsReadout | null;
 
   constructor(readonly spec: RecurrentLearnerSpec, private readonly makeKernels: (floatCount: number) => Kernels) {
     const m = spec.inputSize;
@@ -217,7 +222,11 @@ class RecurrentLearner implements Learner {
 
     this.k = makeKernels(totalFloats);
     this.backend = this.k.backend;
-    this.meta = new Float64Array(M_RING + 2 * this.K);
+    const rlsLayout = spec.readout === undefined ? undefined : {
+      outputs: out, features: n, featureOffset: cell.outputOffset, V: -1, c: -1, D: this.bypass ? 0 : -1, inputs: m,
+    };
+    const rlsFloats = rlsLayout === undefined ? 0 : RlsReadout.stateFloats(rlsLayout);
+    this.meta = new Float64Array(M_RING + 2 * this.K + rlsFloats);
     this.params = new ParameterSet(
       this.k,
       [
@@ -234,6 +243,9 @@ class RecurrentLearner implements Learner {
     this.c = this.readoutBlocks[1].p;
     this.D = this.bypass ? this.readoutBlocks[2].p : -1;
     this.paramCount = cell.paramCount + readout.paramCount;
+    this.rls = rlsLayout === undefined || spec.readout === undefined
+      ? null
+      : new RlsReadout(spec.readout, { ...rlsLayout, V: this.V, c: this.c, D: this.D }, this.meta.subarray(M_RING + 2 * this.K));
 
     this.rule.attach(
       {
@@ -359,6 +371,14 @@ class RecurrentLearner implements Learner {
     }
     if (fresh && this.rule.tracksTicks) meta[M_FRONTIER] = tick;
 
+    if (this.rls !== null) {
+      if (!this.rls.update(h, cache, y)) {
+        meta[M_SKIPPED]++;
+        return 'skipped-non-finite';
+      }
+      meta[M_VERSION]++;
+      return 'applied';
+    }
     const p = this.params;
     const rb = this.readoutBlocks;
     if (p.groupClips(2)) {
@@ -427,6 +447,7 @@ class RecurrentLearner implements Learner {
     const meta = this.meta;
     meta[M_FRONTIER] = -1;
     for (let i = 0; i < this.K; i++) meta[M_RING + i] = -1;
+    this.rls?.reset();
   }
 
   private readout(cache: number): void {
@@ -503,5 +524,6 @@ function validateSpec(spec: RecurrentLearnerSpec): RecurrentLearnerSpec {
   if (!Number.isInteger(spec.seed)) throw new InvalidSpecError('seed', `must be an integer, got ${String(spec.seed)}`);
   if (spec.loss !== 'mse' && spec.loss !== 'xent') throw new InvalidSpecError('loss', `must be 'mse' or 'xent', got ${String(spec.loss)}`);
   if (spec.loss === 'xent' && spec.outputSize < 2) throw new InvalidSpecError('outputSize', 'xent needs at least 2 classes');
+  if (spec.readout !== undefined) validateRlsReadout(spec.readout, spec.loss);
   return JSON.parse(JSON.stringify(spec)) as RecurrentLearnerSpec;
 }
