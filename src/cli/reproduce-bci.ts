@@ -26,14 +26,15 @@ export const bciUsage = `usage: driftline reproduce bci [--jango DIR] [options]
                      accounted for on the bins of trials)
   --seeds N          seeds per recurrent decoder (default 5; ridge, RLS and Kalman are deterministic)
   --protocols LIST   some of A1,A2,A5,B,C,D (default all)
-  --decoders LIST    some of lstm,gru,ridge,rls,kalman (default all)
+  --decoders LIST    some of lstm,gru,lstm-rls,ridge,rls,kalman (default all; lstm-rls: the LSTM with its readout
+                     fitted by recursive least squares)
   --quick            a small preset for a smoke run: 1 seed, one learning rate, gru and ridge, protocols A1 and D
   --out DIR          plots, results.json and summary.md (default out/bci)
   --quiet            no progress bar
 `;
 
 const ALL_PROTOCOLS: readonly ProtocolName[] = ['A1', 'A2', 'A5', 'B', 'C', 'D'];
-const ALL_DECODERS = ['lstm', 'gru', 'ridge', 'rls', 'kalman'] as const;
+const ALL_DECODERS = ['lstm', 'gru', 'lstm-rls', 'ridge', 'rls', 'kalman'] as const;
 
 export class BciUsageError extends Error {
   override readonly name = 'UsageError';
@@ -105,6 +106,7 @@ export async function reproduceBciCommand(args: string[], io: CommandIO): Promis
   const catalogue: Record<(typeof ALL_DECODERS)[number], () => DecoderEntry> = {
     lstm: () => recurrentDecoder('lstm', 64, axes),
     gru: () => recurrentDecoder('gru', 64, axes),
+    'lstm-rls': () => recurrentDecoder('lstm', 64, { ...axes, readoutHalfLifeSeconds: quick ? [300] : [60, 300, Infinity] }, binSeconds),
     ridge: () => ridgeDecoder(quick ? 4 : 10, quick ? [100] : undefined),
     rls: () => rlsDecoder(4, undefined, binSeconds),
     kalman: () => kalmanDecoder(undefined, binSeconds),

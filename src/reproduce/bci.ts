@@ -57,13 +57,15 @@ export function formatHyperparameters(h: Hyperparameters): string {
 export function recurrentDecoder(
   kind: 'gru' | 'lstm' | 'tanh-rnn',
   hiddenSize: number,
-  axes: { lr: readonly number[]; lambda: readonly number[] } = { lr: [1e-4, 3e-4, 1e-3], lambda: [0, 0.5] },
+  axes: { lr: readonly number[]; lambda: readonly number[]; readoutHalfLifeSeconds?: readonly number[] } = { lr: [1e-4, 3e-4, 1e-3], lambda: [0, 0.5] },
+  binSeconds = 0.05,
 ): DecoderEntry {
+  const rls = axes.readoutHalfLifeSeconds !== undefined;
   return {
-    name: `${kind} n=${hiddenSize}`,
-    description: `${kind}, ${hiddenSize} units, immediate derivatives with eligibility-trace decay lambda, RMSprop`,
-    hyperparameter: 'lr, lambda',
-    candidates: grid(axes),
+    name: `${kind} n=${hiddenSize}${rls ? ' + rls readout' : ''}`,
+    description: `${kind}, ${hiddenSize} units, immediate derivatives with eligibility-trace decay lambda, RMSprop${rls ? '; readout fitted by recursive least squares with forgetting' : ''}`,
+    hyperparameter: rls ? 'lr, lambda, readoutHalfLifeSeconds' : 'lr, lambda',
+    candidates: grid(axes as Readonly<Record<string, readonly number[]>>),
     seeded: true,
     specOf: (seed, h, inputSize, outputSize) => ({
       cell: { kind, hiddenSize },
@@ -74,6 +76,9 @@ export function recurrentDecoder(
       seed,
       loss: 'mse',
       maxLabelDelay: LABEL_WINDOW,
+      ...(rls
+        ? { readout: { kind: 'rls' as const, ...(Number.isFinite(h.readoutHalfLifeSeconds) ? { halfLifeTicks: Math.round(h.readoutHalfLifeSeconds / binSeconds) } : {}) } }
+        : {}),
     }),
   };
 }
