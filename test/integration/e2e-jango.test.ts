@@ -89,6 +89,7 @@ evaluation:
   window: 1000
   reportEvery: 20
   normalizeInputs: true
+  targetScaling: { kind: none }
   holdout: { kind: alternate, onSeconds: 10, offSeconds: 5 }
   recoveryTicks: 4000
 drift:
