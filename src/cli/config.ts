@@ -123,7 +123,45 @@ const detectorSchema = z.discriminatedUnion('kind', [
     })
     .strict(),
   z.object({ kind: z.literal('adwin'), delta: z.number().gt(0).lt(1).optional() }).strict(),
+  // The binary detectors (src/drift/ddm.ts, eddm.ts, hddm-a.ts, hddm-w.ts) expect a 0/1 error signal.
+  z
+    .object({
+      kind: z.literal('ddm'),
+      warmStart: z.number().int().min(0).optional(),
+      warningThreshold: z.number().positive().optional(),
+      driftThreshold: z.number().positive().optional(),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('eddm'),
+      warmStart: z.number().int().min(0).optional(),
+      alpha: z.number().gt(0).max(1).optional(),
+      beta: z.number().gt(0).max(1).optional(),
+    })
+    .strict()
+    .refine((d) => (d.alpha ?? 0.95) >= (d.beta ?? 0.9), { message: 'alpha must be >= beta (defaults 0.95 and 0.9)', path: ['alpha'] }),
+  z
+    .object({
+      kind: z.literal('hddm-a'),
+      driftConfidence: z.number().gt(0).lt(1).optional(),
+      warningConfidence: z.number().gt(0).lt(1).optional(),
+      twoSidedTest: z.boolean().optional(),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('hddm-w'),
+      driftConfidence: z.number().gt(0).lt(1).optional(),
+      warningConfidence: z.number().gt(0).lt(1).optional(),
+      lambdaVal: z.number().min(0).max(1).optional(),
+      twoSidedTest: z.boolean().optional(),
+    })
+    .strict(),
 ]);
+
+/** Detectors of a binary (0/1) error signal, which no pipeline signal is yet. */
+const BINARY_DETECTOR_KINDS: ReadonlySet<string> = new Set(['ddm', 'eddm', 'hddm-a', 'hddm-w']);
 
 const host = z.string().min(1);
 
@@ -199,6 +237,20 @@ export const configSchema = z
         signal: z.enum(['error', 'normalized-error']).default('error'),
       })
       .strict()
+      .superRefine((d, ctx) => {
+        // DDM, EDDM and the HDDMs test a 0/1 error rate; the pipeline feeds real-valued errors and input means.
+        for (const field of ['detectors', 'inputDetectors'] as const) {
+          d[field].forEach((spec, i) => {
+            if (BINARY_DETECTOR_KINDS.has(spec.kind)) {
+              ctx.addIssue({
+                code: 'custom',
+                path: [field, i, 'kind'],
+                message: `'${spec.kind}' tests a 0/1 error rate, and the pipeline feeds it ${field === 'detectors' ? `the learner's real-valued error (signal '${d.signal}')` : 'input means'}: use page-hinkley or adwin here (the binary detectors serve the API and the drift evaluation)`,
+              });
+            }
+          });
+        }
+      })
       .prefault({}),
     checkpoint: z
       .object({

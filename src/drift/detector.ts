@@ -1,4 +1,8 @@
 import { Adwin, type AdwinOptions } from './adwin.js';
+import { Ddm, type DdmOptions } from './ddm.js';
+import { Eddm, type EddmOptions } from './eddm.js';
+import { HddmA, type HddmAOptions } from './hddm-a.js';
+import { HddmW, type HddmWOptions } from './hddm-w.js';
 import { PageHinkley, type PageHinkleyOptions } from './page-hinkley.js';
 
 /**
@@ -14,7 +18,11 @@ export interface DriftDetector {
 /** A detector as configuration names it (the `drift.detectors` entries of the run config). */
 export type DetectorSpec =
   | ({ readonly kind: 'page-hinkley' } & Readonly<PageHinkleyOptions>)
-  | ({ readonly kind: 'adwin' } & Readonly<AdwinOptions>);
+  | ({ readonly kind: 'adwin' } & Readonly<AdwinOptions>)
+  | ({ readonly kind: 'ddm' } & Readonly<DdmOptions>)
+  | ({ readonly kind: 'eddm' } & Readonly<EddmOptions>)
+  | ({ readonly kind: 'hddm-a' } & Readonly<HddmAOptions>)
+  | ({ readonly kind: 'hddm-w' } & Readonly<HddmWOptions>);
 
 export type DetectorKind = DetectorSpec['kind'];
 
@@ -29,7 +37,23 @@ export function createDetector(spec: DetectorSpec): DriftDetector {
       const { kind: _kind, ...options } = spec;
       return new Adwin(options);
     }
+    case 'ddm': {
+      const { kind: _kind, ...options } = spec;
+      return new Ddm(options);
+    }
+    case 'eddm': {
+      const { kind: _kind, ...options } = spec;
+      return new Eddm(options);
+    }
+    case 'hddm-a': {
+      const { kind: _kind, ...options } = spec;
+      return new HddmA(options);
+    }
+    case 'hddm-w': {
+      const { kind: _kind, ...options } = spec;
+      return new HddmW(options);
+    }
     default:
-      throw new TypeError(`unknown drift detector kind '${String((spec as { kind?: unknown })?.kind)}' (expected 'page-hinkley' or 'adwin')`);
+      throw new TypeError(`unknown drift detector kind '${String((spec as { kind?: unknown })?.kind)}' (expected 'page-hinkley', 'adwin', 'ddm', 'eddm', 'hddm-a' or 'hddm-w')`);
   }
 }
