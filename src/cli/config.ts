@@ -123,6 +123,18 @@ const detectorSchema = z.discriminatedUnion('kind', [
     })
     .strict(),
   z.object({ kind: z.literal('adwin'), delta: z.number().gt(0).lt(1).optional() }).strict(),
+  // KSWIN (src/drift/kswin.ts): a Kolmogorov-Smirnov test between the newest values and a seeded sample of older
+  // ones in a sliding window; real-valued signals are its contract. River's defaults; a fixed seed for replays.
+  z
+    .object({
+      kind: z.literal('kswin'),
+      alpha: z.number().gt(0).lt(1).optional(),
+      windowSize: positiveInt.min(2).optional(),
+      statSize: positiveInt.optional(),
+      seed: z.number().int().optional(),
+    })
+    .strict()
+    .refine((d) => (d.statSize ?? 30) * 2 <= (d.windowSize ?? 100), { message: 'statSize must be at most half of windowSize (defaults 30 and 100)', path: ['statSize'] }),
   // The binary detectors (src/drift/ddm.ts, eddm.ts, hddm-a.ts, hddm-w.ts) expect a 0/1 error signal.
   z
     .object({

@@ -3,6 +3,7 @@ import { Ddm, type DdmOptions } from './ddm.js';
 import { Eddm, type EddmOptions } from './eddm.js';
 import { HddmA, type HddmAOptions } from './hddm-a.js';
 import { HddmW, type HddmWOptions } from './hddm-w.js';
+import { Kswin, type KswinOptions } from './kswin.js';
 import { PageHinkley, type PageHinkleyOptions } from './page-hinkley.js';
 
 /**
@@ -22,7 +23,8 @@ export type DetectorSpec =
   | ({ readonly kind: 'ddm' } & Readonly<DdmOptions>)
   | ({ readonly kind: 'eddm' } & Readonly<EddmOptions>)
   | ({ readonly kind: 'hddm-a' } & Readonly<HddmAOptions>)
-  | ({ readonly kind: 'hddm-w' } & Readonly<HddmWOptions>);
+  | ({ readonly kind: 'hddm-w' } & Readonly<HddmWOptions>)
+  | ({ readonly kind: 'kswin' } & Readonly<KswinOptions>);
 
 export type DetectorKind = DetectorSpec['kind'];
 
@@ -49,11 +51,15 @@ export function createDetector(spec: DetectorSpec): DriftDetector {
       const { kind: _kind, ...options } = spec;
       return new HddmA(options);
     }
+    case 'kswin': {
+      const { kind: _kind, ...options } = spec;
+      return new Kswin(options);
+    }
     case 'hddm-w': {
       const { kind: _kind, ...options } = spec;
       return new HddmW(options);
     }
     default:
-      throw new TypeError(`unknown drift detector kind '${String((spec as { kind?: unknown })?.kind)}' (expected 'page-hinkley', 'adwin', 'ddm', 'eddm', 'hddm-a' or 'hddm-w')`);
+      throw new TypeError(`unknown drift detector kind '${String((spec as { kind?: unknown })?.kind)}' (expected 'page-hinkley', 'adwin', 'kswin', 'ddm', 'eddm', 'hddm-a' or 'hddm-w')`);
   }
 }
