@@ -166,6 +166,35 @@ describe('predictThenLearn with target scaling', () => {
   });
 });
 
+describe('predict-then-learn state of format 1 (before target scaling)', () => {
+  test('still restores: the stream goes on exactly, and the fields format 2 added start afresh', () => {
+    const events = bigUnits(200);
+    const a = collectKeepingPool(events.slice(0, 120), {}, []);
+    const v2 = a.pool.part(PREDICT_THEN_LEARN_PART)!.save('a')!;
+    // Format 1 is format 2 without its tail: the session count, the references' last label seq, their ages
+    // (ring capacity 8) and the target statistics (2 outputs).
+    const tail = 8 + 8 + (8 + 8 * 8) + (8 + 8 * (2 * 2 + 1));
+    const v1 = v2.slice(0, v2.length - tail);
+    new DataView(v1.buffer).setFloat64(0, 1, true);
+    const restored = new LearnerPool({ spec, maxStreams: 4 });
+    restored.offer({
+      meta: { stream: 'a', lastSeq: 119, version: a.learner.version, tick: a.learner.tick, savedAt: Date.now() },
+      snapshot: a.learner.snapshot(),
+      parts: new Map([[PREDICT_THEN_LEARN_PART, v1]]),
+    });
+    const out: StreamOutput[] = [];
+    from(events.slice(120)).pipe(predictThenLearn({ pool: () => restored, recoveryTicks: 0, maxDelay: 8 })).subscribe((m) => out.push(m));
+    const straight = collect(events, {}).filter((m): m is ScoredTick => m.kind === 'scored' && m.seq >= 120);
+    const resumed = out.filter((m): m is ScoredTick => m.kind === 'scored');
+    assert.equal(resumed.length, 80);
+    assert.ok(!out.some((m) => m.kind === 'rejected'), 'no tick refused after the restore');
+    for (let i = 0; i < resumed.length; i++) assert.deepEqual(resumed[i].yhat, straight[i].yhat, `tick ${resumed[i].seq}`);
+    // The references' age restarts with the first label after the restore.
+    assert.equal(resumed[0].referenceAge, undefined);
+    assert.equal(resumed[1].referenceAge, 1);
+  });
+});
+
 /** Runs inputs with a pool the test keeps, without ending the subscription (so the pool still holds the learner). */
 function collectKeepingPool(inputs: readonly StreamInput[], options: Partial<PredictThenLearnOptions>, pools: LearnerPool[]) {
   const pool = new LearnerPool({ spec, maxStreams: 4 });
