@@ -166,6 +166,23 @@ describe('predictThenLearn with target scaling', () => {
   });
 });
 
+describe('the frozen shadow and target scaling', () => {
+  test('keeps the target statistics of its fork while the live ones move on', () => {
+    const events: StreamInput[] = [...bigUnits(400)];
+    events.push({ kind: 'drift', stream: 'a', seq: 400, t: 400 * 0.05, source: 'detector' } as DriftMarker);
+    // After the marker: one input over and over, labels far above everything before (the live mean climbs).
+    const x = Float32Array.from([0.3, -0.2, 0.1]);
+    for (let seq = 400; seq < 700; seq++) events.push({ kind: 'tick', stream: 'a', seq, t: seq * 0.05, x, y: Float32Array.from([6000, 4000]) });
+    const scored = collect(events, { targetScaling: { kind: 'standardize' }, recoveryTicks: 300 }).filter((m): m is ScoredTick => m.kind === 'scored' && m.seq >= 400);
+    const late = scored.slice(-50);
+    const spread = (pick: (s: ScoredTick) => number) => Math.max(...late.map(pick)) - Math.min(...late.map(pick));
+    // A frozen model fed a constant input settles; in frozen units it stays put, whatever the live statistics do.
+    assert.ok(spread((s) => s.yFrozen![0]) < 1, `frozen prediction spread ${spread((s) => s.yFrozen![0])}`);
+    assert.ok(late[0].yFrozen![0] < 2500, `the shadow predicts in the statistics of its fork: ${late[0].yFrozen![0]}`);
+    assert.ok(late[49].yhat[0] > 5000, `the live learner follows the new labels: ${late[49].yhat[0]}`);
+  });
+});
+
 describe('predict-then-learn state of format 1 (before target scaling)', () => {
   test('still restores: the stream goes on exactly, and the fields format 2 added start afresh', () => {
     const events = bigUnits(200);
