@@ -5,8 +5,7 @@ import { describeTransform, isIdentity } from '../adapters/replay/force-frame.js
 import { loadJangoSession } from '../adapters/replay/jango.js';
 import { RECOVERY_MIN_HARM } from '../evaluation/recovery-harm.js';
 import { SessionScores, type ScoreRange, type SessionScore } from '../evaluation/session-scores.js';
-import type { HoldoutSpec } from '../streams/holdout.js';
-import { protocolsFor } from '../reproduce/bci-protocols.js';
+import { PROTOCOL_NAMES, standardProtocol, type ProtocolDefinition, type ProtocolName } from '../reproduce/bci-protocols.js';
 import { readNdjson } from '../adapters/replay/ndjson.js';
 import { replaySessions, type ReplaySession, type ReplaySpeed } from '../adapters/replay/replay.js';
 import { createIngestClient, type IngestClient } from '../adapters/websocket/client.js';
@@ -74,21 +73,17 @@ const usage = `usage: driftline replay [--to ws://HOST:PORT/ingest [--token T] |
 
 class UsageError extends Error {}
 
-/** The evaluation protocols of src/reproduce/bci-protocols.ts, as replay options. */
-export const REPLAY_PROTOCOLS = ['A1', 'A2', 'A5', 'B', 'C', 'D'] as const;
-export type ReplayProtocol = (typeof REPLAY_PROTOCOLS)[number];
+type ReplayProtocol = ProtocolName;
 
 /**
- * The holdout a protocol replaces the config's with: the schedules of `driftline reproduce bci`
- * (src/reproduce/bci-protocols.ts) for these sessions, so a replay with a config reproduces its figures. B keeps
- * the config's holdout (the label delay is what it sets).
+ * A protocol of `driftline reproduce bci` (src/reproduce/bci-protocols.ts) for these sessions, so a replay with a
+ * config reproduces its figures. B keeps the config's holdout: its label delay is what it sets.
  */
-export function protocolHoldout(protocol: ReplayProtocol, configured: HoldoutSpec, sessions: readonly ReplaySession[]): HoldoutSpec {
-  if (protocol === 'B') return configured;
-  if (sessions.length < 2) throw new UsageError(`--protocol ${protocol} needs at least two sessions: it is a protocol across a session boundary`);
-  const bin = sessions[0].binSeconds ?? 0.05;
-  const minute = Math.round(60 / bin);
-  return protocolsFor(sessions[1].t.length, bin, minute / 60, sessions[0].t.length, minute).find((p) => p.name === protocol)!.holdout;
+function protocolOf(protocol: ReplayProtocol, sessions: readonly ReplaySession[]): ProtocolDefinition {
+  if (protocol !== 'B' && sessions.length < 2) {
+    throw new UsageError(`--protocol ${protocol} needs at least two sessions: it is a protocol across a session boundary`);
+  }
+  return standardProtocol(protocol, sessions[0].t.length, sessions[1]?.t.length ?? 0, sessions[0].binSeconds ?? 0.05);
 }
 
 interface ReplayArgs {
@@ -126,9 +121,11 @@ export async function replayCommand(args: string[], io: ReplayIO = { stdout: pro
   let loaded: LoadedSessions;
   try {
     loaded = await loadSessions(parsed.files, parsed.stream, io, parsed.alignForce);
-    if (parsed.protocol === 'B') parsed = { ...parsed, labelDelay: Math.round(1 / (loaded.sessions[0]?.binSeconds ?? 0.05)) };
+    if (parsed.protocol !== undefined) {
+      const protocol = protocolOf(parsed.protocol, loaded.sessions);
+      if (protocol.name === 'B') parsed = { ...parsed, labelDelay: protocol.labelDelayTicks };
+    }
     checkFit(loaded, parsed);
-    if (parsed.protocol !== undefined && parsed.protocol !== 'B') protocolHoldout(parsed.protocol, { kind: 'none' }, loaded.sessions);
   } catch (err) {
     if (err instanceof UsageError) {
       io.stderr.write(`driftline replay: ${err.message}\n`);
@@ -193,8 +190,8 @@ function parseReplayArgs(args: string[], io: ReplayIO): ReplayArgs | undefined {
   }
   let protocol: ReplayProtocol | undefined;
   if (values.protocol !== undefined) {
-    if (!(REPLAY_PROTOCOLS as readonly string[]).includes(values.protocol)) {
-      throw new UsageError(`--protocol must be one of ${REPLAY_PROTOCOLS.join(', ')}, got '${values.protocol}'`);
+    if (!(PROTOCOL_NAMES as readonly string[]).includes(values.protocol)) {
+      throw new UsageError(`--protocol must be one of ${PROTOCOL_NAMES.join(', ')}, got '${values.protocol}'`);
     }
     protocol = values.protocol as ReplayProtocol;
     if (protocol === 'B' && values['label-delay'] !== undefined) throw new UsageError('--protocol B sets the label delay (1 s); leave out --label-delay');
@@ -541,7 +538,10 @@ async function runInProcess(args: ReplayArgs, loaded: LoadedSessions, io: Replay
     ? args.config!
     : {
         ...args.config!,
-        evaluation: { ...args.config!.evaluation, holdout: protocolHoldout(args.protocol, args.config!.evaluation.holdout, loaded.sessions) as DriftlineConfig['evaluation']['holdout'] },
+        evaluation: {
+          ...args.config!.evaluation,
+          holdout: (args.protocol === 'B' ? args.config!.evaluation.holdout : protocolOf(args.protocol, loaded.sessions).holdout) as DriftlineConfig['evaluation']['holdout'],
+        },
       };
   const pipeline = createPipeline(pipelineOptionsOf(config));
   const scores = new SessionScores(config.streams.outputSize, args.range ? [args.range] : []);

@@ -9,7 +9,7 @@ import {
   formatBciMarkdown, kalmanDecoder, recurrentDecoder, ridgeDecoder, rlsDecoder, runBciReproduction,
   type BciResults, type DecoderEntry,
 } from '../reproduce/bci.js';
-import type { ProtocolName } from '../reproduce/bci-protocols.js';
+import { PROTOCOL_NAMES, type ProtocolName } from '../reproduce/bci-protocols.js';
 import type { CommandIO } from './reproduce.js';
 
 /**
@@ -33,7 +33,6 @@ export const bciUsage = `usage: driftline reproduce bci [--jango DIR] [options]
   --quiet            no progress bar
 `;
 
-const ALL_PROTOCOLS: readonly ProtocolName[] = ['A1', 'A2', 'A5', 'B', 'C', 'D'];
 const ALL_DECODERS = ['lstm', 'gru', 'lstm-rls', 'ridge', 'rls', 'kalman'] as const;
 
 export class BciUsageError extends Error {
@@ -71,7 +70,7 @@ export async function reproduceBciCommand(args: string[], io: CommandIO): Promis
   const quick = v.quick;
   const seedCount = v.seeds === undefined ? (quick ? 1 : 5) : Number(v.seeds);
   if (!Number.isInteger(seedCount) || seedCount < 1 || seedCount > 100) throw new BciUsageError(`--seeds must be an integer in [1, 100], got '${v.seeds}'`);
-  const protocols = listOption(v.protocols, ALL_PROTOCOLS, '--protocols') ?? (quick ? (['A1', 'D'] as ProtocolName[]) : [...ALL_PROTOCOLS]);
+  const protocols = listOption(v.protocols, PROTOCOL_NAMES, '--protocols') ?? (quick ? (['A1', 'D'] as ProtocolName[]) : [...PROTOCOL_NAMES]);
   const decoderNames = listOption(v.decoders, ALL_DECODERS, '--decoders') ?? (quick ? ['gru', 'ridge'] : [...ALL_DECODERS]);
 
   const labels = v.labels;

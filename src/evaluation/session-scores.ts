@@ -31,8 +31,6 @@ class Sums {
   delay = 0;
   age = 0;
   aged = 0;
-  readonly sumY: Float64Array;
-  readonly sumY2: Float64Array;
   /** SSE per predictor and output; counts per predictor (a reference with NaN before any label is skipped). */
   readonly sse: Float64Array;
   readonly counts: Float64Array;
@@ -40,8 +38,6 @@ class Sums {
   readonly refSumY2: Float64Array;
 
   constructor(readonly outputs: number) {
-    this.sumY = new Float64Array(outputs);
-    this.sumY2 = new Float64Array(outputs);
     this.sse = new Float64Array(PREDICTORS.length * outputs);
     this.counts = new Float64Array(PREDICTORS.length);
     // Per predictor, the label sums over the ticks it predicted (its own SST).
@@ -50,30 +46,28 @@ class Sums {
   }
 
   add(s: ScoredTick): void {
-    const out = this.outputs;
     this.ticks++;
     this.delay += s.delay;
     if (s.referenceAge !== undefined) {
       this.age += s.referenceAge;
       this.aged++;
     }
+    // In PREDICTORS order.
+    this.addPrediction(0, s.y, s.yhat);
+    this.addPrediction(1, s.y, s.yLast);
+    this.addPrediction(2, s.y, s.yMean);
+  }
+
+  /** One predictor's prediction of a scored tick; skipped while it has none (a reference before any label). */
+  private addPrediction(p: number, y: Float32Array, pred: Float32Array): void {
+    const out = this.outputs;
+    for (let o = 0; o < out; o++) if (!Number.isFinite(pred[o])) return;
+    this.counts[p]++;
     for (let o = 0; o < out; o++) {
-      this.sumY[o] += s.y[o];
-      this.sumY2[o] += s.y[o] * s.y[o];
-    }
-    const preds = [s.yhat, s.yLast, s.yMean];
-    for (let p = 0; p < PREDICTORS.length; p++) {
-      const pred = preds[p];
-      let finite = true;
-      for (let o = 0; o < out; o++) if (!Number.isFinite(pred[o])) finite = false;
-      if (!finite) continue;
-      this.counts[p]++;
-      for (let o = 0; o < out; o++) {
-        const e = s.y[o] - pred[o];
-        this.sse[p * out + o] += e * e;
-        this.refSumY[p * out + o] += s.y[o];
-        this.refSumY2[p * out + o] += s.y[o] * s.y[o];
-      }
+      const e = y[o] - pred[o];
+      this.sse[p * out + o] += e * e;
+      this.refSumY[p * out + o] += y[o];
+      this.refSumY2[p * out + o] += y[o] * y[o];
     }
   }
 

@@ -23,7 +23,8 @@ import type { HoldoutSpec } from '../streams/holdout.js';
 
 type SingleSchedule = Extract<HoldoutSpec, { kind: 'firstMinutes' }>;
 
-export type ProtocolName = 'A1' | 'A2' | 'A5' | 'B' | 'C' | 'D';
+export const PROTOCOL_NAMES = ['A1', 'A2', 'A5', 'B', 'C', 'D'] as const;
+export type ProtocolName = (typeof PROTOCOL_NAMES)[number];
 
 export interface ProtocolDefinition {
   readonly name: ProtocolName;
@@ -42,6 +43,15 @@ export interface ProtocolDefinition {
 }
 
 export const CALIBRATION_MINUTES = [1, 2, 5] as const;
+
+/**
+ * One protocol with the constants `driftline reproduce bci` uses: B's labels 1 s late, the first session's last
+ * minute held out (so `driftline replay --protocol` runs exactly the reproduction's schedules).
+ */
+export function standardProtocol(name: ProtocolName, firstTicks: number, newTicks: number, binSeconds: number): ProtocolDefinition {
+  const protocols = protocolsFor(newTicks, binSeconds, Math.round(1 / binSeconds), firstTicks, Math.round(60 / binSeconds));
+  return protocols.find((p) => p.name === name)!;
+}
 
 /** The protocols for a new session of `ticks` bins of `binSeconds`. */
 export function protocolsFor(ticks: number, binSeconds: number, lateTicks: number, firstTicks: number, preTicks: number): ProtocolDefinition[] {

@@ -182,3 +182,10 @@ export function unpackLower(S: Float64Array, n: number, A: Float64Array, off = 0
     row += n - i;
   }
 }
+
+/** The dot product of the n values of `a` from `off` with the first n of `b` (a weight row times the features). */
+export function dotRow(a: Float64Array, off: number, b: Float64Array, n: number): number {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += a[off + i] * b[i];
+  return s;
+}

@@ -2,7 +2,7 @@ import { InvalidSpecError } from '../errors.js';
 import { type DecoderSpec, finiteOption, forgettingFactor, MAX_FEATURES, onlyKnownOptions, positiveInt } from './decoder-spec.js';
 import type { DecoderModel, ModelLearn } from './decoder-learner.js';
 import {
-  allFinite, allWithin, choleskyInPlace, choleskySolveInPlace, MAGNITUDE_LIMIT, packedRankOneUpdate, packedSize, unpackLower,
+  allFinite, allWithin, choleskyInPlace, choleskySolveInPlace, dotRow, MAGNITUDE_LIMIT, packedRankOneUpdate, packedSize, unpackLower,
 } from './linear-algebra.js';
 
 export interface RidgeOptions {
@@ -107,11 +107,7 @@ class RidgeModel implements DecoderModel {
   predict(phi: Float64Array, yhat: Float32Array): void {
     const F = this.F;
     const W = this.W;
-    for (let o = 0; o < this.out; o++) {
-      let s = 0;
-      for (let i = 0, r = o * F; i < F; i++) s += W[r + i] * phi[i];
-      yhat[o] = s;
-    }
+    for (let o = 0; o < this.out; o++) yhat[o] = dotRow(W, o * F, phi, F);
   }
 
   learn(phi: Float64Array, y: ArrayLike<number>): ModelLearn {

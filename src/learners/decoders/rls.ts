@@ -1,7 +1,7 @@
 import { InvalidSpecError } from '../errors.js';
 import { type DecoderSpec, finiteOption, forgettingFactor, MAX_FEATURES, onlyKnownOptions, positiveInt } from './decoder-spec.js';
 import type { DecoderModel, ModelLearn } from './decoder-learner.js';
-import { packedMatVec, packedRow, packedSize } from './linear-algebra.js';
+import { dotRow, packedMatVec, packedRow, packedSize } from './linear-algebra.js';
 
 export interface RlsOptions {
   /** Input vectors in a feature vector, newest first (default 4); a bias 1 follows them. */
@@ -76,11 +76,7 @@ class RlsModel implements DecoderModel {
   predict(phi: Float64Array, yhat: Float32Array): void {
     const F = this.F;
     const W = this.W;
-    for (let o = 0; o < this.out; o++) {
-      let s = 0;
-      for (let i = 0, r = o * F; i < F; i++) s += W[r + i] * phi[i];
-      yhat[o] = s;
-    }
+    for (let o = 0; o < this.out; o++) yhat[o] = dotRow(W, o * F, phi, F);
   }
 
   learn(phi: Float64Array, y: ArrayLike<number>): ModelLearn {
@@ -107,11 +103,7 @@ class RlsModel implements DecoderModel {
     const uMax = maxU * scale;
     // |P_ij| <= sqrt(P_ii P_jj) for a positive semi-definite P, so these bound every entry of the new P.
     if (!Number.isFinite(maxDiag * invLambda) || !Number.isFinite(uMax * uMax * invLambda)) return 'skipped';
-    for (let o = 0; o < this.out; o++) {
-      let s = 0;
-      for (let i = 0, r = o * F; i < F; i++) s += W[r + i] * phi[i];
-      e[o] = y[o] - s;
-    }
+    for (let o = 0; o < this.out; o++) e[o] = y[o] - dotRow(W, o * F, phi, F);
     for (let i = 0; i < F; i++) u[i] *= scale;
     // The gain is u / sqrt(denom); check the whole weight update before writing any of it.
     for (let o = 0; o < this.out; o++) {
