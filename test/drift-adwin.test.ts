@@ -192,7 +192,8 @@ describe('Adwin behaviour', () => {
   });
 
   test('rejects bad options', () => {
-    assert.throws(() => new Adwin({ delta: 0 }), RangeError);
+    assert.throws(() => new Adwin({ delta: -1e-9 }), RangeError);
+    assert.throws(() => new Adwin({ delta: NaN }), RangeError);
     assert.throws(() => new Adwin({ delta: 1 }), RangeError);
     assert.throws(() => new Adwin({ clock: 0 }), RangeError);
     assert.throws(() => new Adwin({ maxBuckets: 0 }), RangeError);
@@ -224,5 +225,151 @@ describe('Adwin behaviour', () => {
     let covered = 0;
     for (let r = 0; r < internals.nRows; r++) covered += internals.counts[r] * 2 ** r;
     assert.equal(covered, adwin.width);
+  });
+});
+
+// ------------------------------------------------------------------------------ calibration: smallestFiringDelta
+
+function seededStreams(): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (const seed of [11, 12, 13]) {
+    const rng = new Random(seed);
+    out[`stationary N(0,1), seed ${seed}`] = Array.from({ length: 6000 }, () => rng.normal());
+  }
+  {
+    const rng = new Random(21);
+    out['small mean shift 0 -> 0.4 at 3000'] = Array.from({ length: 6000 }, (_, i) => (i < 3000 ? 0 : 0.4) + rng.normal());
+  }
+  {
+    const rng = new Random(22);
+    out['variance change 1 -> 3 at 2500'] = Array.from({ length: 5000 }, (_, i) => (i < 2500 ? 1 : 3) * rng.normal());
+  }
+  {
+    const rng = new Random(23);
+    out['heavy tails (Cauchy-like), no change'] = Array.from({ length: 4000 }, () => rng.normal() / (Math.abs(rng.normal()) + 0.05));
+  }
+  out['mean shift N(0,1) -> N(2,1) at 1000'] = meanShift();
+  out['gradual ramp'] = ramp();
+  out['Bernoulli errors'] = bernoulliErrors();
+  return out;
+}
+
+/** Index of the first update reporting drift, -1 if none. */
+function firstAlarm(adwin: Adwin, xs: readonly number[]): number {
+  for (let i = 0; i < xs.length; i++) if (adwin.update(xs[i]).driftDetected) return i;
+  return -1;
+}
+
+/** smallestFiringDelta after each update of a never-firing recorder (delta = 0). */
+function hookTrace(xs: readonly number[], options: Omit<ConstructorParameters<typeof Adwin>[0] & object, 'delta'>): number[] {
+  const recorder = new Adwin({ ...options, delta: 0 });
+  return xs.map((x) => {
+    recorder.update(x);
+    assert.equal(recorder.driftDetected, false, 'delta = 0 never fires');
+    return recorder.smallestFiringDelta;
+  });
+}
+
+const OPTION_SETS = [{}, { clock: 1, gracePeriod: 5, minWindowLength: 3 }, { clock: 7, maxBuckets: 2, minWindowLength: 20 }];
+
+describe('Adwin.smallestFiringDelta (calibration hook)', () => {
+  test('the first update where the hook of a delta = 0 recorder drops below d is the first alarm of delta = d', () => {
+    const streams = seededStreams();
+    let fired = 0;
+    let quiet = 0;
+    for (const options of OPTION_SETS) {
+      for (const [name, xs] of Object.entries(streams)) {
+        const hooks = hookTrace(xs, options);
+        // The hook is the running minimum: it never increases between resets.
+        for (let i = 1; i < hooks.length; i++) assert.ok(hooks[i] <= hooks[i - 1], `${name}: hook increased at ${i}`);
+        for (const d of [0.9, 0.5, 0.1, 0.002, 1e-5]) {
+          const predicted = hooks.findIndex((g) => g < d);
+          const actual = firstAlarm(new Adwin({ ...options, delta: d }), xs);
+          assert.equal(predicted, actual, `${name}, ${JSON.stringify(options)}, delta ${d}`);
+          if (actual >= 0) fired++;
+          else quiet++;
+        }
+      }
+    }
+    // The grid exercises both outcomes, so the property is not vacuous.
+    assert.ok(fired >= 20 && quiet >= 20, `fired ${fired}, quiet ${quiet}`);
+  });
+
+  test('the boundary is sharp: d just above the hook fires at that update, d just below does not', () => {
+    const streams = seededStreams();
+    let checked = 0;
+    for (const options of OPTION_SETS.slice(0, 2)) {
+      for (const [name, xs] of Object.entries(streams)) {
+        const hooks = hookTrace(xs, options);
+        // Every update where the hook drops to a new value below 1 (a legal delta) is a candidate; take a few.
+        const drops: number[] = [];
+        for (let i = 0; i < hooks.length; i++) {
+          if (hooks[i] < 1 && hooks[i] > 1e-300 && (i === 0 || hooks[i] < hooks[i - 1])) drops.push(i);
+        }
+        const picks = drops.length <= 4 ? drops : [0, 1, 2, 3].map((k) => drops[Math.floor((k * (drops.length - 1)) / 3)]);
+        for (const i of picks) {
+          const g = hooks[i];
+          const above = firstAlarm(new Adwin({ ...options, delta: g * (1 + 1e-9) }), xs);
+          assert.equal(above, i, `${name}: delta = hook * (1 + 1e-9) at ${i}`);
+          const below = firstAlarm(new Adwin({ ...options, delta: g * (1 - 1e-9) }), xs);
+          assert.ok(below === -1 || below > i, `${name}: delta = hook * (1 - 1e-9) fired at ${below}, hook set at ${i}`);
+          checked++;
+        }
+      }
+    }
+    assert.ok(checked >= 30, `checked ${checked}`);
+  });
+
+  test('a delta = 1e-300 recorder fires exactly where the delta = 0 recorder hook crosses 1e-300, after every larger delta', () => {
+    // A 1e6 jump fires even at delta = 1e-300 (once the window is long enough for the bound's huge
+    // ln(2 ln W / delta) ~ 694); delta = 0 never fires. (delta = Number.MIN_VALUE would never fire either:
+    // 2 ln W / Number.MIN_VALUE overflows to +Infinity.)
+    const rng = new Random(31);
+    const xs = Array.from({ length: 3000 }, (_, i) => (i < 1500 ? 0 : 1e6) + rng.normal());
+    const zero = hookTrace(xs, {});
+    const tiny = new Adwin({ delta: 1e-300 });
+    const at = firstAlarm(tiny, xs);
+    assert.ok(at > 1500, `1e-300 fires after the jump, at ${at}`);
+    assert.ok(zero[at] < 1e-300 && zero[at - 1] >= 1e-300, `hook ${zero[at - 1]} -> ${zero[at]}`);
+    // Every larger delta has fired by then (at the update its own hook crossing predicts).
+    for (const d of [0.5, 0.002, 1e-100]) {
+      const alarm = firstAlarm(new Adwin({ delta: d }), xs);
+      assert.equal(alarm, zero.findIndex((g) => g < d));
+      assert.ok(alarm > 1500 && alarm <= at);
+    }
+    assert.equal(firstAlarm(new Adwin({ delta: Number.MIN_VALUE }), xs), -1);
+  });
+
+  test('+Infinity before any test, reset by reset() and by the automatic reset after a detection', () => {
+    const xs = meanShift();
+    const adwin = new Adwin();
+    assert.equal(adwin.smallestFiringDelta, Infinity);
+    for (let i = 0; i < 31; i++) adwin.update(xs[i]);
+    assert.equal(adwin.smallestFiringDelta, Infinity, 'no test before the first clock tick');
+    adwin.update(xs[31]);
+    const first = adwin.smallestFiringDelta;
+    assert.ok(first > 0 && first < Infinity);
+    for (let i = 32; i < 500; i++) adwin.update(xs[i]);
+    const mid = adwin.smallestFiringDelta;
+    adwin.reset();
+    assert.equal(adwin.smallestFiringDelta, Infinity);
+    // A replay after reset() records the same values.
+    for (let i = 0; i < 500; i++) adwin.update(xs[i]);
+    assert.equal(adwin.smallestFiringDelta, mid);
+    // Run on to the detection at 1023: the hook is below delta there, and the next update starts afresh.
+    for (let i = 500; i <= 1023; i++) adwin.update(xs[i]);
+    assert.equal(adwin.driftDetected, true);
+    assert.ok(adwin.smallestFiringDelta < adwin.delta);
+    adwin.update(xs[1024]);
+    assert.equal(adwin.driftDetected, false);
+    assert.equal(adwin.smallestFiringDelta, Infinity);
+  });
+
+  test('delta = 0 is accepted and never fires, even on a 1e6 jump', () => {
+    const rng = new Random(32);
+    const xs = Array.from({ length: 3000 }, (_, i) => (i < 1500 ? 0 : 1e6) + rng.normal());
+    assert.equal(firstAlarm(new Adwin({ delta: 0 }), xs), -1);
+    // A constant stream (zero variance) too.
+    assert.equal(firstAlarm(new Adwin({ delta: 0 }), new Array(2000).fill(3)), -1);
   });
 });

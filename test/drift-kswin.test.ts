@@ -282,3 +282,127 @@ describe('registration: createDetector and the run config', () => {
     assert.throws(() => parseConfig({ ...minimal, drift: { detectors: [{ kind: 'kswin', window_size: 60 }] } }), /unknown field\(s\) 'window_size'/);
   });
 });
+
+// ------------------------------------------------------------------------------ calibration: lowestFiringPValue
+
+describe('Kswin.lowestFiringPValue (calibration hook)', () => {
+  /** Seeded streams from the twin of Python's generator (uniforms, so no Random import is needed). */
+  function streams(): Record<string, number[]> {
+    const gen = (seed: number, n: number, f: (i: number, u: number) => number): number[] => {
+      const rng = new PythonRandom(seed);
+      return Array.from({ length: n }, (_, i) => f(i, rng.random()));
+    };
+    return {
+      'uniform, no change, seed 101': gen(101, 4000, (_, u) => u),
+      'uniform, no change, seed 102': gen(102, 4000, (_, u) => u),
+      'uniform, no change, seed 103': gen(103, 4000, (_, u) => u),
+      'uniform, small shift +0.15 at 2000': gen(104, 4000, (i, u) => u + (i < 2000 ? 0 : 0.15)),
+      'uniform, spread x2 at 1500': gen(105, 3000, (i, u) => (i < 1500 ? u : 2 * u - 0.5)),
+      'fixture: slowDrift': stream('slowDrift'),
+      'fixture: riverDocExample': stream('riverDocExample'),
+    };
+  }
+
+  function firstAlarm(kswin: Kswin, values: readonly number[]): number {
+    for (let i = 0; i < values.length; i++) if (kswin.update(values[i]).driftDetected) return i;
+    return -1;
+  }
+
+  function hookTrace(values: readonly number[], options: KswinOptions): number[] {
+    const recorder = new Kswin({ ...options, alpha: 0 });
+    return values.map((x) => {
+      recorder.update(x);
+      assert.equal(recorder.driftDetected, false, 'alpha = 0 never fires with statSize <= 540');
+      return recorder.lowestFiringPValue;
+    });
+  }
+
+  const optionSets: KswinOptions[] = [{ seed: 1 }, { seed: 42, windowSize: 60, statSize: 20 }, { seed: 7, window: stream('stationary').slice(0, 100) }];
+
+  test('the first update where the hook of an alpha = 0 recorder reaches alpha is the first alarm of that alpha', () => {
+    let fired = 0;
+    let quiet = 0;
+    for (const options of optionSets) {
+      for (const [name, values] of Object.entries(streams())) {
+        const hooks = hookTrace(values, options);
+        for (let i = 1; i < hooks.length; i++) assert.ok(hooks[i] <= hooks[i - 1], `${name}: hook increased at ${i}`);
+        for (const alpha of [1, 0.05, 0.005, 1e-4, 1e-7]) {
+          const predicted = hooks.findIndex((p) => p <= alpha);
+          const actual = firstAlarm(new Kswin({ ...options, alpha }), values);
+          assert.equal(predicted, actual, `${name}, seed ${options.seed}, alpha ${alpha}`);
+          if (actual >= 0) fired++;
+          else quiet++;
+        }
+      }
+    }
+    assert.ok(fired >= 20 && quiet >= 10, `fired ${fired}, quiet ${quiet}`);
+  });
+
+  test('the boundary is exact and non-strict: alpha = hook fires at that update, the next double below does not', () => {
+    const nextDown = (x: number): number => {
+      const view = new DataView(new ArrayBuffer(8));
+      view.setFloat64(0, x);
+      view.setBigUint64(0, view.getBigUint64(0) - 1n);
+      return view.getFloat64(0);
+    };
+    let checked = 0;
+    for (const options of optionSets.slice(0, 2)) {
+      for (const [name, values] of Object.entries(streams())) {
+        const hooks = hookTrace(values, options);
+        const drops: number[] = [];
+        for (let i = 0; i < hooks.length; i++) if (hooks[i] < Infinity && (i === 0 || hooks[i] < hooks[i - 1])) drops.push(i);
+        const picks = drops.length <= 3 ? drops : [0, 1, 2].map((k) => drops[Math.floor((k * (drops.length - 1)) / 2)]);
+        for (const i of picks) {
+          assert.equal(firstAlarm(new Kswin({ ...options, alpha: hooks[i] }), values), i, `${name}: alpha = hook at ${i}`);
+          const below = firstAlarm(new Kswin({ ...options, alpha: nextDown(hooks[i]) }), values);
+          assert.ok(below === -1 || below > i, `${name}: alpha just below the hook fired at ${below}, hook set at ${i}`);
+          checked++;
+        }
+      }
+    }
+    assert.ok(checked >= 20, `checked ${checked}`);
+  });
+
+  test('only tests with D > 0.1 count: the hook is the running minimum of the p-values of tests with h >= 4 of 30', () => {
+    // statSize 30: D = h/30 > 0.1 needs h >= 4 (3/30 > 0.1 is false in floating point, as in River), and the
+    // p-value decreases strictly in h, so a test counts iff its p-value is at most that of h = 4.
+    assert.equal(3 / 30 > 0.1, false);
+    const cutoff = ksEqualSizePValue(30, 4);
+    assert.ok(ksEqualSizePValue(30, 3) > cutoff);
+    for (const [name, values] of Object.entries(streams())) {
+      const recorder = new Kswin({ alpha: 0, seed: 3 });
+      let expected = Infinity;
+      let excluded = 0;
+      for (let i = 0; i < values.length; i++) {
+        recorder.update(values[i]);
+        if (recorder.windowLength === recorder.windowSize) {
+          if (recorder.pValue <= cutoff) expected = Math.min(expected, recorder.pValue);
+          else if (recorder.pValue < 1) excluded++;
+        }
+        assert.equal(recorder.lowestFiringPValue, expected, `${name} at ${i}`);
+      }
+      assert.ok(excluded > 0, `${name}: some tests with 0 < D <= 0.1 were left out`);
+    }
+  });
+
+  test('+Infinity before any test, reset by reset() and by the automatic reset after a detection', () => {
+    const values = stream('riverDocExample');
+    const kswin = new Kswin({ alpha: 0.0001, seed: 42 });
+    assert.equal(kswin.lowestFiringPValue, Infinity);
+    for (let i = 0; i < 1016; i++) kswin.update(values[i]);
+    const before = kswin.lowestFiringPValue;
+    assert.ok(before > 0.0001 && before < Infinity);
+    kswin.update(values[1016]);
+    assert.equal(kswin.driftDetected, true);
+    assert.ok(kswin.lowestFiringPValue <= 0.0001);
+    kswin.update(values[1017]);
+    assert.equal(kswin.driftDetected, false);
+    assert.equal(kswin.lowestFiringPValue, Infinity, 'the update after a detection starts afresh');
+    for (let i = 1018; i < 1300; i++) kswin.update(values[i]);
+    kswin.reset();
+    assert.equal(kswin.lowestFiringPValue, Infinity);
+    // A replay after reset() records the same values as the first run.
+    for (let i = 0; i < 1016; i++) kswin.update(values[i]);
+    assert.equal(kswin.lowestFiringPValue, before);
+  });
+});

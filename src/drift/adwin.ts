@@ -22,6 +22,13 @@
  * after the one that reported drift; `width` and `estimation` read right after a detection describe the
  * window after the cut.
  *
+ * Calibration hook: `delta` enters only the cut test, and (as in River) the window is cut only when a test
+ * fires, which is exactly when drift is reported. So up to and including the update of its first detection,
+ * an Adwin's window, clock and statistics evolve identically for every delta, and `smallestFiringDelta` (the
+ * smallest delta that any cut test evaluated since the last reset would have fired for) tells, from one run,
+ * at which update a detector with any other delta would have reported drift first. `delta: 0` (not a River
+ * setting) gives a detector that never fires, to run as that recorder.
+ *
  * @example
  * ```ts
  * import { Adwin } from './adwin.js';
@@ -38,7 +45,12 @@
  */
 
 export interface AdwinOptions {
-  /** Significance value delta in (0, 1); smaller means fewer false alarms and later detection. Default 0.002. */
+  /**
+   * Significance value delta in (0, 1); smaller means fewer false alarms and later detection. Default 0.002.
+   * Also accepted: 0, a detector whose cut test never fires (its bound is +Infinity), e.g. to record
+   * `smallestFiringDelta` over a whole run. (A positive delta below 2 ln|W| / Number.MAX_VALUE, such as
+   * Number.MIN_VALUE, behaves the same way: ln(2 ln|W| / delta) overflows to +Infinity.)
+   */
   delta?: number;
   /** Test for change every `clock` updates. Default 32. */
   clock?: number;
@@ -77,10 +89,12 @@ export class Adwin {
   private _variance = 0;
   private _width = 0;
   private tick = 0;
+  /** ln of `smallestFiringDelta`, the minimum of ln(g) over the cut tests since the last reset (+Infinity: none). */
+  private minLogFiringDelta = Infinity;
 
   constructor(options: AdwinOptions = {}) {
     const { delta = 0.002, clock = 32, maxBuckets = 5, minWindowLength = 5, gracePeriod = 10 } = options;
-    if (!(delta > 0 && delta < 1)) throw new RangeError(`delta must be in (0, 1), got ${delta}`);
+    if (!(delta >= 0 && delta < 1)) throw new RangeError(`delta must be in [0, 1), got ${delta}`);
     if (!Number.isInteger(clock) || clock < 1) throw new RangeError(`clock must be an integer >= 1, got ${clock}`);
     if (!Number.isInteger(maxBuckets) || maxBuckets < 1 || maxBuckets > 1 << 16) {
       throw new RangeError(`maxBuckets must be an integer in [1, 65536], got ${maxBuckets}`);
@@ -130,9 +144,37 @@ export class Adwin {
     return this._variance / this._width;
   }
 
-  /** Bytes of state: the preallocated bucket arrays plus eight scalars. Fixed at construction. */
+  /**
+   * The smallest delta for which a cut test evaluated since the last reset would have fired: the minimum, over
+   * every split tested by the change check (each split with both parts holding at least `minWindowLength`
+   * values, at each clock tick once the window holds more than `gracePeriod` values), of
+   *
+   *   g = 2 ln|W| * exp(-D*),
+   *
+   * where D* > 0 solves eps(D*) = |mean(W0) - mean(W1)| for the bound eps(D) = sqrt(2 m v D) + 2/3 m D
+   * (m = 1/(|W0| - minWindowLength + 1) + 1/(|W1| - minWindowLength + 1), v = variance / width, both as in
+   * the test). Since eps increases strictly with D = ln(2 ln|W| / delta), which for delta in (0, 1) and |W| >= 2
+   * is positive, that split fires, |mean(W0) - mean(W1)| > eps, iff D < D*, iff delta > g (strictly). Splits
+   * whose means are equal never fire and are skipped. +Infinity when no split has been tested (or none could
+   * fire); 0 only if g underflows.
+   *
+   * Hence, from a fresh start (construction or `reset()`), an Adwin with the same other options and
+   * delta = d in [0, 1), fed the same values, reports drift for the first time at the first update after which
+   * `smallestFiringDelta < d` (strict; exact in real arithmetic, up to rounding at a tie in floating point).
+   * This holds because nothing before the first detection depends on delta. The value is meaningful only up
+   * to the first detection of this detector: the update that detects also cuts the window and keeps testing
+   * (delta-dependent) splits, and the next update resets it to +Infinity, as `reset()` does. Run the recorder
+   * with `delta: 0`, which never detects.
+   *
+   * Cost: O(1) per split tested (two square roots, a division), nothing allocated.
+   */
+  get smallestFiringDelta(): number {
+    return Math.exp(this.minLogFiringDelta);
+  }
+
+  /** Bytes of state: the preallocated bucket arrays plus nine scalars. Fixed at construction. */
   get stateBytes(): number {
-    return this.totals.byteLength + this.variances.byteLength + this.counts.byteLength + 8 * 8;
+    return this.totals.byteLength + this.variances.byteLength + this.counts.byteLength + 9 * 8;
   }
 
   /** Add one value; returns the detector. Throws RangeError, leaving the state as it was, if x is not finite. */
@@ -157,6 +199,7 @@ export class Adwin {
     this._width = 0;
     this.tick = 0;
     this.driftDetected = false;
+    this.minLogFiringDelta = Infinity;
   }
 
   private insertElement(value: number, variance: number): void {
@@ -246,6 +289,14 @@ export class Adwin {
       let reduceWidth = true;
       while (reduceWidth) {
         reduceWidth = false;
+        // The window width, hence the bound's ln(2 ln|W| / delta) and var(W), are fixed during one pass over
+        // the splits (a cut ends the pass); computed once here, with River's expressions, so bit for bit equal.
+        const width = this._width;
+        const lnWidth = Math.log(width);
+        const deltaPrime = Math.log((2 * lnWidth) / this.delta);
+        const varianceInWindow = this._variance / width;
+        // ln(2 ln|W|) for smallestFiringDelta; NaN (so nothing is recorded) if |W| <= 1, where no split is tested.
+        const logTwoLnWidth = lnWidth > 0 ? Math.log(2 * lnWidth) : NaN;
         let n0 = 0;
         let n1 = this._width;
         let u0 = 0;
@@ -264,7 +315,11 @@ export class Adwin {
             // The newest bucket is never split off on its own (W1 would be empty).
             if (row === 0 && k === count - 1) break outer;
             const deltaMean = u0 / n0 - u1 / n1;
-            if (n1 >= mwl && n0 >= mwl && this.evaluateCut(n0, n1, deltaMean)) {
+            if (
+              n1 >= mwl &&
+              n0 >= mwl &&
+              this.evaluateCut(n0, n1, deltaMean, deltaPrime, varianceInWindow, logTwoLnWidth)
+            ) {
               reduceWidth = true;
               changeDetected = true;
               if (this._width > 0) {
@@ -279,11 +334,31 @@ export class Adwin {
     return changeDetected;
   }
 
-  private evaluateCut(n0: number, n1: number, deltaMean: number): boolean {
-    const deltaPrime = Math.log((2 * Math.log(this._width)) / this.delta);
+  /**
+   * River's cut test, |deltaMean| > eps(deltaPrime); also records the split's firing threshold g (see
+   * `smallestFiringDelta`). With delta = 0, deltaPrime is +Infinity and eps is +Infinity (or NaN when the
+   * window variance is 0), so the test never fires.
+   */
+  private evaluateCut(
+    n0: number,
+    n1: number,
+    deltaMean: number,
+    deltaPrime: number,
+    varianceInWindow: number,
+    logTwoLnWidth: number,
+  ): boolean {
     const mRecip = 1 / (n0 - this.minWindowLength + 1) + 1 / (n1 - this.minWindowLength + 1);
-    const epsilon =
-      Math.sqrt(2 * mRecip * (this._variance / this._width) * deltaPrime) + (2 / 3) * deltaPrime * mRecip;
-    return Math.abs(deltaMean) > epsilon;
+    const gap = Math.abs(deltaMean);
+    if (gap > 0) {
+      // eps(D) = b sqrt(D) + c D with b = sqrt(2 m v), c = 2/3 m; its root s = sqrt(D*) of c s^2 + b s = gap,
+      // written without cancellation: s = 2 gap / (b + sqrt(b^2 + 4 c gap)). Then ln g = ln(2 ln|W|) - D*.
+      // A NaN (negative variance from rounding after a cut, |W| <= 1) fails the comparison: nothing recorded.
+      const b = Math.sqrt(2 * mRecip * varianceInWindow);
+      const s = (2 * gap) / (b + Math.sqrt(b * b + (8 / 3) * mRecip * gap));
+      const logG = logTwoLnWidth - s * s;
+      if (logG < this.minLogFiringDelta) this.minLogFiringDelta = logG;
+    }
+    const epsilon = Math.sqrt(2 * mRecip * varianceInWindow * deltaPrime) + (2 / 3) * deltaPrime * mRecip;
+    return gap > epsilon;
   }
 }

@@ -4,7 +4,13 @@ import { ksDistanceCount, ksEqualSizePValue } from './ks-two-sample.js';
 import { PythonRandom } from './python-random.js';
 
 export interface KswinOptions {
-  /** Significance level of the KS test, in [0, 1]; River advises below 0.01. Default 0.005. */
+  /**
+   * Significance level of the KS test, in [0, 1]; River advises below 0.01. Default 0.005. With 0 the detector
+   * fires only at a test whose p-value is exactly 0, which needs statSize >= 541: for statSize <= 540 every
+   * p-value ksEqualSizePValue returns is positive (checked for each h; the smallest, at D = 1, is about
+   * 2 / C(2 statSize, statSize)), so alpha = 0 never fires. Such a detector records `lowestFiringPValue` over
+   * a run.
+   */
   alpha?: number;
   /** Length of the sliding window (River: window_size). Default 100. */
   windowSize?: number;
@@ -37,6 +43,11 @@ export interface KswinOptions {
  * newest statSize values on a detection, but that trimmed window is discarded by the reset before it is ever
  * read, so it is not kept here.) The warm-start `window` is part of the initial state only; neither a reset
  * nor a detection brings it back.
+ *
+ * Calibration hook: alpha enters only the alarm condition above (the sampler draws, the sorts and the p-value
+ * happen on every update with a full window, whatever alpha is), so until its first detection a Kswin evolves
+ * identically for every alpha, and `lowestFiringPValue` tells, from one run with alpha = 0, at which update a
+ * detector with any other alpha would have reported drift first.
  *
  * State is the window (a ring of windowSize numbers), two statSize buffers, the sampler's MT19937 state and
  * pool, and a p-value cache of statSize + 1 entries (the p-value depends only on the integer h = D * statSize).
@@ -77,6 +88,7 @@ export class Kswin {
   private length = 0;
   private n = 0;
   private lastPValue = 0;
+  private lowestFiring = Infinity;
   private readonly rng: PythonRandom;
   private readonly drawn: Int32Array;
   private readonly older: Float64Array;
@@ -123,6 +135,24 @@ export class Kswin {
     return this.lastPValue;
   }
 
+  /**
+   * The smallest p-value among the KS tests since the last reset whose statistic satisfies the alarm's other
+   * condition, D > 0.1 (evaluated exactly as the alarm evaluates it); +Infinity when there is none.
+   *
+   * Hence, from a fresh start (construction or `reset()`), a Kswin with the same other options (seed, window
+   * and warm start included) and alpha = a in [0, 1], fed the same values, reports drift for the first time at
+   * the first update after which `lowestFiringPValue <= a` (non-strict, as the alarm is `p-value <= alpha`;
+   * exact, no rounding involved: the p-values are the same numbers). The sentinel is +Infinity rather than 1
+   * because alpha = 1 fires at any test with D > 0.1, p-value 1 included. The value is meaningful only up to
+   * this detector's first detection: the next update resets it to +Infinity, as `reset()` does. Record it with
+   * alpha = 0 (see `KswinOptions.alpha`: that detector never fires for statSize <= 540; if it does fire, at
+   * a p-value of 0, every alpha has fired by that update, so its hook values up to there still answer for
+   * every alpha).
+   */
+  get lowestFiringPValue(): number {
+    return this.lowestFiring;
+  }
+
   /** Values fed by `update` since the last reset (River's `n`; warm-start values are not counted). */
   get count(): number {
     return this.n;
@@ -140,6 +170,7 @@ export class Kswin {
     this.length = 0;
     this.n = 0;
     this.lastPValue = 0;
+    this.lowestFiring = Infinity;
     this.rng.seed(this.seed);
   }
 
@@ -176,7 +207,9 @@ export class Kswin {
     let p = this.pValues[h];
     if (Number.isNaN(p)) p = this.pValues[h] = ksEqualSizePValue(statSize, h);
     this.lastPValue = p;
-    this.driftDetected = p <= this.alpha && h / statSize > 0.1;
+    const large = h / statSize > 0.1;
+    if (large && p < this.lowestFiring) this.lowestFiring = p;
+    this.driftDetected = p <= this.alpha && large;
     return this;
   }
 

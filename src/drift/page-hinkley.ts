@@ -81,6 +81,7 @@ export class PageHinkley {
   private sumDecrease = 0;
   private minIncrease = Infinity;
   private maxDecrease = -1;
+  private peak = -Infinity;
 
   constructor(options: PageHinkleyOptions = {}) {
     const {
@@ -106,9 +107,22 @@ export class PageHinkley {
     return this.n;
   }
 
+  /**
+   * The largest value, since the last reset, of the statistic the alarm compares with the threshold (U_n - minU_n
+   * for 'up', maxD_n - D_n for 'down', the larger of the two for 'both'), over the updates with n >= minInstances;
+   * -Infinity before any. Nothing before a first alarm depends on the threshold, so a fresh detector with the same
+   * other options and threshold h fires within a run of values iff this, read after the same run on a detector
+   * that did not fire, exceeds h: what calibration (src/drift/calibration.ts) reads to set h for a false-alarm
+   * budget. Meaningful from a reset up to the first alarm only.
+   */
+  get peakStatistic(): number {
+    return this.peak;
+  }
+
   /** Forget everything seen so far (parameters are kept). */
   reset(): void {
     this.driftDetected = false;
+    this.peak = -Infinity;
     this.n = 0;
     this.mean = 0;
     this.sumIncrease = 0;
@@ -139,9 +153,11 @@ export class PageHinkley {
     if (this.sumDecrease > this.maxDecrease) this.maxDecrease = this.sumDecrease;
 
     if (this.n >= this.minInstances) {
-      const up = (this.modeBits & MODE_UP) !== 0 && this.sumIncrease - this.minIncrease > this.threshold;
-      const down = (this.modeBits & MODE_DOWN) !== 0 && this.maxDecrease - this.sumDecrease > this.threshold;
-      this.driftDetected = up || down;
+      const upStatistic = (this.modeBits & MODE_UP) !== 0 ? this.sumIncrease - this.minIncrease : -Infinity;
+      const downStatistic = (this.modeBits & MODE_DOWN) !== 0 ? this.maxDecrease - this.sumDecrease : -Infinity;
+      if (upStatistic > this.peak) this.peak = upStatistic;
+      if (downStatistic > this.peak) this.peak = downStatistic;
+      this.driftDetected = upStatistic > this.threshold || downStatistic > this.threshold;
     }
     return this;
   }
