@@ -26,7 +26,13 @@ test('a minimal config gets documented defaults and yields a learner spec create
 
 test('the drift, evaluation and log fields the pipeline needs have defaults and accept what they document', () => {
   const defaults = parseConfig(minimal);
-  assert.deepEqual(defaults.drift, { detectors: [{ kind: 'page-hinkley' }], inputDetectors: [], cooldownTicks: 0, signal: 'error' });
+  assert.deepEqual(defaults.drift, {
+    detectors: [{ kind: 'calibrated', detector: { kind: 'page-hinkley' }, falseAlarmsPerHour: 1, tickSeconds: 0.05 }],
+    inputDetectors: [],
+    cooldownTicks: 0,
+    signal: 'error',
+    tickSeconds: 0.05,
+  });
   assert.equal(defaults.evaluation.reportEvery, 10);
   assert.equal(defaults.evaluation.recoveryTicks, 2000);
   assert.deepEqual(defaults.log, { level: 'info', maxWarningsPerSecond: 10 });
@@ -139,4 +145,26 @@ test('evaluation: per-session holdouts and target scaling (standardize by defaul
   assert.deepEqual(pipelineOptionsOf(parseConfig({ ...minimal, evaluation: { targetScaling: { kind: 'none' } } })).targetScaling, { kind: 'none' });
   assert.throws(() => parseConfig({ ...minimal, evaluation: { holdout: { kind: 'bySession', sessions: [] } } }), /evaluation\.holdout\.sessions/);
   assert.throws(() => parseConfig({ ...minimal, evaluation: { holdout: { kind: 'bySession', sessions: [{ kind: 'bySession', sessions: [] }] } } }), /evaluation\.holdout\.sessions\.0/);
+});
+
+test('a calibrated detector takes the stream tick from drift.tickSeconds unless it sets its own, and a budget that cannot be calibrated is refused by name', () => {
+  const config = parseConfig({
+    ...minimal,
+    drift: {
+      tickSeconds: 0.02,
+      detectors: [
+        { kind: 'calibrated', detector: { kind: 'adwin' }, falseAlarmsPerHour: 2 },
+        { kind: 'calibrated', detector: { kind: 'kswin', seed: 3 }, falseAlarmsPerHour: 1, tickSeconds: 0.1, calibrationSeconds: 600 },
+      ],
+    },
+  });
+  assert.deepEqual(config.drift.detectors.map((d) => d.kind === 'calibrated' && d.tickSeconds), [0.02, 0.1]);
+  for (const [what, drift, message] of [
+    ['the option calibration chooses', { detectors: [{ kind: 'calibrated', detector: { kind: 'page-hinkley', threshold: 5 }, falseAlarmsPerHour: 1 }] }, /drift\.detectors\.0\.detector: unknown field\(s\) 'threshold'/],
+    ['a budget too small for a 1 ms tick', { tickSeconds: 0.001, detectors: [{ kind: 'calibrated', detector: { kind: 'page-hinkley' }, falseAlarmsPerHour: 0.01 }] }, /drift\.detectors\.0: .*raise the budget or lower runs/],
+    ['a warm-up under 100 ticks', { detectors: [{ kind: 'calibrated', detector: { kind: 'adwin' }, falseAlarmsPerHour: 1, calibrationSeconds: 2 }] }, /drift\.detectors\.0: .*calibrationSeconds must cover at least 100 ticks/],
+    ['an undetectable kind', { detectors: [{ kind: 'calibrated', detector: { kind: 'ddm' }, falseAlarmsPerHour: 1 }] }, /drift\.detectors\.0\.detector/],
+  ] as const) {
+    assert.throws(() => parseConfig({ ...minimal, drift }), (err: unknown) => err instanceof ConfigError && message.test(err.message), what);
+  }
 });

@@ -353,3 +353,26 @@ describe('pipeline: stream lifecycle and resume (issue 14)', () => {
     assert.deepEqual(out.filter((m) => m.kind === 'rejected').map((m) => (m as Rejection).reason), ['duplicate']);
   });
 });
+
+describe('pipeline: the default drift detection of driftline run (issue 16)', () => {
+  // The labels follow the inputs; the learner starts from nothing, so its error falls for a while: the warm-up that
+  // River's raw Page-Hinkley defaults took for drift at the start of every new stream.
+  const n = 9_000;
+  const jumpAt = 8_000;
+  // Labels in raw units of about +-10 (force, counts): the raw thresholds are in squared label units.
+  const stream = jumpStream(n, jumpAt).map((t) => ({ ...t, y: t.y!.map((v) => 20 * v) }));
+  const markers = (detectors: PipelineOptions['drift']['detectors']) =>
+    run(stream, createPipeline(options({ drift: { detectors } })).operator).out.filter((m): m is DriftMarker => m.kind === 'drift');
+
+  test('the calibrated Page-Hinkley of the config defaults raises nothing while a new stream warms up and finds the jump after it', async () => {
+    const { parseConfig } = await import('../src/cli/config.js');
+    const defaults = parseConfig({ streams: { inputSize: M, outputSize: 1 }, learner: { cell: { kind: 'tanh-rnn', hiddenSize: 8 }, credit: { rule: 'immediate' }, optimizer: { name: 'rmsprop', lr: 0.01 } } });
+    assert.equal(defaults.drift.detectors[0].kind, 'calibrated');
+    const calibrated = markers(defaults.drift.detectors);
+    const raw = markers([{ kind: 'page-hinkley' }]);
+    assert.ok(raw.filter((m) => m.seq <= jumpAt).length >= 1, `River's raw defaults: alarms at ${raw.map((m) => m.seq).join(", ")}`);
+    assert.deepEqual(calibrated.filter((m) => m.seq <= jumpAt).map((m) => m.seq), []);
+    const first = calibrated.find((m) => m.seq > jumpAt);
+    assert.ok(first !== undefined && first.seq - jumpAt <= 60, `the jump at ${jumpAt} detected at ${first?.seq}`);
+  });
+});

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { DEFAULT_MAX_LABEL_DELAY, type LearnerSpec, type RecurrentLearnerSpec } from '../learners/learner.js';
 import { adam, momentum, rmsprop, sgd, withClipping, type OptimizerSpec } from '../learners/optim/transform.js';
 import { cellKinds } from '../learners/cells/registry.js';
+import { createDetector, type DetectorSpec } from '../drift/detector.js';
 
 /**
  * The configuration of `driftline run` and `driftline replay`: sources, the learner spec, evaluation, drift
@@ -111,30 +112,55 @@ const targetScalingSchema = z.discriminatedUnion('kind', [
     .strict(),
 ]);
 
+const pageHinkleyFixedOptions = {
+  delta: z.number().min(0).optional(),
+  minInstances: positiveInt.optional(),
+  alpha: z.number().gt(0).max(1).optional(),
+  mode: z.enum(['up', 'down', 'both']).optional(),
+};
+const kswinFixedOptions = {
+  windowSize: positiveInt.min(2).optional(),
+  statSize: positiveInt.optional(),
+  seed: z.number().int().optional(),
+};
+const kswinSizes = (d: { statSize?: number; windowSize?: number }): boolean => (d.statSize ?? 30) * 2 <= (d.windowSize ?? 100);
+const kswinSizesMessage = { message: 'statSize must be at most half of windowSize (defaults 30 and 100)', path: ['statSize'] };
+
+// A detector set by a false-alarm budget (src/drift/calibrated-detector.ts): every option of the detector but the
+// one calibration chooses. tickSeconds defaults to drift.tickSeconds.
+const calibratedDetectorSchema = z
+  .object({
+    kind: z.literal('calibrated'),
+    detector: z.discriminatedUnion('kind', [
+      z.object({ kind: z.literal('page-hinkley'), ...pageHinkleyFixedOptions }).strict(),
+      z.object({ kind: z.literal('adwin') }).strict(),
+      z.object({ kind: z.literal('kswin'), ...kswinFixedOptions }).strict().refine(kswinSizes, kswinSizesMessage),
+    ]),
+    falseAlarmsPerHour: z.number().positive(),
+    tickSeconds: z.number().positive().optional(),
+    settleSeconds: z.number().min(0).optional(),
+    calibrationSeconds: z.number().positive().optional(),
+    runs: positiveInt.max(1000).optional(),
+    seed: z.number().int().optional(),
+  })
+  .strict();
+
 const detectorSchema = z.discriminatedUnion('kind', [
   z
     .object({
       kind: z.literal('page-hinkley'),
       threshold: z.number().positive().optional(),
-      delta: z.number().min(0).optional(),
-      minInstances: positiveInt.optional(),
-      alpha: z.number().gt(0).max(1).optional(),
-      mode: z.enum(['up', 'down', 'both']).optional(),
+      ...pageHinkleyFixedOptions,
     })
     .strict(),
   z.object({ kind: z.literal('adwin'), delta: z.number().gt(0).lt(1).optional() }).strict(),
+  calibratedDetectorSchema,
   // KSWIN (src/drift/kswin.ts): a Kolmogorov-Smirnov test between the newest values and a seeded sample of older
   // ones in a sliding window; real-valued signals are its contract. River's defaults; a fixed seed for replays.
   z
-    .object({
-      kind: z.literal('kswin'),
-      alpha: z.number().gt(0).lt(1).optional(),
-      windowSize: positiveInt.min(2).optional(),
-      statSize: positiveInt.optional(),
-      seed: z.number().int().optional(),
-    })
+    .object({ kind: z.literal('kswin'), alpha: z.number().gt(0).lt(1).optional(), ...kswinFixedOptions })
     .strict()
-    .refine((d) => (d.statSize ?? 30) * 2 <= (d.windowSize ?? 100), { message: 'statSize must be at most half of windowSize (defaults 30 and 100)', path: ['statSize'] }),
+    .refine(kswinSizes, kswinSizesMessage),
   // The binary detectors (src/drift/ddm.ts, eddm.ts, hddm-a.ts, hddm-w.ts) expect a 0/1 error signal.
   z
     .object({
@@ -171,6 +197,11 @@ const detectorSchema = z.discriminatedUnion('kind', [
     })
     .strict(),
 ]);
+
+/** A detector as the pipeline takes it: a calibrated one with the stream's tick where it does not set its own. */
+function withTick(spec: z.infer<typeof detectorSchema>, tickSeconds: number): DetectorSpec {
+  return spec.kind === 'calibrated' ? { ...spec, tickSeconds: spec.tickSeconds ?? tickSeconds } : spec;
+}
 
 /** Detectors of a binary (0/1) error signal, which no pipeline signal is yet. */
 const BINARY_DETECTOR_KINDS: ReadonlySet<string> = new Set(['ddm', 'eddm', 'hddm-a', 'hddm-w']);
@@ -236,8 +267,12 @@ export const configSchema = z
       .prefault({}),
     drift: z
       .object({
-        /** Detectors on the learner's per-tick error (after scoring). */
-        detectors: z.array(detectorSchema).default([{ kind: 'page-hinkley' }]),
+        /**
+         * Detectors on the learner's per-tick error (after scoring). By default a Page-Hinkley test calibrated on
+         * each stream's own start for at most one false alarm an hour (docs/drift-calibration.md): raw thresholds
+         * are in the signal's units and would need tuning per feed.
+         */
+        detectors: z.array(detectorSchema).default([{ kind: 'calibrated', detector: { kind: 'page-hinkley' }, falseAlarmsPerHour: 1 }]),
         /** Detectors on an input statistic of each tick (before the learner); none by default. */
         inputDetectors: z.array(detectorSchema).default([]),
         /** Scored ticks after any drift marker during which further detections are not emitted. */
@@ -247,6 +282,12 @@ export const configSchema = z
          * estimate of the label variance ('normalized-error', unitless, about 1 - R2 per tick; see detectDrift).
          */
         signal: z.enum(['error', 'normalized-error']).default('error'),
+        /**
+         * Stream time between two ticks of a stream, in seconds: what turns a calibrated detector's false alarms
+         * per hour and warm-up seconds into ticks, unless the detector sets its own tickSeconds. The default is the
+         * 50 ms bin of the BCI feeds driftline was built for; set it to your feed's tick.
+         */
+        tickSeconds: z.number().positive().default(0.05),
       })
       .strict()
       .superRefine((d, ctx) => {
@@ -260,9 +301,22 @@ export const configSchema = z
                 message: `'${spec.kind}' tests a 0/1 error rate, and the pipeline feeds it ${field === 'detectors' ? `the learner's real-valued error (signal '${d.signal}')` : 'input means'}: use page-hinkley or adwin here (the binary detectors serve the API and the drift evaluation)`,
               });
             }
+            if (spec.kind === 'calibrated') {
+              // What the schema cannot see: a budget too small for the tick rate, a warm-up shorter than 100 ticks.
+              try {
+                createDetector({ ...spec, tickSeconds: spec.tickSeconds ?? d.tickSeconds });
+              } catch (err) {
+                ctx.addIssue({ code: 'custom', path: [field, i], message: err instanceof Error ? err.message : String(err) });
+              }
+            }
           });
         }
       })
+      .transform((d) => ({
+        ...d,
+        detectors: d.detectors.map((spec) => withTick(spec, d.tickSeconds)),
+        inputDetectors: d.inputDetectors.map((spec) => withTick(spec, d.tickSeconds)),
+      }))
       .prefault({}),
     checkpoint: z
       .object({

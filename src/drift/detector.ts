@@ -1,4 +1,5 @@
 import { Adwin, type AdwinOptions } from './adwin.js';
+import { CalibratedDetector, type CalibratedDetectorOptions } from './calibrated-detector.js';
 import { Ddm, type DdmOptions } from './ddm.js';
 import { Eddm, type EddmOptions } from './eddm.js';
 import { HddmA, type HddmAOptions } from './hddm-a.js';
@@ -24,7 +25,8 @@ export type DetectorSpec =
   | ({ readonly kind: 'eddm' } & Readonly<EddmOptions>)
   | ({ readonly kind: 'hddm-a' } & Readonly<HddmAOptions>)
   | ({ readonly kind: 'hddm-w' } & Readonly<HddmWOptions>)
-  | ({ readonly kind: 'kswin' } & Readonly<KswinOptions>);
+  | ({ readonly kind: 'kswin' } & Readonly<KswinOptions>)
+  | ({ readonly kind: 'calibrated' } & CalibratedDetectorOptions);
 
 export type DetectorKind = DetectorSpec['kind'];
 
@@ -59,7 +61,11 @@ export function createDetector(spec: DetectorSpec): DriftDetector {
       const { kind: _kind, ...options } = spec;
       return new HddmW(options);
     }
+    case 'calibrated': {
+      const { kind: _kind, ...options } = spec;
+      return new CalibratedDetector(options);
+    }
     default:
-      throw new TypeError(`unknown drift detector kind '${String((spec as { kind?: unknown })?.kind)}' (expected 'page-hinkley', 'adwin', 'kswin', 'ddm', 'eddm', 'hddm-a' or 'hddm-w')`);
+      throw new TypeError(`unknown drift detector kind '${String((spec as { kind?: unknown })?.kind)}' (expected 'page-hinkley', 'adwin', 'kswin', 'ddm', 'eddm', 'hddm-a', 'hddm-w' or 'calibrated')`);
   }
 }

@@ -1,0 +1,168 @@
+// A drift detector configured by how many false alarms a user accepts, not by a threshold in the signal's units.
+import { calibrateThreshold, CALIBRATABLE_KINDS, DEFAULT_CALIBRATION_RUNS, RUN_BUDGET_PERIODS, type Calibration, type UncalibratedSpec } from './calibration.js';
+// A cycle (detector.ts builds this class), safe as createDetector is only called after both modules have loaded.
+import { createDetector, type DetectorSpec, type DriftDetector } from './detector.js';
+
+export interface CalibratedDetectorOptions {
+  /** The detector to calibrate, with any option but its threshold (Page-Hinkley), delta (ADWIN) or alpha (KSWIN). */
+  readonly detector: UncalibratedSpec;
+  /** The false-alarm budget on the null behaviour of the signal, per hour of stream time. */
+  readonly falseAlarmsPerHour: number;
+  /** Stream time between two values fed to the detector, in seconds (the bin width of a 50 ms binned feed: 0.05). */
+  readonly tickSeconds: number;
+  /**
+   * Stream time at the start that is ignored, in seconds (default 60): a learner's error falls fastest in its first
+   * minute, and a segment that still falls makes the threshold too high.
+   */
+  readonly settleSeconds?: number;
+  /** Stream time, after the settling, whose values calibrate the threshold, in seconds (default 300). */
+  readonly calibrationSeconds?: number;
+  /** Null runs simulated from the calibration segment (default 40; see calibrateThreshold). */
+  readonly runs?: number;
+  /** Seed of the resampling (default 1). */
+  readonly seed?: number;
+}
+
+export const DEFAULT_SETTLE_SECONDS = 60;
+export const DEFAULT_CALIBRATION_SECONDS = 300;
+
+/**
+ * Most detector updates a calibration may simulate (runs x ticks per run): beyond it, the process would spend
+ * seconds to minutes on one stream's calibration, blocking every other stream. A budget this small for the tick
+ * rate needs fewer runs, a larger budget, or an offline calibration.
+ */
+export const MAX_SIMULATED_TICKS = 50_000_000;
+
+/**
+ * A drift detector whose alarm threshold is set for a false-alarm budget from the stream's own start.
+ *
+ * Warm-up: the first settleSeconds of values are ignored, the next calibrationSeconds are kept (a bounded buffer,
+ * freed after calibration); no update of the warm-up ever alarms. On the update that completes the calibration
+ * segment, calibrateThreshold (src/drift/calibration.ts: stationary bootstrap of the segment, exact first-alarm
+ * times, censored-exponential rate) chooses the setting of the detector for the budget, and from the next update
+ * on, values standardized by the segment's mean and standard deviation feed that detector, which alarms as it
+ * would on its own. The choice, with its diagnostics, is readable as `calibration`.
+ *
+ * `reset()` (a drift marker passed: a new regime) resets the calibrated detector but keeps the calibration: the
+ * budget is about the feed, and a recalibration after each alarm would blind the detector for minutes. During the
+ * warm-up it changes nothing. The calibration is not part of a stream's checkpoint: a restarted process
+ * calibrates again from the stream's new start.
+ *
+ * After calibration an update costs what the calibrated detector's does, plus one subtraction and one division,
+ * and allocates nothing. The calibration itself runs once, synchronously, on the update that completes the
+ * segment: runs x ticks-per-run detector updates (at most MAX_SIMULATED_TICKS).
+ */
+export class CalibratedDetector implements DriftDetector {
+  readonly options: Readonly<Required<Omit<CalibratedDetectorOptions, 'detector'>>> & { readonly detector: UncalibratedSpec };
+  /** Updates ignored at the start, then kept for calibration. */
+  readonly settleTicks: number;
+  readonly calibrationTicks: number;
+  /** The budget per tick. */
+  readonly alarmsPerTick: number;
+  driftDetected = false;
+
+  private seen = 0;
+  private segment: Float64Array | null = null;
+  private inner: DriftDetector | null = null;
+  private center = 0;
+  private scale = 1;
+  private chosen: Calibration | null = null;
+
+  /** @throws RangeError naming the option when the options cannot calibrate (see MAX_SIMULATED_TICKS). */
+  constructor(options: CalibratedDetectorOptions) {
+    if (options === null || typeof options !== 'object') throw new TypeError('calibrated detector: options are required');
+    const { detector, falseAlarmsPerHour, tickSeconds } = options;
+    if (detector === null || typeof detector !== 'object' || !CALIBRATABLE_KINDS.includes(detector.kind)) {
+      throw new RangeError(`calibrated detector: detector.kind must be one of ${CALIBRATABLE_KINDS.join(', ')}, got '${String((detector as { kind?: unknown })?.kind)}'`);
+    }
+    if (!(falseAlarmsPerHour > 0) || !Number.isFinite(falseAlarmsPerHour)) {
+      throw new RangeError(`calibrated detector: falseAlarmsPerHour must be a positive number, got ${String(falseAlarmsPerHour)}`);
+    }
+    if (!(tickSeconds > 0) || !Number.isFinite(tickSeconds)) {
+      throw new RangeError(`calibrated detector: tickSeconds must be a positive number, got ${String(tickSeconds)}`);
+    }
+    const settleSeconds = options.settleSeconds ?? DEFAULT_SETTLE_SECONDS;
+    const calibrationSeconds = options.calibrationSeconds ?? DEFAULT_CALIBRATION_SECONDS;
+    const runs = options.runs ?? DEFAULT_CALIBRATION_RUNS;
+    const seed = options.seed ?? 1;
+    if (!(settleSeconds >= 0) || !Number.isFinite(settleSeconds)) {
+      throw new RangeError(`calibrated detector: settleSeconds must be a non-negative number, got ${String(settleSeconds)}`);
+    }
+    this.settleTicks = Math.round(settleSeconds / tickSeconds);
+    this.calibrationTicks = Math.round(calibrationSeconds / tickSeconds);
+    if (!(this.calibrationTicks >= 100)) {
+      throw new RangeError(`calibrated detector: calibrationSeconds must cover at least 100 ticks (${100 * tickSeconds} s at ${tickSeconds} s a tick), got ${String(calibrationSeconds)}`);
+    }
+    if (!Number.isSafeInteger(runs) || runs < 1) throw new RangeError(`calibrated detector: runs must be a positive integer, got ${String(runs)}`);
+    if (!Number.isSafeInteger(seed)) throw new RangeError(`calibrated detector: seed must be an integer, got ${String(seed)}`);
+    this.alarmsPerTick = (falseAlarmsPerHour * tickSeconds) / 3600;
+    if (!(this.alarmsPerTick < 0.01)) {
+      throw new RangeError(`calibrated detector: a budget of ${falseAlarmsPerHour} false alarms an hour at ${tickSeconds} s a tick is ${this.alarmsPerTick} a tick; a detector needs well under one alarm in 100 ticks`);
+    }
+    const runTicks = Math.ceil(RUN_BUDGET_PERIODS / this.alarmsPerTick);
+    const simulated = runs * runTicks;
+    if (simulated > MAX_SIMULATED_TICKS) {
+      throw new RangeError(`calibrated detector: ${falseAlarmsPerHour} false alarms an hour at ${tickSeconds} s a tick needs ${runs} runs of ${runTicks} ticks (${simulated} updates, over ${MAX_SIMULATED_TICKS}): raise the budget or lower runs`);
+    }
+    // Builds the detector once with a placeholder setting, so a bad fixed option fails here, not at calibration.
+    checkFixedOptions(detector);
+    this.options = { detector, falseAlarmsPerHour, tickSeconds, settleSeconds, calibrationSeconds, runs, seed };
+  }
+
+  /** The calibration, once the warm-up is over; null before. */
+  get calibration(): Calibration | null {
+    return this.chosen;
+  }
+
+  /** True while the detector is still settling or collecting its calibration segment (it never alarms then). */
+  get warmingUp(): boolean {
+    return this.inner === null;
+  }
+
+  /** @throws RangeError, state untouched, on a non-finite value. */
+  update(x: number): this {
+    if (typeof x !== 'number' || !Number.isFinite(x)) {
+      throw new RangeError(`CalibratedDetector.update: x must be a finite number, got ${String(x)}`);
+    }
+    const inner = this.inner;
+    if (inner !== null) {
+      this.driftDetected = inner.update((x - this.center) / this.scale).driftDetected;
+      return this;
+    }
+    const index = this.seen - this.settleTicks;
+    this.seen++;
+    if (index < 0) return this;
+    this.segment ??= new Float64Array(this.calibrationTicks);
+    this.segment[index] = x;
+    if (index === this.calibrationTicks - 1) this.calibrate(this.segment);
+    return this;
+  }
+
+  reset(): void {
+    this.driftDetected = false;
+    this.inner?.reset();
+  }
+
+  private calibrate(segment: Float64Array): void {
+    const { detector, runs, seed } = this.options;
+    const calibration = calibrateThreshold(detector, segment, this.alarmsPerTick, { runs, seed });
+    this.chosen = calibration;
+    this.center = calibration.center;
+    this.scale = calibration.scale;
+    this.inner = createDetector(calibration.spec);
+    this.segment = null;
+  }
+}
+
+function checkFixedOptions(detector: UncalibratedSpec): void {
+  const placeholder = { 'page-hinkley': { threshold: 1 }, adwin: { delta: 0.002 }, kswin: { alpha: 0.005 } }[detector.kind];
+  try {
+    createDetector({ ...detector, ...placeholder } as DetectorSpec);
+  } catch (err) {
+    throw new RangeError(`calibrated detector: detector: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const chosenOption = Object.keys(placeholder)[0];
+  if (chosenOption in detector) {
+    throw new RangeError(`calibrated detector: detector '${detector.kind}' must not set '${chosenOption}': calibration chooses it`);
+  }
+}

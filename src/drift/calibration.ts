@@ -1,0 +1,274 @@
+// Choosing a detector's threshold from a false-alarm budget and the null behaviour of the stream's own signal.
+import { Adwin, type AdwinOptions } from './adwin.js';
+import { Kswin, type KswinOptions } from './kswin.js';
+import { PageHinkley, type PageHinkleyOptions } from './page-hinkley.js';
+import { BLOCK_LENGTH_IN_TAU, integratedAutocorrelationTime, StationaryBootstrap } from './stationary-bootstrap.js';
+
+/** The detectors whose threshold calibration can set: those of real-valued signals. */
+export type CalibratableKind = 'page-hinkley' | 'adwin' | 'kswin';
+export const CALIBRATABLE_KINDS: readonly CalibratableKind[] = ['page-hinkley', 'adwin', 'kswin'];
+
+/** A calibratable detector with every option but the one calibration sets (threshold, delta, alpha). */
+export type UncalibratedSpec =
+  | ({ readonly kind: 'page-hinkley' } & Readonly<Omit<PageHinkleyOptions, 'threshold'>>)
+  | ({ readonly kind: 'adwin' } & Readonly<Omit<AdwinOptions, 'delta'>>)
+  | ({ readonly kind: 'kswin' } & Readonly<Omit<KswinOptions, 'alpha' | 'window'>>);
+
+/** The same detector with its setting chosen: what the calibrated detector runs on standardized values. */
+export type CalibratedSpec =
+  | ({ readonly kind: 'page-hinkley' } & Readonly<PageHinkleyOptions>)
+  | ({ readonly kind: 'adwin' } & Readonly<AdwinOptions>)
+  | ({ readonly kind: 'kswin' } & Readonly<Omit<KswinOptions, 'window'>>);
+
+/**
+ * Options calibration gives a detector where the spec is silent, in units of the standardized signal (warm-up
+ * mean 0, standard deviation 1). Page-Hinkley: delta = 0.5, the reference value of a CUSUM tuned to a shift of
+ * one standard deviation (Page 1954; Montgomery, Introduction to Statistical Quality Control, k = delta / 2), and
+ * mode 'up', since on an error signal only a rise is a fault (a falling error is the learner doing its job; set
+ * mode 'both' for an input signal). ADWIN and KSWIN keep River's defaults: they are scale-free.
+ */
+export const CALIBRATED_PAGE_HINKLEY_DEFAULTS = { delta: 0.5, mode: 'up' } as const;
+
+/** Null runs simulated by default: at the budget most of them alarm once (see calibrateThreshold). */
+export const DEFAULT_CALIBRATION_RUNS = 40;
+
+/**
+ * Length of a null run, in budget periods (1 / alarmsPerTick ticks). A detector's chance to alarm grows with the
+ * time since its reset (Page-Hinkley's forgetting, alpha, takes away the downward drift of its cumulative sum
+ * after about 1 / (1 - alpha) ticks), so runs of one period mostly see the calm start: on simulated null streams
+ * they underestimated the rate by 15-35 %; two periods let most runs alarm, and the estimate matched
+ * (docs/drift-calibration.md).
+ */
+export const RUN_BUDGET_PERIODS = 2;
+
+export interface CalibrationOptions {
+  /** Null runs to simulate (default DEFAULT_CALIBRATION_RUNS); more runs, a steadier threshold, a longer calibration. */
+  readonly runs?: number;
+  /** Length of each run in ticks (default RUN_BUDGET_PERIODS budget periods, ceil(2 / alarmsPerTick)). */
+  readonly runTicks?: number;
+  /** Seed of the resampling (default 1). */
+  readonly seed?: number;
+}
+
+/** What calibration chose and why: every number a reader needs to judge the threshold. */
+export interface Calibration {
+  /** The detector to run, with its chosen setting, on values standardized as (x - center) / scale. */
+  readonly spec: CalibratedSpec;
+  /** The option calibration set and its value. */
+  readonly setting: { readonly name: 'threshold' | 'delta' | 'alpha'; readonly value: number };
+  /** Mean and standard deviation of the calibration segment (scale 1 when the segment is constant). */
+  readonly center: number;
+  readonly scale: number;
+  /** Integrated autocorrelation time of the segment, in ticks, and the bootstrap's mean block length from it. */
+  readonly autocorrelationTime: number;
+  readonly meanBlockLength: number;
+  readonly runs: number;
+  readonly runTicks: number;
+  /** Runs that would have alarmed at the chosen setting. */
+  readonly alarmedRuns: number;
+  /** Estimated false alarms per tick at the chosen setting (alarms / ticks at risk over the runs) and the budget. */
+  readonly estimatedAlarmsPerTick: number;
+  readonly budgetAlarmsPerTick: number;
+}
+
+/**
+ * A detector read for calibration: fed the null runs with a setting at which it never fires, it reports after
+ * each update how alarming its statistic has been so far ("score", larger is more alarming), so that a detector
+ * with setting `settingFor(s)` fires for the first time at the first update whose score exceeds s.
+ */
+interface Probe {
+  update(x: number): void;
+  score(): number;
+}
+
+interface ProbeKind {
+  readonly settingName: 'threshold' | 'delta' | 'alpha';
+  create(spec: UncalibratedSpec): Probe;
+  /** The setting at which a detector fires exactly when a run's score exceeds `score`. */
+  settingFor(score: number): number;
+}
+
+const PROBES: Readonly<Record<CalibratableKind, ProbeKind>> = {
+  // Fires iff statistic > threshold (src/drift/page-hinkley.ts).
+  'page-hinkley': {
+    settingName: 'threshold',
+    create(spec) {
+      const { kind: _kind, ...options } = spec as { kind: 'page-hinkley' } & PageHinkleyOptions;
+      const detector = new PageHinkley({ ...CALIBRATED_PAGE_HINKLEY_DEFAULTS, ...options, threshold: Infinity });
+      return { update: (x) => void detector.update(x), score: () => detector.peakStatistic };
+    },
+    settingFor: (score) => score,
+  },
+  // Fires iff some tested split's firing delta g is below delta (src/drift/adwin.ts): score -ln g. A hair below
+  // exp(-s), so that a run whose score is exactly s does not fire whatever the rounding of exp(-(-ln g)).
+  adwin: {
+    settingName: 'delta',
+    create(spec) {
+      const { kind: _kind, ...options } = spec as { kind: 'adwin' } & AdwinOptions;
+      const detector = new Adwin({ ...options, delta: 0 });
+      return { update: (x) => void detector.update(x), score: () => -Math.log(detector.smallestFiringDelta) };
+    },
+    settingFor: (score) => Math.exp(-score) * (1 - 1e-9),
+  },
+  // Fires iff some test's p-value <= alpha (with D > 0.1; src/drift/kswin.ts): score -ln p. A hair below exp(-s)
+  // so that a run whose score is exactly s does not fire.
+  kswin: {
+    settingName: 'alpha',
+    create(spec) {
+      const { kind: _kind, ...options } = spec as { kind: 'kswin' } & KswinOptions;
+      const detector = new Kswin({ ...options, alpha: 0 });
+      return { update: (x) => void detector.update(x), score: () => -Math.log(detector.lowestFiringPValue) };
+    },
+    settingFor: (score) => Math.exp(-score) * (1 - 1e-9),
+  },
+};
+
+/**
+ * Chooses the setting of a detector (Page-Hinkley's threshold, ADWIN's delta, KSWIN's alpha) so that on the null
+ * behaviour of a signal it raises at most `alarmsPerTick` false alarms per tick, from a calibration segment of
+ * that signal assumed free of drift.
+ *
+ * Method. The segment is standardized (its mean and standard deviation) and resampled by the stationary bootstrap
+ * (StationaryBootstrap) with a mean block of BLOCK_LENGTH_IN_TAU integrated autocorrelation times, so the
+ * resampled runs keep the segment's values, tails and short-range dependence. `runs` null runs of `runTicks`
+ * ticks each are fed, from a fresh start, to the detector at a setting where it never fires. Nothing before a
+ * first alarm depends on the setting, so from each run's record of its statistic (peakStatistic,
+ * smallestFiringDelta, lowestFiringPValue) the tick T_i(s) at which a detector with any setting s would have
+ * alarmed first is known exactly. A detector resets after each alarm, so its false alarms form a renewal process
+ * whose rate is 1 / E[T]; the rate at setting s is estimated as (runs that alarmed) / (ticks at risk), ticks at
+ * risk = sum_i min(T_i(s), runTicks): the censored-exponential estimate. The chosen setting is the most sensitive
+ * one at which this estimate plus one Poisson standard error ((alarmed + sqrt(alarmed)) / ticks at risk), and
+ * the same at every less sensitive setting, stays within the budget: the budget is a ceiling, not a target.
+ *
+ * Assumptions, each a way it can go wrong: the segment is free of drift and like the stream's later null (a
+ * learner still improving during it makes the threshold too high: conservative; a calmer segment than what
+ * follows makes it too low); dependence beyond the block length is lost (long-memory signals alarm more than
+ * budgeted); a budget far below one alarm per run is extrapolated from few alarms (`alarmedRuns` says how many).
+ *
+ * Cost: runs x runTicks detector updates, once; no allocation per update.
+ *
+ * @throws RangeError on a segment of fewer than 8 values or with a non-finite value, a budget outside (0, 1), or
+ *   runs whose statistic never becomes defined (runTicks shorter than the detector's own warm-up).
+ */
+export function calibrateThreshold(
+  spec: UncalibratedSpec,
+  segment: ArrayLike<number>,
+  alarmsPerTick: number,
+  options: CalibrationOptions = {},
+): Calibration {
+  const kind = PROBES[spec?.kind];
+  if (kind === undefined) {
+    throw new RangeError(`calibration: cannot calibrate '${String(spec?.kind)}' (calibratable: ${CALIBRATABLE_KINDS.join(', ')})`);
+  }
+  if (!(alarmsPerTick > 0 && alarmsPerTick < 1)) {
+    throw new RangeError(`calibration: the budget must be in (0, 1) false alarms per tick, got ${String(alarmsPerTick)}`);
+  }
+  const runs = options.runs ?? DEFAULT_CALIBRATION_RUNS;
+  const runTicks = options.runTicks ?? Math.ceil(RUN_BUDGET_PERIODS / alarmsPerTick);
+  if (!Number.isSafeInteger(runs) || runs < 1) throw new RangeError(`calibration: runs must be a positive integer, got ${String(runs)}`);
+  if (!Number.isSafeInteger(runTicks) || runTicks < 1) throw new RangeError(`calibration: runTicks must be a positive integer, got ${String(runTicks)}`);
+  const seed = options.seed ?? 1;
+
+  const { center, scale, standardized } = standardize(segment);
+  const autocorrelationTime = integratedAutocorrelationTime(standardized);
+  const meanBlockLength = Math.min(Math.max(1, Math.ceil(BLOCK_LENGTH_IN_TAU * autocorrelationTime)), Math.max(1, Math.floor(standardized.length / 4)));
+  const bootstrap = new StationaryBootstrap(standardized, meanBlockLength, seed);
+
+  // Per run, the ticks (1-based) at which its score reached a new high, and those highs: T_i(s) is the first such
+  // tick whose high exceeds s.
+  const recordTicks: number[][] = [];
+  const recordScores: number[][] = [];
+  for (let run = 0; run < runs; run++) {
+    const probe = kind.create(spec);
+    bootstrap.restart();
+    const ticks: number[] = [];
+    const scores: number[] = [];
+    let best = -Infinity;
+    for (let t = 1; t <= runTicks; t++) {
+      probe.update(bootstrap.next());
+      const score = probe.score();
+      if (score > best) {
+        best = score;
+        ticks.push(t);
+        scores.push(score);
+      }
+    }
+    recordTicks.push(ticks);
+    recordScores.push(scores);
+  }
+
+  const candidates = [...new Set(recordScores.flat())].filter(Number.isFinite).sort((a, b) => b - a);
+  if (candidates.length === 0) {
+    throw new RangeError(`calibration: '${spec.kind}' never computed its statistic within runs of ${runTicks} ticks; lengthen runTicks`);
+  }
+  const rateAt = (threshold: number): { alarmed: number; rate: number } => {
+    let alarmed = 0;
+    let atRisk = 0;
+    for (let run = 0; run < runs; run++) {
+      const scores = recordScores[run];
+      let first = -1;
+      for (let k = 0; k < scores.length; k++) {
+        if (scores[k] > threshold) {
+          first = k;
+          break;
+        }
+      }
+      if (first >= 0) {
+        alarmed++;
+        atRisk += recordTicks[run][first];
+      } else atRisk += runTicks;
+    }
+    return { alarmed, rate: alarmed / atRisk };
+  };
+
+  // From the least sensitive setting (no run alarms) down, while the budget holds with a margin of one Poisson
+  // standard error (alarmed + sqrt(alarmed)): the budget is a ceiling, and the estimate is itself noisy.
+  let chosen = candidates[0];
+  let chosenRate = rateAt(chosen);
+  for (let i = 1; i < candidates.length; i++) {
+    const next = rateAt(candidates[i]);
+    if ((next.alarmed + Math.sqrt(next.alarmed)) * (next.rate / next.alarmed) > alarmsPerTick) break;
+    chosen = candidates[i];
+    chosenRate = next;
+  }
+
+  const value = kind.settingFor(chosen);
+  return {
+    spec: calibratedSpec(spec, kind.settingName, value),
+    setting: { name: kind.settingName, value },
+    center,
+    scale,
+    autocorrelationTime,
+    meanBlockLength,
+    runs,
+    runTicks,
+    alarmedRuns: chosenRate.alarmed,
+    estimatedAlarmsPerTick: chosenRate.rate,
+    budgetAlarmsPerTick: alarmsPerTick,
+  };
+}
+
+function calibratedSpec(spec: UncalibratedSpec, name: 'threshold' | 'delta' | 'alpha', value: number): CalibratedSpec {
+  const defaults = spec.kind === 'page-hinkley' ? CALIBRATED_PAGE_HINKLEY_DEFAULTS : {};
+  return { ...defaults, ...spec, [name]: value } as CalibratedSpec;
+}
+
+function standardize(segment: ArrayLike<number>): { center: number; scale: number; standardized: Float64Array } {
+  const n = segment.length;
+  if (!(n >= 8)) throw new RangeError(`calibration: the calibration segment needs at least 8 values, got ${n}`);
+  let center = 0;
+  for (let i = 0; i < n; i++) {
+    const x = segment[i];
+    if (!Number.isFinite(x)) throw new RangeError(`calibration: calibration value ${i} is ${String(x)}`);
+    center += x;
+  }
+  center /= n;
+  let variance = 0;
+  for (let i = 0; i < n; i++) variance += (segment[i] - center) ** 2;
+  const sd = Math.sqrt(variance / (n - 1));
+  // A constant segment has no scale; 1 keeps the values as they are, and any later move is large beside it.
+  const scale = sd > 0 ? sd : 1;
+  const standardized = new Float64Array(n);
+  for (let i = 0; i < n; i++) standardized[i] = (segment[i] - center) / scale;
+  return { center, scale, standardized };
+}

@@ -1,0 +1,151 @@
+// Calibrated drift detectors: a threshold from a false-alarm budget and the stream's own start (issue 16, item 1).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Adwin } from '../src/drift/adwin.js';
+import { CalibratedDetector } from '../src/drift/calibrated-detector.js';
+import { BLOCK_LENGTH_IN_TAU, integratedAutocorrelationTime, StationaryBootstrap } from '../src/drift/stationary-bootstrap.js';
+import { calibrateThreshold, type UncalibratedSpec } from '../src/drift/calibration.js';
+import { createDetector, type DriftDetector } from '../src/drift/detector.js';
+import { Kswin } from '../src/drift/kswin.js';
+import { PageHinkley } from '../src/drift/page-hinkley.js';
+import { Random } from '../src/learners/random.js';
+
+function ar1(n: number, phi: number, seed: number): Float64Array {
+  const rng = new Random(seed);
+  const out = new Float64Array(n);
+  let a = 0;
+  for (let i = 0; i < n; i++) {
+    a = phi * a + Math.sqrt(1 - phi * phi) * rng.normal();
+    out[i] = a;
+  }
+  return out;
+}
+
+function lagOneCorrelation(x: ArrayLike<number>): number {
+  let mean = 0;
+  for (let i = 0; i < x.length; i++) mean += x[i];
+  mean /= x.length;
+  let c0 = 0;
+  let c1 = 0;
+  for (let i = 0; i < x.length; i++) {
+    c0 += (x[i] - mean) ** 2;
+    if (i > 0) c1 += (x[i] - mean) * (x[i - 1] - mean);
+  }
+  return c1 / c0;
+}
+
+test('the integrated autocorrelation time is about 1 for white noise and (1 + phi) / (1 - phi) for an AR(1)', () => {
+  assert.ok(Math.abs(integratedAutocorrelationTime(ar1(20_000, 0, 1)) - 1) < 0.15);
+  const tau = integratedAutocorrelationTime(ar1(20_000, 0.8, 2));
+  assert.ok(Math.abs(tau - 9) < 1.5, `AR(0.8): tau ${tau}, expected about 9`);
+  assert.equal(integratedAutocorrelationTime(new Float64Array(100).fill(3)), 1);
+  assert.throws(() => integratedAutocorrelationTime([1, 2, 3]), /at least 8 values/);
+  assert.throws(() => integratedAutocorrelationTime([1, 2, 3, 4, 5, 6, 7, NaN]), /value 7 is NaN/);
+});
+
+test('the stationary bootstrap replays for a seed, draws only source values and keeps short-range dependence with long blocks', () => {
+  const source = ar1(5000, 0.9, 3);
+  const tau = integratedAutocorrelationTime(source);
+  const draw = (seed: number, block: number): Float64Array => {
+    const b = new StationaryBootstrap(source, block, seed);
+    return Float64Array.from({ length: 20_000 }, () => b.next());
+  };
+  assert.deepEqual(draw(5, 50), draw(5, 50));
+  assert.notDeepEqual(draw(5, 50), draw(6, 50));
+  const values = new Set(source);
+  assert.ok(draw(7, 50).every((v) => values.has(v)));
+  const kept = lagOneCorrelation(draw(8, Math.ceil(BLOCK_LENGTH_IN_TAU * tau)));
+  const lost = lagOneCorrelation(draw(8, 1));
+  assert.ok(Math.abs(kept - lagOneCorrelation(source)) < 0.05, `lag-1 correlation ${kept} with long blocks`);
+  assert.ok(Math.abs(lost) < 0.05, `lag-1 correlation ${lost} with blocks of 1`);
+});
+
+// The calibration reads each run's first alarm from the detector's statistic; a detector built with the chosen
+// setting, fed the same resampled runs, must alarm in exactly the runs calibration says and at the ticks it says.
+for (const [spec, build] of [
+  [{ kind: 'page-hinkley' }, (s: number) => new PageHinkley({ delta: 0.5, mode: 'up', threshold: s })],
+  [{ kind: 'page-hinkley', mode: 'both', delta: 0.1 }, (s: number) => new PageHinkley({ delta: 0.1, mode: 'both', threshold: s })],
+  [{ kind: 'adwin' }, (s: number) => new Adwin({ delta: s })],
+  [{ kind: 'kswin', seed: 4 }, (s: number) => new Kswin({ alpha: s, seed: 4 })],
+] as const) {
+  test(`calibration of ${JSON.stringify(spec)}: the chosen setting alarms in exactly the null runs calibration counted`, () => {
+    const segment = ar1(3000, 0.7, 11).map((x) => x * x);
+    const runs = 12;
+    const runTicks = spec.kind === 'kswin' ? 1500 : 4000;
+    const calibration = calibrateThreshold(spec as UncalibratedSpec, segment, 1 / 2000, { runs, runTicks, seed: 9 });
+    assert.equal(calibration.spec.kind, spec.kind);
+    assert.equal((calibration.spec as Record<string, unknown>)[calibration.setting.name], calibration.setting.value);
+
+    const bootstrap = new StationaryBootstrap(segment.map((x) => (x - calibration.center) / calibration.scale), calibration.meanBlockLength, 9);
+    let alarmed = 0;
+    let atRisk = 0;
+    for (let run = 0; run < runs; run++) {
+      bootstrap.restart();
+      const detector: DriftDetector = build(calibration.setting.value);
+      let first = -1;
+      for (let t = 1; t <= runTicks; t++) {
+        if (detector.update(bootstrap.next()).driftDetected && first < 0) first = t;
+      }
+      if (first > 0) alarmed++;
+      atRisk += first > 0 ? first : runTicks;
+    }
+    assert.equal(alarmed, calibration.alarmedRuns);
+    assert.equal(alarmed / atRisk, calibration.estimatedAlarmsPerTick);
+    assert.ok(calibration.estimatedAlarmsPerTick <= calibration.budgetAlarmsPerTick);
+    assert.ok(alarmed > 0, 'a budget of one alarm in 2000 ticks over runs of thousands of ticks lets some runs alarm');
+  });
+}
+
+test('on a long null stream a calibrated Page-Hinkley alarms within its budget, and not absurdly below it', () => {
+  // 20 hours of an autocorrelated, skewed error-like signal at 50 ms a tick; a budget of 6 alarms an hour.
+  const rng = new Random(21);
+  const detector = new CalibratedDetector({ detector: { kind: 'page-hinkley' }, falseAlarmsPerHour: 6, tickSeconds: 0.05 });
+  let a = 0;
+  let alarms = 0;
+  const ticks = 20 * 72_000;
+  for (let i = 0; i < ticks; i++) {
+    a = 0.9 * a + Math.sqrt(1 - 0.81) * rng.normal();
+    if (detector.update(a * a).driftDetected) alarms++;
+  }
+  const hours = (ticks - detector.settleTicks - detector.calibrationTicks) / 72_000;
+  const perHour = alarms / hours;
+  assert.ok(perHour <= 6 * 1.25 && perHour >= 6 * 0.3, `${perHour.toFixed(2)} false alarms an hour against a budget of 6`);
+});
+
+test('a calibrated detector never alarms while it settles and calibrates, then catches a shift fast, and keeps its calibration across reset', () => {
+  const detector = createDetector({
+    kind: 'calibrated', detector: { kind: 'page-hinkley' }, falseAlarmsPerHour: 1, tickSeconds: 0.05, settleSeconds: 10, calibrationSeconds: 60,
+  }) as CalibratedDetector;
+  assert.equal(detector.settleTicks, 200);
+  assert.equal(detector.calibrationTicks, 1200);
+  const rng = new Random(5);
+  // A huge jump inside the settling and a step inside the calibration segment: neither may alarm.
+  for (let i = 0; i < 1400; i++) {
+    const level = i >= 100 && i < 150 ? 50 : i >= 1300 ? 1.5 : 1;
+    assert.equal(detector.update(level + 0.2 * rng.normal()).driftDetected, false, `alarm during the warm-up at ${i}`);
+    assert.equal(detector.warmingUp, i < 1399);
+  }
+  const calibration = detector.calibration!;
+  assert.ok(calibration !== null && calibration.setting.name === 'threshold' && calibration.setting.value > 0);
+  let detectedAt = -1;
+  for (let i = 0; i < 2000 && detectedAt < 0; i++) {
+    if (detector.update((i >= 500 ? 8 : 1.25) + 0.2 * rng.normal()).driftDetected) detectedAt = i;
+  }
+  assert.ok(detectedAt >= 500 && detectedAt < 560, `the level shift at 500 detected at ${detectedAt}`);
+  detector.reset();
+  assert.equal(detector.calibration, calibration);
+  assert.equal(detector.warmingUp, false);
+});
+
+test('a calibrated detector refuses what it cannot calibrate, naming the option', () => {
+  const base = { detector: { kind: 'page-hinkley' } as UncalibratedSpec, falseAlarmsPerHour: 1, tickSeconds: 0.05 };
+  assert.throws(() => new CalibratedDetector({ ...base, detector: { kind: 'page-hinkley', threshold: 3 } as never }), /must not set 'threshold'/);
+  assert.throws(() => new CalibratedDetector({ ...base, detector: { kind: 'ddm' } as never }), /detector\.kind must be one of page-hinkley, adwin, kswin/);
+  assert.throws(() => new CalibratedDetector({ ...base, falseAlarmsPerHour: 0 }), /falseAlarmsPerHour must be a positive number/);
+  assert.throws(() => new CalibratedDetector({ ...base, falseAlarmsPerHour: 1e4, tickSeconds: 1 }), /well under one alarm in 100 ticks/);
+  assert.throws(() => new CalibratedDetector({ ...base, tickSeconds: 0.001, falseAlarmsPerHour: 0.01 }), /raise the budget or lower runs/);
+  assert.throws(() => new CalibratedDetector({ ...base, calibrationSeconds: 1 }), /at least 100 ticks/);
+  assert.throws(() => new CalibratedDetector({ ...base, detector: { kind: 'page-hinkley', mode: 'sideways' } as never }), /detector: .*invalid mode/);
+  const detector = new CalibratedDetector(base);
+  assert.throws(() => detector.update(NaN), /finite number/);
+});
