@@ -70,7 +70,8 @@ export type { CalibratedDetectorOptions } from './drift/calibrated-detector.js';
 export { calibrateThreshold } from './drift/calibration.js';
 export type { Calibration, CalibrationOptions, UncalibratedSpec } from './drift/calibration.js';
 export { evaluateDetections, evaluateDetector } from './drift/evaluate.js';
-export type { DriftEvaluation, DriftEvaluationOptions, DetectorScore } from './drift/evaluate.js';
+export { ALARM_COUNTINGS } from './drift/evaluate.js';
+export type { AlarmCounting, DriftEvaluation, DriftEvaluationOptions, DetectorScore } from './drift/evaluate.js';
 export { NeverDetector, PeriodicDetector, baselineFor } from './drift/baseline-detectors.js';
 export { RecoveryMeter } from './evaluation/recovery.js';
 

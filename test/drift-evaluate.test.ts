@@ -10,10 +10,11 @@
 // with Python's repr (shortest round-trip form, so the doubles are exact), nan written as null.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { baselineFor, NeverDetector, PeriodicDetector, periodicAlarmCount } from '../src/drift/baseline-detectors.js';
 import type { DriftDetector } from '../src/drift/detector.js';
 import {
-  detectorAlarms, evaluateDetections, evaluateDetector, type DriftEvaluation, type DriftEvaluationOptions,
+  ALARM_COUNTINGS, detectorAlarms, evaluateDetections, evaluateDetector, type DriftEvaluation, type DriftEvaluationOptions,
 } from '../src/drift/evaluate.js';
 import { PageHinkley, type PageHinkleyOptions } from '../src/drift/page-hinkley.js';
 import { Random } from '../src/learners/random.js';
@@ -213,7 +214,8 @@ describe('golden: Page-Hinkley on seeded streams, scored as River scores it, bes
 
 // Hand-made cases through River's `report` and `match` (same provenance as above, no detector involved).
 const RIVER_HAND: Array<{
-  name: string; alarms: number[]; changePoints: number[]; streamLength: number; options: Required<DriftEvaluationOptions>;
+  name: string; alarms: number[]; changePoints: number[]; streamLength: number;
+  options: Required<Omit<DriftEvaluationOptions, 'counting'>>;
   hits: Hits; falseAlarms: number[]; river: Figures;
 }> = [
   {
@@ -324,6 +326,182 @@ describe('golden: hand-made alarms and change points, River figures', () => {
     assert.notEqual(e.alarms, alarms);
     alarms.push(950);
     assert.deepEqual(e.alarms, [110, 900]);
+  });
+});
+
+/**
+ * evaluateDetections as it was before the `counting` option (commit 9d1c0c5), figures only: the reference that
+ * 'river-pr-1963' must reproduce bit for bit.
+ */
+function evaluateBeforeCounting(alarms: number[], changePoints: number[], n: number, o: Required<Omit<DriftEvaluationOptions, 'counting'>>) {
+  const matched: number[][] = changePoints.map(() => []);
+  const falseAlarms: number[] = [];
+  let w = 0;
+  for (const a of alarms) {
+    while (w < changePoints.length && changePoints[w] + o.maxDelayTicks < a) w++;
+    if (w < changePoints.length && changePoints[w] - o.maxEarlyTicks <= a) matched[w].push(a);
+    else falseAlarms.push(a);
+  }
+  const missed: number[] = [];
+  let tp = 0;
+  let detected = 0;
+  let delaySum = 0;
+  const outcomes = changePoints.map((c, i) => {
+    const hits = matched[i];
+    const delayTicks = hits.length > 0 ? hits[0] - c : null;
+    tp += hits.length;
+    if (delayTicks === null) missed.push(c);
+    else {
+      detected++;
+      delaySum += delayTicks;
+    }
+    return { changePoint: c, alarms: hits, delayTicks };
+  });
+  const precision = alarms.length === 0 ? null : tp / alarms.length;
+  const recall = tp + missed.length === 0 ? null : tp / (tp + missed.length);
+  const episodeRecall = changePoints.length === 0 ? null : detected / changePoints.length;
+  const f1 = precision === null || episodeRecall === null ? null
+    : precision + episodeRecall === 0 ? 0 : (2 * precision * episodeRecall) / (precision + episodeRecall);
+  const mdr = episodeRecall === null ? null : 1 - episodeRecall;
+  const mtd = detected === 0 ? null : delaySum / detected;
+  let mtfa: number | null = null;
+  if (falseAlarms.length >= 2) {
+    let gaps = 0;
+    for (let i = 1; i < falseAlarms.length; i++) gaps += falseAlarms[i] - falseAlarms[i - 1];
+    mtfa = gaps / (falseAlarms.length - 1);
+  }
+  return {
+    streamLengthTicks: n, ...o, alarms, changePoints: outcomes, falseAlarms, missedChangePoints: missed,
+    truePositiveAlarmCount: tp, detectedChangeCount: detected, precision, recall, episodeRecall, f1,
+    missedDetectionRate: mdr, meanDetectionDelayTicks: mtd, normalizedDetectionTime: mtd === null ? null : mtd / o.maxDelayTicks,
+    falseAlarmRate: (falseAlarms.length / n) * o.rateUnitTicks, meanTicksBetweenFalseAlarms: mtfa,
+    meanTimeRatio: mtfa === null || mtd === null ? null : mtd === 0 ? Infinity : (mtfa / mtd) * (1 - (mdr as number)),
+  };
+}
+
+/** Strictly increasing ticks in [0, n) from a random set. */
+const ticksIn = (n: number, maxLength: number) =>
+  fc.uniqueArray(fc.integer({ min: 0, max: n - 1 }), { maxLength }).map((a) => a.sort((x, y) => x - y));
+
+describe('counting definitions: river-pr-1963 (default) and first-alarm', () => {
+  test('the same alarms, two counts: a repeat inside the window is a hit for one and a false alarm for the other', () => {
+    const river = evaluateDetections([110, 120, 900], [100], 1000, { maxDelayTicks: 50 });
+    const first = evaluateDetections([110, 120, 900], [100], 1000, { maxDelayTicks: 50, counting: 'first-alarm' });
+    assert.equal(river.counting, 'river-pr-1963');
+    assert.equal(first.counting, 'first-alarm');
+    assert.deepEqual(river.falseAlarms, [900]);
+    assert.deepEqual(first.falseAlarms, [120, 900]);
+    assert.deepEqual(river.changePoints, [{ changePoint: 100, alarms: [110, 120], delayTicks: 10 }]);
+    assert.deepEqual(first.changePoints, [{ changePoint: 100, alarms: [110], delayTicks: 10 }]);
+    assert.equal(river.truePositiveAlarmCount, 2);
+    assert.equal(first.truePositiveAlarmCount, 1);
+    assert.equal(river.precision, 2 / 3);
+    assert.equal(first.precision, 1 / 3);
+    assert.equal(river.recall, 1);
+    assert.equal(first.recall, 1);
+    assert.equal(river.falseAlarmRate, 1 / 1000);
+    assert.equal(first.falseAlarmRate, 2 / 1000);
+    assert.equal(river.meanTicksBetweenFalseAlarms, null);
+    assert.equal(first.meanTicksBetweenFalseAlarms, 780);
+    // What detects the change, and when, is the same under both.
+    assert.equal(first.meanDetectionDelayTicks, river.meanDetectionDelayTicks);
+    assert.equal(first.episodeRecall, river.episodeRecall);
+  });
+
+  test('first-alarm: recall is episode recall, as a repeat is no second hit', () => {
+    // River's hand case 'two alarms for one change': recall 2/3 there, 1/2 (= episode recall) here.
+    const e = evaluateDetections([110, 130], [100, 500], 1000, { maxDelayTicks: 50, counting: 'first-alarm' });
+    assert.deepEqual(e.falseAlarms, [130]);
+    assert.equal(e.recall, 0.5);
+    assert.equal(e.episodeRecall, 0.5);
+    assert.equal(e.precision, 0.5);
+    assert.equal(e.f1, 0.5);
+  });
+
+  test('first-alarm with overlapping windows: a repeat for the first change detects the second', () => {
+    // Windows [100, 150] and [120, 170]: 110 detects 100; 130 lies in both, 100 is taken, so it detects 120.
+    const first = evaluateDetections([110, 130, 140], [100, 120], 1000, { maxDelayTicks: 50, counting: 'first-alarm' });
+    assert.deepEqual(first.changePoints.map((o) => o.alarms), [[110], [130]]);
+    assert.deepEqual(first.falseAlarms, [140]);
+    // River gives every alarm in both windows to the earlier change and misses the second.
+    const river = evaluateDetections([110, 130, 140], [100, 120], 1000, { maxDelayTicks: 50 });
+    assert.deepEqual(river.changePoints.map((o) => o.alarms), [[110, 130, 140], []]);
+    assert.deepEqual(river.falseAlarms, []);
+  });
+
+  test('first-alarm with early alarms: the first alarm inside [c - maxEarlyTicks, c + maxDelayTicks] detects', () => {
+    const e = evaluateDetections([89, 90, 150, 151], [100], 1000, { maxDelayTicks: 50, maxEarlyTicks: 10, counting: 'first-alarm' });
+    assert.deepEqual(e.changePoints, [{ changePoint: 100, alarms: [90], delayTicks: -10 }]);
+    assert.deepEqual(e.falseAlarms, [89, 150, 151]);
+  });
+
+  test('evaluateDetector passes the counting to the detector and the baseline alike', () => {
+    const stream = piecewise(99, UP_THEN_DOWN);
+    const score = evaluateDetector(new PageHinkley({ threshold: 10 }), stream, [1000, 2000], { maxDelayTicks: 200, counting: 'first-alarm' });
+    assert.equal(score.detector.counting, 'first-alarm');
+    assert.equal(score.baseline.counting, 'first-alarm');
+    // River's figures for this case (above): 34 false alarms and 7 hits; first-alarm adds the 5 repeats.
+    assert.equal(score.detector.falseAlarms.length, 34 + 5);
+    assert.deepEqual(score.detector.changePoints.map((o) => o.alarms), [[1000], [2002]]);
+  });
+
+  test("'river-pr-1963', named or by default, is the evaluation as it was before the option, on every golden case", () => {
+    for (const c of RIVER_HAND) {
+      const before = evaluateBeforeCounting(c.alarms, c.changePoints, c.streamLength, c.options);
+      for (const e of [evaluateDetections(c.alarms, c.changePoints, c.streamLength, c.options), evaluateDetections(c.alarms, c.changePoints, c.streamLength, { ...c.options, counting: 'river-pr-1963' })]) {
+        const { counting, ...rest } = e;
+        assert.equal(counting, 'river-pr-1963');
+        assert.deepEqual(rest, before, c.name);
+      }
+    }
+  });
+
+  test("'river-pr-1963' is the evaluation as it was before the option, on random alarms and changes (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 400 }).chain((n) => fc.tuple(fc.constant(n), ticksIn(n, 30), ticksIn(n, 6), fc.integer({ min: 1, max: 80 }), fc.integer({ min: 0, max: 20 }), fc.integer({ min: 1, max: 100 }))),
+        ([n, alarms, changes, maxDelayTicks, maxEarlyTicks, rateUnitTicks]) => {
+          const o = { maxDelayTicks, maxEarlyTicks, rateUnitTicks };
+          const { counting, ...rest } = evaluateDetections(alarms, changes, n, { ...o, counting: 'river-pr-1963' });
+          assert.equal(counting, 'river-pr-1963');
+          assert.deepEqual(rest, evaluateBeforeCounting(alarms, changes, n, o));
+        },
+      ),
+      { numRuns: 300, seed: 16 },
+    );
+  });
+
+  test('first-alarm against river-pr-1963 on random input (property): the same detections, repeats become false alarms', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 400 }).chain((n) => fc.tuple(fc.constant(n), ticksIn(n, 30), ticksIn(n, 6), fc.integer({ min: 1, max: 80 }))),
+        ([n, alarms, changes, maxDelayTicks]) => {
+          const river = evaluateDetections(alarms, changes, n, { maxDelayTicks });
+          const first = evaluateDetections(alarms, changes, n, { maxDelayTicks, counting: 'first-alarm' });
+          // Every alarm is a hit or a false alarm, once.
+          assert.equal(first.truePositiveAlarmCount + first.falseAlarms.length, alarms.length);
+          assert.equal(first.truePositiveAlarmCount, first.detectedChangeCount);
+          for (const o of first.changePoints) assert.ok(o.alarms.length <= 1);
+          assert.ok(river.falseAlarms.every((a) => first.falseAlarms.includes(a)), 'a river false alarm is a first-alarm false alarm');
+          assert.ok(first.detectedChangeCount >= river.detectedChangeCount);
+          const separated = changes.every((c, i) => i === 0 || c - changes[i - 1] > maxDelayTicks);
+          if (separated) {
+            // Windows that do not overlap: the same changes detected by the same first alarms.
+            assert.deepEqual(first.changePoints.map((o) => o.delayTicks), river.changePoints.map((o) => o.delayTicks));
+            assert.equal(first.falseAlarms.length, river.falseAlarms.length + river.truePositiveAlarmCount - river.detectedChangeCount);
+          }
+        },
+      ),
+      { numRuns: 300, seed: 16 },
+    );
+  });
+
+  test('ALARM_COUNTINGS names both, the default first; an unknown counting is a RangeError', () => {
+    assert.deepEqual(ALARM_COUNTINGS, ['river-pr-1963', 'first-alarm']);
+    assert.throws(
+      () => evaluateDetections([], [], 10, { maxDelayTicks: 5, counting: 'river' as never }),
+      (e: unknown) => e instanceof RangeError && /counting must be one of 'river-pr-1963', 'first-alarm', got river/.test(e.message),
+    );
   });
 });
 

@@ -3,6 +3,20 @@ import { baselineFor } from './baseline-detectors.js';
 import type { DriftDetector } from './detector.js';
 
 /**
+ * How alarms that land inside a change's window are counted (see `evaluateDetections`, which defines both):
+ *
+ * - 'river-pr-1963': every alarm inside a change's window is a hit, repeats included; only alarms inside no window
+ *   are false alarms. The definition of the draft River module (online-ml/river pull request #1963).
+ * - 'first-alarm': a change is detected by its first alarm inside its window; every other alarm, a repeat inside
+ *   the window included, is a false alarm. What an operator pays for: each alarm beyond the first is one more
+ *   needless reaction.
+ */
+export type AlarmCounting = 'river-pr-1963' | 'first-alarm';
+
+/** The counting definitions, in a fixed order (the default first). */
+export const ALARM_COUNTINGS: readonly AlarmCounting[] = ['river-pr-1963', 'first-alarm'];
+
+/**
  * How alarms are matched to change points, and the unit of the false alarm rate. All in ticks (0-based stream
  * indices).
  */
@@ -17,13 +31,18 @@ export interface DriftEvaluationOptions {
   readonly maxEarlyTicks?: number;
   /** The false alarm rate is quoted per this many ticks (River: `unit`). Positive integer, default 1. */
   readonly rateUnitTicks?: number;
+  /** How alarms inside a change's window count (default 'river-pr-1963'); see `AlarmCounting`. */
+  readonly counting?: AlarmCounting;
 }
 
 /** What became of one true change point. */
 export interface ChangePointOutcome {
   /** The tick the change happens at (the first tick of the new regime). */
   readonly changePoint: number;
-  /** Every alarm matched to this change, in order (empty: missed). */
+  /**
+   * The alarms counted as hits on this change, in order (empty: missed): under 'river-pr-1963' every alarm its
+   * window took, under 'first-alarm' only the first.
+   */
   readonly alarms: readonly number[];
   /** Ticks from the change to its first matched alarm (negative for an early alarm); null when missed. */
   readonly delayTicks: number | null;
@@ -34,6 +53,8 @@ export interface ChangePointOutcome {
  * case at hand (River returns nan for them) are null; every tick figure counts 0-based stream indices.
  */
 export interface DriftEvaluation {
+  /** The counting definition every figure below uses; a figure quoted from this evaluation names it. */
+  readonly counting: AlarmCounting;
   readonly streamLengthTicks: number;
   readonly maxDelayTicks: number;
   readonly maxEarlyTicks: number;
@@ -42,19 +63,26 @@ export interface DriftEvaluation {
   readonly alarms: readonly number[];
   /** One outcome per change point, in order. */
   readonly changePoints: readonly ChangePointOutcome[];
-  /** Alarms inside no change's window, in order. */
+  /**
+   * The false alarms, in order: alarms inside no change's window; under 'first-alarm' also every alarm after the
+   * first inside a window.
+   */
   readonly falseAlarms: readonly number[];
   /** Change points no alarm was matched to, in order. */
   readonly missedChangePoints: readonly number[];
-  /** Alarms that landed inside some change's window (River: the hits' total length). */
+  /**
+   * Alarms counted as hits (River: the hits' total length): under 'river-pr-1963' every alarm inside some change's
+   * window, under 'first-alarm' one per detected change.
+   */
   readonly truePositiveAlarmCount: number;
   /** Change points with at least one matched alarm. */
   readonly detectedChangeCount: number;
   /** Share of alarms that detected a change; null without alarms. */
   readonly precision: number | null;
   /**
-   * Matched alarms / (matched alarms + missed changes): every alarm in a window counts, so repeated alarms for one
-   * change raise it (read `episodeRecall` beside it); null with neither.
+   * Hits / (hits + missed changes); null with neither. Under 'river-pr-1963' every alarm in a window is a hit, so
+   * repeated alarms for one change raise it (read `episodeRecall` beside it); under 'first-alarm' it equals
+   * `episodeRecall`.
    */
   readonly recall: number | null;
   /** Share of change points detected; null without change points. */
@@ -79,22 +107,38 @@ export interface DriftEvaluation {
 }
 
 /**
- * Scores alarms against known change points with the definitions of River's drift evaluation module,
- * `river/drift/evaluate.py` (functions `match`, `precision`, `recall`, `episode_recall`, `f1`,
- * `missed_detection_rate`, `detection_delay`, `normalized_detection_time`, `false_alarm_rate`,
- * `mean_time_between_false_alarms`, `mean_time_ratio`, gathered by `report`). That module is the draft of
- * online-ml/river pull request #1963 (file at commit 08ef02c2cfad6c4b1cb6332dc85f4c2cdfbe0768); river==0.26.1
- * does not ship it. Its definitions follow Bifet (2017) for MTFA, MTD, MDR and MTR and Cerqueira et al. (2026)
- * for the windowed matching.
+ * Scores alarms against known change points, under one of two named counting definitions (`options.counting`;
+ * every result carries the one it used).
  *
- * Matching: change c owns the window [c - maxEarlyTicks, c + maxDelayTicks]; each alarm goes to the earliest
- * window that contains it, or else is a false alarm. A second alarm inside the same window is neither a false
- * alarm nor a second detection: it raises `recall` and `precision`, not `episodeRecall`. Point change points
- * only (River also takes (start, end) intervals for gradual drift).
+ * 'river-pr-1963' (the default) is the definition of River's drift evaluation module, `river/drift/evaluate.py`
+ * (functions `match`, `precision`, `recall`, `episode_recall`, `f1`, `missed_detection_rate`, `detection_delay`,
+ * `normalized_detection_time`, `false_alarm_rate`, `mean_time_between_false_alarms`, `mean_time_ratio`, gathered
+ * by `report`). That module is the draft of online-ml/river pull request #1963 (file at commit
+ * 08ef02c2cfad6c4b1cb6332dc85f4c2cdfbe0768); river==0.26.1 ships no drift evaluation module. Its definitions
+ * follow Bifet (2017) for MTFA, MTD, MDR and MTR and Cerqueira et al. (2026) for the windowed matching. In its
+ * `match`, every alarm inside a change's window [c - delta_pre, c + delta_max] is a hit: a repeat alarm after a
+ * change is not a false alarm there, and it raises `precision` and `recall`, not `episodeRecall`. (CapyMOA's
+ * EvaluateDriftDetector treats repeats the same way, and also ignores alarms after the last window.) So "River
+ * counts repeat alarms after a change as false" is not what that code does.
  *
- * Every figure is computed in River's operation order, so the doubles are the same (checked bit for bit in
- * test/drift-evaluate.test.ts). Matching is one merge pass, O(alarms + change points), valid because both lists
- * are strictly increasing and all windows have the same width.
+ * 'first-alarm' is the strict reading, and what an operator pays for (each alarm starts a reaction: a shadow
+ * fork, a recalibration, a page): a change is detected by the first alarm inside its window; every other alarm, a
+ * repeat inside the window included, is a false alarm.
+ * `falseAlarms`, `falseAlarmRate` and `meanTicksBetweenFalseAlarms` then include the repeats, `precision` is
+ * detected changes / alarms, and `recall` equals `episodeRecall`. Alarms [110, 120, 900] against the change at 100
+ * with maxDelayTicks 50: one false alarm (900) under 'river-pr-1963', two (120, 900) under 'first-alarm'.
+ *
+ * Matching: change c owns the window [c - maxEarlyTicks, c + maxDelayTicks] (both bounds inclusive). Under
+ * 'river-pr-1963' each alarm goes to the earliest window that contains it, or else is a false alarm. Under
+ * 'first-alarm' each alarm goes to the earliest window that contains it and whose change no earlier alarm has
+ * detected, or else is a false alarm (so with overlapping windows, a second alarm may detect the next change).
+ * Delays, MDR, MTD and the rest follow from the matching as in River. Point change points only (River also takes
+ * (start, end) intervals for gradual drift).
+ *
+ * Under 'river-pr-1963' every figure is computed in River's operation order, so the doubles are the same (checked
+ * bit for bit in test/drift-evaluate.test.ts). Matching is one merge pass, O(alarms + change points) under
+ * 'river-pr-1963' (both lists are strictly increasing and all windows have the same width), O(alarms x changes
+ * per window) under 'first-alarm'.
  *
  * @param alarms ticks at which the detector fired, strictly increasing integers in [0, streamLength)
  * @param changePoints true change ticks, strictly increasing integers in [0, streamLength)
@@ -107,7 +151,7 @@ export function evaluateDetections(
   streamLength: number,
   options: DriftEvaluationOptions,
 ): DriftEvaluation {
-  const { maxDelayTicks, maxEarlyTicks, rateUnitTicks } = checkOptions(options);
+  const { maxDelayTicks, maxEarlyTicks, rateUnitTicks, counting } = checkOptions(options);
   if (!Number.isSafeInteger(streamLength) || streamLength < 1) {
     throw new RangeError(`evaluateDetections: streamLength must be a positive integer, got ${String(streamLength)}`);
   }
@@ -121,7 +165,20 @@ export function evaluateDetections(
     // Windows' upper bounds increase with the change points, so windows that end before this alarm end before
     // every later alarm too; the first window still open is the earliest that can contain it.
     while (window < changePoints.length && changePoints[window] + maxDelayTicks < alarm) window++;
-    if (window < changePoints.length && changePoints[window] - maxEarlyTicks <= alarm) matched[window].push(alarm);
+    if (counting === 'river-pr-1963') {
+      if (window < changePoints.length && changePoints[window] - maxEarlyTicks <= alarm) matched[window].push(alarm);
+      else falseAlarms.push(alarm);
+      continue;
+    }
+    // 'first-alarm': the earliest open window that holds the alarm and whose change is still undetected.
+    let owner = -1;
+    for (let j = window; j < changePoints.length && changePoints[j] - maxEarlyTicks <= alarm; j++) {
+      if (matched[j].length === 0) {
+        owner = j;
+        break;
+      }
+    }
+    if (owner >= 0) matched[owner].push(alarm);
     else falseAlarms.push(alarm);
   }
 
@@ -171,6 +228,7 @@ export function evaluateDetections(
   }
 
   return {
+    counting,
     streamLengthTicks: streamLength,
     maxDelayTicks,
     maxEarlyTicks,
@@ -256,7 +314,7 @@ function checkOptions(options: DriftEvaluationOptions): Required<DriftEvaluation
   if (options === null || typeof options !== 'object') {
     throw new TypeError('drift evaluation: options { maxDelayTicks } are required');
   }
-  const { maxDelayTicks, maxEarlyTicks = 0, rateUnitTicks = 1 } = options;
+  const { maxDelayTicks, maxEarlyTicks = 0, rateUnitTicks = 1, counting = 'river-pr-1963' } = options;
   if (!Number.isSafeInteger(maxDelayTicks) || maxDelayTicks < 1) {
     throw new RangeError(`drift evaluation: maxDelayTicks must be a positive integer, got ${String(maxDelayTicks)}`);
   }
@@ -266,7 +324,10 @@ function checkOptions(options: DriftEvaluationOptions): Required<DriftEvaluation
   if (!Number.isSafeInteger(rateUnitTicks) || rateUnitTicks < 1) {
     throw new RangeError(`drift evaluation: rateUnitTicks must be a positive integer, got ${String(rateUnitTicks)}`);
   }
-  return { maxDelayTicks, maxEarlyTicks, rateUnitTicks };
+  if (!(ALARM_COUNTINGS as readonly unknown[]).includes(counting)) {
+    throw new RangeError(`drift evaluation: counting must be one of ${ALARM_COUNTINGS.map((c) => `'${c}'`).join(', ')}, got ${String(counting)}`);
+  }
+  return { maxDelayTicks, maxEarlyTicks, rateUnitTicks, counting };
 }
 
 function checkTicks(what: string, ticks: readonly number[], streamLength: number): void {
