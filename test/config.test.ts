@@ -29,6 +29,7 @@ test('the drift, evaluation and log fields the pipeline needs have defaults and 
   assert.deepEqual(defaults.drift, {
     detectors: [{ kind: 'calibrated', detector: { kind: 'page-hinkley' }, falseAlarmsPerHour: 1, tickSeconds: 0.05 }],
     inputDetectors: [],
+    inputStatistic: 'population-mean',
     cooldownTicks: 0,
     signal: 'error',
     tickSeconds: 0.05,

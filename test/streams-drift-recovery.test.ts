@@ -18,7 +18,7 @@ import type { LearnerSpec } from '../src/learners/learner.js';
 import { detectDrift, NORMALIZER_HALF_LIFE_TICKS, NORMALIZER_WARM_UP_TICKS } from '../src/streams/detect-drift.js';
 import { RefusedStreams } from '../src/streams/refused-streams.js';
 import { StreamDetectorBank, detectionConfig } from '../src/streams/stream-detector-bank.js';
-import { detectInputDrift } from '../src/streams/detect-input-drift.js';
+import { CHANNEL_STATISTICS_DECAY, CHANNEL_STATISTICS_WARM_UP_TICKS, detectInputDrift } from '../src/streams/detect-input-drift.js';
 import type {
   DriftMarker, LabelEvent, RecoveryReport, Rejection, ScoredTick, StreamInput, StreamOutput, TickEvent,
 } from '../src/streams/messages.js';
@@ -635,6 +635,45 @@ describe('detectInputDrift', () => {
     assert.deepEqual(rejections.map((r) => [r.reason, r.stream, r.seq]), [['too-many-streams', 'c', 0]]);
     assert.equal(out.length, inputs.length + 2);
   });
+
+  test("'mean-squared-z' sees channels that move in opposite directions, which the population mean cannot; values agree with a direct computation", () => {
+    // 16 channels of N(0, 1); from tick 2000 half of them rise by 2 and half fall by 2: the population mean stays.
+    const rng = new Random(8);
+    const ticks = Array.from({ length: 2400 }, (_, i) => tickOf(i, Array.from({ length: 16 }, (_, c) => (i < 2000 ? 0 : c < 8 ? 2 : -2) + rng.normal())));
+    const spec = { kind: 'page-hinkley' as const, threshold: 30, mode: 'up' as const };
+    const detect = (statistic: 'population-mean' | 'mean-squared-z') => {
+      const emitted: DriftMarker[] = [];
+      run(ticks, detectInputDrift({ detectors: [spec], emit: (m) => emitted.push(m), statistic }));
+      return emitted.map((m) => m.seq);
+    };
+    const byMean = detect('population-mean');
+    const bySquaredZ = detect('mean-squared-z');
+    assert.deepEqual(byMean.filter((s) => s > 2000), [], `the population mean did not move: ${byMean}`);
+    assert.ok(bySquaredZ.length >= 1 && bySquaredZ[0] > 2000 && bySquaredZ[0] <= 2010, `squared z-scores: ${bySquaredZ}`);
+
+    // The same detections as Page-Hinkley fed the statistic computed here from its definition.
+    const ph = new PageHinkley(spec);
+    const m = new Float64Array(16);
+    const v = new Float64Array(16);
+    const expected: number[] = [];
+    ticks.forEach((t, n) => {
+      if (n >= CHANNEL_STATISTICS_WARM_UP_TICKS) {
+        const floor = 1e-6 * (v.reduce((a, b) => a + b, 0) / 16) + 1e-12;
+        let sum = 0;
+        for (let c = 0; c < 16; c++) sum += Math.min((t.x[c] - m[c]) ** 2 / Math.max(v[c], floor), 25);
+        if (ph.update(sum / 16).driftDetected) expected.push(t.seq + 1);
+      }
+      const w = Math.max(1 / (n + 1), 1 - CHANNEL_STATISTICS_DECAY);
+      for (let c = 0; c < 16; c++) {
+        const d = t.x[c] - m[c];
+        m[c] += w * d;
+        v[c] = (1 - w) * (v[c] + w * d * d);
+      }
+    });
+    assert.deepEqual(bySquaredZ, expected);
+    assert.throws(() => detectInputDrift({ detectors: [spec], emit: () => {}, statistic: 'median' as never }), /statistic must be/);
+  });
+
 });
 
 describe('stream bound', () => {

@@ -275,6 +275,12 @@ export const configSchema = z
         detectors: z.array(detectorSchema).default([{ kind: 'calibrated', detector: { kind: 'page-hinkley' }, falseAlarmsPerHour: 1 }]),
         /** Detectors on an input statistic of each tick (before the learner); none by default. */
         inputDetectors: z.array(detectorSchema).default([]),
+        /**
+         * The input statistic: the population mean over channels, or the mean squared z-score of each channel against
+         * its own running statistics, which sees changes that cancel in the mean (units lost or gained; see
+         * detectInputDrift).
+         */
+        inputStatistic: z.enum(['population-mean', 'mean-squared-z']).default('population-mean'),
         /** Scored ticks after any drift marker during which further detections are not emitted. */
         cooldownTicks: z.number().int().min(0).default(0),
         /**

@@ -189,7 +189,7 @@ export function pipelineOptionsOf(config: DriftlineConfig, initialState?: Readon
       ...(config.checkpoint ? { onBadCheckpoint: config.checkpoint.onBadCheckpoint } : {}),
     },
     normalize: e.normalizeInputs === false ? false : e.normalizeInputs === true ? {} : { ...e.normalizeInputs },
-    inputDrift: { detectors: config.drift.inputDetectors, cooldownTicks: config.drift.cooldownTicks },
+    inputDrift: { detectors: config.drift.inputDetectors, cooldownTicks: config.drift.cooldownTicks, statistic: config.drift.inputStatistic },
     holdout: e.holdout,
     targetScaling: e.targetScaling,
     maxDelay: config.learner.maxLabelDelay,

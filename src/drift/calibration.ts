@@ -25,7 +25,13 @@ export type CalibratedSpec =
  * mean 0, standard deviation 1). Page-Hinkley: delta = 0.5, the reference value of a CUSUM tuned to a shift of
  * one standard deviation (Page 1954; Montgomery, Introduction to Statistical Quality Control, k = delta / 2), and
  * mode 'up', since on an error signal only a rise is a fault (a falling error is the learner doing its job; set
- * mode 'both' for an input signal). ADWIN and KSWIN keep River's defaults: they are scale-free.
+ * mode 'both' for an input signal). alpha keeps River's 1 - 1e-4, a choice between keeping the budget and
+ * detecting fast (docs/drift-calibration.md): with it the cumulative sum settles delta / (1 - alpha) below zero
+ * and wanders there, the threshold grows with that wander (linearly in the signal's long-run deviation), and the
+ * budget held within about 25 % on independent null streams; with alpha = 1 (no forgetting) thresholds are 3-6x
+ * smaller and detections faster, but the false-alarm rate depends exponentially on the long-run variance a
+ * 5-minute segment estimates, and the same streams gave 0.35-1.6x the budget.
+ * ADWIN and KSWIN keep River's defaults: they are scale-free.
  */
 export const CALIBRATED_PAGE_HINKLEY_DEFAULTS = { delta: 0.5, mode: 'up' } as const;
 
@@ -33,11 +39,11 @@ export const CALIBRATED_PAGE_HINKLEY_DEFAULTS = { delta: 0.5, mode: 'up' } as co
 export const DEFAULT_CALIBRATION_RUNS = 40;
 
 /**
- * Length of a null run, in budget periods (1 / alarmsPerTick ticks). A detector's chance to alarm grows with the
- * time since its reset (Page-Hinkley's forgetting, alpha, takes away the downward drift of its cumulative sum
- * after about 1 / (1 - alpha) ticks), so runs of one period mostly see the calm start: on simulated null streams
- * they underestimated the rate by 15-35 %; two periods let most runs alarm, and the estimate matched
- * (docs/drift-calibration.md).
+ * Length of a null run, in budget periods (1 / alarmsPerTick ticks). A detector's chance to alarm can grow with
+ * the time since its reset (Page-Hinkley with forgetting, alpha < 1, loses the downward drift of its cumulative sum
+ * after about 1 / (1 - alpha) ticks; ADWIN's window grows), so runs of one period can mostly see the calm start:
+ * on simulated null streams they underestimated River's Page-Hinkley's rate by 15-35 %. With two periods most runs
+ * alarm, and the estimate matched (docs/drift-calibration.md).
  */
 export const RUN_BUDGET_PERIODS = 2;
 

@@ -17,6 +17,75 @@ export interface DetectInputDriftOptions {
   readonly maxStreams?: number;
   /** The learners' pool: a stream it evicts is forgotten here too. */
   readonly pool?: LearnerPool;
+  /** What the detectors are fed per tick (default 'population-mean'); see detectInputDrift. */
+  readonly statistic?: InputStatistic;
+}
+
+/**
+ * The per-tick number detectInputDrift feeds its detectors: 'population-mean', the mean over channels of x; or
+ * 'mean-squared-z', the mean over channels of each channel's squared z-score against its own running mean and
+ * variance (ChannelNovelty), which sees changes that cancel in the population mean.
+ */
+export type InputStatistic = 'population-mean' | 'mean-squared-z';
+
+/**
+ * Decay of the per-channel running mean and variance behind 'mean-squared-z' (half-life about 1,400 ticks, 69 s of
+ * 50 ms bins): slow enough that a session change stands out for seconds before the statistics follow it, fast
+ * enough to follow the slow drift of firing rates within a session (the detector would otherwise see it as a
+ * change). The same decay as the input normalization of the BCI example.
+ */
+export const CHANNEL_STATISTICS_DECAY = 0.9995;
+
+/** Ticks folded into the channel statistics before 'mean-squared-z' feeds anything (a z-score needs a variance). */
+export const CHANNEL_STATISTICS_WARM_UP_TICKS = 1000;
+
+/**
+ * A channel's squared z-score is capped here (5 standard deviations): one silent channel that spikes once would
+ * otherwise outweigh every other channel; a change that moves many channels still moves the mean.
+ */
+export const SQUARED_Z_CAP = 25;
+
+/**
+ * Per-channel running mean and variance of one stream's inputs, and the mean squared z-score of a tick against
+ * them, read before the tick is folded in (so a tick is never compared with itself). A running mean for the first
+ * 1 / (1 - decay) ticks, an exponentially weighted one after. Two Float64Arrays of the channel count; `observe`
+ * allocates nothing.
+ */
+class ChannelNovelty {
+  private readonly mean: Float64Array;
+  private readonly variance: Float64Array;
+  private count = 0;
+
+  constructor(channels: number) {
+    this.mean = new Float64Array(channels);
+    this.variance = new Float64Array(channels);
+  }
+
+  /** The tick's mean squared z-score (NaN during the warm-up), then the tick folded into the statistics. */
+  observe(x: Float32Array): number {
+    const { mean, variance } = this;
+    let value = Number.NaN;
+    if (this.count >= CHANNEL_STATISTICS_WARM_UP_TICKS) {
+      let meanVariance = 0;
+      for (let c = 0; c < x.length; c++) meanVariance += variance[c];
+      // A channel silent so far has no variance; a floor far below the others' keeps its z-score finite.
+      const floor = 1e-6 * (meanVariance / x.length) + 1e-12;
+      let sum = 0;
+      for (let c = 0; c < x.length; c++) {
+        const d = x[c] - mean[c];
+        sum += Math.min((d * d) / Math.max(variance[c], floor), SQUARED_Z_CAP);
+      }
+      value = sum / x.length;
+    }
+    this.count++;
+    const w = Math.max(1 / this.count, 1 - CHANNEL_STATISTICS_DECAY);
+    for (let c = 0; c < x.length; c++) {
+      const d = x[c] - mean[c];
+      mean[c] += w * d;
+      variance[c] = (1 - w) * (variance[c] + w * d * d);
+    }
+    return value;
+  }
 }
 
 /**
@@ -25,8 +94,13 @@ export interface DetectInputDriftOptions {
  * TickEvent, the tick's population mean: the mean over channels of x. In a BCI decoder a session change (electrodes
  * that moved, units lost or gained, a new gain or baseline) shifts the per-channel firing rates, and the population
  * mean moves with them; it costs O(channels) per tick and gives the univariate detectors one number per tick. It
- * is blind to changes that cancel across channels (some up, as many down), which the error-based detectDrift still
- * sees once labels arrive.
+ * is blind to changes that cancel across channels (some up, as many down): across the two Jango sessions the
+ * population mean moves by less than its drift within a session while the per-channel rates correlate only 0.57.
+ * With `statistic: 'mean-squared-z'` the detectors see instead the mean over channels of each channel's squared
+ * z-score against its own running mean and variance (decay CHANNEL_STATISTICS_DECAY, read before the tick is
+ * folded in, each capped at SQUARED_Z_CAP), about 1 while nothing changes and above it when channels move in any
+ * direction; nothing is fed for a stream's first CHANNEL_STATISTICS_WARM_UP_TICKS valid ticks, and the statistics
+ * (two arrays of the channel count per stream) are kept across drift markers, like the label scale of detectDrift.
  *
  * A detection calls `emit` with `{ kind: 'drift', stream, seq: tick.seq + 1, t: tick.t, source:
  * 'input-' + spec.kind }`, after the tick has passed on. Cooldown (in valid ticks), the reset of a stream's
@@ -40,12 +114,20 @@ export interface DetectInputDriftOptions {
  */
 export function detectInputDrift(options: DetectInputDriftOptions): MonoTypeOperatorFunction<StreamInput | Rejection> {
   const config = detectionConfig('detectInputDrift', options, 'input-');
+  const statistic = options.statistic ?? 'population-mean';
+  if (statistic !== 'population-mean' && statistic !== 'mean-squared-z') {
+    throw new RangeError(`detectInputDrift: statistic must be 'population-mean' or 'mean-squared-z', got ${String(statistic)}`);
+  }
+  const squaredZ = statistic === 'mean-squared-z';
   return operate<StreamInput | Rejection, StreamInput | Rejection>((subscriber) => {
     const bank = new StreamDetectorBank(config);
     const channels = new Map<string, number>();
+    // 'mean-squared-z' only; a stream gets its statistics when the bank admits it, so both stay within maxStreams.
+    const novelties = new Map<string, ChannelNovelty>();
     const off = options.pool?.onEvict((stream) => {
       bank.forget(stream);
       channels.delete(stream);
+      novelties.delete(stream);
     });
 
     const onTick = (tick: TickEvent) => {
@@ -54,7 +136,21 @@ export function detectInputDrift(options: DetectInputDriftOptions): MonoTypeOper
       if (Number.isNaN(mean)) return;
       const expected = channels.get(tick.stream);
       if (expected !== undefined && expected !== tick.x.length) return;
-      const admission = bank.observe(tick.stream, tick.seq + 1, tick.t, mean);
+      let value = mean;
+      if (squaredZ) {
+        let novelty = novelties.get(tick.stream);
+        if (novelty === undefined) {
+          const admission = bank.admit(tick.stream);
+          if (admission === REFUSED_FIRST) subscriber.next(refusal(config, tick.stream, tick.seq));
+          if (admission !== ADMITTED) return;
+          channels.set(tick.stream, tick.x.length);
+          novelty = new ChannelNovelty(tick.x.length);
+          novelties.set(tick.stream, novelty);
+        }
+        value = novelty.observe(tick.x);
+        if (Number.isNaN(value)) return;
+      }
+      const admission = bank.observe(tick.stream, tick.seq + 1, tick.t, value);
       // Only admitted streams get a channel count, so the map is bounded with the detectors.
       if (admission === ADMITTED) {
         if (expected === undefined) channels.set(tick.stream, tick.x.length);
@@ -78,6 +174,7 @@ export function detectInputDrift(options: DetectInputDriftOptions): MonoTypeOper
       cleanup: () => {
         bank.clear();
         channels.clear();
+        novelties.clear();
         off?.();
       },
     };

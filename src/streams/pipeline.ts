@@ -3,7 +3,7 @@ import type { DetectorSpec } from '../drift/detector.js';
 import { createCheckpointer, type Checkpointer } from './checkpoint.js';
 import type { CheckpointMeta, CheckpointStore, StoredCheckpoint } from './checkpoint-store.js';
 import { detectDrift, type DriftSignal } from './detect-drift.js';
-import { detectInputDrift } from './detect-input-drift.js';
+import { detectInputDrift, type InputStatistic } from './detect-input-drift.js';
 import type { HoldoutSpec } from './holdout.js';
 import { LearnerPool, type LearnerPoolOptions } from './learner-pool.js';
 import type { DriftMarker, Rejection, StreamInput } from './messages.js';
@@ -27,6 +27,8 @@ export interface PipelineOptions {
     readonly detectors: readonly DetectorSpec[];
     readonly cooldownTicks?: number;
     readonly maxStreams?: number;
+    /** What the detectors see per tick (default 'population-mean'); see detectInputDrift. */
+    readonly statistic?: InputStatistic;
   };
   /** predictThenLearn: labels withheld from the learner (default none). */
   readonly holdout?: HoldoutSpec;

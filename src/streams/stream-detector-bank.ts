@@ -87,7 +87,7 @@ export class StreamDetectorBank {
    * that fired, unless the stream is cooling down.
    */
   observe(stream: string, markerSeq: number, t: number, value: number): Admission {
-    const s = this.streams.get(stream) ?? this.admit(stream);
+    const s = this.streams.get(stream) ?? this.start(stream);
     if (s === undefined) return this.refused.firstRefusal(stream) ? REFUSED_FIRST : REFUSED_AGAIN;
     const coolingDown = s.cooldownLeft > 0;
     if (coolingDown) s.cooldownLeft--;
@@ -103,9 +103,15 @@ export class StreamDetectorBank {
     return ADMITTED;
   }
 
+  /** Admits `stream` (creating its detectors) if it is new and there is room, feeding nothing; says whether it is watched. */
+  admit(stream: string): Admission {
+    if (this.streams.has(stream) || this.start(stream) !== undefined) return ADMITTED;
+    return this.refused.firstRefusal(stream) ? REFUSED_FIRST : REFUSED_AGAIN;
+  }
+
   /** A marker of `stream` went by: a new regime, so the detectors start afresh and the cooldown restarts. */
   markerPassed(stream: string): Admission {
-    const s = this.streams.get(stream) ?? this.admit(stream);
+    const s = this.streams.get(stream) ?? this.start(stream);
     if (s === undefined) return this.refused.firstRefusal(stream) ? REFUSED_FIRST : REFUSED_AGAIN;
     for (const d of s.detectors) d.reset();
     s.cooldownLeft = this.config.cooldownTicks;
@@ -127,7 +133,7 @@ export class StreamDetectorBank {
     this.refused.clear();
   }
 
-  private admit(stream: string): StreamDetectors | undefined {
+  private start(stream: string): StreamDetectors | undefined {
     if (this.streams.size >= this.config.maxStreams) return undefined;
     const s: StreamDetectors = { detectors: this.config.specs.map(createDetector), cooldownLeft: 0 };
     this.streams.set(stream, s);
