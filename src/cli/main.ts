@@ -16,7 +16,7 @@ usage:
                  [--detector page-hinkley|adwin|none] [--metrics-port P] [--quiet]  (demo --help: all options)
       a simulated drifting stream through the pipeline: live prequential error beside the references,
       held-out decoding error, drift detections and recovery
-  driftline reproduce sine-shift [--quick] [--seeds N] [--out DIR]
+  driftline reproduce sine-shift [--quick] [--seeds N] [--protocol fixed|selected|both] [--out DIR]
       the sine frequency-shift experiment of "Temporal Credit Is Free": tables and PNG plots
   driftline reproduce bci [--jango DIR] [--seeds N] [--protocols A1,A2,A5,B,C,D] [--quick] [--out DIR]
       BCI decoders across a recording-session boundary under four label protocols, beside persistence:

@@ -9,11 +9,13 @@ import type { KernelBackend } from '../learners/kernels/kernels.js';
 import { createLearner, type Learner, type LearnerSpec } from '../learners/learner.js';
 import { adam, momentum, rmsprop, sgd, type OptimizerSpec } from '../learners/optim/transform.js';
 import { groupedBarChart, lineChartWithErrorBars, renderVegaLitePng, timeSeriesChart, type BarDatum, type ErrorBarPoint, type SeriesPoint } from '../report/plot.js';
+import { evaluateSineShiftClaims, type ClaimVerdict } from './sine-shift-claims.js';
+import { selectRate, type PreShiftScore, type RateChoice } from './sine-shift-rate-selection.js';
 
 /**
  * The sine frequency-shift experiment of "Temporal Credit Is Free" (Figures 1 and 2a), as driftline runs it.
  * The paper's exact task, shift size and recovery formula were not found (papers/README.md); these are our
- * choices, all in `SINE_SHIFT_DEFAULTS` and overridable:
+ * choices, all in `SINE_SHIFT_DEFAULTS` and overridable, and every table states them:
  *
  * Task. One input, one output, amplitude 1, no noise. The stream is a sine whose period changes at t0 from
  * P1 = 25 to P2 = 11 ticks, phase-continuous: x_t = sin(w1 t) for t <= t0 and x_t = sin(w1 t0 + w2 (t - t0)) after,
@@ -35,14 +37,36 @@ import { groupedBarChart, lineChartWithErrorBars, renderVegaLitePng, timeSeriesC
  *   persistence baseline: predicting x_t for x_{t+1}, scored on the same windows (DESIGN.md section 5); its MSE is
  *             1 - cos(w) for a unit sine: 0.031 at P1 = 25, 0.159 at P2 = 11.
  *
+ * Did not fit. Recovery is a fraction of the ground lost at the shift, measured from E_pre; a learner whose E_pre
+ * is not below the persistence error over the same window never learned the sine, and its recovery divides by
+ * noise. Such a run is kept in results.json but left out of the means of recovery, residual and time to recovery,
+ * which are printed as "did not fit" when no run of the configuration fitted. Every mean says how many seeds it
+ * covers (k/N) and the tables list the seeds left out and why (diverged, did not fit, nothing to recover).
+ *
  * Experiments.
  *   (a) lambda sweep: credit immediate with trace decay lambda in {0, 0.25, 0.5, 0.75, 0.9, 0.95}, tanh-rnn without
- *       output bypass, n in {64, 256}, RMSprop lr 1e-3 (decay 0.99, eps 1e-8) fixed across lambdas (not tuned per
- *       lambda), 5 seeds.
- *   (b) optimizer isolation at lambda = 0: every cell kind x {sgd, momentum, rmsprop, adam}, n = 64, 5 seeds, one
- *       learning rate per optimizer family chosen once as a common default and not tuned per cell:
- *       sgd 1e-2; momentum 1e-3 with decay 0.9 (the same effective step lr / (1 - decay) = 1e-2 as sgd, so the
- *       comparison isolates beta1); rmsprop 1e-3 (decay 0.99); adam 1e-3 (b1 0.9, b2 0.999).
+ *       output bypass, n in {64, 256}, RMSprop (decay 0.99, eps 1e-8), 5 seeds.
+ *   (b) optimizer isolation at lambda = 0: every cell kind x {sgd, momentum, rmsprop, adam}, n = 64, 5 seeds;
+ *       momentum decay 0.9, rmsprop decay 0.99, adam b1 0.9, b2 0.999.
+ *
+ * Protocols (`protocols`, default both), each with its own tables, plots and claim verdicts:
+ *   selected  "rate chosen on pre-shift phase": every configuration (lambda x n; cell x optimizer) gets the rate
+ *             of its optimizer's grid (`rateGrids`) with the lowest mean E_pre over the selection seeds 1001 and
+ *             1002, which are not scored, each run on the pre-shift ticks alone (sine-shift-rate-selection.ts has
+ *             the rule). Then the scored seeds 1..5 run the full stream at that rate. Nothing at or after t0, and
+ *             no scored seed, can move the choice: the selection runs are given a `PreShiftTask`, which has no
+ *             post-shift field. Grids, log-spaced in steps of about 3: rmsprop and adam 1e-6 .. 3e-2 (10 rates);
+ *             sgd 1e-4 .. 1 (9), as its steps are not normalized; momentum 1e-5 .. 1e-1 (9), a tenth of sgd's,
+ *             so its effective step lr / (1 - 0.9) spans the same range. Every grid holds the fixed rate below.
+ *             The grids were widened twice where the selection chose a grid's end (flagged "edge" in the
+ *             selection table; the choice looks at pre-shift errors only): from 1e-4 .. 3e-2 (sgd 1e-3 .. 3e-1),
+ *             where n = 256 took 1e-4 and sgd 0.3, and from 1e-5 .. 3e-2, where five lambda-sweep configurations
+ *             took 1e-5. Rates of 1 (sgd) and 0.1 (momentum) mostly diverge: the top end is bounded.
+ *   fixed     "fixed rate (not tuned)", the table this experiment printed first: one rate per optimizer family for
+ *             every configuration (`learningRates`): sgd 1e-2; momentum 1e-3 (the same effective step as sgd, so
+ *             the comparison isolates beta1); rmsprop 1e-3; adam 1e-3.
+ * The claims the figures support are checked against each protocol's figures in sine-shift-claims.ts; the
+ * selected protocol is the fair one.
  *
  * A run whose errors become non-finite is reported as diverged, with null figures.
  * The per-tick loop allocates nothing: x and y are two reused Float32Arrays and every accumulator is preallocated.
@@ -50,9 +74,21 @@ import { groupedBarChart, lineChartWithErrorBars, renderVegaLitePng, timeSeriesC
 export type OptimizerName = 'sgd' | 'momentum' | 'rmsprop' | 'adam';
 export const optimizerNames: readonly OptimizerName[] = ['sgd', 'momentum', 'rmsprop', 'adam'];
 
+export type Protocol = 'selected' | 'fixed';
+/** In the order the tables are printed: the fair protocol first. */
+export const protocolNames: readonly Protocol[] = ['selected', 'fixed'];
+export const PROTOCOL_LABELS: Readonly<Record<Protocol, string>> = {
+  selected: 'rate chosen on pre-shift phase',
+  fixed: 'fixed rate (not tuned)',
+};
+
+export type ExperimentName = 'lambda-sweep' | 'optimizer-isolation';
+
 export interface SineShiftOptions {
-  /** Number of seeds (1..seeds) or the seeds themselves. */
+  /** Number of scored seeds (1..seeds) or the seeds themselves. */
   readonly seeds?: number | readonly number[];
+  /** Seeds of the rate selection runs; must not be among the scored seeds. */
+  readonly selectionSeeds?: readonly number[];
   readonly preTicks?: number;
   readonly postTicks?: number;
   /** Hidden sizes of the lambda sweep. */
@@ -63,8 +99,12 @@ export interface SineShiftOptions {
   readonly optimizers?: readonly OptimizerName[];
   /** Hidden size of the optimizer isolation. */
   readonly isolationHiddenSize?: number;
-  /** Learning rate per optimizer family. */
+  /** The fixed-rate protocol's learning rate per optimizer family. */
   readonly learningRates?: Partial<Record<OptimizerName, number>>;
+  /** The selected protocol's candidate rates per optimizer family. */
+  readonly rateGrids?: Partial<Record<OptimizerName, readonly number[]>>;
+  /** Which protocols to run (default both). */
+  readonly protocols?: readonly Protocol[];
   /** Optimizer of the lambda sweep. */
   readonly sweepOptimizer?: OptimizerName;
   readonly periodBefore?: number;
@@ -76,8 +116,11 @@ export interface SineShiftOptions {
   readonly recoveryWindow?: number;
   readonly tolerance?: number;
   /** Which experiments to run (default both). */
-  readonly experiments?: readonly ('lambda-sweep' | 'optimizer-isolation')[];
-  /** The tiny preset for tests: 1 seed, 1500 ticks pre and post, n = 16, lambdas 0 and 0.95, two cells, W = 500. */
+  readonly experiments?: readonly ExperimentName[];
+  /**
+   * The tiny preset for tests: 1 seed, 1500 ticks pre and post, n = 16, lambdas 0 and 0.95, two cells, W = 500;
+   * selection on 1 seed over 3 rates per optimizer.
+   */
   readonly quick?: boolean;
   /** Where results.json and the PNGs go (default out/sine-shift); null writes nothing. */
   readonly outDir?: string | null;
@@ -90,6 +133,7 @@ export interface SineShiftOptions {
 
 export interface SineShiftSettings {
   readonly seeds: readonly number[];
+  readonly selectionSeeds: readonly number[];
   readonly preTicks: number;
   readonly postTicks: number;
   readonly hiddenSizes: readonly number[];
@@ -98,6 +142,8 @@ export interface SineShiftSettings {
   readonly optimizers: readonly OptimizerName[];
   readonly isolationHiddenSize: number;
   readonly learningRates: Readonly<Record<OptimizerName, number>>;
+  readonly rateGrids: Readonly<Record<OptimizerName, readonly number[]>>;
+  readonly protocols: readonly Protocol[];
   readonly sweepOptimizer: OptimizerName;
   readonly periodBefore: number;
   readonly periodAfter: number;
@@ -105,7 +151,7 @@ export interface SineShiftSettings {
   readonly window: number;
   readonly recoveryWindow: number;
   readonly tolerance: number;
-  readonly experiments: readonly ('lambda-sweep' | 'optimizer-isolation')[];
+  readonly experiments: readonly ExperimentName[];
   readonly quick: boolean;
   /** Trace plots: the windowed MSE (over traceWindow ticks) every traceStride ticks from t0 - traceBefore on. */
   readonly traceWindow: number;
@@ -113,8 +159,11 @@ export interface SineShiftSettings {
   readonly traceBefore: number;
 }
 
+const ADAPTIVE_GRID = [1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2];
+
 export const SINE_SHIFT_DEFAULTS: SineShiftSettings = {
   seeds: [1, 2, 3, 4, 5],
+  selectionSeeds: [1001, 1002],
   preTicks: 10_000,
   postTicks: 10_000,
   hiddenSizes: [64, 256],
@@ -123,6 +172,13 @@ export const SINE_SHIFT_DEFAULTS: SineShiftSettings = {
   optimizers: optimizerNames,
   isolationHiddenSize: 64,
   learningRates: { sgd: 1e-2, momentum: 1e-3, rmsprop: 1e-3, adam: 1e-3 },
+  rateGrids: {
+    sgd: [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1],
+    momentum: [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
+    rmsprop: ADAPTIVE_GRID,
+    adam: ADAPTIVE_GRID,
+  },
+  protocols: protocolNames,
   sweepOptimizer: 'rmsprop',
   periodBefore: 25,
   periodAfter: 11,
@@ -139,30 +195,39 @@ export const SINE_SHIFT_DEFAULTS: SineShiftSettings = {
 
 const QUICK: Partial<SineShiftSettings> = {
   seeds: [1],
+  selectionSeeds: [1001],
   preTicks: 1500,
   postTicks: 1500,
   hiddenSizes: [16],
   lambdas: [0, 0.95],
   cells: ['tanh-rnn', 'tanh-rnn-bypass'],
   isolationHiddenSize: 16,
+  rateGrids: { sgd: [3e-3, 1e-2, 3e-2], momentum: [3e-4, 1e-3, 3e-3], rmsprop: [3e-4, 1e-3, 3e-3], adam: [3e-4, 1e-3, 3e-3] },
   window: 500,
   traceBefore: 500,
   traceStride: 25,
 };
 
-export interface TrialConfig {
-  readonly experiment: 'lambda-sweep' | 'optimizer-isolation';
+/** A configuration: everything of a run but its rate and seed. */
+export interface RunConfig {
+  readonly experiment: ExperimentName;
   readonly cell: CellKind;
   readonly outputBypass: boolean;
   readonly hiddenSize: number;
   readonly lambda: number;
   readonly optimizer: OptimizerName;
+}
+
+export interface TrialConfig extends RunConfig {
+  readonly protocol: Protocol;
   readonly lr: number;
   readonly seed: number;
 }
 
 export interface TrialResult extends TrialConfig {
   readonly diverged: boolean;
+  /** E_pre is below the persistence error over the same window (and the run did not diverge). */
+  readonly fitted: boolean;
   readonly ePre: number | null;
   readonly eAdapt: number | null;
   readonly eFrozen: number | null;
@@ -185,25 +250,40 @@ export interface Stat {
   readonly n: number;
 }
 
-export interface SummaryRow {
-  readonly experiment: 'lambda-sweep' | 'optimizer-isolation';
-  readonly cell: CellKind;
-  readonly outputBypass: boolean;
-  readonly hiddenSize: number;
-  readonly lambda: number;
-  readonly optimizer: OptimizerName;
+/** Why a seed is not in a configuration's means of recovery, residual and time to recovery. */
+export type DropReason = 'diverged' | 'did not fit' | 'nothing to recover';
+
+export interface DroppedRun {
+  readonly seed: number;
+  readonly reason: DropReason;
+  /** E_pre / persistence MSE on the same window, when the run reached t0. */
+  readonly ePreOverPersistence: number | null;
+}
+
+export interface SummaryRow extends RunConfig {
+  readonly protocol: Protocol;
   readonly lr: number;
   readonly runs: number;
   readonly diverged: number;
-  /** In %. */
+  /** Runs with E_pre below the persistence error. */
+  readonly fitted: number;
+  /** In %, over the fitted runs. */
   readonly recovery: Stat;
+  /** Over the fitted runs. */
   readonly residual: Stat;
+  /** Over the runs that reached t0, fitted or not. */
   readonly ePre: Stat;
+  /** Over the runs that did not diverge, fitted or not. */
   readonly eAdapt: Stat;
   readonly eFrozen: Stat;
-  /** Over the runs that recovered. */
+  /** Over the fitted runs that recovered. */
   readonly timeToRecovery: Stat;
+  /** Fitted runs that recovered. */
   readonly recovered: number;
+  /** Seeds left out of the recovery means, with the reason. */
+  readonly dropped: DroppedRun[];
+  /** Fitted seeds whose windowed error never came within tolerance of E_pre (left out of time to recovery only). */
+  readonly notRecovered: number[];
   readonly persistencePre: number;
   readonly persistencePost: number;
 }
@@ -211,12 +291,28 @@ export interface SummaryRow {
 export interface ErrorTrace {
   readonly hiddenSize: number;
   readonly lambda: number;
+  readonly lr: number;
   /** Ticks (t0 at `t0`) of the samples. */
   readonly ticks: number[];
   /** Windowed MSE, mean over seeds; null where undefined (the frozen shadow before t0). */
   readonly adapt: (number | null)[];
   readonly frozen: (number | null)[];
   readonly persistence: (number | null)[];
+}
+
+/** The rate chosen for one configuration on the pre-shift phase. */
+export interface RateSelection extends RunConfig, RateChoice {}
+
+export interface ProtocolResults {
+  readonly protocol: Protocol;
+  /** "rate chosen on pre-shift phase" or "fixed rate (not tuned)". */
+  readonly label: string;
+  readonly trials: TrialResult[];
+  readonly lambdaSweep: SummaryRow[];
+  readonly optimizerIsolation: SummaryRow[];
+  readonly traces: ErrorTrace[];
+  /** Per claim of the paper the figures support: reproduced, not reproduced or not testable, and why. */
+  readonly claims: ClaimVerdict[];
 }
 
 export interface SineShiftResults {
@@ -226,10 +322,10 @@ export interface SineShiftResults {
   readonly backend: KernelBackend;
   readonly settings: SineShiftSettings;
   readonly t0: number;
-  readonly trials: TrialResult[];
-  readonly lambdaSweep: SummaryRow[];
-  readonly optimizerIsolation: SummaryRow[];
-  readonly traces: ErrorTrace[];
+  /** The rate chosen per configuration (empty when the selected protocol did not run). */
+  readonly selection: RateSelection[];
+  /** One entry per protocol run, in the order of `protocolNames`. */
+  readonly protocols: ProtocolResults[];
   /** Files written (results.json and the PNGs), empty when outDir was null. */
   readonly files: string[];
 }
@@ -240,9 +336,11 @@ export function resolveSineShiftSettings(options: SineShiftOptions = {}): SineSh
     options.seeds === undefined ? base.seeds
       : typeof options.seeds === 'number' ? Array.from({ length: positiveInt(options.seeds, 'seeds') }, (_, i) => i + 1)
         : [...options.seeds];
+  const grids = { ...base.rateGrids, ...options.rateGrids };
   const settings: SineShiftSettings = {
     ...base,
     seeds,
+    selectionSeeds: options.selectionSeeds ? [...options.selectionSeeds] : base.selectionSeeds,
     preTicks: options.preTicks ?? base.preTicks,
     postTicks: options.postTicks ?? base.postTicks,
     hiddenSizes: options.hiddenSizes ?? base.hiddenSizes,
@@ -251,6 +349,9 @@ export function resolveSineShiftSettings(options: SineShiftOptions = {}): SineSh
     optimizers: options.optimizers ?? base.optimizers,
     isolationHiddenSize: options.isolationHiddenSize ?? base.isolationHiddenSize,
     learningRates: { ...base.learningRates, ...options.learningRates },
+    rateGrids: Object.fromEntries(optimizerNames.map((o) => [o, [...new Set(grids[o])].sort((a, b) => a - b)])) as Record<OptimizerName, number[]>,
+    // Canonical order whatever the caller's: the fair protocol's tables come first.
+    protocols: protocolNames.filter((p) => (options.protocols ?? base.protocols).includes(p)),
     sweepOptimizer: options.sweepOptimizer ?? base.sweepOptimizer,
     periodBefore: options.periodBefore ?? base.periodBefore,
     periodAfter: options.periodAfter ?? base.periodAfter,
@@ -268,6 +369,19 @@ export function resolveSineShiftSettings(options: SineShiftOptions = {}): SineSh
     throw new RangeError(`window (${settings.window}) must not exceed preTicks (${settings.preTicks}) or postTicks (${settings.postTicks})`);
   }
   if (settings.seeds.length === 0 || !settings.seeds.every(Number.isInteger)) throw new RangeError('seeds must be integers (at least one)');
+  if (settings.selectionSeeds.length === 0 || !settings.selectionSeeds.every(Number.isInteger)) {
+    throw new RangeError('selection seeds must be integers (at least one)');
+  }
+  const overlap = settings.selectionSeeds.filter((s) => settings.seeds.includes(s));
+  if (overlap.length > 0) throw new RangeError(`selection seeds must not be scored seeds: ${overlap.join(', ')} are both`);
+  if (options.protocols !== undefined) {
+    for (const p of options.protocols) if (!protocolNames.includes(p)) throw new RangeError(`unknown protocol '${p}': expected one of ${protocolNames.join(', ')}`);
+  }
+  if (settings.protocols.length === 0) throw new RangeError('no protocol to run');
+  for (const o of optimizerNames) {
+    const g = settings.rateGrids[o];
+    if (g.length === 0 || !g.every((lr) => Number.isFinite(lr) && lr > 0)) throw new RangeError(`the ${o} rate grid must hold rates > 0, got [${g.join(', ')}]`);
+  }
   for (const n of [...settings.hiddenSizes, settings.isolationHiddenSize]) positiveInt(n, 'hidden size');
   for (const l of settings.lambdas) if (!(l >= 0 && l < 1)) throw new RangeError(`lambda must be in [0, 1), got ${l}`);
   for (const c of settings.cells) if (!cellKinds.includes(c)) throw new RangeError(`unknown cell '${c}': expected one of ${cellKinds.join(', ')}`);
@@ -291,33 +405,60 @@ export function optimizerSpec(name: OptimizerName, lr: number): OptimizerSpec {
   }
 }
 
-export function trialsOf(settings: SineShiftSettings): TrialConfig[] {
-  const trials: TrialConfig[] = [];
+/** Every configuration of the experiments asked for: lambda x n, then cell x optimizer. */
+export function configsOf(settings: SineShiftSettings): RunConfig[] {
+  const configs: RunConfig[] = [];
   if (settings.experiments.includes('lambda-sweep')) {
     for (const hiddenSize of settings.hiddenSizes) {
       for (const lambda of settings.lambdas) {
-        for (const seed of settings.seeds) {
-          trials.push({
-            experiment: 'lambda-sweep', cell: 'tanh-rnn', outputBypass: false, hiddenSize, lambda,
-            optimizer: settings.sweepOptimizer, lr: settings.learningRates[settings.sweepOptimizer], seed,
-          });
-        }
+        configs.push({ experiment: 'lambda-sweep', cell: 'tanh-rnn', outputBypass: false, hiddenSize, lambda, optimizer: settings.sweepOptimizer });
       }
     }
   }
   if (settings.experiments.includes('optimizer-isolation')) {
     for (const cell of settings.cells) {
       for (const optimizer of settings.optimizers) {
-        for (const seed of settings.seeds) {
-          trials.push({
-            experiment: 'optimizer-isolation', cell, outputBypass: hasDefaultOutputBypass(cell),
-            hiddenSize: settings.isolationHiddenSize, lambda: 0, optimizer, lr: settings.learningRates[optimizer], seed,
-          });
-        }
+        configs.push({
+          experiment: 'optimizer-isolation', cell, outputBypass: hasDefaultOutputBypass(cell),
+          hiddenSize: settings.isolationHiddenSize, lambda: 0, optimizer,
+        });
       }
     }
   }
+  return configs;
+}
+
+export function configKey(c: RunConfig): string {
+  return `${c.experiment}|${c.cell}|${c.hiddenSize}|${c.lambda}|${c.optimizer}`;
+}
+
+/**
+ * The scored runs of one protocol: every configuration on every scored seed. The selected protocol needs the rate
+ * chosen per configuration (`configKey`), the fixed one takes `learningRates`.
+ */
+export function trialsOf(settings: SineShiftSettings, protocol: Protocol = 'fixed', chosen?: ReadonlyMap<string, number>): TrialConfig[] {
+  const trials: TrialConfig[] = [];
+  for (const config of configsOf(settings)) {
+    const lr = protocol === 'fixed' ? settings.learningRates[config.optimizer] : chosen?.get(configKey(config));
+    if (lr === undefined) throw new Error(`no rate chosen for ${configKey(config)}`);
+    for (const seed of settings.seeds) trials.push({ ...config, protocol, lr, seed });
+  }
   return trials;
+}
+
+/**
+ * All a pre-shift run knows of the task. It has no post-shift field, so a run given only this (the rate selection)
+ * cannot see the shift or anything after it.
+ */
+export interface PreShiftTask {
+  readonly preTicks: number;
+  readonly periodBefore: number;
+  readonly amplitude: number;
+  readonly window: number;
+}
+
+export function preShiftTask(settings: SineShiftSettings): PreShiftTask {
+  return { preTicks: settings.preTicks, periodBefore: settings.periodBefore, amplitude: settings.amplitude, window: settings.window };
 }
 
 /** Per-trial trace buffers (windowed MSE samples), preallocated. */
@@ -328,6 +469,136 @@ interface TraceBuffers {
   readonly persistence: Float64Array;
 }
 
+/** Samples the windowed errors into TraceBuffers every `stride` ticks; allocates only when built. */
+class Tracer {
+  private readonly adapt: WindowedMean;
+  private readonly frozen: WindowedMean;
+  private readonly persistence: WindowedMean;
+
+  constructor(private readonly buffers: TraceBuffers, window: number, private readonly stride: number) {
+    this.adapt = new WindowedMean(window);
+    this.frozen = new WindowedMean(window);
+    this.persistence = new WindowedMean(window);
+  }
+
+  /** `eFrozen` is NaN before t0, where there is no frozen shadow. */
+  record(t: number, eAdapt: number, ePersist: number, eFrozen: number): void {
+    const hasFrozen = !Number.isNaN(eFrozen);
+    this.adapt.push(eAdapt);
+    this.persistence.push(ePersist);
+    if (hasFrozen) this.frozen.push(eFrozen);
+    const b = this.buffers;
+    const k = t - b.start;
+    if (k >= 0 && k % this.stride === 0) {
+      const i = k / this.stride;
+      if (i < b.adapt.length) {
+        b.adapt[i] = this.adapt.mean;
+        b.persistence[i] = this.persistence.mean;
+        b.frozen[i] = hasFrozen ? this.frozen.mean : Number.NaN;
+      }
+    }
+  }
+}
+
+interface PreShiftOutcome extends PreShiftScore {
+  /** Phase of the sine at t0, where the post-shift stream continues. */
+  readonly phase: number;
+}
+
+const REPORT_EVERY = 1000;
+
+/**
+ * Ticks 0 .. t0 - 1: the only code that builds pre-shift ticks, shared by the scored runs and the rate selection,
+ * so the selection's E_pre for a seed and rate is the scored run's E_pre for them, bit for bit.
+ */
+function runPreShift(
+  learner: Learner,
+  task: PreShiftTask,
+  x: Float32Array,
+  y: Float32Array,
+  tracer: Tracer | null,
+  report: ((ticks: number) => void) | undefined,
+): PreShiftOutcome {
+  const { preTicks, window: W, amplitude: A } = task;
+  const w1 = (2 * Math.PI) / task.periodBefore;
+  const adaptWin = new WindowedMean(W);
+  const persistWin = new WindowedMean(W);
+  let phase = 0;
+  for (let t = 0; t < preTicks; t++) {
+    // x_t, then x_{t+1}: the transition out of every tick before t0 has period P1.
+    x[0] = A * Math.sin(phase);
+    phase += w1;
+    if (phase > 2 * Math.PI) phase -= 2 * Math.PI;
+    y[0] = A * Math.sin(phase);
+    const eAdapt = (learner.predict(x)[0] - y[0]) ** 2;
+    const ePersist = (x[0] - y[0]) ** 2;
+    if (!Number.isFinite(eAdapt)) return { diverged: true, ePre: null, persistencePre: persistWin.mean, phase, ticks: t + 1 };
+    learner.learn(y);
+    adaptWin.push(eAdapt);
+    persistWin.push(ePersist);
+    if (tracer) tracer.record(t, eAdapt, ePersist, Number.NaN);
+    if (report && (t + 1) % REPORT_EVERY === 0) report(REPORT_EVERY);
+  }
+  return { diverged: false, ePre: adaptWin.mean, persistencePre: persistWin.mean, phase, ticks: preTicks };
+}
+
+function learnerSpecOf(config: RunConfig, lr: number, seed: number): LearnerSpec {
+  return {
+    cell: { kind: config.cell, hiddenSize: config.hiddenSize },
+    credit: { rule: 'immediate', lambda: config.lambda },
+    optimizer: optimizerSpec(config.optimizer, lr),
+    inputSize: 1,
+    outputSize: 1,
+    seed,
+    loss: 'mse',
+  };
+}
+
+/** Counts what a run reports so the remainder can be reported when it stops early (a divergence). */
+function progressCounter(report: ((ticks: number) => void) | undefined) {
+  let reported = 0;
+  return {
+    report: report ? (n: number) => { reported += n; report(n); } : undefined,
+    finish(total: number) {
+      if (report && total > reported) report(total - reported);
+    },
+  };
+}
+
+/**
+ * One rate-selection run: the configuration at `lr` from `seed` on the pre-shift stream only (`task` has nothing
+ * of what follows t0). Its E_pre is the MSE over the last W ticks before t0.
+ */
+export function runPreShiftPhase(
+  config: RunConfig,
+  lr: number,
+  seed: number,
+  task: PreShiftTask,
+  options: { backend?: KernelBackend; onTicks?: (ticks: number) => void } = {},
+): PreShiftScore {
+  const learner = createLearner(learnerSpecOf(config, lr, seed), options.backend ? { backend: options.backend } : {});
+  const progress = progressCounter(options.onTicks);
+  const { diverged, ePre, persistencePre, ticks } = runPreShift(learner, task, new Float32Array(1), new Float32Array(1), null, progress.report);
+  progress.finish(task.preTicks);
+  return { diverged, ePre, persistencePre, ticks };
+}
+
+/** Chooses every configuration's rate on the pre-shift phase, on the selection seeds (the rule: sine-shift-rate-selection.ts). */
+export function selectRates(
+  settings: SineShiftSettings,
+  options: { backend?: KernelBackend; onTicks?: (ticks: number) => void; onConfig?: (config: RunConfig) => void } = {},
+): RateSelection[] {
+  // The selection gets the pre-shift task and the selection seeds, never the settings whole.
+  const task = preShiftTask(settings);
+  const selectionSeeds = settings.selectionSeeds;
+  return configsOf(settings).map((config) => {
+    options.onConfig?.(config);
+    const choice = selectRate(settings.rateGrids[config.optimizer], selectionSeeds, (lr, seed) =>
+      runPreShiftPhase(config, lr, seed, task, { backend: options.backend, onTicks: options.onTicks }));
+    return { ...config, ...choice };
+  });
+}
+
 /** Runs one trial: warm-up to t0, fork the frozen shadow, run both on the shifted stream, measure. */
 export function runSineShiftTrial(
   trial: TrialConfig,
@@ -335,81 +606,46 @@ export function runSineShiftTrial(
   options: { backend?: KernelBackend; onTicks?: (ticks: number) => void; trace?: TraceBuffers } = {},
 ): TrialResult & { backend: KernelBackend } {
   const started = performance.now();
-  const spec: LearnerSpec = {
-    cell: { kind: trial.cell, hiddenSize: trial.hiddenSize },
-    credit: { rule: 'immediate', lambda: trial.lambda },
-    optimizer: optimizerSpec(trial.optimizer, trial.lr),
-    inputSize: 1,
-    outputSize: 1,
-    seed: trial.seed,
-    loss: 'mse',
-  };
-  const learner = createLearner(spec, options.backend ? { backend: options.backend } : {});
+  const learner = createLearner(learnerSpecOf(trial, trial.lr, trial.seed), options.backend ? { backend: options.backend } : {});
   const { preTicks: t0, postTicks, window: W, amplitude: A } = settings;
-  const w1 = (2 * Math.PI) / settings.periodBefore;
   const w2 = (2 * Math.PI) / settings.periodAfter;
   const total = t0 + postTicks;
   const x = new Float32Array(1);
   const y = new Float32Array(1);
-  const adaptWin = new WindowedMean(W);
-  const persistWin = new WindowedMean(W);
-  const trace = options.trace;
-  const traceAdapt = trace ? new WindowedMean(settings.traceWindow) : null;
-  const traceFrozen = trace ? new WindowedMean(settings.traceWindow) : null;
-  const tracePersist = trace ? new WindowedMean(settings.traceWindow) : null;
-  let frozen: Learner | null = null;
+  const tracer = options.trace ? new Tracer(options.trace, settings.traceWindow, settings.traceStride) : null;
+  const progress = progressCounter(options.onTicks);
+  const report = progress.report;
+
+  const pre = runPreShift(learner, preShiftTask(settings), x, y, tracer, report);
+  const ePre = pre.ePre ?? Number.NaN;
+  let diverged = pre.diverged;
   let meter: RecoveryMeter | null = null;
-  let ePre = Number.NaN;
-  let persistencePre = Number.NaN;
-  let diverged = false;
-  let phase = 0;
-  const report = options.onTicks;
-  const reportEvery = 1000;
-
-  for (let t = 0; t < total; t++) {
-    if (t === t0) {
-      ePre = adaptWin.mean;
-      persistencePre = persistWin.mean;
-      persistWin.reset();
-      frozen = learner.fork({ frozen: true });
-      meter = new RecoveryMeter(ePre, { window: W, recoveryWindow: settings.recoveryWindow, tolerance: settings.tolerance });
-    }
-    // x_t, then x_{t+1}: the transition out of tick t has period P1 before t0 and P2 from t0 on.
-    x[0] = A * Math.sin(phase);
-    phase += t < t0 ? w1 : w2;
-    if (phase > 2 * Math.PI) phase -= 2 * Math.PI;
-    y[0] = A * Math.sin(phase);
-
-    const eAdapt = (learner.predict(x)[0] - y[0]) ** 2;
-    const ePersist = (x[0] - y[0]) ** 2;
-    let eFrozen = Number.NaN;
-    if (frozen !== null) eFrozen = (frozen.predict(x)[0] - y[0]) ** 2;
-    if (!Number.isFinite(eAdapt) || (frozen !== null && !Number.isFinite(eFrozen))) {
-      diverged = true;
-      break;
-    }
-    learner.learn(y);
-
-    if (t < t0) adaptWin.push(eAdapt);
-    else if (meter !== null) meter.update(eAdapt, eFrozen);
-    persistWin.push(ePersist);
-    if (trace && traceAdapt && traceFrozen && tracePersist) {
-      traceAdapt.push(eAdapt);
-      tracePersist.push(ePersist);
-      if (frozen !== null) traceFrozen.push(eFrozen);
-      const k = t - trace.start;
-      if (k >= 0 && k % settings.traceStride === 0) {
-        const i = k / settings.traceStride;
-        if (i < trace.adapt.length) {
-          trace.adapt[i] = traceAdapt.mean;
-          trace.persistence[i] = tracePersist.mean;
-          trace.frozen[i] = frozen !== null ? traceFrozen.mean : Number.NaN;
-        }
+  const persistWin = new WindowedMean(W);
+  if (!diverged) {
+    const frozen = learner.fork({ frozen: true });
+    meter = new RecoveryMeter(ePre, { window: W, recoveryWindow: settings.recoveryWindow, tolerance: settings.tolerance });
+    let phase = pre.phase;
+    for (let t = t0; t < total; t++) {
+      // x_t, then x_{t+1}: the transition out of every tick from t0 on has period P2.
+      x[0] = A * Math.sin(phase);
+      phase += w2;
+      if (phase > 2 * Math.PI) phase -= 2 * Math.PI;
+      y[0] = A * Math.sin(phase);
+      const eAdapt = (learner.predict(x)[0] - y[0]) ** 2;
+      const ePersist = (x[0] - y[0]) ** 2;
+      const eFrozen = (frozen.predict(x)[0] - y[0]) ** 2;
+      if (!Number.isFinite(eAdapt) || !Number.isFinite(eFrozen)) {
+        diverged = true;
+        break;
       }
+      learner.learn(y);
+      meter.update(eAdapt, eFrozen);
+      persistWin.push(ePersist);
+      if (tracer) tracer.record(t, eAdapt, ePersist, eFrozen);
+      if (report && (t + 1) % REPORT_EVERY === 0) report(REPORT_EVERY);
     }
-    if (report && (t + 1) % reportEvery === 0) report(reportEvery);
   }
-  if (report) report(total % reportEvery);
+  progress.finish(total);
 
   const m = meter;
   const ok = !diverged && m !== null && Number.isFinite(ePre) && ePre > 0;
@@ -417,13 +653,14 @@ export function runSineShiftTrial(
     ...trial,
     backend: learner.backend,
     diverged,
+    fitted: !diverged && Number.isFinite(ePre) && ePre < pre.persistencePre,
     ePre: Number.isFinite(ePre) ? ePre : null,
     eAdapt: ok ? m.eAdapt : null,
     eFrozen: ok ? m.eFrozen : null,
     recovery: ok ? m.recovery : null,
     residual: ok ? m.residual : null,
     timeToRecovery: ok ? m.timeToRecovery : null,
-    persistencePre,
+    persistencePre: pre.persistencePre,
     persistencePost: persistWin.mean,
     updates: learner.version,
     skippedNonFinite: learner.stats.skippedNonFinite,
@@ -434,36 +671,93 @@ export function runSineShiftTrial(
 /** Runs the experiments, writes results.json and the plots into outDir, and returns the results. */
 export async function runSineShift(options: SineShiftOptions = {}): Promise<SineShiftResults> {
   const settings = resolveSineShiftSettings(options);
-  const trials = trialsOf(settings);
+  const configs = configsOf(settings);
   const started = performance.now();
   const ticksPerTrial = settings.preTicks + settings.postTicks;
+  const selecting = settings.protocols.includes('selected');
+  const selectionTicks = selecting
+    ? configs.reduce((a, c) => a + settings.rateGrids[c.optimizer].length, 0) * settings.selectionSeeds.length * settings.preTicks
+    : 0;
+  const scoredTicks = settings.protocols.length * configs.length * settings.seeds.length * ticksPerTrial;
   const progress = new ProgressBar({
-    total: trials.length * ticksPerTrial,
+    total: selectionTicks + scoredTicks,
     unit: 'ticks',
     label: 'sine-shift',
     quiet: options.quiet ?? false,
     stream: options.progressStream,
   });
+  const onTicks = (n: number) => progress.tick(n);
 
+  let selection: RateSelection[] = [];
+  if (selecting) {
+    let k = 0;
+    selection = selectRates(settings, {
+      backend: options.backend,
+      onTicks,
+      onConfig: (c) => progress.setLabel(`select rate ${++k}/${configs.length}: ${describeConfig(c)} on the pre-shift phase`),
+    });
+  }
+  const chosen = new Map(selection.map((s) => [configKey(s), s.chosen]));
+
+  let backend: KernelBackend = options.backend ?? 'js';
+  const protocols: ProtocolResults[] = [];
+  let runs = 0;
+  for (const protocol of settings.protocols) {
+    const trials = trialsOf(settings, protocol, chosen);
+    const run = runProtocol(protocol, trials, settings, {
+      backend: options.backend,
+      onTicks,
+      onTrial: (trial, i) => progress.setLabel(`${PROTOCOL_LABELS[protocol]}: run ${i + 1}/${trials.length}: ${describeConfig(trial)} lr ${trial.lr} seed ${trial.seed}`),
+    });
+    if (run.backend) backend = run.backend;
+    runs += trials.length;
+    protocols.push(run.results);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  progress.finish(`${runs} scored runs${selecting ? ` and ${selectionTicks / settings.preTicks} pre-shift selection runs` : ''} done`);
+
+  const results0: SineShiftResults = {
+    experiment: 'sine-shift',
+    createdAt: new Date().toISOString(),
+    seconds,
+    backend,
+    settings,
+    t0: settings.preTicks,
+    selection,
+    protocols,
+    files: [],
+  };
+  const outDir = options.outDir === undefined ? join('out', 'sine-shift') : options.outDir;
+  if (outDir === null) return results0;
+  const files = await writeSineShiftArtifacts(results0, outDir);
+  return { ...results0, files };
+}
+
+function describeConfig(c: RunConfig): string {
+  return c.experiment === 'lambda-sweep' ? `lambda sweep n=${c.hiddenSize} lambda=${c.lambda}` : `${c.cell} + ${c.optimizer}`;
+}
+
+/** The scored runs of one protocol, their summaries, traces and claim verdicts. */
+function runProtocol(
+  protocol: Protocol,
+  trials: readonly TrialConfig[],
+  settings: SineShiftSettings,
+  options: { backend?: KernelBackend; onTicks: (n: number) => void; onTrial: (trial: TrialConfig, i: number) => void },
+): { results: ProtocolResults; backend: KernelBackend | null } {
   const t0 = settings.preTicks;
   const traceStart = Math.max(0, t0 - settings.traceBefore);
   const traceLength = Math.floor((t0 + settings.postTicks - 1 - traceStart) / settings.traceStride) + 1;
   const traced = traceLambdas(settings);
-  const traceSums = new Map<string, { adapt: Float64Array; frozen: Float64Array; persistence: Float64Array; runs: number }>();
-
+  const traceSums = new Map<string, { lr: number; adapt: Float64Array; frozen: Float64Array; persistence: Float64Array; runs: number }>();
   const results: TrialResult[] = [];
-  let backend: KernelBackend = options.backend ?? 'js';
-  for (let i = 0; i < trials.length; i++) {
-    const trial = trials[i];
-    const label = trial.experiment === 'lambda-sweep'
-      ? `run ${i + 1}/${trials.length}: lambda sweep n=${trial.hiddenSize} lambda=${trial.lambda} seed ${trial.seed}`
-      : `run ${i + 1}/${trials.length}: ${trial.cell} + ${trial.optimizer} seed ${trial.seed}`;
-    progress.setLabel(label);
+  let backend: KernelBackend | null = null;
+  trials.forEach((trial, i) => {
+    options.onTrial(trial, i);
     const wantTrace = trial.experiment === 'lambda-sweep' && traced.includes(trial.lambda);
     const trace = wantTrace
       ? { start: traceStart, adapt: new Float64Array(traceLength).fill(Number.NaN), frozen: new Float64Array(traceLength).fill(Number.NaN), persistence: new Float64Array(traceLength).fill(Number.NaN) }
       : undefined;
-    const result = runSineShiftTrial(trial, settings, { backend: options.backend, onTicks: (n) => progress.tick(n), trace });
+    const result = runSineShiftTrial(trial, settings, { backend: options.backend, onTicks: options.onTicks, trace });
     backend = result.backend;
     const { backend: _b, ...plain } = result;
     results.push(plain);
@@ -471,7 +765,7 @@ export async function runSineShift(options: SineShiftOptions = {}): Promise<Sine
       const key = `${trial.hiddenSize}:${trial.lambda}`;
       let sums = traceSums.get(key);
       if (!sums) {
-        sums = { adapt: new Float64Array(traceLength), frozen: new Float64Array(traceLength), persistence: new Float64Array(traceLength), runs: 0 };
+        sums = { lr: trial.lr, adapt: new Float64Array(traceLength), frozen: new Float64Array(traceLength), persistence: new Float64Array(traceLength), runs: 0 };
         traceSums.set(key, sums);
       }
       for (let k = 0; k < traceLength; k++) {
@@ -481,9 +775,7 @@ export async function runSineShift(options: SineShiftOptions = {}): Promise<Sine
       }
       sums.runs++;
     }
-  }
-  const seconds = (performance.now() - started) / 1000;
-  progress.finish(`${trials.length} runs done`);
+  });
 
   const traces: ErrorTrace[] = [];
   for (const [key, sums] of traceSums) {
@@ -492,30 +784,27 @@ export async function runSineShift(options: SineShiftOptions = {}): Promise<Sine
     traces.push({
       hiddenSize,
       lambda,
+      lr: sums.lr,
       ticks: Array.from({ length: traceLength }, (_, k) => traceStart + k * settings.traceStride),
       adapt: Array.from(sums.adapt, finite),
       frozen: Array.from(sums.frozen, finite),
       persistence: Array.from(sums.persistence, finite),
     });
   }
-
-  const results0: SineShiftResults = {
-    experiment: 'sine-shift',
-    createdAt: new Date().toISOString(),
-    seconds,
+  const lambdaSweep = summarize(results.filter((r) => r.experiment === 'lambda-sweep'));
+  const optimizerIsolation = summarize(results.filter((r) => r.experiment === 'optimizer-isolation'));
+  return {
     backend,
-    settings,
-    t0,
-    trials: results,
-    lambdaSweep: summarize(results.filter((r) => r.experiment === 'lambda-sweep')),
-    optimizerIsolation: summarize(results.filter((r) => r.experiment === 'optimizer-isolation')),
-    traces,
-    files: [],
+    results: {
+      protocol,
+      label: PROTOCOL_LABELS[protocol],
+      trials: results,
+      lambdaSweep,
+      optimizerIsolation,
+      traces,
+      claims: evaluateSineShiftClaims(lambdaSweep, optimizerIsolation, settings),
+    },
   };
-  const outDir = options.outDir === undefined ? join('out', 'sine-shift') : options.outDir;
-  if (outDir === null) return results0;
-  const files = await writeSineShiftArtifacts(results0, outDir);
-  return { ...results0, files };
 }
 
 /** The lambdas whose error around t0 is plotted: 0 and 0.95 when swept, else the smallest and largest. */
@@ -527,7 +816,7 @@ function traceLambdas(settings: SineShiftSettings): number[] {
   return lo === hi ? [lo] : [lo, hi];
 }
 
-function stat(values: readonly (number | null)[]): Stat {
+export function stat(values: readonly (number | null)[]): Stat {
   const xs = values.filter((v): v is number => v !== null && Number.isFinite(v));
   if (xs.length === 0) return { mean: null, std: null, n: 0 };
   const mean = xs.reduce((s, v) => s + v, 0) / xs.length;
@@ -535,18 +824,38 @@ function stat(values: readonly (number | null)[]): Stat {
   return { mean, std, n: xs.length };
 }
 
-/** Groups trials by configuration (all but the seed): mean and sample std over seeds. */
+/** Why a run is left out of the recovery means; null when it is in them. */
+export function dropReason(t: TrialResult): DropReason | null {
+  if (t.diverged) return 'diverged';
+  if (!t.fitted) return 'did not fit';
+  if (t.recovery === null) return 'nothing to recover';
+  return null;
+}
+
+/**
+ * Groups trials by protocol and configuration (all but the seed): mean and sample std over seeds. Recovery, residual
+ * and time to recovery are over the fitted runs only; the rest are listed in `dropped` with the reason.
+ */
 export function summarize(trials: readonly TrialResult[]): SummaryRow[] {
   const groups = new Map<string, TrialResult[]>();
   for (const t of trials) {
-    const key = `${t.experiment}|${t.cell}|${t.hiddenSize}|${t.lambda}|${t.optimizer}|${t.lr}`;
+    const key = `${t.protocol}|${configKey(t)}|${t.lr}`;
     const g = groups.get(key);
     if (g) g.push(t);
     else groups.set(key, [t]);
   }
   return [...groups.values()].map((g) => {
     const first = g[0];
+    const kept = g.filter((t) => dropReason(t) === null);
+    const dropped: DroppedRun[] = [];
+    for (const t of g) {
+      const reason = dropReason(t);
+      if (reason !== null) {
+        dropped.push({ seed: t.seed, reason, ePreOverPersistence: t.ePre !== null && t.persistencePre > 0 ? t.ePre / t.persistencePre : null });
+      }
+    }
     return {
+      protocol: first.protocol,
       experiment: first.experiment,
       cell: first.cell,
       outputBypass: first.outputBypass,
@@ -556,43 +865,109 @@ export function summarize(trials: readonly TrialResult[]): SummaryRow[] {
       lr: first.lr,
       runs: g.length,
       diverged: g.filter((t) => t.diverged).length,
-      recovery: stat(g.map((t) => (t.recovery === null ? null : 100 * t.recovery))),
-      residual: stat(g.map((t) => t.residual)),
+      fitted: g.filter((t) => t.fitted && !t.diverged).length,
+      recovery: stat(kept.map((t) => (t.recovery === null ? null : 100 * t.recovery))),
+      residual: stat(kept.map((t) => t.residual)),
       ePre: stat(g.map((t) => t.ePre)),
       eAdapt: stat(g.map((t) => t.eAdapt)),
       eFrozen: stat(g.map((t) => t.eFrozen)),
-      timeToRecovery: stat(g.map((t) => t.timeToRecovery)),
-      recovered: g.filter((t) => t.timeToRecovery !== null).length,
+      timeToRecovery: stat(kept.map((t) => t.timeToRecovery)),
+      recovered: kept.filter((t) => t.timeToRecovery !== null).length,
+      dropped,
+      notRecovered: kept.filter((t) => t.timeToRecovery === null).map((t) => t.seed),
       persistencePre: first.persistencePre,
       persistencePost: first.persistencePost,
     };
   });
 }
 
+/** A learning rate as the tables and plots print it: 3e-5, 1e-4, 0.001, 0.03, 1. */
+export const formatRate = (lr: number): string => (lr < 1e-3 ? lr.toExponential(0) : String(lr));
+const fmtRate = formatRate;
+const fmtSeeds = (seeds: readonly number[]) => {
+  const sorted = [...seeds].sort((a, b) => a - b);
+  const consecutive = sorted.length > 2 && sorted.every((s, i) => i === 0 || s === sorted[i - 1] + 1);
+  return consecutive ? `${sorted[0]}..${sorted[sorted.length - 1]}` : sorted.join(', ');
+};
+
+/** The task constants, in one line: every table and plot states them. */
+export function describeTask(settings: SineShiftSettings): string {
+  const s = settings;
+  return (
+    `task: sine, amplitude ${s.amplitude}, period ${s.periodBefore} -> ${s.periodAfter} ticks at t0 = ${s.preTicks}, ${s.postTicks} ticks after; ` +
+    `W = ${s.window}; time to recovery: MSE over the last ${s.recoveryWindow} ticks <= (1 + ${s.tolerance}) E_pre`
+  );
+}
+
+/**
+ * How the rates were set and which seeds were scored and which selected, in one line; `short` (for plot subtitles)
+ * gives each grid as its range and size.
+ */
+export function describeProtocol(settings: SineShiftSettings, protocol: Protocol, options: { short?: boolean } = {}): string {
+  const s = settings;
+  const used = [...new Set([...(s.experiments.includes('lambda-sweep') ? [s.sweepOptimizer] : []), ...(s.experiments.includes('optimizer-isolation') ? s.optimizers : [])])];
+  const scored = `scored seeds ${fmtSeeds(s.seeds)}`;
+  if (protocol === 'fixed') {
+    return `${options.short ? '' : 'protocol: '}${PROTOCOL_LABELS.fixed}: ${used.map((o) => `${o} lr ${fmtRate(s.learningRates[o])}`).join(', ')} for every configuration; ${scored}`;
+  }
+  const grid = (g: readonly number[]) => (options.short ? `${fmtRate(g[0])}..${fmtRate(g[g.length - 1])} (${g.length})` : `{${g.map(fmtRate).join(', ')}}`);
+  const grids = used.map((o) => `${o} ${grid(s.rateGrids[o])}`).join('; ');
+  if (options.short) {
+    return `${PROTOCOL_LABELS.selected}: per configuration, the lowest mean E_pre before t0 on selection seeds ${fmtSeeds(s.selectionSeeds)} (not scored), from ${grids}; ${scored}`;
+  }
+  return (
+    `protocol: ${PROTOCOL_LABELS.selected}: per configuration, the rate with the lowest mean E_pre over ${s.preTicks} pre-shift ticks alone ` +
+    `on selection seeds ${fmtSeeds(s.selectionSeeds)} (not scored; diverged = infinite, ties to the smaller rate), from ${grids}; ${scored} on the full stream`
+  );
+}
+
+/** Subtitle lines broken at '; ' to about `max` characters: a long line sets the whole figure's width. */
+function wrapLines(lines: readonly string[], max = 120): string[] {
+  const out: string[] = [];
+  for (const line of lines) {
+    let current = '';
+    for (const part of line.split('; ')) {
+      if (current !== '' && current.length + 2 + part.length > max) {
+        out.push(`${current};`);
+        current = part;
+      } else current = current === '' ? part : `${current}; ${part}`;
+    }
+    out.push(current);
+  }
+  return out;
+}
+
+/** File name suffix of a protocol's per-protocol figures: the fair protocol keeps the plain names. */
+const fileSuffix = (p: Protocol) => (p === 'fixed' ? '-fixed-rate' : '');
+
 /** Writes results.json and the PNG figures; returns the paths written. */
 export async function writeSineShiftArtifacts(results: SineShiftResults, outDir: string): Promise<string[]> {
   await mkdir(outDir, { recursive: true });
   const files: string[] = [];
   const s = results.settings;
-  const taskLine = `sine period ${s.periodBefore} -> ${s.periodAfter} ticks at t0 = ${results.t0}; ${s.postTicks} ticks after; W = ${s.window}; ${s.seeds.length} seed(s), mean +- 1 std`;
+  const taskLines = [describeTask(s), `${s.seeds.length} scored seed(s) (${fmtSeeds(s.seeds)}); means over the runs that fitted the sine before the shift (E_pre below persistence), +- 1 std`];
+  const protocolLines = results.protocols.map((p) => describeProtocol(s, p.protocol, { short: true }));
+  const sweeps = results.protocols.filter((p) => p.lambdaSweep.length > 0);
 
-  if (results.lambdaSweep.length > 0) {
-    const points: ErrorBarPoint[] = results.lambdaSweep
-      .filter((r) => r.recovery.mean !== null)
-      .map((r) => ({
-        x: r.lambda,
-        y: r.recovery.mean as number,
-        lo: (r.recovery.mean as number) - (r.recovery.std ?? 0),
-        hi: (r.recovery.mean as number) + (r.recovery.std ?? 0),
-        series: `n = ${r.hiddenSize}`,
-      }));
+  if (sweeps.length > 0) {
+    const seriesName = (p: ProtocolResults, n: number) => `n = ${n}, ${p.label}`;
+    const points: ErrorBarPoint[] = sweeps.flatMap((p) =>
+      p.lambdaSweep
+        .filter((r) => r.recovery.mean !== null)
+        .map((r) => ({
+          x: r.lambda,
+          y: r.recovery.mean as number,
+          lo: (r.recovery.mean as number) - (r.recovery.std ?? 0),
+          hi: (r.recovery.mean as number) + (r.recovery.std ?? 0),
+          series: seriesName(p, r.hiddenSize),
+        })));
     const spec = lineChartWithErrorBars(
       {
         title: 'Recovery vs trace decay lambda (tanh RNN, immediate derivatives, RMSprop)',
-        subtitle: [taskLine, `RMSprop lr ${s.learningRates[s.sweepOptimizer]} for every lambda; recovery = (E_frozen - E_adapt) / (E_frozen - E_pre)`],
+        subtitle: wrapLines([...taskLines, ...protocolLines, 'a lambda whose runs all did not fit is not drawn; recovery = (E_frozen - E_adapt) / (E_frozen - E_pre)']),
         xTitle: 'trace decay lambda',
         yTitle: 'recovery (%)',
-        seriesTitle: 'hidden size',
+        seriesTitle: 'n, protocol',
         xOrdinal: true,
         rule: { y: 100, label: 'back to pre-shift error' },
       },
@@ -601,22 +976,23 @@ export async function writeSineShiftArtifacts(results: SineShiftResults, outDir:
     files.push((await renderVegaLitePng(spec, join(outDir, 'recovery-vs-lambda.png'))).path);
 
     // The ratio saturates and misleads when E_pre itself is poor, so the residual goes beside it (DESIGN.md 5).
-    const residualPoints: ErrorBarPoint[] = results.lambdaSweep.flatMap((r) => {
-      const values = results.trials
-        .filter((t) => t.experiment === 'lambda-sweep' && t.hiddenSize === r.hiddenSize && t.lambda === r.lambda && t.residual !== null)
-        .map((t) => t.residual as number)
-        .filter((v) => v > 0);
-      if (values.length === 0) return [];
-      const geo = Math.exp(values.reduce((acc, v) => acc + Math.log(v), 0) / values.length);
-      return [{ x: r.lambda, y: geo, lo: Math.min(...values), hi: Math.max(...values), series: `n = ${r.hiddenSize}` }];
-    });
+    const residualPoints: ErrorBarPoint[] = sweeps.flatMap((p) =>
+      p.lambdaSweep.flatMap((r) => {
+        const values = p.trials
+          .filter((t) => t.experiment === 'lambda-sweep' && t.hiddenSize === r.hiddenSize && t.lambda === r.lambda && dropReason(t) === null && t.residual !== null)
+          .map((t) => t.residual as number)
+          .filter((v) => v > 0);
+        if (values.length === 0) return [];
+        const geo = Math.exp(values.reduce((acc, v) => acc + Math.log(v), 0) / values.length);
+        return [{ x: r.lambda, y: geo, lo: Math.min(...values), hi: Math.max(...values), series: seriesName(p, r.hiddenSize) }];
+      }));
     const residualSpec = lineChartWithErrorBars(
       {
         title: 'Residual E_adapt / E_pre vs trace decay lambda (1 = as good as before the shift)',
-        subtitle: [taskLine.replace('mean +- 1 std', 'geometric mean, bars min..max'), 'read beside E_pre: a learner that never learned before the shift has a small residual too (see the tables)'],
+        subtitle: wrapLines([describeTask(s), 'geometric mean over the runs that fitted the sine before the shift, bars min..max', ...protocolLines]),
         xTitle: 'trace decay lambda',
         yTitle: 'residual E_adapt / E_pre (log scale)',
-        seriesTitle: 'hidden size',
+        seriesTitle: 'n, protocol',
         xOrdinal: true,
         yLog: true,
         rule: { y: 1, label: 'pre-shift error' },
@@ -626,72 +1002,80 @@ export async function writeSineShiftArtifacts(results: SineShiftResults, outDir:
     files.push((await renderVegaLitePng(residualSpec, join(outDir, 'residual-vs-lambda.png'))).path);
   }
 
-  for (const n of [...new Set(results.traces.map((t) => t.hiddenSize))]) {
-    const points: SeriesPoint[] = [];
-    const order: string[] = [];
-    for (const tr of results.traces.filter((t) => t.hiddenSize === n).sort((a, b) => a.lambda - b.lambda)) {
-      const adaptName = `adapting, lambda = ${tr.lambda}`;
-      const frozenName = `frozen at t0, lambda = ${tr.lambda}`;
-      order.push(adaptName, frozenName);
-      tr.ticks.forEach((t, k) => {
-        const a = tr.adapt[k];
-        const f = tr.frozen[k];
-        if (a !== null && a > 0) points.push({ t, value: a, series: adaptName });
-        if (f !== null && f > 0) points.push({ t, value: f, series: frozenName });
-      });
+  for (const p of results.protocols) {
+    for (const n of [...new Set(p.traces.map((t) => t.hiddenSize))]) {
+      const points: SeriesPoint[] = [];
+      const order: string[] = [];
+      for (const tr of p.traces.filter((t) => t.hiddenSize === n).sort((a, b) => a.lambda - b.lambda)) {
+        const adaptName = `adapting, lambda = ${tr.lambda} (lr ${fmtRate(tr.lr)})`;
+        const frozenName = `frozen at t0, lambda = ${tr.lambda} (lr ${fmtRate(tr.lr)})`;
+        order.push(adaptName, frozenName);
+        tr.ticks.forEach((t, k) => {
+          const a = tr.adapt[k];
+          const f = tr.frozen[k];
+          if (a !== null && a > 0) points.push({ t, value: a, series: adaptName });
+          if (f !== null && f > 0) points.push({ t, value: f, series: frozenName });
+        });
+      }
+      const persist = p.traces.find((t) => t.hiddenSize === n);
+      if (persist) {
+        order.push('persistence (x_t)');
+        persist.ticks.forEach((t, k) => {
+          const v = persist.persistence[k];
+          if (v !== null && v > 0) points.push({ t, value: v, series: 'persistence (x_t)' });
+        });
+      }
+      const spec = timeSeriesChart(
+        {
+          title: `Windowed MSE around the frequency shift (tanh RNN, n = ${n}; ${p.label})`,
+          subtitle: wrapLines([`MSE over the last ${s.traceWindow} ticks, every ${s.traceStride} ticks, mean over ${s.seeds.length} scored seed(s) (every run, fitted or not)`, describeTask(s), describeProtocol(s, p.protocol, { short: true })]),
+          xTitle: 'tick',
+          yTitle: `MSE (last ${s.traceWindow} ticks, log scale)`,
+          seriesTitle: 'predictor',
+          seriesOrder: order,
+          ruleAt: results.t0,
+          ruleLabel: 'shift (t0)',
+          yLog: true,
+        },
+        points,
+      );
+      files.push((await renderVegaLitePng(spec, join(outDir, `error-around-shift-n${n}${fileSuffix(p.protocol)}.png`))).path);
     }
-    const persist = results.traces.find((t) => t.hiddenSize === n);
-    if (persist) {
-      order.push('persistence (x_t)');
-      persist.ticks.forEach((t, k) => {
-        const p = persist.persistence[k];
-        if (p !== null && p > 0) points.push({ t, value: p, series: 'persistence (x_t)' });
-      });
-    }
-    const spec = timeSeriesChart(
-      {
-        title: `Windowed MSE around the frequency shift (tanh RNN, n = ${n})`,
-        subtitle: [`MSE over the last ${s.traceWindow} ticks, every ${s.traceStride} ticks, mean over ${s.seeds.length} seed(s); ${taskLine.split(';')[0]}`],
-        xTitle: 'tick',
-        yTitle: `MSE (last ${s.traceWindow} ticks, log scale)`,
-        seriesTitle: 'predictor',
-        seriesOrder: order,
-        ruleAt: results.t0,
-        ruleLabel: 'shift (t0)',
-        yLog: true,
-      },
-      points,
-    );
-    files.push((await renderVegaLitePng(spec, join(outDir, `error-around-shift-n${n}.png`))).path);
   }
 
-  if (results.optimizerIsolation.length > 0) {
-    const rows = results.optimizerIsolation;
+  for (const p of results.protocols) {
+    if (p.optimizerIsolation.length === 0) continue;
+    const rows = p.optimizerIsolation;
     const groupName = (r: SummaryRow) => (r.outputBypass ? `${r.cell} (bypass)` : r.cell);
+    const category = (r: SummaryRow) => (p.protocol === 'fixed' ? `${r.optimizer} (lr ${fmtRate(r.lr)})` : r.optimizer);
     const bars: BarDatum[] = rows
       .filter((r) => r.recovery.mean !== null)
       .map((r) => ({
         group: groupName(r),
-        category: `${r.optimizer} (lr ${r.lr})`,
+        category: category(r),
         value: r.recovery.mean as number,
         lo: (r.recovery.mean as number) - (r.recovery.std ?? 0),
         hi: (r.recovery.mean as number) + (r.recovery.std ?? 0),
       }));
     const spec = groupedBarChart(
       {
-        title: `Optimizer isolation at lambda = 0 (immediate derivatives, n = ${s.isolationHiddenSize})`,
-        subtitle: [taskLine, '"(bypass)": the readout has an input-to-output bypass; learning rates fixed per optimizer, not tuned per cell'],
+        title: `Optimizer isolation at lambda = 0 (immediate derivatives, n = ${s.isolationHiddenSize}; ${p.label})`,
+        subtitle: wrapLines([
+          ...taskLines,
+          describeProtocol(s, p.protocol, { short: true }),
+          '"(bypass)": the readout has an input-to-output bypass; a missing bar: no run of that cell and optimizer fitted the sine before the shift',
+        ]),
         xTitle: 'cell',
         yTitle: 'recovery (%)',
         categoryTitle: 'optimizer',
         groupOrder: [...new Set(rows.map(groupName))],
-        categoryOrder: [...new Set(rows.map((r) => `${r.optimizer} (lr ${r.lr})`))],
+        categoryOrder: [...new Set(rows.map(category))],
         rule: { y: 100, label: '' },
         width: 760,
       },
       bars,
     );
-    files.push((await renderVegaLitePng(spec, join(outDir, 'optimizer-isolation.png'))).path);
+    files.push((await renderVegaLitePng(spec, join(outDir, `optimizer-isolation${fileSuffix(p.protocol)}.png`))).path);
   }
 
   const jsonPath = join(outDir, 'results.json');
