@@ -18,7 +18,8 @@ import type { LearnerSpec } from '../src/learners/learner.js';
 import { detectDrift, NORMALIZER_HALF_LIFE_TICKS, NORMALIZER_WARM_UP_TICKS } from '../src/streams/detect-drift.js';
 import { RefusedStreams } from '../src/streams/refused-streams.js';
 import { StreamDetectorBank, detectionConfig } from '../src/streams/stream-detector-bank.js';
-import { CHANNEL_STATISTICS_DECAY, CHANNEL_STATISTICS_WARM_UP_TICKS, detectInputDrift } from '../src/streams/detect-input-drift.js';
+import { CHANNEL_STATISTICS_DECAY, CHANNEL_STATISTICS_WARM_UP_TICKS } from '../src/streams/channel-novelty.js';
+import { detectInputDrift } from '../src/streams/detect-input-drift.js';
 import type {
   DriftMarker, LabelEvent, RecoveryReport, Rejection, ScoredTick, StreamInput, StreamOutput, TickEvent,
 } from '../src/streams/messages.js';
