@@ -21,6 +21,10 @@ usage:
   driftline reproduce bci [--jango DIR] [--seeds N] [--protocols A1,A2,A5,B,C,D] [--quick] [--out DIR]
       BCI decoders across a recording-session boundary under four label protocols, beside persistence:
       tables, PNG plots, summary.md (default data: the embedded motor-cortex simulator)
+  driftline reproduce drift [--jango DIR] [--seeds N] [--quick] [--out DIR]
+      drift detectors with River's defaults and calibrated to a false-alarm budget, on the decoder's error and
+      on its inputs across an undeclared session boundary: false alarms per 10 min, delay, beside a periodic
+      alarm; the calibration checked on null streams
   driftline checkpoint inspect FILE [--json]
       what a checkpoint file holds (stream, lastSeq, version, learner spec, parts), or its defect (exit 1)
   driftline bench [section ...]

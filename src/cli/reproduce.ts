@@ -7,6 +7,7 @@ import {
 } from '../reproduce/sine-shift.js';
 import type { ClaimVerdict } from '../reproduce/sine-shift-claims.js';
 import type { BciResults } from '../reproduce/bci.js';
+import type { DriftResults } from '../reproduce/drift.js';
 
 /**
  * `driftline reproduce <experiment> [options]`: re-runs a paper's experiment, prints its tables on stdout and
@@ -14,13 +15,14 @@ import type { BciResults } from '../reproduce/bci.js';
  *
  *   driftline reproduce sine-shift [--quick] [--seeds N] [--protocol fixed|selected|both] [--out DIR] [--quiet]
  *   driftline reproduce bci [--jango DIR] [--seeds N] [--protocols LIST] [--decoders LIST] [--quick] [--out DIR]
+ *   driftline reproduce drift [--jango DIR] [--seeds N] [--quick] [--out DIR]
  */
 export interface CommandIO {
   readonly stdout: { write(chunk: string): unknown };
   readonly stderr: ProgressStream;
 }
 
-export const experiments = ['sine-shift', 'bci'] as const;
+export const experiments = ['sine-shift', 'bci', 'drift'] as const;
 
 const usage = `usage: driftline reproduce <experiment> [options]
 
@@ -28,6 +30,9 @@ experiments:
   sine-shift   "Temporal Credit Is Free": recovery after a sine frequency shift (lambda sweep, optimizer isolation)
   bci          decoders across a recording-session boundary (calibrate, late labels, intermittent, no labels);
                its own options: driftline reproduce bci --help
+  drift        drift detectors (River defaults, calibrated) on the decoder's error and on its inputs across an
+               undeclared session boundary: false alarms per 10 min and delay, beside a periodic alarm; the
+               calibration checked on null streams; its own options: driftline reproduce drift --help
 
 sine-shift options:
   --protocol P  selected: each configuration's rate chosen on the pre-shift phase only, on selection seeds
@@ -47,13 +52,22 @@ export class UsageError extends Error {
 export async function reproduceCommand(
   args: string[],
   io: CommandIO = { stdout: process.stdout, stderr: process.stderr },
-): Promise<SineShiftResults | BciResults | undefined> {
+): Promise<SineShiftResults | BciResults | DriftResults | undefined> {
   if (args[0] === 'bci') {
     const { reproduceBciCommand, BciUsageError } = await import('./reproduce-bci.js');
     try {
       return await reproduceBciCommand(args.slice(1), io);
     } catch (err) {
       if (err instanceof BciUsageError) throw new UsageError(err.message);
+      throw err;
+    }
+  }
+  if (args[0] === 'drift') {
+    const { reproduceDriftCommand, DriftUsageError } = await import('./reproduce-drift.js');
+    try {
+      return await reproduceDriftCommand(args.slice(1), io);
+    } catch (err) {
+      if (err instanceof DriftUsageError) throw new UsageError(err.message);
       throw err;
     }
   }
