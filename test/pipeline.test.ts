@@ -374,5 +374,7 @@ describe('pipeline: the default drift detection of driftline run (issue 16)', ()
     assert.deepEqual(calibrated.filter((m) => m.seq <= jumpAt).map((m) => m.seq), []);
     const first = calibrated.find((m) => m.seq > jumpAt);
     assert.ok(first !== undefined && first.seq - jumpAt <= 60, `the jump at ${jumpAt} detected at ${first?.seq}`);
+    // Markers and metrics name the detector calibration runs, not just 'calibrated'.
+    assert.equal(first.source, 'calibrated-page-hinkley');
   });
 });

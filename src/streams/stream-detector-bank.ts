@@ -12,7 +12,7 @@ export interface DetectionConfig {
   /** The operator's name, for messages. */
   readonly name: string;
   readonly specs: readonly DetectorSpec[];
-  /** The marker source of each spec: prefix + kind. */
+  /** The marker source of each spec: prefix + detectorName (e.g. 'input-calibrated-page-hinkley'). */
   readonly sources: readonly string[];
   readonly emit: (marker: DriftMarker) => void;
   readonly cooldownTicks: number;
@@ -55,7 +55,12 @@ export function detectionConfig(
     throw new RangeError(`${name}: maxStreams must be a positive integer or Infinity, got ${String(maxStreams)}`);
   }
   const specs = [...detectors];
-  return { name, specs, sources: specs.map((s) => `${sourcePrefix}${s.kind}`), emit, cooldownTicks, maxStreams };
+  return { name, specs, sources: specs.map((s) => `${sourcePrefix}${detectorName(s)}`), emit, cooldownTicks, maxStreams };
+}
+
+/** What markers and metrics call a detector: its kind, and for a calibrated one the kind it calibrates too. */
+export function detectorName(spec: DetectorSpec): string {
+  return spec.kind === 'calibrated' ? `calibrated-${spec.detector.kind}` : spec.kind;
 }
 
 /** `StreamDetectorBank` answer: the stream is watched. */
