@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: makes sure the package is installed and built, starts the real services the tests need (the Kafka
-// broker through scripts/kafka/broker.sh, Debian's prometheus when missing), runs every test file with Node's test runner, and stops what it started.
+// broker through scripts/kafka/broker.sh, Debian's prometheus and chromium when missing), runs every test file with Node's test runner, and stops what it started.
 // A service that cannot be had is reported, and only the tests that need it skip, each printing why. With
 // DRIFTLINE_REQUIRE_ALL_PARTS=1 (set by .ci/run) any skipped test fails the run.
 import { spawn, spawnSync } from 'node:child_process';
@@ -56,6 +56,11 @@ if (env.DRIFTLINE_KAFKA_BROKERS) {
 // (root with apt-get); the tests start and stop their own server. When it cannot be had they skip, saying why.
 if (env.DRIFTLINE_NO_PROMETHEUS !== '1' && run('bash', ['scripts/prometheus/prometheus.sh', 'install']).code !== 0) {
   log('Prometheus is not installed and could not be installed: the tests that need it will skip');
+}
+
+// Chromium for the browser tests, the same way (scripts/chromium/chromium.sh); the tests launch it themselves.
+if (env.DRIFTLINE_NO_CHROMIUM !== '1' && run('bash', ['scripts/chromium/chromium.sh', 'install']).code !== 0) {
+  log('Chromium is not installed and could not be installed: the browser tests will skip');
 }
 
 function findTests(dir) {
