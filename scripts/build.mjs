@@ -2,11 +2,13 @@
 // Build driftline:
 //   1. compile the AssemblyScript SIMD kernels (src/learners/kernels/assembly/kernels.ts) to build/kernels.wasm;
 //   2. compile the TypeScript sources to dist/ with `tsc -p tsconfig.json`
-//      (skipped when DRIFTLINE_BUILD_KERNELS_ONLY=1).
+//      (skipped when DRIFTLINE_BUILD_KERNELS_ONLY=1);
+//   3. put the dashboard page (src/dashboard/page) and uPlot's browser build (node_modules/uplot/dist) into
+//      build/dashboard, which the dashboard serves: bundled here, never fetched from a CDN.
 // Plain Node ESM, no dependencies beyond node_modules (assemblyscript, typescript). Run by `npm run build` and by
 // `prepare` (so `npm ci` on a clean clone builds). Exits non-zero on any failure.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,7 +85,24 @@ function buildTypeScript() {
   log('wrote dist/');
 }
 
+function buildDashboard() {
+  const out = join(root, 'build', 'dashboard');
+  mkdirSync(out, { recursive: true });
+  const page = join(root, 'src', 'dashboard', 'page');
+  for (const name of readdirSync(page)) copyFileSync(join(page, name), join(out, name));
+  const require = createRequire(import.meta.url);
+  let uplotDist;
+  try {
+    uplotDist = dirname(require.resolve('uplot/dist/uPlot.iife.min.js'));
+  } catch {
+    fail('cannot find uplot (a devDependency: run `npm ci`)');
+  }
+  for (const name of ['uPlot.iife.min.js', 'uPlot.min.css']) copyFileSync(join(uplotDist, name), join(out, name));
+  log(`wrote build/dashboard (${readdirSync(out).join(', ')})`);
+}
+
 process.chdir(root);
 await buildKernels();
+buildDashboard();
 buildTypeScript();
 log('done');

@@ -250,6 +250,16 @@ test('driftline run: sources.websocket.token guards /metrics too, and refused sc
     assert.equal((await get(port, '/healthz')).status, 200);
     assert.equal(await upgrade(Number(new URL(service.ingestUrl).port), '/ingest'), 401);
     assert.equal(await upgrade(Number(new URL(service.ingestUrl).port), '/ingest', authHeader('right')), 101);
+    // The dashboard follows the predictions path: its page loads (it holds no data and explains a refusal), its data
+    // needs the token, as a header or as ?token= (a browser's EventSource cannot set headers).
+    assert.equal(service.dashboardUrl, `${new URL(service.metricsUrl).origin}/dashboard`);
+    assert.equal((await get(port, '/dashboard')).status, 200);
+    const refused = await get(port, '/dashboard/api/streams');
+    assert.equal(refused.status, 401);
+    assert.match(refused.body, /needs the token of the predictions path/);
+    assert.equal((await get(port, '/dashboard/api/streams?token=wrong-token-of-some-length')).status, 401);
+    assert.equal((await get(port, `/dashboard/api/streams?token=${TOKEN}`)).status, 200);
+    assert.equal((await get(port, '/dashboard/api/streams', authHeader('right'))).status, 200);
   } finally {
     await service.stop();
   }

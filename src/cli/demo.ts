@@ -5,6 +5,8 @@ import type { DetectorSpec } from '../drift/detector.js';
 import type { Learner, LearnerSpec } from '../learners/learner.js';
 import { rmsprop } from '../learners/optim/transform.js';
 import { DriftlineMetrics } from '../metrics/driftline-metrics.js';
+import { createDashboardRoutes } from '../dashboard/dashboard-routes.js';
+import { DashboardFeed } from '../dashboard/dashboard-feed.js';
 import { createMetricsRegistry } from '../metrics/registry.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
 import type { HoldoutSpec } from '../streams/holdout.js';
@@ -83,8 +85,10 @@ export interface DemoOptions {
   /** Fraction of every session, at its end, whose labels are withheld from the learner (0: no holdout). */
   readonly holdout: number;
   readonly detector: DemoDetector;
-  /** Serve /metrics on 127.0.0.1 at this port while the demo runs (0: any free port); undefined: off. */
+  /** Serve /metrics (and the dashboard) on 127.0.0.1 at this port while the demo runs (0 or undefined: any free port). */
   readonly metricsPort?: number;
+  /** Serve the live dashboard at /dashboard (default true; --no-dashboard turns it off). */
+  readonly dashboard?: boolean;
   readonly hiddenSize: number;
   readonly lr: number;
   readonly quiet: boolean;
@@ -142,8 +146,10 @@ export interface DemoSummary {
   readonly events: readonly DriftEventSummary[];
   /** Input the pipeline refused, by reason (none expected from the simulator). */
   readonly rejections: Readonly<Record<string, number>>;
-  /** The metrics URL while the demo ran, with --metrics-port. */
+  /** The metrics URL while the demo ran, with --metrics-port or the dashboard. */
   readonly metricsUrl?: string;
+  /** The dashboard's URL while the demo ran, unless --no-dashboard. */
+  readonly dashboardUrl?: string;
 }
 
 const STREAM = 'demo';
@@ -152,7 +158,7 @@ const DEFAULT_RATE = 2000;
 const MAX_RECOVERY_TICKS = 5000;
 
 const usage = `usage: driftline demo [--ticks N] [--rate HZ] [--seed S] [--label-delay D] [--session N] [--window W]
-                      [--holdout F] [--detector page-hinkley|adwin|none] [--metrics-port P] [--quiet]
+                      [--holdout F] [--detector page-hinkley|adwin|none] [--metrics-port P] [--no-dashboard] [--quiet]
 
   --ticks N          ticks to stream (default: 30 s at the rate; 60,000 at 2,000/s)
   --rate HZ          ticks per second (default 2000; 0 = as fast as possible, event time still at 2000/s)
@@ -166,6 +172,7 @@ const usage = `usage: driftline demo [--ticks N] [--rate HZ] [--seed S] [--label
   --detector KIND    drift detector on the learner's error: page-hinkley (default), adwin or none
   --metrics-port P   serve Prometheus metrics on http://127.0.0.1:P/metrics while the demo runs
                      (0 = any free port; default off)
+  --no-dashboard     no live dashboard (by default served at http://127.0.0.1:P/dashboard while the demo runs)
   --quiet            no live line
 `;
 
@@ -187,6 +194,7 @@ export async function demoCommand(args: string[], io: DemoIO = { stdout: process
         holdout: { type: 'string' },
         detector: { type: 'string' },
         'metrics-port': { type: 'string' },
+        'no-dashboard': { type: 'boolean', default: false },
         quiet: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -229,6 +237,7 @@ export async function demoCommand(args: string[], io: DemoIO = { stdout: process
     holdout,
     detector,
     ...(metricsPort !== undefined ? { metricsPort } : {}),
+    dashboard: !values['no-dashboard'],
     hiddenSize: 64,
     lr: 1e-3,
     quiet: values.quiet,
@@ -319,7 +328,8 @@ export async function runDemo(o: DemoOptions, io: DemoIO): Promise<DemoSummary> 
     maxLabelDelay,
   };
 
-  const registry = o.metricsPort !== undefined ? createMetricsRegistry() : undefined;
+  const dashboard = o.dashboard ?? true;
+  const registry = o.metricsPort !== undefined || dashboard ? createMetricsRegistry() : undefined;
   const metrics = registry !== undefined ? new DriftlineMetrics(registry, { maxStreams: 1 }) : undefined;
   const pipeline = createPipeline({
     pool: { spec, maxStreams: 1, allowedStreams: [STREAM] },
@@ -333,16 +343,35 @@ export async function runDemo(o: DemoOptions, io: DemoIO): Promise<DemoSummary> 
   });
   const meterWindow = Math.min(o.window, o.recoveryTicks);
 
+  const feed = dashboard ? new DashboardFeed() : undefined;
+  const routes = feed !== undefined
+    ? createDashboardRoutes({
+      feed,
+      describe: (stream) => {
+        const l = pipeline.pool.peek(stream);
+        return l === undefined ? undefined : { learner: `tanh-rnn n = ${o.hiddenSize}, immediate, rmsprop lr ${o.lr}`, stateBytes: l.stateBytes };
+      },
+    })
+    : undefined;
   let metricsServer: MetricsServer | undefined;
   let metricsUrl: string | undefined;
+  let dashboardUrl: string | undefined;
   if (registry !== undefined) {
     try {
-      metricsServer = await startMetricsServer({ registry, host: '127.0.0.1', port: o.metricsPort ?? 0 });
+      metricsServer = await startMetricsServer({
+        registry, host: '127.0.0.1', port: o.metricsPort ?? 0,
+        ...(routes !== undefined ? { routes: routes.handle, onClose: routes.close } : {}),
+      });
     } catch (err) {
+      routes?.close();
       throw new Error(`--metrics-port ${String(o.metricsPort)}: the metrics endpoint could not start: ${(err as Error).message}`);
     }
     metricsUrl = `${metricsServer.url}/metrics`;
     io.stdout.write(`metrics: ${metricsUrl} (Prometheus text format, while the demo runs)\n`);
+    if (routes !== undefined) {
+      dashboardUrl = `${metricsServer.url}/dashboard?stream=${encodeURIComponent(STREAM)}`;
+      io.stdout.write(`dashboard: ${dashboardUrl} (live while the demo runs)\n`);
+    }
   }
 
   const learning = new TrackTotals();
@@ -416,6 +445,7 @@ export async function runDemo(o: DemoOptions, io: DemoIO): Promise<DemoSummary> 
 
   const onOutput = (out: PipelineOutput) => {
     metrics?.observe(out);
+    feed?.observe(out);
     switch (out.kind) {
       case 'prediction':
         ticks = out.seq + 1;
@@ -532,6 +562,7 @@ export async function runDemo(o: DemoOptions, io: DemoIO): Promise<DemoSummary> 
     events,
     rejections,
     ...(metricsUrl !== undefined ? { metricsUrl } : {}),
+    ...(dashboardUrl !== undefined ? { dashboardUrl } : {}),
   };
   io.stdout.write(formatDemoSummary(summary));
   return summary;

@@ -2,6 +2,8 @@ import { parseArgs } from 'node:util';
 import { Subject, type Subscription } from 'rxjs';
 import { startWebSocketServer, type DriftlineWebSocketServer, type WsLogger } from '../adapters/websocket/server.js';
 import { DEFAULT_MAX_STREAMS, DriftlineMetrics } from '../metrics/driftline-metrics.js';
+import { createDashboardRoutes } from '../dashboard/dashboard-routes.js';
+import { DashboardFeed } from '../dashboard/dashboard-feed.js';
 import { createMetricsRegistry } from '../metrics/registry.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
 import type { CheckpointMeta, StoredCheckpoint } from '../streams/checkpoint-store.js';
@@ -53,10 +55,12 @@ export interface RunIO {
   readonly exit?: (code: number) => void;
 }
 
-const usage = `usage: driftline run --config FILE
+const usage = `usage: driftline run --config FILE [--no-dashboard]
 
   --config, -c FILE   the YAML (or JSON) configuration: streams, learner, sources.websocket, evaluation,
                       drift, checkpoint, metrics, log (see examples/configs/)
+  --no-dashboard      no live dashboard (by default at the metrics address, /dashboard; same token as the
+                      predictions path)
 
 Logs are JSON lines on stderr. SIGINT or SIGTERM stops cleanly (checkpoints flushed); a second one exits at once.
 `;
@@ -69,7 +73,11 @@ export async function runCommand(args: string[], io: RunIO = { stdout: process.s
       args,
       strict: true,
       allowPositionals: false,
-      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h', default: false } },
+      options: {
+        config: { type: 'string', short: 'c' },
+        'no-dashboard': { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
     }));
   } catch (err) {
     io.stderr.write(`driftline run: ${(err as Error).message}\n\n${usage}`);
@@ -125,7 +133,7 @@ export async function runCommand(args: string[], io: RunIO = { stdout: process.s
   signals.on('SIGTERM', onSignal);
   try {
     try {
-      service = await startDriftline(config, { logger });
+      service = await startDriftline(config, { logger, dashboard: !values['no-dashboard'] });
     } catch (err) {
       // Start-up problems are the operator's to fix (a port in use, a directory that cannot be written): one
       // line that says what and where, not a stack trace.
@@ -158,6 +166,8 @@ export interface StartOptions {
    * edge still validates by the config, so whatever the pipeline refuses beyond that is answered to the sender.
    */
   readonly pipelineOptions?: (fromConfig: PipelineOptions) => PipelineOptions;
+  /** Serve the live dashboard at the metrics address, /dashboard (default true). */
+  readonly dashboard?: boolean;
 }
 
 /** A started service. */
@@ -167,6 +177,8 @@ export interface RunningDriftline {
   readonly predictionsUrl: string;
   /** e.g. http://127.0.0.1:9464/metrics */
   readonly metricsUrl: string;
+  /** e.g. http://127.0.0.1:9464/dashboard; undefined with the dashboard off. */
+  readonly dashboardUrl?: string;
   readonly metrics: DriftlineMetrics;
   readonly pipeline: Pipeline;
   /** Stops cleanly (idempotent); resolves when stopped. */
@@ -308,6 +320,17 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
   await warmUp(learnerSpecOf(config));
 
   let ready = false;
+  // The dashboard follows the predictions path's auth; where that has no token, the metrics' (if any) still
+  // guards it, so a dashboard on a non-loopback metrics address is never open.
+  const dashboardFeed = options.dashboard === false ? undefined : new DashboardFeed({ maxStreams: Math.min(config.streams.maxStreams, DEFAULT_MAX_STREAMS) });
+  const describeStream = (stream: string) => {
+    const learner = pipeline.pool.peek(stream);
+    return learner === undefined ? undefined : { learner: describeLearner(config), stateBytes: learner.stateBytes };
+  };
+  const dashboardToken = config.sources.websocket?.token ?? config.metrics.token;
+  const dashboard = dashboardFeed === undefined
+    ? undefined
+    : createDashboardRoutes({ feed: dashboardFeed, describe: describeStream, ...(dashboardToken !== undefined ? { token: dashboardToken } : {}), onUnauthorized: () => metrics.recordRejection('unauthorized') });
   const metricsServer: MetricsServer = await startMetricsServer({
     registry,
     host: config.metrics.host,
@@ -316,6 +339,7 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
     // One token guards every endpoint unless the metrics get their own.
     token: config.metrics.token ?? config.sources.websocket?.token,
     onUnauthorized: () => metrics.recordRejection('unauthorized'),
+    ...(dashboard !== undefined ? { routes: dashboard.handle, onClose: dashboard.close } : {}),
   });
   const wsLogger: WsLogger = {
     warn: (obj, msg) => warnings.warn(String((obj as { reason?: unknown }).reason ?? 'websocket'), obj, msg ?? 'driftline ws warning'),
@@ -366,6 +390,7 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
 
   const onOutput = (out: PipelineOutput) => {
     metrics.observe(out);
+    dashboardFeed?.observe(out);
     switch (out.kind) {
       case 'prediction':
         // Written before the prediction can leave: after a crash the next run knows what was predicted.
@@ -545,11 +570,13 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
   const ingestUrl = `${server.address.url}/ingest`;
   const predictionsUrl = `${server.address.url}/predictions`;
   const metricsUrl = `${metricsServer.url}/metrics`;
+  const dashboardUrl = dashboard === undefined ? undefined : `${metricsServer.url}/dashboard`;
   log.info(
     {
       ingest: ingestUrl,
       predictions: predictionsUrl,
       metrics: metricsUrl,
+      ...(dashboardUrl !== undefined ? { dashboard: dashboardUrl } : {}),
       streams: { inputSize: shape.inputSize, outputSize: shape.outputSize, maxStreams: config.streams.maxStreams },
       learner: describeLearner(config),
     },
@@ -559,6 +586,7 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
     ingestUrl,
     predictionsUrl,
     metricsUrl,
+    ...(dashboardUrl !== undefined ? { dashboardUrl } : {}),
     metrics,
     pipeline,
     stop,

@@ -32,6 +32,13 @@ export interface MetricsServerOptions {
   readonly token?: string | undefined;
   /** Called once per /metrics request refused for a missing or wrong token (e.g. to count it). */
   readonly onUnauthorized?: () => void;
+  /**
+   * More routes on the same port (the dashboard's): called for a path that is not one of the above; true when it
+   * answered, false to let the server answer 404. It does its own authorization.
+   */
+  readonly routes?: (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
+  /** Called first on close(), before the server stops (e.g. to end long-lived responses it cannot close itself). */
+  readonly onClose?: () => void;
 }
 
 export interface MetricsServer {
@@ -44,7 +51,7 @@ export interface MetricsServer {
 const PATHS = new Set(['/metrics', '/healthz', '/readyz']);
 
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
-  const { registry, host = '127.0.0.1', port = 0, ready = () => true, token, onUnauthorized } = options;
+  const { registry, host = '127.0.0.1', port = 0, ready = () => true, token, onUnauthorized, routes, onClose } = options;
   if (token !== undefined && token.length === 0) {
     throw new Error('driftline metrics: metrics.token is empty; give a token of at least 16 characters or leave it out on a loopback host');
   }
@@ -61,7 +68,10 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (!PATHS.has(path)) return send(res, 404, 'not found\n');
+    if (!PATHS.has(path)) {
+      if (routes?.(req, res, path) === true) return;
+      return send(res, 404, 'not found\n');
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       return send(res, 405, 'method not allowed\n');
@@ -120,6 +130,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     port: address.port,
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve, reject) => {
+        onClose?.();
         server.close((err) => (err ? reject(err) : resolve()));
         server.closeIdleConnections();
       });
