@@ -1,4 +1,4 @@
-// `npm run bench [-- [--quick] [tick] [memory] [state] [ws] [service]]`: runs the named benchmark sections (all by default) and
+// `npm run bench [-- [--quick] [tick] [memory] [state] [ws] [service] [dashboard]]`: runs the named benchmark sections (all by default) and
 // prints each as an aligned text table, then a summary of the targets. Benchmarks print; they do not fail on a
 // missed target (the exit code is non-zero only when a section could not run).
 //
@@ -14,10 +14,11 @@ import { machineLines, passFail, printTable, type BenchOptions, type TargetResul
 import { runMemory } from './memory.js';
 import { runState } from './state.js';
 import { runTick } from './tick.js';
+import { runDashboard } from './dashboard.js';
 import { runServiceLatency } from './service-latency.js';
 import { runWs } from './ws.js';
 
-const SECTIONS = ['tick', 'memory', 'state', 'ws', 'service'] as const;
+const SECTIONS = ['tick', 'memory', 'state', 'ws', 'service', 'dashboard'] as const;
 type Section = (typeof SECTIONS)[number];
 const CHILD_FLAG = '--memory-child';
 const WS_CHILD_FLAG = '--ws-child';
@@ -102,6 +103,7 @@ async function main(): Promise<void> {
     else if (section === 'memory') targets.push(...(await sectionInChild('memory', quick)));
     else if (section === 'ws') targets.push(...(await sectionInChild('ws', quick)));
     else if (section === 'service') targets.push(...(await sectionInChild('service', quick)));
+    else if (section === 'dashboard') targets.push(...(await runDashboard(options)));
     else targets.push(...runState(options));
   }
 
