@@ -170,6 +170,9 @@ export interface StartOptions {
   readonly dashboard?: boolean;
 }
 
+/** Streams the dashboard of `driftline run` shows (the first ones seen). */
+export const DASHBOARD_STREAMS = 64;
+
 /** A started service. */
 export interface RunningDriftline {
   /** e.g. ws://127.0.0.1:8080/ingest */
@@ -322,7 +325,9 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
   let ready = false;
   // The dashboard follows the predictions path's auth; where that has no token, the metrics' (if any) still
   // guards it, so a dashboard on a non-loopback metrics address is never open.
-  const dashboardFeed = options.dashboard === false ? undefined : new DashboardFeed({ maxStreams: Math.min(config.streams.maxStreams, DEFAULT_MAX_STREAMS) });
+  // The first DASHBOARD_STREAMS streams are shown: each keeps some hundreds of KB of rings, which a service of
+  // thousands of streams should not pay for streams nobody looks at.
+  const dashboardFeed = options.dashboard === false ? undefined : new DashboardFeed({ maxStreams: Math.min(config.streams.maxStreams, DASHBOARD_STREAMS) });
   const describeStream = (stream: string) => {
     const learner = pipeline.pool.peek(stream);
     return learner === undefined ? undefined : { learner: describeLearner(config), stateBytes: learner.stateBytes };
