@@ -14,7 +14,7 @@ import { machineLines, passFail, printTable, type BenchOptions, type TargetResul
 import { runMemory } from './memory.js';
 import { runState } from './state.js';
 import { runTick } from './tick.js';
-import { runDashboard } from './dashboard.js';
+import { runDashboard, runDashboardMemory } from './dashboard.js';
 import { runServiceLatency } from './service-latency.js';
 import { runWs } from './ws.js';
 
@@ -103,7 +103,7 @@ async function main(): Promise<void> {
     else if (section === 'memory') targets.push(...(await sectionInChild('memory', quick)));
     else if (section === 'ws') targets.push(...(await sectionInChild('ws', quick)));
     else if (section === 'service') targets.push(...(await sectionInChild('service', quick)));
-    else if (section === 'dashboard') targets.push(...(await runDashboard(options)));
+    else if (section === 'dashboard') targets.push(...(await runDashboard(options)), ...(await runDashboardMemory(options)));
     else targets.push(...runState(options));
   }
 
