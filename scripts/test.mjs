@@ -75,17 +75,94 @@ function findTests(dir) {
 const selected = process.argv.slice(2);
 const files = selected.length > 0 ? selected : findTests(join(root, 'test'));
 
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap', ...files], {
-  cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'],
-});
+// Guards against a hung run (CI stops at 90 minutes and shows little of why): each test has a timeout unless it sets
+// its own, a test file whose tests are done exits even if a handle lingers, the runner runs in its own process group
+// (so whatever a test leaked is killed at the end), a line names the running test when the output goes quiet, and
+// the whole run is stopped, saying where it was, past DRIFTLINE_TEST_RUN_MINUTES (default 40; the suite takes about 6 here).
+const TEST_TIMEOUT_MS = Number(env.DRIFTLINE_TEST_TIMEOUT_MS ?? 600_000);
+const RUN_LIMIT_MS = Number(env.DRIFTLINE_TEST_RUN_MINUTES ?? 40) * 60_000;
+const QUIET_MS = Number(env.DRIFTLINE_TEST_QUIET_SECONDS ?? 120) * 1000;
+const child = spawn(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-reporter=tap', `--test-timeout=${TEST_TIMEOUT_MS}`, '--test-force-exit', ...files],
+  { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'], detached: true },
+);
+const startedAt = Date.now();
+let lastOutputAt = Date.now();
+let running = '(none yet)';
 let tail = '';
 child.stdout.on('data', (chunk) => {
   process.stdout.write(chunk);
-  tail = (tail + chunk.toString()).slice(-4000);
+  lastOutputAt = Date.now();
+  const text = chunk.toString();
+  for (const m of text.matchAll(/^# Subtest: (.*)$/gm)) running = m[1];
+  tail = (tail + text).slice(-4000);
 });
-const code = await new Promise((resolve) => child.on('close', (c) => resolve(c ?? 1)));
 
-if (startedKafka && env.DRIFTLINE_KEEP_KAFKA !== '1') run('bash', ['scripts/kafka/broker.sh', 'stop'], { stdio: 'ignore' });
+/** The processes of the runner's group: the runner, one process per test file, and whatever those started. */
+function groupMembers() {
+  const r = spawnSync('ps', ['-e', '-o', 'pgid=,pid=,ppid=,etime=,args='], { encoding: 'utf8' });
+  return (r.stdout ?? '')
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[0] === String(child.pid) && !f.includes('<defunct>'))
+    .map((f) => ({ pid: Number(f[1]), ppid: Number(f[2]), line: `${f[1]} ${f[3]} ${f.slice(4).join(' ')}`.slice(0, 160) }));
+}
+function descendants() {
+  return groupMembers().map((m) => m.line);
+}
+// A process whose test file has exited (its parent is no longer in the group) still holds that file's output pipe,
+// and the runner waits for the pipe to close: such a process is killed, and named.
+function killOrphans() {
+  const members = groupMembers();
+  const pids = new Set(members.map((m) => m.pid));
+  for (const m of members) {
+    if (m.pid === child.pid || pids.has(m.ppid)) continue;
+    log(`killing a process whose test file has exited (a test leaked it): ${m.line}`);
+    try {
+      process.kill(m.pid, 'SIGKILL');
+    } catch {
+      // It exited meanwhile.
+    }
+  }
+}
+function killGroup(signal) {
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // The group is gone already.
+  }
+}
+const minutes = (ms) => (ms / 60_000).toFixed(1);
+let stoppedForTime = false;
+const watchdog = setInterval(() => {
+  killOrphans();
+  const now = Date.now();
+  if (now - startedAt > RUN_LIMIT_MS) {
+    stoppedForTime = true;
+    log(`the tests ran past ${minutes(RUN_LIMIT_MS)} min; stopping them. Last test started: ${running}`);
+    for (const line of descendants()) log(`  still running: ${line}`);
+    killGroup('SIGKILL');
+  } else if (now - lastOutputAt > QUIET_MS) {
+    log(`no test output for ${minutes(now - lastOutputAt)} min (${minutes(now - startedAt)} min in); last test started: ${running}`);
+    for (const line of descendants()) log(`  running: ${line}`);
+    lastOutputAt = now;
+  }
+}, 10_000);
+
+const code = await new Promise((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
+clearInterval(watchdog);
+// Whatever a test left behind (a browser, a server) would hold the pipes open and keep CI waiting.
+const leftovers = descendants();
+if (leftovers.length > 0) {
+  log(`killing ${leftovers.length} process(es) the tests left running:`);
+  for (const line of leftovers) log(`  ${line}`);
+  killGroup('SIGKILL');
+}
+await Promise.race([new Promise((r) => child.stdout.on('close', r)), new Promise((r) => setTimeout(r, 5000))]);
+
+if (startedKafka && env.DRIFTLINE_KEEP_KAFKA !== '1') run('bash', ['scripts/kafka/broker.sh', 'stop'], { stdio: 'ignore', timeout: 120_000 });
+if (stoppedForTime) process.exit(1);
 
 const skipped = Number(/# skipped (\d+)/.exec(tail)?.[1] ?? 0);
 if (code === 0 && skipped > 0 && env.DRIFTLINE_REQUIRE_ALL_PARTS === '1') {

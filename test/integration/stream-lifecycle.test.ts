@@ -71,7 +71,6 @@ test('10,000 keys with maxStreams 100: all served through eviction and restore, 
       const deadline = Date.now() + 120_000;
       while (predictions < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       assert.equal(predictions, expected, `round ${round}: every key predicted (refusals: ${refusals.slice(0, 3).join('; ')})`);
-      global.gc?.();
       rss.push(await rssOf(server.child.pid!));
     }
     const seconds = (Date.now() - started) / 1000;
@@ -91,14 +90,16 @@ test('10,000 keys with maxStreams 100: all served through eviction and restore, 
     assert.ok(evictions >= (ROUNDS - 1) * KEYS, `evictions ${evictions}`);
     assert.ok(restores >= (ROUNDS - 1) * KEYS - 100, `restores ${restores}`);
     // Flat after warm-up (the first pass creates, the next two are the first to restore and fill the heap): the
-    // last pass holds no more memory than the third, within noise.
-    const growth = rss[ROUNDS - 1]! / rss[2]!;
+    // last pass holds no more memory than the second and third did, within noise. The larger of the two is the
+    // reference because the collector may hand memory back after either (seen in CI: 597 / 557 / 647 / 640 MiB).
+    const warm = Math.max(rss[1]!, rss[2]!);
+    const growth = rss[ROUNDS - 1]! / warm;
     t.diagnostic(
       `lifecycle: ${KEYS} keys x ${ROUNDS} ticks in ${seconds.toFixed(1)} s, live <= ${live}, ${evictions} evictions, ` +
         `${restores} restores (mean load ${((restoreSum / restoreCount) * 1000).toFixed(2)} ms), ` +
-        `RSS per round ${rss.map((b) => (b / 2 ** 20).toFixed(0)).join(' / ')} MiB (last/third ${growth.toFixed(3)})`,
+        `RSS per round ${rss.map((b) => (b / 2 ** 20).toFixed(0)).join(' / ')} MiB (last/max(second, third) ${growth.toFixed(3)})`,
     );
-    assert.ok(growth < 1.1, `RSS grew ${growth.toFixed(3)}x from the third to the last round`);
+    assert.ok(growth < 1.1, `RSS grew ${growth.toFixed(3)}x from the warm rounds (second, third) to the last`);
     await client.close();
     subscriber.close();
   } finally {
