@@ -76,15 +76,17 @@ const selected = process.argv.slice(2);
 const files = selected.length > 0 ? selected : findTests(join(root, 'test'));
 
 // Guards against a hung run (CI stops at 90 minutes and shows little of why): each test has a timeout unless it sets
-// its own, a test file whose tests are done exits even if a handle lingers, the runner runs in its own process group
-// (so whatever a test leaked is killed at the end), a line names the running test when the output goes quiet, and
-// the whole run is stopped, saying where it was, past DRIFTLINE_TEST_RUN_MINUTES (default 40; the suite takes about 6 here).
+// its own; the runner runs in its own process group, so a process a test leaked is killed (and named) once its test
+// file has exited, and whatever is left at the end too; a line names the running test and its processes when the
+// output goes quiet; and the whole run stops past DRIFTLINE_TEST_RUN_MINUTES (default 40; the suite takes about 6
+// here), saying where it was. Not --test-force-exit: on Node 20 it ended a file before its last test had reported,
+// without a word.
 const TEST_TIMEOUT_MS = Number(env.DRIFTLINE_TEST_TIMEOUT_MS ?? 600_000);
 const RUN_LIMIT_MS = Number(env.DRIFTLINE_TEST_RUN_MINUTES ?? 40) * 60_000;
 const QUIET_MS = Number(env.DRIFTLINE_TEST_QUIET_SECONDS ?? 120) * 1000;
 const child = spawn(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=tap', `--test-timeout=${TEST_TIMEOUT_MS}`, '--test-force-exit', ...files],
+  ['--import', 'tsx', '--test', '--test-reporter=tap', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files],
   { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'], detached: true },
 );
 const startedAt = Date.now();
