@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { Subject, takeUntil, tap, type Observable } from 'rxjs';
 import { simulatedStream } from '../adapters/simulator/simulated-stream.js';
 import type { DetectorSpec } from '../drift/detector.js';
@@ -14,6 +13,7 @@ import type { Predictor, PrequentialReport, RecoveryReport, StreamInput } from '
 import { createPipeline, type PipelineOutput } from '../streams/pipeline.js';
 import { formatDuration, type ProgressStream } from '../report/progress.js';
 import { formatTable } from './table.js';
+import { numericOptionReader, parseCommandOptions } from './command-options.js';
 
 /**
  * `driftline demo` (`npm start`): the first thing to run, and the main job. It runs the real stream spine with no
@@ -159,6 +159,7 @@ const MAX_RECOVERY_TICKS = 5000;
 
 const usage = `usage: driftline demo [--ticks N] [--rate HZ] [--seed S] [--label-delay D] [--session N] [--window W]
                       [--holdout F] [--detector page-hinkley|adwin|none] [--metrics-port P] [--no-dashboard] [--quiet]
+       driftline demo --bci ...   the BCI example instead (what npm start runs; demo --bci --help)
 
   --ticks N          ticks to stream (default: 30 s at the rate; 60,000 at 2,000/s)
   --rate HZ          ticks per second (default 2000; 0 = as fast as possible, event time still at 2000/s)
@@ -178,40 +179,29 @@ const usage = `usage: driftline demo [--ticks N] [--rate HZ] [--seed S] [--label
 
 /** Parses the command line of `driftline demo` and runs it; undefined for --help. Bad options throw with the usage. */
 export async function demoCommand(args: string[], io: DemoIO = { stdout: process.stdout, stderr: process.stderr }): Promise<DemoSummary | undefined> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        ticks: { type: 'string' },
-        rate: { type: 'string' },
-        seed: { type: 'string' },
-        'label-delay': { type: 'string' },
-        session: { type: 'string' },
-        window: { type: 'string' },
-        holdout: { type: 'string' },
-        detector: { type: 'string' },
-        'metrics-port': { type: 'string' },
-        'no-dashboard': { type: 'boolean', default: false },
-        quiet: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }));
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n\n${usage}`);
-  }
+  const values = parseCommandOptions(
+    args,
+    {
+      ticks: { type: 'string' },
+      rate: { type: 'string' },
+      seed: { type: 'string' },
+      'label-delay': { type: 'string' },
+      session: { type: 'string' },
+      window: { type: 'string' },
+      holdout: { type: 'string' },
+      detector: { type: 'string' },
+      'metrics-port': { type: 'string' },
+      'no-dashboard': { type: 'boolean', default: false },
+      quiet: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    usage,
+  );
   if (values.help) {
     io.stdout.write(usage);
     return undefined;
   }
-  const num = (name: string, raw: string | undefined, fallback: number, check: (v: number) => boolean, what: string) => {
-    if (raw === undefined) return fallback;
-    const v = Number(raw);
-    if (raw.trim() === '' || !check(v)) throw new Error(`--${name} must be ${what}, got '${raw}'\n\n${usage}`);
-    return v;
-  };
+  const num = numericOptionReader(usage);
   const int = (v: number) => Number.isInteger(v);
   const rate = num('rate', values.rate, DEFAULT_RATE, (v) => Number.isFinite(v) && v >= 0, 'a number >= 0');
   const sessionLength = num('session', values.session, 10_000, (v) => int(v) && v >= 2, 'an integer >= 2');
