@@ -1,5 +1,6 @@
 // The live dashboard in a real browser (Debian's chromium through playwright-core, test/support/browser.ts):
-// against `driftline demo` (plots with points, a drift marker, a recovery, a screenshot), and against a feed the
+// against `driftline demo` (plots with points, a drift marker, a recovery), against `driftline demo --bci` (what
+// `npm start` runs: a detected drift and its recovery, the README's screenshot), and against a feed the
 // test drives itself (stream picker, an unknown stream, a wrong token, a feed that drops and comes back, a server
 // that goes away and comes back). Skipped with the reason printed when chromium cannot be had.
 import { after, before, describe, test } from 'node:test';
@@ -12,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { demoCommand, type DemoSummary } from '../src/cli/demo.js';
+import { bciDemoCommand } from '../src/cli/demo-bci.js';
 import { DashboardFeed } from '../src/dashboard/dashboard-feed.js';
 import { createDashboardRoutes, type DashboardRoutes } from '../src/dashboard/dashboard-routes.js';
 import type { DriftMarker, PrequentialReport, RecoveryReport, ScoredTick } from '../src/streams/messages.js';
@@ -33,7 +35,7 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20
   }
 }
 
-describe('the dashboard of driftline demo, in chromium', { skip }, () => {
+describe('the dashboard of driftline demo and demo --bci, in chromium', { skip }, () => {
   let browser: Browser;
   before(async () => {
     browser = await launchChromium();
@@ -93,6 +95,45 @@ describe('the dashboard of driftline demo, in chromium', { skip }, () => {
       console.log(`[dashboard-browser] JS heap ${(heapBefore / 1e6).toFixed(1)} MB -> ${(heapAfter / 1e6).toFixed(1)} MB over 10 s more of the stream`);
       assert.ok(heapAfter < heapBefore * 1.5 + 5e6, `heap grew from ${heapBefore} to ${heapAfter}`);
 
+      const shot = join(REPO, 'out', 'dashboard-toy-demo.png');
+      mkdirSync(dirname(shot), { recursive: true });
+      await page.screenshot({ path: shot, fullPage: true });
+      assert.deepEqual(errors, []);
+      await page.close();
+    } finally {
+      signals.emit('SIGINT');
+      await demo;
+    }
+  });
+
+  test('npm start (driftline demo --bci): the unannounced session change: a detected drift marker, its recovery row, both force axes; the README screenshot', { timeout: 120_000 }, async () => {
+    const signals = new EventEmitter();
+    let out = '';
+    const io = { stdout: { write: (c: string) => ((out += c), true) }, stderr: { write: () => true, isTTY: false }, signals: signals as never };
+    // 2,500 bins a second: the session changes 9.6 s in (bin 24,000), its recovery is measured 1.6 s later.
+    const demo = bciDemoCommand(['--bci', '--rate', '2500', '--quiet'], io);
+    try {
+      await until('the dashboard URL', async () => /dashboard: (\S+)/.test(out));
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      await page.goto(/dashboard: (\S+)/.exec(out)![1]);
+      await until('a first plotted point', async () => (await bodyNumber(page, 'tracePoints')) > 0, 10_000);
+      // The change is at bin 24,000 (1,200 s of event time); a false alarm before it is allowed (1 an hour).
+      await until('a detected drift marker at the session change and its recovery report', async () => page.evaluate(() => {
+        const d = (window as unknown as { driftlineDashboard: { state: { markers: { source: string; t: number }[]; recoveries: { source: string; t: number }[] } } }).driftlineDashboard;
+        return d.state.markers.some((m) => m.source !== 'session' && m.t >= 1200) && d.state.recoveries.some((r) => r.source !== 'session' && r.t >= 1200);
+      }), 60_000);
+      const markers = await page.evaluate(() =>
+        (window as unknown as { driftlineDashboard: { state: { markers: { source: string }[] } } }).driftlineDashboard.state.markers.map((m) => m.source));
+      assert.ok(!markers.includes('session'), `nothing announced: ${markers.join(', ')}`);
+      const rows = await page.$$eval('#recoveries tbody tr', (trs) => trs.map((tr) => tr.textContent ?? ''));
+      assert.ok(rows.some((r) => /^120\d\.\d/.test(r.trim()) && /detected \(input-calibrated-page-hinkley\)/.test(r) && /(%|little harm)/.test(r)), rows.join('\n'));
+      assert.match((await page.textContent('#learner-spec')) ?? '', /lstm n = 64/);
+      const outputs = await page.$$eval('#output-picker option', (os) => os.length);
+      assert.equal(outputs, 2, 'force x and force y');
+      assert.ok((await canvasPaintedPixels(page, '#trace-plot canvas')).painted > 500);
+      assert.ok((await canvasPaintedPixels(page, '#error-plot canvas')).painted > 500);
       const shot = process.env.DRIFTLINE_UPDATE_SCREENSHOT === '1' ? join(REPO, 'docs', 'images', 'dashboard.png') : join(REPO, 'out', 'dashboard.png');
       mkdirSync(dirname(shot), { recursive: true });
       await page.screenshot({ path: shot, fullPage: true });

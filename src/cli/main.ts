@@ -12,6 +12,9 @@ usage:
                    [--label-delay K] [--stream NAME] [--binary] FILE...
       recorded sessions (.mat Jango, .ndjson) as one live stream with session boundaries: sent to a running
       driftline, or run in-process with a summary table of prequential error and recovery
+  driftline demo --bci [--rate HZ] [--seed S] [--label-delay D] [--declare-sessions] [--no-dashboard]
+      the BCI example live (npm start): the motor-cortex simulator's two sessions through jango.yaml's decoder and
+      calibrated detectors, the session change unannounced; a live line, /metrics and the dashboard
   driftline demo [--ticks N] [--rate HZ] [--seed S] [--label-delay D] [--holdout F]
                  [--detector page-hinkley|adwin|none] [--metrics-port P] [--quiet]  (demo --help: all options)
       a simulated drifting stream through the pipeline: live prequential error beside the references,
@@ -45,6 +48,11 @@ export async function main(argv: string[]): Promise<number> {
       return replayCommand(args);
     }
     case 'demo': {
+      if (args.includes('--bci')) {
+        const { bciDemoCommand } = await import('./demo-bci.js');
+        await bciDemoCommand(args, { stdout: process.stdout, stderr: process.stderr });
+        return 0;
+      }
       const { demoCommand } = await import('./demo.js');
       await demoCommand(args);
       return 0;

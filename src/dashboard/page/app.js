@@ -69,6 +69,15 @@ const markerPlugin = {
   },
 };
 
+// Compact tick labels (-2.5K, 10M) in an axis wide enough for them: force in raw units and MSEs in the millions
+// otherwise lose their signs and leading digits at the canvas edge.
+const compact = new Intl.NumberFormat('en', { notation: 'compact', maximumSignificantDigits: 3 });
+const valueAxis = (label) => ({
+  ...(label ? { label } : {}),
+  size: 64,
+  values: (u, splits) => splits.map((v) => (v === null || v === undefined ? '' : compact.format(v))),
+});
+
 function width() {
   return Math.max(400, document.body.clientWidth - 20);
 }
@@ -78,7 +87,7 @@ const tracePlot = new uPlot(
     width: width(),
     height: 260,
     scales: { x: { time: false } },
-    axes: [{ label: 't (s)' }, {}],
+    axes: [{ label: 't (s)' }, valueAxis()],
     series: [
       {},
       { label: 'prediction', stroke: '#2a6fdb', width: 1.5 },
@@ -96,7 +105,7 @@ const errorPlot = new uPlot(
     width: width(),
     height: 260,
     scales: { x: { time: false }, y: { distr: 3 } },
-    axes: [{ label: 't (s)' }, { label: 'MSE' }],
+    axes: [{ label: 't (s)' }, valueAxis('MSE')],
     series: [
       {},
       { label: 'learner', stroke: '#2a6fdb', width: 2 },
