@@ -207,18 +207,22 @@ export function calibrateThreshold(
   if (candidates.length === 0) {
     throw new RangeError(`calibration: '${spec.kind}' never computed its statistic within runs of ${runTicks} ticks; lengthen runTicks`);
   }
+  // A run's record highs increase strictly, so its first alarm at a threshold is found by bisection.
+  const firstAbove = (scores: readonly number[], threshold: number): number => {
+    let lo = 0;
+    let hi = scores.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (scores[mid] > threshold) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo < scores.length ? lo : -1;
+  };
   const rateAt = (threshold: number): { alarmed: number; rate: number } => {
     let alarmed = 0;
     let atRisk = 0;
     for (let run = 0; run < runs; run++) {
-      const scores = recordScores[run];
-      let first = -1;
-      for (let k = 0; k < scores.length; k++) {
-        if (scores[k] > threshold) {
-          first = k;
-          break;
-        }
-      }
+      const first = firstAbove(recordScores[run], threshold);
       if (first >= 0) {
         alarmed++;
         atRisk += recordTicks[run][first];
@@ -226,17 +230,23 @@ export function calibrateThreshold(
     }
     return { alarmed, rate: alarmed / atRisk };
   };
+  // The budget holds with a margin of one Poisson standard error (alarmed + sqrt(alarmed)): the budget is a
+  // ceiling, and the estimate is itself noisy.
+  const withinBudget = (r: { alarmed: number; rate: number }) =>
+    r.alarmed === 0 || (r.alarmed + Math.sqrt(r.alarmed)) * (r.rate / r.alarmed) <= alarmsPerTick;
 
-  // From the least sensitive setting (no run alarms) down, while the budget holds with a margin of one Poisson
-  // standard error (alarmed + sqrt(alarmed)): the budget is a ceiling, and the estimate is itself noisy.
-  let chosen = candidates[0];
-  let chosenRate = rateAt(chosen);
-  for (let i = 1; i < candidates.length; i++) {
-    const next = rateAt(candidates[i]);
-    if ((next.alarmed + Math.sqrt(next.alarmed)) * (next.rate / next.alarmed) > alarmsPerTick) break;
-    chosen = candidates[i];
-    chosenRate = next;
+  // The most sensitive setting within the budget. Going down the candidates, alarms can only come more and
+  // earlier, so the margin only grows: the settings within the budget are a prefix of the candidates, found by
+  // bisection (a smooth signal's statistic can set a new high on most ticks, millions of candidates).
+  let lo = 0;
+  let hi = candidates.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    if (withinBudget(rateAt(candidates[mid]))) lo = mid;
+    else hi = mid - 1;
   }
+  const chosen = candidates[lo];
+  const chosenRate = rateAt(chosen);
 
   const value = kind.settingFor(chosen);
   return {
