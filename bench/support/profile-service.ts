@@ -1,0 +1,155 @@
+// The per-event profile behind docs/performance.md (issue 18): `driftline run` (the built dist, as users run it)
+// under V8's sampling profiler, fed closed-loop by this separate process: 8 streams, 96 floats and 2 labels per
+// frame, JSON or binary, a window of frames in flight, for a fixed time. Self time is summed per function and then
+// per stage of the per-event path (by source file), as shares of the service's CPU over the run.
+//
+//   node --import tsx bench/support/profile-service.ts [json|binary] [seconds]
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+import { encodeBinaryFrame, encodeJsonFrame } from '../../src/adapters/websocket/frames.js';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const kind = (process.argv[2] ?? 'json') as 'json' | 'binary';
+const seconds = Number(process.argv[3] ?? 20);
+const STREAMS = 8;
+const WINDOW = 64;
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'driftline-profile-'));
+const config = {
+  streams: { inputSize: 96, outputSize: 2, maxStreams: STREAMS },
+  learner: { cell: { kind: 'tanh-rnn', hiddenSize: 64 }, credit: { rule: 'immediate', lambda: 0 }, optimizer: { name: 'rmsprop', lr: 1e-3 } },
+  sources: { websocket: { host: '127.0.0.1', port: 0 } },
+  metrics: { host: '127.0.0.1', port: 0 },
+  log: { level: 'info' },
+};
+writeFileSync(path.join(dir, 'c.json'), JSON.stringify(config));
+const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=200', 'bin/driftline.js', 'run', '--config', path.join(dir, 'c.json')], {
+  cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'],
+});
+const ready = await new Promise<Record<string, string>>((res, rej) => {
+  let buf = '';
+  child.stderr!.on('data', (c: Buffer) => {
+    buf += c.toString();
+    for (const line of buf.split('\n')) {
+      try {
+        const o = JSON.parse(line) as Record<string, string>;
+        if (o.msg === 'driftline ready') res(o);
+      } catch { /* partial line */ }
+    }
+  });
+  child.on('exit', (code) => rej(new Error(`service exited ${code}: ${buf.slice(-500)}`)));
+});
+
+const inputs = Array.from({ length: 256 }, (_, i) => Float32Array.from({ length: 96 }, (_, j) => Math.sin(i * 0.1 + j)));
+const sub = new WebSocket(`${ready.predictions}?type=prediction`);
+await new Promise((r) => sub.once('open', r));
+const ingest = new WebSocket(ready.ingest);
+await new Promise((r) => ingest.once('open', r));
+let sent = 0;
+let received = 0;
+const seqs = new Array<number>(STREAMS).fill(0);
+const frame = (n: number) => {
+  const s = n % STREAMS;
+  const f = { kind: 'tick' as const, stream: `s${s}`, seq: seqs[s]!++, t: n * 0.02, x: inputs[n % inputs.length]!, y: Float32Array.of(Math.sin(n), Math.cos(n)) };
+  return kind === 'json' ? encodeJsonFrame(f) : encodeBinaryFrame(f);
+};
+const end = Date.now() + seconds * 1000;
+const cpuBefore = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+const pump = () => {
+  while (sent - received < WINDOW && Date.now() < end) ingest.send(frame(sent++));
+};
+sub.on('message', () => {
+  received++;
+  pump();
+});
+pump();
+await new Promise<void>((r) => {
+  const t = setInterval(() => {
+    if (Date.now() >= end && received >= sent) {
+      clearInterval(t);
+      r();
+    }
+  }, 50);
+});
+const cpuAfter = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+const ticks = (f: string[]) => Number(f[11]) + Number(f[12]);
+const cpuSeconds = (ticks(cpuAfter) - ticks(cpuBefore)) / 100;
+ingest.close();
+sub.close();
+child.kill('SIGTERM');
+await new Promise((r) => child.on('exit', r));
+
+const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))!;
+interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
+
+/**
+ * The stages of the per-event path, matched innermost first on each sample's stack (function name, then file):
+ * a sample counts for the innermost frame that matches a rule, so JSON.parse under the frame decoder is decoding
+ * and a socket write under a publish is publishing.
+ */
+const STAGES: readonly { stage: string; match: (fn: string, url: string) => boolean }[] = [
+  { stage: 'garbage collection', match: (fn) => fn === '(garbage collector)' },
+  { stage: 'publishing (encode, ws send, socket write)', match: (fn, url) => fn === 'encodeOutbound' || fn === 'writev' || fn === 'writevGeneric' || /ws\/lib\/sender/.test(url) || /websocket\/(server|subscribers?|publish)/.test(url) && /publish|send|broadcast/i.test(fn) },
+  { stage: 'decode and validate frames', match: (fn, url) => /websocket\/frames/.test(url) },
+  { stage: 'ws receive (framing, unmasking)', match: (_fn, url) => /ws\/lib\/(receiver|buffer-util|websocket\.js)/.test(url) },
+  { stage: 'metrics (prom-client)', match: (_fn, url) => /metrics\/|prom-client/.test(url) },
+  { stage: 'dashboard feed', match: (_fn, url) => /dashboard\//.test(url) },
+  { stage: 'drift calibration (once per stream)', match: (_fn, url) => /drift\/(calibration|stationary-bootstrap)/.test(url) },
+  { stage: 'drift detectors', match: (_fn, url) => /drift\/|detect-drift|detector-bank|channel-novelty/.test(url) },
+  { stage: 'recovery shadow', match: (_fn, url) => /track-recovery|recovery/.test(url) },
+  { stage: 'prequential scoring', match: (_fn, url) => /prequential/.test(url) },
+  { stage: 'normalization', match: (_fn, url) => /normaliz|target-scal/.test(url) },
+  { stage: 'predict and learn (WASM kernels and learner)', match: (fn, url) => /^wasm/.test(url) || /learners\//.test(url) || /predict-then-learn/.test(url) },
+  { stage: 'routing and rxjs', match: (_fn, url) => /rxjs|streams\/|route/.test(url) },
+  { stage: 'sockets and event loop (node internals)', match: (_fn, url) => /^node:/.test(url) || url === '' },
+];
+const prof = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
+const self = new Map<number, number>();
+for (let i = 0; i < prof.samples.length; i++) self.set(prof.samples[i]!, (self.get(prof.samples[i]!) ?? 0) + (prof.timeDeltas[i] ?? 0));
+const byFn = new Map<string, number>();
+const byFile = new Map<string, number>();
+let total = 0;
+for (const n of prof.nodes) {
+  const us = self.get(n.id) ?? 0;
+  if (n.callFrame.functionName === '(idle)') continue;
+  total += us;
+  const url = n.callFrame.url.replace(/^file:\/\//, '').replace(REPO, '');
+  const key = `${n.callFrame.functionName || '(anonymous)'} ${url}:${n.callFrame.lineNumber + 1}`;
+  byFn.set(key, (byFn.get(key) ?? 0) + us);
+  const fileKey = url === '' ? n.callFrame.functionName : url.replace(/^.*node_modules\//, 'node_modules/');
+  byFile.set(fileKey, (byFile.get(fileKey) ?? 0) + us);
+}
+console.log(`${kind} frames, ${STREAMS} streams, ${seconds} s closed loop (window ${WINDOW}): ${received} predictions, ${(received / seconds).toFixed(0)}/s; service CPU ${cpuSeconds.toFixed(2)} s = ${((cpuSeconds / received) * 1e6).toFixed(1)} us/event; profile ${path.join(dir, file)}`);
+const parent = new Map<number, Node>();
+const byId = new Map<number, Node>();
+for (const n of prof.nodes) {
+  byId.set(n.id, n);
+  for (const c of n.children ?? []) parent.set(c, n);
+}
+const byStage = new Map<string, number>();
+for (const n of prof.nodes) {
+  const us = self.get(n.id) ?? 0;
+  if (us === 0 || n.callFrame.functionName === '(idle)') continue;
+  let stage = 'other';
+  for (let f: Node | undefined = n; f !== undefined; f = parent.get(f.id)) {
+    const url = f.callFrame.url.replace(/^file:\/\//, '').replace(REPO, '');
+    const rule = STAGES.find((r) => r.match(f!.callFrame.functionName, url));
+    if (rule !== undefined && !(rule.stage.startsWith('sockets') && f !== n)) {
+      stage = rule.stage;
+      break;
+    }
+  }
+  byStage.set(stage, (byStage.get(stage) ?? 0) + us);
+}
+const perEvent = (share: number) => ((share * cpuSeconds) / received) * 1e6;
+console.log('\n| stage | share of CPU | us per event |\n|---|---:|---:|');
+for (const [k, us] of [...byStage].sort((a, b) => b[1] - a[1])) console.log(`| ${k} | ${((100 * us) / total).toFixed(1)} % | ${perEvent(us / total).toFixed(1)} |`);
+console.log(`| all | 100 % | ${perEvent(1).toFixed(1)} |`);
+console.log('\nself time by file (share of non-idle samples):');
+for (const [k, us] of [...byFile].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`${((100 * us) / total).toFixed(1).padStart(5)} %  ${k}`);
+console.log('\nself time by function:');
+for (const [k, us] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`${((100 * us) / total).toFixed(1).padStart(5)} %  ${k}`);
