@@ -450,3 +450,41 @@ test('client drain: resolves once every frame has left the process, waits throug
     await server.close();
   }
 });
+
+test('coalesceSends: a subscriber gets a turn of messages in one socket write, all of them, in order', async () => {
+  const { Socket } = await import('node:net');
+  const proto = Socket.prototype as unknown as { _write: (...a: unknown[]) => unknown; _writev: (...a: unknown[]) => unknown };
+  const burst = async (coalesceSends: boolean): Promise<{ writes: number; seqs: number[] }> => {
+    const server = await start({ coalesceSends, heartbeatMs: 60_000 });
+    const sub = await open(`${server.address.url}/predictions`);
+    const seqs: number[] = [];
+    sub.on('message', (d) => seqs.push(JSON.parse(d.toString()).seq));
+    const { _write, _writev } = proto;
+    let writes = 0;
+    proto._write = function (this: unknown, ...a: unknown[]) {
+      writes++;
+      return _write.apply(this, a);
+    };
+    proto._writev = function (this: unknown, ...a: unknown[]) {
+      writes++;
+      return _writev.apply(this, a);
+    };
+    try {
+      for (let i = 0; i < 100; i++) server.publish({ kind: 'prediction', stream: 'a', seq: i, t: i, yhat: Float32Array.of(i), version: i, predictedAt: 0 });
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      proto._write = _write;
+      proto._writev = _writev;
+    }
+    await waitFor(() => seqs.length === 100, 5000, 'all 100 messages');
+    sub.close();
+    await server.close();
+    return { writes, seqs };
+  };
+  const coalesced = await burst(true);
+  assert.deepEqual(coalesced.seqs, Array.from({ length: 100 }, (_, i) => i));
+  assert.ok(coalesced.writes <= 2, `coalesced: ${coalesced.writes} socket writes for 100 messages`);
+  const plainSends = await burst(false);
+  assert.deepEqual(plainSends.seqs, coalesced.seqs);
+  assert.ok(plainSends.writes > coalesced.writes, `without coalescing: ${plainSends.writes} writes`);
+});

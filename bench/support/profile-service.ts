@@ -3,7 +3,7 @@
 // frame, JSON or binary, a window of frames in flight, for a fixed time. Self time is summed per function and then
 // per stage of the per-event path (by source file), as shares of the service's CPU over the run.
 //
-//   node --import tsx bench/support/profile-service.ts [json|binary] [seconds]
+//   node --import tsx bench/support/profile-service.ts [json|binary] [seconds] [coalesce]
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -17,12 +17,13 @@ const kind = (process.argv[2] ?? 'json') as 'json' | 'binary';
 const seconds = Number(process.argv[3] ?? 20);
 const STREAMS = 8;
 const WINDOW = 64;
+const coalesceSends = process.argv[4] === 'coalesce';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'driftline-profile-'));
 const config = {
   streams: { inputSize: 96, outputSize: 2, maxStreams: STREAMS },
   learner: { cell: { kind: 'tanh-rnn', hiddenSize: 64 }, credit: { rule: 'immediate', lambda: 0 }, optimizer: { name: 'rmsprop', lr: 1e-3 } },
-  sources: { websocket: { host: '127.0.0.1', port: 0 } },
+  sources: { websocket: { host: '127.0.0.1', port: 0, coalesceSends } },
   metrics: { host: '127.0.0.1', port: 0 },
   log: { level: 'info' },
 };
@@ -123,7 +124,7 @@ for (const n of prof.nodes) {
   const fileKey = url === '' ? n.callFrame.functionName : url.replace(/^.*node_modules\//, 'node_modules/');
   byFile.set(fileKey, (byFile.get(fileKey) ?? 0) + us);
 }
-console.log(`${kind} frames, ${STREAMS} streams, ${seconds} s closed loop (window ${WINDOW}): ${received} predictions, ${(received / seconds).toFixed(0)}/s; service CPU ${cpuSeconds.toFixed(2)} s = ${((cpuSeconds / received) * 1e6).toFixed(1)} us/event; profile ${path.join(dir, file)}`);
+console.log(`${kind} frames${coalesceSends ? ', coalesceSends' : ''}, ${STREAMS} streams, ${seconds} s closed loop (window ${WINDOW}): ${received} predictions, ${(received / seconds).toFixed(0)}/s; service CPU ${cpuSeconds.toFixed(2)} s = ${((cpuSeconds / received) * 1e6).toFixed(1)} us/event; profile ${path.join(dir, file)}`);
 const parent = new Map<number, Node>();
 const byId = new Map<number, Node>();
 for (const n of prof.nodes) {

@@ -234,6 +234,7 @@ export const configSchema = z
               .default(1 << 20),
             heartbeatMs: positiveInt.default(15_000),
             maxBufferedBytes: positiveInt.default(1 << 20),
+            coalesceSends: z.boolean().default(false),
           })
           .strict()
           .optional(),

@@ -360,6 +360,7 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
       maxPayload: wsConfig.maxPayloadBytes,
       heartbeatMs: wsConfig.heartbeatMs,
       maxBufferedBytes: wsConfig.maxBufferedBytes,
+      coalesceSends: wsConfig.coalesceSends,
       shapes: (stream) => (allowed === undefined || allowed.has(stream) ? shape : undefined),
       // Order, duplicates and stream limits are the pipeline's: it knows each stream's restored high-water mark.
       checkOrder: false,

@@ -27,7 +27,7 @@
  */
 import { DEFAULT_OUTBOUND_TYPES, parseSubscriberFilter, wants, type SubscriberFilter } from './subscriber-filter.js';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { tokenMatches } from '../../metrics/bearer-token.js';
 import { isLoopbackHost } from '../../metrics/loopback.js';
@@ -66,6 +66,13 @@ export interface WebSocketServerOptions {
   readonly heartbeatMs?: number;
   /** Per-subscriber cap on ws bufferedAmount before messages are dropped for it. Default 1 MiB. */
   readonly maxBufferedBytes?: number;
+  /**
+   * Default false. True: the messages published to a subscriber within one turn of the event loop leave in one
+   * socket write (its socket is corked at the first and uncorked by setImmediate), instead of one system call per
+   * message: publishing is the largest stage of an event (docs/performance.md). A message waits at most until the
+   * current turn ends.
+   */
+  readonly coalesceSends?: boolean;
   readonly shapes: ShapeLookup;
   /** Accept streams the lookup does not know, with this shape (up to maxStreams). */
   readonly defaultShape?: StreamShape;
@@ -163,6 +170,25 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
   const maxFrameBytes = options.maxFrameBytes ?? Math.floor(maxPayload / 4);
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
+  const coalesceSends = options.coalesceSends ?? false;
+  // ws exposes no cork; its underlying net.Socket (the documented-in-source `_socket`) has one.
+  const corked = new Set<Socket>();
+  let uncorkScheduled = false;
+  const uncorkAll = () => {
+    uncorkScheduled = false;
+    for (const socket of corked) socket.uncork();
+    corked.clear();
+  };
+  const corkFor = (ws: WebSocket) => {
+    const socket = (ws as unknown as { _socket?: Socket })._socket;
+    if (socket === undefined || corked.has(socket)) return;
+    socket.cork();
+    corked.add(socket);
+    if (!uncorkScheduled) {
+      uncorkScheduled = true;
+      setImmediate(uncorkAll);
+    }
+  };
   const log = options.logger;
 
   const validator = new IngestValidator({
@@ -380,6 +406,7 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
           continue;
         }
         text ??= encodeOutbound(message as OutboundMessage);
+        if (coalesceSends) corkFor(ws);
         ws.send(text);
       }
     },
