@@ -628,3 +628,30 @@ test('recordRejection counts a refusal made outside the pipeline, e.g. an unauth
   const s = await scrape(registry);
   assert.equal(value(s, 'driftline_events_rejected_total', { reason: 'unauthorized' }), 2);
 });
+
+test('scrape-time updates: events, updates and prequential figures wait for the scrape, which shows the same values; a stream removed before it leaves nothing', async () => {
+  const { registry, metrics } = fresh({ maxStreams: 4 });
+  for (let i = 0; i < 1000; i++) metrics.recordEvent('a', 'websocket');
+  for (let i = 0; i < 7; i++) metrics.recordEvent('a', 'kafka');
+  metrics.recordEvent('b', 'websocket');
+  metrics.observe(prequential({ stream: 'a', figures: { learner: figures(9, 9, [0]), 'last-label': figures(9, 9, [0]), 'running-mean': figures(9, 9, [0]) } }));
+  metrics.observe(prequential({ stream: 'a' })); // the later report is the one a scrape shows
+  metrics.observe(prequential({ stream: 'b' }));
+  let s = await scrape(registry);
+  assert.equal(value(s, 'driftline_events_total', { stream: 'a', source: 'websocket' }), 1000);
+  assert.equal(value(s, 'driftline_events_total', { stream: 'a', source: 'kafka' }), 7);
+  const expected = prequential({ stream: 'a' }).figures.learner!.mse;
+  assert.equal(value(s, 'driftline_prequential_error', { stream: 'a', predictor: 'learner', metric: 'mse', held_out: 'false' }), expected);
+  // Counts go on from what was scraped.
+  metrics.recordEvent('a', 'websocket');
+  s = await scrape(registry);
+  assert.equal(value(s, 'driftline_events_total', { stream: 'a', source: 'websocket' }), 1001);
+  // Pending for b, then b is evicted: the next scrape must not bring b's series back.
+  metrics.recordEvent('b', 'websocket');
+  metrics.observe(prequential({ stream: 'b' }));
+  metrics.removeStream('b');
+  s = await scrape(registry);
+  assert.equal(find(s, 'driftline_events_total', { stream: 'b' }).length, 0);
+  assert.equal(find(s, 'driftline_prequential_error', { stream: 'b' }).length, 0);
+  assert.equal(find(s, 'driftline_updates_total', { stream: 'b' }).length, 0);
+});

@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { encodeBinaryFrame, encodeJsonFrame } from '../../src/adapters/websocket/frames.js';
 
-const REPO = fileURLToPath(new URL('../..', import.meta.url));
+// PROFILE_REPO: another checkout's build (e.g. a git worktree of the commit before a change) for an A/B run.
+const REPO = process.env.PROFILE_REPO ?? fileURLToPath(new URL('../..', import.meta.url));
 const kind = (process.argv[2] ?? 'json') as 'json' | 'binary';
 const seconds = Number(process.argv[3] ?? 20);
 const STREAMS = 8;

@@ -165,6 +165,14 @@ export class DriftlineMetrics {
   readonly ticksReplayedTotal: Counter<string>;
 
   private readonly streamLabels: CappedLabel;
+  /**
+   * Per-event counts and the latest prequential report per stream label and track, applied to their metrics at
+   * scrape time (each metric's collect): prom-client hashes a label set on every update, which cost more per event
+   * than the prequential scoring itself (docs/performance.md). A scrape sees the same values as before.
+   */
+  private readonly pendingEvents = new Map<string, Map<string, number>>();
+  private readonly pendingUpdates = new Map<string, number>();
+  private readonly pendingPrequential = new Map<string, PrequentialReport>();
   private readonly sourceLabels: CappedLabel;
   private readonly detectorLabels: CappedLabel;
   private readonly maxOutputs: number;
@@ -202,6 +210,12 @@ export class DriftlineMetrics {
       help: 'Input events accepted, by stream and source adapter.',
       labelNames: ['stream', 'source'],
       registers,
+      collect() {
+        for (const [stream, bySource] of self.pendingEvents) {
+          for (const [source, n] of bySource) if (n > 0) this.inc({ stream, source }, n);
+        }
+        self.pendingEvents.clear();
+      },
     });
     this.eventsRejectedTotal = new Counter({
       name: 'driftline_events_rejected_total',
@@ -231,6 +245,9 @@ export class DriftlineMetrics {
         'r2 (one series per output) or accuracy; held_out="true" covers only holdout ticks.',
       labelNames: ['stream', 'predictor', 'metric', 'held_out', 'output'],
       registers,
+      collect() {
+        self.flushPrequential();
+      },
     });
     this.prequentialLabelDelayTicks = new Gauge({
       name: 'driftline_prequential_label_delay_ticks',
@@ -239,12 +256,18 @@ export class DriftlineMetrics {
         'same stream and held_out labels was measured with.',
       labelNames: ['stream', 'held_out'],
       registers,
+      collect() {
+        self.flushPrequential();
+      },
     });
     this.prequentialSkill = new Gauge({
       name: 'driftline_prequential_skill',
       help: 'Skill of the learner against a reference predictor: 1 - mse(learner) / mse(reference).',
       labelNames: ['stream', 'reference', 'held_out'],
       registers,
+      collect() {
+        self.flushPrequential();
+      },
     });
     this.driftDetectionsTotal = new Counter({
       name: 'driftline_drift_detections_total',
@@ -318,6 +341,10 @@ export class DriftlineMetrics {
       help: 'Learner updates (scored ticks whose label the learner learned from; holdout ticks excluded).',
       labelNames: ['stream'],
       registers,
+      collect() {
+        for (const [stream, n] of self.pendingUpdates) if (n > 0) this.inc({ stream }, n);
+        self.pendingUpdates.clear();
+      },
     });
     this.labelsOutOfRangeTotal = new Counter({
       name: 'driftline_labels_out_of_range_total',
@@ -402,7 +429,10 @@ export class DriftlineMetrics {
       }
       case 'scored': {
         if (this.finite('driftline_label_lag_ticks', output.delay)) this.labelLagTicks.observe(output.delay);
-        if (!output.heldOut) this.updatesTotal.inc({ stream: this.stream(output.stream) });
+        if (!output.heldOut) {
+          const label = this.stream(output.stream);
+          this.pendingUpdates.set(label, (this.pendingUpdates.get(label) ?? 0) + 1);
+        }
         if (output.labelOutOfRange === true) this.labelsOutOfRangeTotal.inc({ stream: this.stream(output.stream) });
         return;
       }
@@ -427,7 +457,11 @@ export class DriftlineMetrics {
 
   /** Counts one accepted input event of `stream` from the adapter `source` (e.g. 'kafka', 'websocket'). */
   recordEvent(stream: string, source: string): void {
-    this.eventsTotal.inc({ stream: this.stream(stream), source: this.sourceLabels.map(source) });
+    const label = this.stream(stream);
+    let bySource = this.pendingEvents.get(label);
+    if (bySource === undefined) this.pendingEvents.set(label, (bySource = new Map()));
+    const sourceLabel = this.sourceLabels.map(source);
+    bySource.set(sourceLabel, (bySource.get(sourceLabel) ?? 0) + 1);
   }
 
   /** Counts one refused input (e.g. 'unauthorized' for a request without the right token) outside observe(). */
@@ -474,7 +508,11 @@ export class DriftlineMetrics {
     this.stateBytes.delete(stream);
     if (stream === OTHER_LABEL || !this.streamLabels.has(stream)) return;
     this.streamLabels.release(stream);
-    // Every per-stream metric must be listed here, or an evicted stream leaves a stale series.
+    // Every per-stream metric must be listed here, or an evicted stream leaves a stale series; what waits for the
+    // next scrape goes too, or that scrape would bring the series back.
+    this.pendingEvents.delete(stream);
+    this.pendingUpdates.delete(stream);
+    for (const held_out of HELD_OUT) this.pendingPrequential.delete(`${stream}\u0000${held_out}`);
     const s = { stream };
     for (const source of [...this.sourceLabels.values(), OTHER_LABEL]) this.eventsTotal.remove({ ...s, source });
     for (const detector of [...this.detectorLabels.values(), OTHER_LABEL]) {
@@ -563,7 +601,16 @@ export class DriftlineMetrics {
   }
 
   private observePrequential(report: PrequentialReport): void {
-    const stream = this.stream(report.stream);
+    // The last report per stream label and track is what a scrape shows, so only it is kept until then.
+    this.pendingPrequential.set(`${this.stream(report.stream)}\u0000${report.heldOut ? 'true' : 'false'}`, report);
+  }
+
+  private flushPrequential(): void {
+    for (const [key, report] of this.pendingPrequential) this.applyPrequential(key.slice(0, key.indexOf('\u0000')), report);
+    this.pendingPrequential.clear();
+  }
+
+  private applyPrequential(stream: string, report: PrequentialReport): void {
     const held_out = report.heldOut ? 'true' : 'false';
     for (const predictor of PREDICTORS) {
       const figures: ErrorFigures | undefined = report.figures[predictor];
