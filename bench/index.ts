@@ -1,4 +1,4 @@
-// `npm run bench [-- [--quick] [tick] [memory] [state] [ws] [service] [dashboard]]`: runs the named benchmark sections (all by default) and
+// `npm run bench [-- [--quick] [tick] [memory] [state] [ws] [service] [streams] [dashboard]]`: runs the named benchmark sections (all by default) and
 // prints each as an aligned text table, then a summary of the targets. Benchmarks print; they do not fail on a
 // missed target (the exit code is non-zero only when a section could not run).
 //
@@ -7,7 +7,9 @@
 // do not blur its figures. The child prints its table and passes its targets back on one marked line. The ws
 // section runs in such a child too, for the same reasons (its RSS figures), and starts its own load generator.
 // The service section runs in such a child as well (so the load generator it hosts starts with a fresh heap); it
-// spawns the real `driftline run` process from source and measures its cold-start and steady latency.
+// spawns the real `driftline run` process from source and measures its cold-start and steady latency. The streams
+// section runs in such a child too: it spawns a fresh `driftline run` and a fresh echo server (the floor) per run
+// and loads them with 1, 100 and 1,000 streams and a max-rate ramp, from a generator hosted in that child.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { machineLines, passFail, printTable, type BenchOptions, type TargetResult } from './common.js';
@@ -16,16 +18,18 @@ import { runState } from './state.js';
 import { runTick } from './tick.js';
 import { runDashboard, runDashboardMemory } from './dashboard.js';
 import { runServiceLatency } from './service-latency.js';
+import { runStreams } from './streams.js';
 import { runWs } from './ws.js';
 
-const SECTIONS = ['tick', 'memory', 'state', 'ws', 'service', 'dashboard'] as const;
+const SECTIONS = ['tick', 'memory', 'state', 'ws', 'service', 'streams', 'dashboard'] as const;
 type Section = (typeof SECTIONS)[number];
 const CHILD_FLAG = '--memory-child';
 const WS_CHILD_FLAG = '--ws-child';
 const SERVICE_CHILD_FLAG = '--service-child';
+const STREAMS_CHILD_FLAG = '--streams-child';
 /** The sections that run in a fresh `node --expose-gc` child, by the flag that starts them there. */
-const CHILD_SECTIONS = { [CHILD_FLAG]: 'memory', [WS_CHILD_FLAG]: 'ws', [SERVICE_CHILD_FLAG]: 'service' } as const;
-const CHILD_FLAGS: Record<ChildSection, string> = { memory: CHILD_FLAG, ws: WS_CHILD_FLAG, service: SERVICE_CHILD_FLAG };
+const CHILD_SECTIONS = { [CHILD_FLAG]: 'memory', [WS_CHILD_FLAG]: 'ws', [SERVICE_CHILD_FLAG]: 'service', [STREAMS_CHILD_FLAG]: 'streams' } as const;
+const CHILD_FLAGS: Record<ChildSection, string> = { memory: CHILD_FLAG, ws: WS_CHILD_FLAG, service: SERVICE_CHILD_FLAG, streams: STREAMS_CHILD_FLAG };
 type ChildSection = (typeof CHILD_SECTIONS)[keyof typeof CHILD_SECTIONS];
 const TARGETS_MARK = '@@driftline-bench-targets ';
 
@@ -39,7 +43,7 @@ function parseArgs(argv: string[]): { sections: Section[]; quick: boolean; child
   let child: ChildSection | undefined;
   for (const arg of argv) {
     if (arg === '--quick') quick = true;
-    else if (arg === CHILD_FLAG || arg === WS_CHILD_FLAG || arg === SERVICE_CHILD_FLAG) child = CHILD_SECTIONS[arg];
+    else if (arg === CHILD_FLAG || arg === WS_CHILD_FLAG || arg === SERVICE_CHILD_FLAG || arg === STREAMS_CHILD_FLAG) child = CHILD_SECTIONS[arg];
     else if (arg === '--help' || arg === '-h') {
       process.stdout.write(`${usage()}\n`);
       process.exit(0);
@@ -55,7 +59,7 @@ function parseArgs(argv: string[]): { sections: Section[]; quick: boolean; child
   return { sections: ordered, quick, child };
 }
 
-/** Runs the memory, ws or service section in `node --expose-gc` (same loader flags), forwarding its output. */
+/** Runs the memory, ws, service or streams section in `node --expose-gc` (same loader flags), forwarding its output. */
 async function sectionInChild(section: ChildSection, quick: boolean): Promise<TargetResult[]> {
   const self = fileURLToPath(import.meta.url);
   const flag = CHILD_FLAGS[section];
@@ -87,7 +91,10 @@ async function main(): Promise<void> {
   const options: BenchOptions = { quick };
   if (child !== undefined) {
     const targets =
-      child === 'ws' ? await runWs(options) : child === 'service' ? await runServiceLatency(options) : await runMemory(options);
+      child === 'ws' ? await runWs(options)
+      : child === 'service' ? await runServiceLatency(options)
+      : child === 'streams' ? await runStreams(options)
+      : await runMemory(options);
     process.stdout.write(`${TARGETS_MARK}${JSON.stringify(targets)}\n`);
     return;
   }
@@ -103,6 +110,7 @@ async function main(): Promise<void> {
     else if (section === 'memory') targets.push(...(await sectionInChild('memory', quick)));
     else if (section === 'ws') targets.push(...(await sectionInChild('ws', quick)));
     else if (section === 'service') targets.push(...(await sectionInChild('service', quick)));
+    else if (section === 'streams') targets.push(...(await sectionInChild('streams', quick)));
     else if (section === 'dashboard') targets.push(...(await runDashboard(options)), ...(await runDashboardMemory(options)));
     else targets.push(...runState(options));
   }

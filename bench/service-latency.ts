@@ -15,17 +15,17 @@
 // Before the service starts, the generator's own code (the worker's send loop, the ws client, the subscriber's
 // JSON handling) runs for a while against an in-process echo server, so that the client-side cold figures are
 // the service's cold start and not the load generator's.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { WebSocket, WebSocketServer } from 'ws';
 import { BINARY_PREFIX_BYTES, encodeBinaryFrame } from '../src/adapters/websocket/frames.js';
 import { DEFAULT_COLD_START_SECONDS } from '../src/metrics/driftline-metrics.js';
 import { INPUTS, LEARNING_RATE, OUTPUTS, inputPool, int, num, percentile, printTable, type BenchOptions, type TargetResult } from './common.js';
+import { CLOCK_MS_JS, clockMs } from './support/clock.js';
+import { PRODUCER_SOCKET_JS, producerSocketData, type ProducerSocketCommand, type ProducerSocketReply } from './support/producer-socket.js';
+import { ServerProcess, serviceSpec, writeServiceConfig } from './support/service-process.js';
+import { WorkerReplies } from './support/worker-replies.js';
 
 const HIDDEN = 64;
 const STREAMS = 8;
@@ -38,7 +38,6 @@ const POOL = 256;
 const PACER_SPIN_MS = 0.15;
 /** A send more than this behind its slot is counted as late. */
 const LATE_MS = 0.5;
-const REPO = fileURLToPath(new URL('..', import.meta.url));
 const HISTOGRAM = 'driftline_event_to_prediction_seconds';
 
 interface Plan {
@@ -52,11 +51,6 @@ interface Plan {
 
 const FULL: Plan = { runMs: 10_000, generatorWarmEvents: 2_000, readyTimeoutMs: 60_000 };
 const QUICK: Plan = { runMs: 4_500, generatorWarmEvents: 500, readyTimeoutMs: 60_000 };
-
-/** Milliseconds on the monotonic clock every thread of this process shares. */
-function clockMs(): number {
-  return Number(process.hrtime.bigint() / 1000n) / 1000;
-}
 
 // ---- frames ---------------------------------------------------------------------------------------------------
 
@@ -83,34 +77,14 @@ function frameTemplates(): { templates: Uint8Array[]; seqOffset: number; frameBy
  * and spins the rest, and writes each send time (process.hrtime, ms) into the shared sentAt just before the send.
  * Plain JavaScript (eval), so it needs no loader.
  */
-const PRODUCER_JS = `
-const { workerData, parentPort } = require('node:worker_threads');
-const WebSocket = require(workerData.wsModule);
+const PRODUCER_JS = `${PRODUCER_SOCKET_JS}
+${CLOCK_MS_JS}
 const { templates, seqOffset, streams, pool, periodMs, spinMs, perStreamHz, lateMs } = workerData;
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
-const clockMs = () => Number(process.hrtime.bigint() / 1000n) / 1000;
-let ws;
-let errorReplies = 0;
-let firstError;
 parentPort.on('message', (m) => {
-  if (m.cmd === 'connect') {
-    errorReplies = 0;
-    firstError = undefined;
-    ws = new WebSocket(m.url, { perMessageDeflate: false });
-    ws.on('error', (e) => parentPort.postMessage({ kind: 'failed', message: String((e && e.message) || e) }));
-    ws.on('message', (data, isBinary) => {
-      if (isBinary) return;
-      let o;
-      try { o = JSON.parse(String(data)); } catch { return; }
-      if (o && o.type === 'error') { errorReplies++; if (firstError === undefined) firstError = o.reason + ': ' + o.message; }
-    });
-    ws.on('open', () => parentPort.postMessage({ kind: 'open' }));
-  } else if (m.cmd === 'go') {
+  if (m.cmd === 'go') {
     pace(m.total, new Float64Array(m.sentAt)).catch((e) => parentPort.postMessage({ kind: 'failed', message: String(e && e.stack || e) }));
-  } else if (m.cmd === 'close') {
-    const closed = () => parentPort.postMessage({ kind: 'closed', errorReplies, firstError });
-    if (ws && ws.readyState === WebSocket.OPEN) { ws.once('close', closed); ws.close(); } else closed();
-  }
+  } else socketCommand(m);
 });
 async function pace(total, sentAt) {
   const start = clockMs() + 0.5;
@@ -149,74 +123,14 @@ interface PacedRun {
   readonly late: number;
   readonly maxBuffered: number;
 }
-type ProducerReply =
-  | { readonly kind: 'loaded' }
-  | { readonly kind: 'open' }
-  | ({ readonly kind: 'done' } & PacedRun)
-  | { readonly kind: 'closed'; readonly errorReplies: number; readonly firstError: string | undefined }
-  | { readonly kind: 'failed'; readonly message: string };
+type ProducerReply = ProducerSocketReply | ({ readonly kind: 'done' } & PacedRun);
+type Producer = WorkerReplies<ProducerReply, ProducerSocketCommand | { cmd: 'go'; total: number; sentAt: SharedArrayBuffer }>;
 
-class Producer {
-  private waiting: { kind: ProducerReply['kind']; resolve: (r: ProducerReply) => void; reject: (e: Error) => void } | undefined;
-  private failure: Error | undefined;
-
-  constructor(private readonly worker: Worker) {
-    worker.on('message', (m: ProducerReply) => {
-      if (m.kind === 'failed') return this.fail(new Error(`service bench producer: ${m.message}`));
-      const w = this.waiting;
-      if (w && w.kind === m.kind) {
-        this.waiting = undefined;
-        w.resolve(m);
-      }
-    });
-    worker.on('error', (e) => this.fail(e));
-    worker.on('exit', (code) => this.fail(new Error(`service bench producer exited (${code})`)));
-  }
-
-  static async start(templates: Uint8Array[], seqOffset: number): Promise<Producer> {
-    const worker = new Worker(PRODUCER_JS, {
-      eval: true,
-      execArgv: [],
-      workerData: {
-        wsModule: createRequire(import.meta.url).resolve('ws'), templates, seqOffset, streams: STREAMS, pool: POOL,
-        periodMs: 1000 / RATE_HZ, spinMs: PACER_SPIN_MS, perStreamHz: PER_STREAM_HZ, lateMs: LATE_MS,
-      },
-    });
-    const producer = new Producer(worker);
-    await producer.expect('loaded', 30_000);
-    return producer;
-  }
-
-  private fail(e: Error): void {
-    this.failure ??= e;
-    this.waiting?.reject(e);
-    this.waiting = undefined;
-  }
-
-  /** Waits for the next reply of this kind (register before sending the command that causes it). */
-  expect<K extends ProducerReply['kind']>(kind: K, timeoutMs: number): Promise<Extract<ProducerReply, { kind: K }>> {
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting = undefined;
-        reject(new Error(`service bench producer: no '${kind}' within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiting = {
-        kind,
-        resolve: (r) => (clearTimeout(timer), resolve(r as Extract<ProducerReply, { kind: K }>)),
-        reject: (e) => (clearTimeout(timer), reject(e)),
-      };
-    });
-  }
-
-  send(m: { cmd: 'connect'; url: string } | { cmd: 'go'; total: number; sentAt: SharedArrayBuffer } | { cmd: 'close' }): void {
-    this.worker.postMessage(m);
-  }
-
-  async stop(): Promise<void> {
-    this.worker.removeAllListeners('exit');
-    await this.worker.terminate();
-  }
+function startProducer(templates: Uint8Array[], seqOffset: number): Promise<Producer> {
+  return WorkerReplies.start('service bench producer', PRODUCER_JS, {
+    socket: producerSocketData({ zeroMask: false, closeTimeoutMs: undefined }), templates, seqOffset, streams: STREAMS, pool: POOL,
+    periodMs: 1000 / RATE_HZ, spinMs: PACER_SPIN_MS, perStreamHz: PER_STREAM_HZ, lateMs: LATE_MS,
+  });
 }
 
 // ---- the subscriber (this thread) ------------------------------------------------------------------------------
@@ -311,98 +225,6 @@ async function warmGenerator(producer: Producer, seqOffset: number, events: numb
   }
 }
 
-// ---- the service ----------------------------------------------------------------------------------------------
-
-interface ReadyLine {
-  readonly ingest: string;
-  readonly predictions: string;
-  readonly metrics: string;
-}
-
-/** The spawned `driftline run` and what its stderr said. */
-class Service {
-  /** The last stderr lines, for an error message. */
-  private readonly tail: string[] = [];
-  private pending = '';
-  private onLine: ((o: Record<string, unknown>) => void) | undefined;
-  readonly exited: Promise<number | null>;
-  /** Log lines at warn (40) or above. */
-  warnings = 0;
-  firstWarning: string | undefined;
-  stoppedLine: Record<string, unknown> | undefined;
-
-  private constructor(readonly child: ChildProcess) {
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (chunk: string) => {
-      this.pending += chunk;
-      let nl: number;
-      while ((nl = this.pending.indexOf('\n')) >= 0) {
-        this.line(this.pending.slice(0, nl));
-        this.pending = this.pending.slice(nl + 1);
-      }
-    });
-    child.stdout!.resume();
-    this.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));
-  }
-
-  private line(text: string): void {
-    this.tail.push(text);
-    if (this.tail.length > 40) this.tail.shift();
-    let o: Record<string, unknown>;
-    try {
-      o = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      return;
-    }
-    if (typeof o.level === 'number' && o.level >= 40) {
-      this.warnings++;
-      this.firstWarning ??= String(o.msg);
-    }
-    if (o.msg === 'driftline stopped') this.stoppedLine = o;
-    this.onLine?.(o);
-  }
-
-  static spawn(configFile: string): Service {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'run', '--config', configFile], {
-      cwd: REPO,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    return new Service(child);
-  }
-
-  get stderrTail(): string {
-    return this.tail.join('\n');
-  }
-
-  /** Resolves with the ready line's URLs and the clockMs at which this process read it. */
-  ready(timeoutMs: number): Promise<{ urls: ReadyLine; at: number }> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no 'driftline ready' within ${timeoutMs} ms\n${this.stderrTail}`)), timeoutMs);
-      this.onLine = (o) => {
-        if (o.msg !== 'driftline ready') return;
-        const at = clockMs();
-        clearTimeout(timer);
-        this.onLine = undefined;
-        resolve({ urls: { ingest: String(o.ingest), predictions: String(o.predictions), metrics: String(o.metrics) }, at });
-      };
-      void this.exited.then((code) => {
-        clearTimeout(timer);
-        reject(new Error(`driftline run exited (${code}) before it was ready\n${this.stderrTail}`));
-      });
-    });
-  }
-
-  /** SIGTERM, then SIGKILL if it has not stopped within timeoutMs; resolves with the exit code. */
-  async stop(timeoutMs = 15_000): Promise<number | null> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.exited;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
-    const code = await this.exited;
-    clearTimeout(timer);
-    return code;
-  }
-}
-
 // ---- the histogram from /metrics ------------------------------------------------------------------------------
 
 interface PhaseHistogram {
@@ -489,19 +311,10 @@ export async function runServiceLatency(options: BenchOptions): Promise<TargetRe
   const { templates, seqOffset, frameBytes } = frameTemplates();
 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'driftline-bench-service-'));
-  const configFile = path.join(dir, 'service.json');
-  // JSON is YAML; the service reads either. Loopback and ports 0 throughout; no checkpoint block: nothing on disk.
-  const config = {
-    streams: { inputSize: INPUTS, outputSize: OUTPUTS, maxStreams: STREAMS },
-    learner: { cell: { kind: 'tanh-rnn', hiddenSize: HIDDEN }, credit: { rule: 'immediate', lambda: 0 }, optimizer: { name: 'rmsprop', lr: LEARNING_RATE } },
-    sources: { websocket: { host: '127.0.0.1', port: 0 } },
-    metrics: { host: '127.0.0.1', port: 0 },
-    log: { level: 'info' },
-  };
-  writeFileSync(configFile, JSON.stringify(config, null, 2));
+  const configFile = writeServiceConfig(dir, { maxStreams: STREAMS, hiddenSize: HIDDEN });
 
-  const producer = await Producer.start(templates, seqOffset);
-  let service: Service | undefined;
+  const producer = await startProducer(templates, seqOffset);
+  let service: ServerProcess | undefined;
   let sub: Subscriber | undefined;
   try {
     await warmGenerator(producer, seqOffset, plan.generatorWarmEvents);
@@ -510,7 +323,7 @@ export async function runServiceLatency(options: BenchOptions): Promise<TargetRe
     const sentAt = new Float64Array(sentBuffer).fill(NaN);
     const receivedAt = new Float64Array(total).fill(NaN);
     const spawnedAt = clockMs();
-    service = Service.spawn(configFile);
+    service = ServerProcess.spawn(serviceSpec('driftline run', configFile, 15_000));
     const { urls, at: readyAt } = await service.ready(plan.readyTimeoutMs);
     // Right at ready: the producer connects to ingest and the subscriber to predictions, side by side; the first
     // frame goes out once both are open (a prediction published before the subscriber is there would be lost).
@@ -523,6 +336,7 @@ export async function runServiceLatency(options: BenchOptions): Promise<TargetRe
     await sub.settle(total, 3000);
     const settledAt = clockMs();
 
+    if (urls.metrics === undefined) throw new Error(`'driftline ready' gave no metrics URL`);
     const response = await fetch(urls.metrics);
     if (!response.ok) throw new Error(`GET ${urls.metrics}: ${response.status} ${response.statusText}`);
     const exposition = parseExposition(await response.text());
@@ -567,7 +381,7 @@ export async function runServiceLatency(options: BenchOptions): Promise<TargetRe
       phase === 'cold' ? `${num(firstSendAfterReady / 1000, 3)}-${num(COLD_MS / 1000, 1)} s` : `${num(COLD_MS / 1000, 1)}-${num(endAfterReady / 1000, 1)} s`;
     const rejected = exposition.counter('driftline_events_rejected_total');
     const dropped = exposition.counter('driftline_subscriber_messages_dropped_total');
-    const accepted = service.stoppedLine?.accepted;
+    const accepted = service.stopLine?.accepted;
 
     printTable(
       `service: driftline run, cold start vs steady at ${int(RATE_HZ)} Hz (${STREAMS} streams), tanh RNN n = ${HIDDEN}, ${INPUTS} inputs, ${OUTPUTS} outputs, binary frames`,
@@ -620,7 +434,7 @@ export async function runServiceLatency(options: BenchOptions): Promise<TargetRe
       'lllrrrrr',
     );
   } catch (err) {
-    if (service) process.stderr.write(`--- driftline run stderr (last lines) ---\n${service.stderrTail}\n---\n`);
+    if (service) process.stderr.write(`--- driftline run stderr (last lines) ---\n${service.logTail}\n---\n`);
     throw err;
   } finally {
     sub?.ws.terminate();

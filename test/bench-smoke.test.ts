@@ -1,6 +1,6 @@
-// Smoke test of the benchmark harness: `bench/index.ts --quick state tick`, `--quick ws` and `--quick service` run to the
-// end in a child process and print their tables with finite numbers. They check that the benchmarks run, not how fast
-// anything is.
+// Smoke test of the benchmark harness: `bench/index.ts --quick state tick`, `--quick ws`, `--quick service` and
+// `--quick streams` (with its shortest settings, DRIFTLINE_BENCH_STREAMS_SMOKE=1) run to the end in a child process and
+// print their tables with finite numbers. They check that the benchmarks run, not how fast anything is.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -162,4 +162,63 @@ test('bench --quick service runs the real driftline run process and prints its c
   assert.equal(number(client[0]![2]) + number(client[1]![2]), number(got[2]));
   assert.equal(number(server[0]![2]) + number(server[1]![2]), number(got[2]));
   assert.match(out, /Service exit code after SIGTERM: 0;/);
+});
+
+test('bench --quick streams runs the service beside the echo floor and prints its tables', { timeout: 90_000 }, () => {
+  // The shortest settings: 100 streams at 50 Hz and the max-rate ramp, 1.5 s each, JSON and binary, service and echo.
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/index.ts', '--quick', 'streams'], {
+    cwd: root, encoding: 'utf8', timeout: 80_000, maxBuffer: 16 * 1024 * 1024,
+    env: { ...process.env, DRIFTLINE_BENCH_STREAMS_SMOKE: '1' },
+  });
+  const out = r.stdout ?? '';
+  assert.equal(r.error, undefined, `bench did not finish: ${r.error?.message}\n${out}\n${r.stderr}`);
+  assert.equal(r.status, 0, `bench exited with ${r.status}\n${out}\n${r.stderr}`);
+  for (const title of [
+    'streams: events/s, CPU and RSS per server process', 'streams: event-to-prediction latency', 'streams: service / echo floor',
+    'streams: max-rate, 100 streams', 'streams: the load generator',
+  ]) {
+    assert.ok(out.includes(title), `missing table '${title}'\n${out}`);
+  }
+  assert.doesNotMatch(out, /service: driftline run, cold start vs steady/, 'service was not asked for');
+  assert.match(out, /SMOKE settings/);
+
+  const scenario = String.raw`(100 streams @ 50 Hz|max-rate \(100 streams\))\s+(json|binary)\s+(service|echo)`;
+  const n = String.raw`([\d,.]+|n/a)`;
+  const finite = (s: string) => Number.isFinite(number(s));
+  const key = (m: RegExpMatchArray) => `${m[1]} ${m[2]} ${m[3]}`;
+  const expected = ['100 streams @ 50 Hz', 'max-rate (100 streams)'].flatMap((sc) => ['json', 'binary'].flatMap((f) => ['service', 'echo'].map((k) => `${sc} ${f} ${k}`)));
+
+  // Events/s rows: offered, served, sent, predicted, unpredicted, shed, refused, sub drops, CPU %, CPU us/ev, RSS MB.
+  const rows = [...out.matchAll(new RegExp(String.raw`^\s*${scenario}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+(\d+) %\s+${n}\s+${n}$`, 'gm'))];
+  assert.deepEqual(rows.map(key).sort(), [...expected].sort(), `expected a row per scenario, frames and server\n${out}`);
+  for (const m of rows) {
+    const [offered, served, sent, predicted, unpredicted, shed, refused, , cpuPct, cpuPerEvent, rss] = m.slice(4, 15);
+    assert.ok(number(offered!) > 0 && number(sent!) > 0 && number(predicted!) > 0, `nothing sent or predicted: ${m[0]}`);
+    assert.equal(number(sent!) - number(predicted!), number(unpredicted!), `unpredicted = sent - predicted: ${m[0]}`);
+    assert.ok(finite(shed!) && finite(cpuPct!) && number(cpuPerEvent!) > 0 && number(rss!) > 10, `implausible row: ${m[0]}`);
+    assert.equal(number(refused!), 0, `every frame the bench sends is valid: ${m[0]}`);
+    // The max-rate service row may have no sustained rate on a loaded machine (it fell behind at once); the rest must.
+    if (!(m[1]!.startsWith('max-rate') && m[3] === 'service')) assert.ok(number(served!) > 0, `no served rate: ${m[0]}`);
+  }
+
+  // Latency rows: warm n, p50, p99, max, then n, p50, p99, max, in order where there are samples.
+  const lat = [...out.matchAll(new RegExp(String.raw`^\s*${scenario}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}$`, 'gm'))];
+  assert.deepEqual(lat.map(key).sort(), [...expected].sort(), `expected a latency row per run\n${out}`);
+  for (const m of lat) {
+    for (const [count, p50, p99, max] of [m.slice(4, 8), m.slice(8, 12)]) {
+      if (number(count!) === 0) continue;
+      assert.ok(number(p50!) >= 0 && number(p50!) <= number(p99!) && number(p99!) <= number(max!), `percentiles out of order: ${m[0]}`);
+    }
+    assert.ok(number(m[4]!) > 0, `no warm-up samples: ${m[0]}`);
+  }
+
+  // Ratios: one row per scenario and frames, the CPU per event ratio finite.
+  const ratios = [...out.matchAll(/^\s*(100 streams @ 50 Hz|max-rate \(100 streams\))\s+(json|binary)\s+[\d,.]+\s+[\d,.]+\s+([\d.]+)x\s/gm)];
+  assert.equal(ratios.length, 4, `expected 4 service / echo rows\n${out}`);
+  for (const m of ratios) assert.ok(number(m[3]!) > 0, `CPU ratio: ${m[0]}`);
+
+  // Every server exited cleanly after SIGTERM.
+  const exits = [...out.matchAll(new RegExp(String.raw`^\s*${scenario}\s+.*\s(-?\d+|null)$`, 'gm'))].filter((m) => /\d+ \/ \d+/.test(m[0]));
+  assert.equal(exits.length, 8, `expected 8 generator rows\n${out}`);
+  for (const m of exits) assert.equal(m[4], '0', `a server did not exit 0: ${m[0]}`);
 });
