@@ -4,6 +4,10 @@
 // per stage of the per-event path (by source file), as shares of the service's CPU over the run.
 //
 //   node --import tsx bench/support/profile-service.ts [json|binary] [seconds] [coalesce]
+//
+// Environment: PROFILE_STREAMS (default 8); PROFILE_EVENTS (a cap on frames); PROFILE_REPO (another checkout's
+// build, for A/B runs); PACED_HZ (instead of the closed loop, send at this rate from a 1 ms timer, then print
+// send-to-prediction latency and the longest busy stretches of the service's event loop with what ran in them).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -16,7 +20,7 @@ import { encodeBinaryFrame, encodeJsonFrame } from '../../src/adapters/websocket
 const REPO = process.env.PROFILE_REPO ?? fileURLToPath(new URL('../..', import.meta.url));
 const kind = (process.argv[2] ?? 'json') as 'json' | 'binary';
 const seconds = Number(process.argv[3] ?? 20);
-const STREAMS = 8;
+const STREAMS = Number(process.env.PROFILE_STREAMS ?? 8);
 const WINDOW = 64;
 const coalesceSends = process.argv[4] === 'coalesce';
 // At most this many frames (PROFILE_EVENTS): 40,000 over 8 streams stays below the 7,200 ticks per stream after
@@ -65,14 +69,31 @@ const frame = (n: number) => {
 const started = Date.now();
 const end = started + seconds * 1000;
 const cpuBefore = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+const pacedHz = Number(process.env.PACED_HZ ?? 0);
+const sentAt = new Float64Array(pacedHz > 0 ? Math.ceil(Math.min(maxEvents, seconds * pacedHz)) + 1 : 0);
+const lat: number[] = [];
 const pump = () => {
   while (sent - received < WINDOW && Date.now() < end && sent < maxEvents) ingest.send(frame(sent++));
 };
-sub.on('message', () => {
+sub.on('message', (d) => {
   received++;
-  pump();
+  if (pacedHz > 0) {
+    const m = JSON.parse(d.toString()) as { stream: string; seq: number };
+    const n = m.seq * STREAMS + Number(m.stream.slice(1));
+    lat.push(performance.now() - sentAt[n]!);
+  } else pump();
 });
-pump();
+if (pacedHz > 0) {
+  const t0 = performance.now();
+  const timer = setInterval(() => {
+    const due = Math.min(Math.floor(((performance.now() - t0) / 1000) * pacedHz), maxEvents, sentAt.length - 1);
+    while (sent < due) {
+      sentAt[sent] = performance.now();
+      ingest.send(frame(sent++));
+    }
+    if (Date.now() >= end || sent >= maxEvents) clearInterval(timer);
+  }, 1);
+} else pump();
 await new Promise<void>((r) => {
   const t = setInterval(() => {
     if ((Date.now() >= end || sent >= maxEvents) && received >= sent) {
@@ -130,7 +151,7 @@ for (const n of prof.nodes) {
   const fileKey = url === '' ? n.callFrame.functionName : url.replace(/^.*node_modules\//, 'node_modules/');
   byFile.set(fileKey, (byFile.get(fileKey) ?? 0) + us);
 }
-console.log(`${kind} frames${coalesceSends ? ', coalesceSends' : ''}, ${STREAMS} streams, ${wallSeconds.toFixed(1)} s closed loop (window ${WINDOW}): ${received} predictions, ${(received / wallSeconds).toFixed(0)}/s; service CPU ${cpuSeconds.toFixed(2)} s = ${((cpuSeconds / received) * 1e6).toFixed(1)} us/event; profile ${path.join(dir, file)}`);
+console.log(`${kind} frames${coalesceSends ? ', coalesceSends' : ''}, ${STREAMS} streams, ${wallSeconds.toFixed(1)} s ${pacedHz > 0 ? `paced at ${pacedHz}/s` : `closed loop (window ${WINDOW})`}: ${received} predictions, ${(received / wallSeconds).toFixed(0)}/s; service CPU ${cpuSeconds.toFixed(2)} s = ${((cpuSeconds / received) * 1e6).toFixed(1)} us/event; profile ${path.join(dir, file)}`);
 const parent = new Map<number, Node>();
 const byId = new Map<number, Node>();
 for (const n of prof.nodes) {
@@ -156,6 +177,40 @@ const perEvent = (share: number) => ((share * cpuSeconds) / received) * 1e6;
 console.log('\n| stage | share of CPU | us per event |\n|---|---:|---:|');
 for (const [k, us] of [...byStage].sort((a, b) => b[1] - a[1])) console.log(`| ${k} | ${((100 * us) / total).toFixed(1)} % | ${perEvent(us / total).toFixed(1)} |`);
 console.log(`| all | 100 % | ${perEvent(1).toFixed(1)} |`);
+if (lat.length > 0) {
+  const sorted = [...lat].sort((a, b) => a - b);
+  const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!.toFixed(2);
+  console.log(`paced ${pacedHz}/s: latency ms p50 ${q(0.5)} p99 ${q(0.99)} max ${q(1)}`);
+  // The longest stretches of consecutive non-idle samples, and what ran most in each: where the loop stalled.
+  const idle = new Set(prof.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
+  const stretches: { ms: number; at: number; top: Map<string, number> }[] = [];
+  let cur: { ms: number; at: number; top: Map<string, number> } | undefined;
+  let clock = 0;
+  for (let i = 0; i < prof.samples.length; i++) {
+    clock += prof.timeDeltas[i] ?? 0;
+    const id = prof.samples[i]!;
+    if (idle.has(id)) {
+      if (cur) stretches.push(cur);
+      cur = undefined;
+      continue;
+    }
+    cur ??= { ms: 0, at: clock / 1000, top: new Map() };
+    cur.ms += (prof.timeDeltas[i] ?? 0) / 1000;
+    let label = 'other';
+    for (let f: Node | undefined = byId.get(id); f !== undefined; f = parent.get(f.id)) {
+      const url = f.callFrame.url.replace(/^file:\/\//, '').replace(REPO, '');
+      if (url.startsWith('dist/')) {
+        label = `${f.callFrame.functionName} ${url}`;
+        break;
+      }
+    }
+    cur.top.set(label, (cur.top.get(label) ?? 0) + 1);
+  }
+  for (const st of stretches.sort((a, b) => b.ms - a.ms).slice(0, 8)) {
+    const top = [...st.top].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([k, n]) => `${k} (${n})`).join('; ');
+    console.log(`busy ${st.ms.toFixed(1)} ms at ${st.at.toFixed(0)} ms: ${top}`);
+  }
+}
 console.log('\nself time by file (share of non-idle samples):');
 for (const [k, us] of [...byFile].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`${((100 * us) / total).toFixed(1).padStart(5)} %  ${k}`);
 console.log('\nself time by function:');
