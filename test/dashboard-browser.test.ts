@@ -35,6 +35,14 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20
   }
 }
 
+/** Saves the page's screenshot, checks it raised no script error, and closes it. */
+async function screenshotAndClose(page: Page, path: string, errors: readonly string[]): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true });
+  await page.screenshot({ path, fullPage: true });
+  assert.deepEqual(errors, []);
+  await page.close();
+}
+
 describe('the dashboard of driftline demo and demo --bci, in chromium', { skip }, () => {
   let browser: Browser;
   before(async () => {
@@ -95,11 +103,7 @@ describe('the dashboard of driftline demo and demo --bci, in chromium', { skip }
       console.log(`[dashboard-browser] JS heap ${(heapBefore / 1e6).toFixed(1)} MB -> ${(heapAfter / 1e6).toFixed(1)} MB over 10 s more of the stream`);
       assert.ok(heapAfter < heapBefore * 1.5 + 5e6, `heap grew from ${heapBefore} to ${heapAfter}`);
 
-      const shot = join(REPO, 'out', 'dashboard-toy-demo.png');
-      mkdirSync(dirname(shot), { recursive: true });
-      await page.screenshot({ path: shot, fullPage: true });
-      assert.deepEqual(errors, []);
-      await page.close();
+      await screenshotAndClose(page, join(REPO, 'out', 'dashboard-toy-demo.png'), errors);
     } finally {
       signals.emit('SIGINT');
       await demo;
@@ -134,11 +138,7 @@ describe('the dashboard of driftline demo and demo --bci, in chromium', { skip }
       assert.equal(outputs, 2, 'force x and force y');
       assert.ok((await canvasPaintedPixels(page, '#trace-plot canvas')).painted > 500);
       assert.ok((await canvasPaintedPixels(page, '#error-plot canvas')).painted > 500);
-      const shot = process.env.DRIFTLINE_UPDATE_SCREENSHOT === '1' ? join(REPO, 'docs', 'images', 'dashboard.png') : join(REPO, 'out', 'dashboard.png');
-      mkdirSync(dirname(shot), { recursive: true });
-      await page.screenshot({ path: shot, fullPage: true });
-      assert.deepEqual(errors, []);
-      await page.close();
+      await screenshotAndClose(page, process.env.DRIFTLINE_UPDATE_SCREENSHOT === '1' ? join(REPO, 'docs', 'images', 'dashboard.png') : join(REPO, 'out', 'dashboard.png'), errors);
     } finally {
       signals.emit('SIGINT');
       await demo;

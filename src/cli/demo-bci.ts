@@ -10,6 +10,7 @@ import { simulateMotorCortexSessions } from '../simulator/motor-cortex.js';
 import type { PrequentialReport, RecoveryReport, StreamInput } from '../streams/messages.js';
 import { createPipeline, type PipelineOutput } from '../streams/pipeline.js';
 import type { DemoIO } from './demo.js';
+import { fixed } from './table.js';
 import { numericOptionReader, parseCommandOptions } from './command-options.js';
 
 /**
@@ -48,10 +49,6 @@ export interface BciDemoSummary {
   readonly recoveries: readonly RecoveryReport[];
   readonly dashboardUrl?: string;
   readonly metricsUrl?: string;
-}
-
-function fixed(v: number, digits = 3): string {
-  return Number.isFinite(v) ? v.toFixed(digits) : '-';
 }
 
 export async function bciDemoCommand(args: string[], io: DemoIO): Promise<BciDemoSummary | undefined> {

@@ -12,7 +12,7 @@ import type { HoldoutSpec } from '../streams/holdout.js';
 import type { Predictor, PrequentialReport, RecoveryReport, StreamInput } from '../streams/messages.js';
 import { createPipeline, type PipelineOutput } from '../streams/pipeline.js';
 import { formatDuration, type ProgressStream } from '../report/progress.js';
-import { formatTable } from './table.js';
+import { fixed, formatTable } from './table.js';
 import { numericOptionReader, parseCommandOptions } from './command-options.js';
 
 /**
@@ -563,10 +563,6 @@ function squaredError(yhat: ArrayLike<number>, y: ArrayLike<number>): number {
   let sum = 0;
   for (let i = 0; i < y.length; i++) sum += (yhat[i] - y[i]) ** 2;
   return sum / y.length;
-}
-
-function fixed(v: number | null | undefined, digits = 4): string {
-  return v !== null && v !== undefined && Number.isFinite(v) ? v.toFixed(digits) : '-';
 }
 
 function percent(v: number | null): string {

@@ -11,3 +11,8 @@ export function formatTable(headers: readonly string[], rows: readonly (readonly
   const line = (r: readonly string[]) => r.map((c, i) => cell(c ?? '', i)).join('  ').trimEnd();
   return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
+
+/** A figure to `digits` places for a table cell or a log line, or '-' when there is none (null, undefined, NaN, Infinity). */
+export function fixed(v: number | null | undefined, digits = 4): string {
+  return v !== null && v !== undefined && Number.isFinite(v) ? v.toFixed(digits) : '-';
+}

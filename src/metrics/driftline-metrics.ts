@@ -172,7 +172,8 @@ export class DriftlineMetrics {
    */
   private readonly pendingEvents = new Map<string, Map<string, number>>();
   private readonly pendingUpdates = new Map<string, number>();
-  private readonly pendingPrequential = new Map<string, PrequentialReport>();
+  /** By track (index 0: learning ticks, 1: held out), then stream label. */
+  private readonly pendingPrequential = [new Map<string, PrequentialReport>(), new Map<string, PrequentialReport>()] as const;
   private readonly sourceLabels: CappedLabel;
   private readonly detectorLabels: CappedLabel;
   private readonly maxOutputs: number;
@@ -211,10 +212,14 @@ export class DriftlineMetrics {
       labelNames: ['stream', 'source'],
       registers,
       collect() {
+        // Counts are zeroed, not their maps dropped, so that the next event of a stream allocates nothing.
         for (const [stream, bySource] of self.pendingEvents) {
-          for (const [source, n] of bySource) if (n > 0) this.inc({ stream, source }, n);
+          for (const [source, n] of bySource) {
+            if (n === 0) continue;
+            this.inc({ stream, source }, n);
+            bySource.set(source, 0);
+          }
         }
-        self.pendingEvents.clear();
       },
     });
     this.eventsRejectedTotal = new Counter({
@@ -342,8 +347,11 @@ export class DriftlineMetrics {
       labelNames: ['stream'],
       registers,
       collect() {
-        for (const [stream, n] of self.pendingUpdates) if (n > 0) this.inc({ stream }, n);
-        self.pendingUpdates.clear();
+        for (const [stream, n] of self.pendingUpdates) {
+          if (n === 0) continue;
+          this.inc({ stream }, n);
+          self.pendingUpdates.set(stream, 0);
+        }
       },
     });
     this.labelsOutOfRangeTotal = new Counter({
@@ -512,7 +520,7 @@ export class DriftlineMetrics {
     // next scrape goes too, or that scrape would bring the series back.
     this.pendingEvents.delete(stream);
     this.pendingUpdates.delete(stream);
-    for (const held_out of HELD_OUT) this.pendingPrequential.delete(`${stream}\u0000${held_out}`);
+    for (const byStream of this.pendingPrequential) byStream.delete(stream);
     const s = { stream };
     for (const source of [...this.sourceLabels.values(), OTHER_LABEL]) this.eventsTotal.remove({ ...s, source });
     for (const detector of [...this.detectorLabels.values(), OTHER_LABEL]) {
@@ -602,12 +610,14 @@ export class DriftlineMetrics {
 
   private observePrequential(report: PrequentialReport): void {
     // The last report per stream label and track is what a scrape shows, so only it is kept until then.
-    this.pendingPrequential.set(`${this.stream(report.stream)}\u0000${report.heldOut ? 'true' : 'false'}`, report);
+    this.pendingPrequential[report.heldOut ? 1 : 0].set(this.stream(report.stream), report);
   }
 
   private flushPrequential(): void {
-    for (const [key, report] of this.pendingPrequential) this.applyPrequential(key.slice(0, key.indexOf('\u0000')), report);
-    this.pendingPrequential.clear();
+    for (const byStream of this.pendingPrequential) {
+      for (const [stream, report] of byStream) this.applyPrequential(stream, report);
+      byStream.clear();
+    }
   }
 
   private applyPrequential(stream: string, report: PrequentialReport): void {
