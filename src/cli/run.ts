@@ -461,11 +461,18 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
    * disk's pace instead of losing anything.
    */
   const PAUSE_ABOVE_WRITES = 256;
-  /** Past this many held inputs the senders are paused until the restore is done (their frames wait in TCP). */
+  /**
+   * Past this many checkpoint loads in flight, or this many inputs held for them, the senders are paused until
+   * both are down to half (their frames wait in TCP). Without the first bound a burst of 10,000 new keys started
+   * 10,000 reads at once: every input waited behind all of them (11 s on average) and memory held them all.
+   */
+  const PAUSE_ABOVE_LOADS = 256;
   const PAUSE_ABOVE_HELD = 1024;
   /** A last bound, for frames that were already read when the sender was paused. */
   const MAX_HELD_PER_STREAM = 100_000;
   const paused = new Set<unknown>();
+  /** Inputs in `held`, over all streams. */
+  let heldInputs = 0;
   const writesInFlight = () => pipeline.checkpointer?.writesInFlight ?? 0;
   afterWrite = () => resumePaused();
   const pause = (peer: unknown) => {
@@ -474,19 +481,21 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
     server.setPaused(peer, true);
   };
   const resumePaused = () => {
-    if (paused.size === 0 || held.size > 0 || writesInFlight() > PAUSE_ABOVE_WRITES / 2) return;
+    if (paused.size === 0 || held.size > PAUSE_ABOVE_LOADS / 2 || heldInputs > PAUSE_ABOVE_HELD / 2 || writesInFlight() > PAUSE_ABOVE_WRITES / 2) return;
     for (const peer of paused) server.setPaused(peer, false);
     paused.clear();
   };
   const hold = (input: StreamInput, loading: Promise<void>) => {
     const queue: StreamInput[] = [input];
     held.set(input.stream, queue);
+    heldInputs++;
     loadStarted.set(input.stream, performance.now());
     loading.then(
       () => undefined,
       (err: Error & { defect?: string; quarantined?: string }) => badCheckpoint(input.stream, err),
     ).finally(() => {
       held.delete(input.stream);
+      heldInputs -= queue.length;
       if (!stopping) for (const next of queue) process_(next);
       loadStarted.delete(input.stream);
       resumePaused();
@@ -503,15 +512,17 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
     if (peer !== undefined) producerOf.set(input.stream, peer);
     const waiting = held.get(input.stream);
     if (waiting !== undefined) {
-      if (waiting.length >= PAUSE_ABOVE_HELD) pause(peer);
-      if (waiting.length < MAX_HELD_PER_STREAM) waiting.push(input);
-      else server.replyTo(input, rejection('stream-unavailable', `stream '${input.stream}' is being restored and already has ${MAX_HELD_PER_STREAM} inputs waiting; send again later`, input.stream, input.seq));
+      if (heldInputs >= PAUSE_ABOVE_HELD) pause(peer);
+      if (waiting.length < MAX_HELD_PER_STREAM) {
+        waiting.push(input);
+        heldInputs++;
+      } else server.replyTo(input, rejection('stream-unavailable', `stream '${input.stream}' is being restored and already has ${MAX_HELD_PER_STREAM} inputs waiting; send again later`, input.stream, input.seq));
       return;
     }
     const loading = pipeline.prepare(input.stream);
     if (loading !== undefined) hold(input, loading);
     else process_(input);
-    if (writesInFlight() > PAUSE_ABOVE_WRITES) pause(peer);
+    if (writesInFlight() > PAUSE_ABOVE_WRITES || held.size >= PAUSE_ABOVE_LOADS) pause(peer);
   });
   const resumeSub = server.resumeRequests.subscribe(({ peer, streams }) => {
     const marks: Record<string, StreamMarks> = {};
