@@ -61,6 +61,46 @@ function learnerRow(n: number, backend: KernelBackend, pool: InputPool, quick: b
   };
 }
 
+// ---- many learners in step --------------------------------------------------------------------------------
+
+const IN_STEP_LEARNERS = 100;
+const IN_STEP_TICKS = 1000;
+/** The slowest tick of learners in step must stay within this factor of the median tick. */
+const IN_STEP_TARGET = 5;
+
+interface InStep {
+  readonly medianMs: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+  readonly slowestTick: number;
+}
+
+/**
+ * IN_STEP_LEARNERS learners (n = 64) ticking in step, as the streams of a service fed at one rate do: the time of
+ * each tick of all of them. A cost every learner pays at the same count of its own ticks (V8's per-instance
+ * compilation of WASM export wrappers after 1,000 calls did: 70-110 ms at ticks 333 and 499) shows as the max.
+ */
+function inStep(pool: InputPool, ticks: number): InStep {
+  const learners = Array.from({ length: IN_STEP_LEARNERS }, (_, i) => createLearner({ ...tanhRnnSpec(64), seed: 1 + i }, { backend: 'wasm' }));
+  const { xs, ys } = pool;
+  const mask = xs.length - 1;
+  const times = new Float64Array(ticks);
+  for (let t = 0; t < ticks; t++) {
+    const start = performance.now();
+    for (let s = 0; s < learners.length; s++) {
+      const i = (t * learners.length + s) & mask;
+      learners[s]!.predict(xs[i]);
+      learners[s]!.learn(ys[i]);
+    }
+    times[t] = performance.now() - start;
+  }
+  // The first ticks compile and warm the JIT; a service pays them once per process, before it says it is ready.
+  const steady = times.slice(50);
+  let slowestTick = 50;
+  for (let t = 50; t < ticks; t++) if (times[t]! > times[slowestTick]!) slowestTick = t;
+  return { medianMs: median(steady), p99Ms: percentile(steady, 0.99), maxMs: times[slowestTick]!, slowestTick };
+}
+
 // ---- the same tick in TensorFlow.js ops -----------------------------------------------------------------
 
 /**
@@ -368,6 +408,30 @@ export async function runTick(options: BenchOptions): Promise<TargetResult[]> {
     ],
     'rlrrrrl',
   );
+
+  if (haveWasm) {
+    const step = inStep(pool, quick ? 600 : IN_STEP_TICKS);
+    const ratio = step.maxMs / step.medianMs;
+    targets.push({
+      section: 'tick',
+      target: `${IN_STEP_LEARNERS} WASM learners in step: slowest tick within ${IN_STEP_TARGET}x the median tick`,
+      measured: `${num(ratio)}x (${num(step.maxMs)} ms at tick ${step.slowestTick} vs ${num(step.medianMs)} ms)`,
+      pass: ratio <= IN_STEP_TARGET,
+    });
+    printTable(
+      `tick: ${IN_STEP_LEARNERS} learners in step (n = 64, wasm), time of each tick of all of them`,
+      ['learners', 'ticks', 'median ms', 'p99 ms', 'max ms', 'slowest tick', 'max / median', `within ${IN_STEP_TARGET}x`],
+      [[
+        String(IN_STEP_LEARNERS), int(quick ? 600 : IN_STEP_TICKS), num(step.medianMs), num(step.p99Ms), num(step.maxMs),
+        String(step.slowestTick), `${num(ratio)}x`, passFail(ratio <= IN_STEP_TARGET),
+      ]],
+      [
+        'Streams fed at one rate tick in step, so a cost each learner pays at the same count of its own ticks stalls the',
+        'service for all of them at once (before 2026-12-03: V8 compiled each instance\'s WASM export wrappers after 1,000',
+        'calls, 70-110 ms at ticks 333 and 499; src/learners/kernels/wasm-kernels.ts). The first 50 ticks are left out.',
+      ],
+    );
+  }
 
   // Roofline.
   const dram = best(bw.dram);

@@ -74,6 +74,8 @@ const WARM_UP_MS = 5000;
 let pacedStart = Infinity;
 const sentAt = new Float64Array(pacedHz > 0 ? Math.ceil(Math.min(maxEvents, seconds * pacedHz)) + 1 : 0);
 const lat: number[] = [];
+const PRODUCER_GAP_MS = 10;
+const producerGaps: { atMs: number; ms: number }[] = [];
 const pump = () => {
   while (sent - received < WINDOW && Date.now() < end && sent < maxEvents) ingest.send(frame(sent++));
 };
@@ -90,7 +92,12 @@ sub.on('message', (d) => {
 if (pacedHz > 0) {
   const t0 = performance.now();
   pacedStart = t0;
+  let lastTimerAt = t0;
   const timer = setInterval(() => {
+    const now = performance.now();
+    // The producer's own stalls: a gap here sends a burst afterwards, which the service then works off.
+    if (now - lastTimerAt > PRODUCER_GAP_MS) producerGaps.push({ atMs: now - t0, ms: now - lastTimerAt });
+    lastTimerAt = now;
     const due = Math.min(Math.floor(((performance.now() - t0) / 1000) * pacedHz), maxEvents, sentAt.length - 1);
     while (sent < due) {
       sentAt[sent] = performance.now();
@@ -186,6 +193,11 @@ if (lat.length > 0) {
   const sorted = [...lat].sort((a, b) => a - b);
   const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!.toFixed(2);
   console.log(`paced ${pacedHz}/s, after the first ${WARM_UP_MS / 1000} s: latency ms p50 ${q(0.5)} p99 ${q(0.99)} max ${q(1)}`);
+  const worstGaps = [...producerGaps].sort((a, b) => b.ms - a.ms).slice(0, 8);
+  console.log(
+    `producer timer gaps over ${PRODUCER_GAP_MS} ms: ${producerGaps.length}` +
+      (worstGaps.length > 0 ? `; longest ${worstGaps.map((g) => `${g.ms.toFixed(0)} ms at ${(g.atMs / 1000).toFixed(1)} s`).join(', ')}` : ''),
+  );
   // The longest stretches of consecutive non-idle samples, and what ran most in each: where the loop stalled.
   const idle = new Set(prof.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
   const stretches: { ms: number; at: number; top: Map<string, number> }[] = [];

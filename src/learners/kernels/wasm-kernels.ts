@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
 import { createJsKernels } from './js-kernels.js';
 import type { KernelBackend, Kernels } from './kernels.js';
 
@@ -52,6 +53,19 @@ let loaded = false;
 let cachedModule: WebAssembly.Module | null = null;
 let loadError: string | null = null;
 
+/**
+ * V8 (Node 20 and 22) calls WASM exports from JS through a generic wrapper, and after 1,000 calls of one export of
+ * one instance compiles a wrapper for it, costing that call about a millisecond. Each learner owns an instance, so
+ * every learner paid it on the same tick (333 for the kernels called three times a tick, 499 for twice): 70-110 ms
+ * for 100 streams in step, the backlogs behind the service's p99 (docs/performance.md). Per-signature wrappers from
+ * the start remove that cost and leave the steady tick unchanged. The flag exists from V8 9 to 12; other versions
+ * keep V8's default rather than print an unrecognized-flag error.
+ */
+function useSignatureWrappers(): void {
+  const major = Number(process.versions.v8.split('.')[0]);
+  if (major >= 9 && major <= 12) setFlagsFromString('--no-wasm-generic-wrapper');
+}
+
 function load(): WebAssembly.Module | null {
   if (loaded) return cachedModule;
   loaded = true;
@@ -73,6 +87,7 @@ function load(): WebAssembly.Module | null {
     return null;
   }
   try {
+    useSignatureWrappers();
     const mod = new WebAssembly.Module(bytes);
     const names = new Set(WebAssembly.Module.exports(mod).map((e) => e.name));
     const missing = EXPORT_NAMES.filter((n) => !names.has(n));
