@@ -1,4 +1,4 @@
-// `npm run bench [-- [--quick] [tick] [memory] [state] [ws] [service] [streams] [dashboard]]`: runs the named benchmark sections (all by default) and
+// `npm run bench [-- [--quick] [tick] [memory] [state] [ws] [service] [streams] [dashboard] [handoff]]`: runs the named benchmark sections (all by default) and
 // prints each as an aligned text table, then a summary of the targets. Benchmarks print; they do not fail on a
 // missed target (the exit code is non-zero only when a section could not run).
 //
@@ -9,7 +9,9 @@
 // The service section runs in such a child as well (so the load generator it hosts starts with a fresh heap); it
 // spawns the real `driftline run` process from source and measures its cold-start and steady latency. The streams
 // section runs in such a child too: it spawns a fresh `driftline run` and a fresh echo server (the floor) per run
-// and loads them with 1, 100 and 1,000 streams and a max-rate ramp, from a generator hosted in that child.
+// and loads them with 1, 100 and 1,000 streams and a max-rate ramp, from a generator hosted in that child. The
+// handoff section runs in this process: it measures this thread's cost of handing events to worker threads, which
+// a child would only add a process start to.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { machineLines, passFail, printTable, type BenchOptions, type TargetResult } from './common.js';
@@ -17,11 +19,12 @@ import { runMemory } from './memory.js';
 import { runState } from './state.js';
 import { runTick } from './tick.js';
 import { runDashboard, runDashboardMemory } from './dashboard.js';
+import { runHandoff } from './handoff.js';
 import { runServiceLatency } from './service-latency.js';
 import { runStreams } from './streams.js';
 import { runWs } from './ws.js';
 
-const SECTIONS = ['tick', 'memory', 'state', 'ws', 'service', 'streams', 'dashboard'] as const;
+const SECTIONS = ['tick', 'memory', 'state', 'ws', 'service', 'streams', 'dashboard', 'handoff'] as const;
 type Section = (typeof SECTIONS)[number];
 const CHILD_FLAG = '--memory-child';
 const WS_CHILD_FLAG = '--ws-child';
@@ -112,6 +115,7 @@ async function main(): Promise<void> {
     else if (section === 'service') targets.push(...(await sectionInChild('service', quick)));
     else if (section === 'streams') targets.push(...(await sectionInChild('streams', quick)));
     else if (section === 'dashboard') targets.push(...(await runDashboard(options)), ...(await runDashboardMemory(options)));
+    else if (section === 'handoff') targets.push(...(await runHandoff(options)));
     else targets.push(...runState(options));
   }
 

@@ -12,6 +12,17 @@ const TIMEOUT_MS = 240_000;
 /** Numbers as the tables print them: digits with thousands separators and decimals. */
 const number = (s: string) => Number(s.replace(/,/g, ''));
 
+/** Runs bench/index.ts with these arguments, fails unless it finished with exit code 0, and returns its stdout. */
+function benchStdout(args: string[], timeoutMs: number): string {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/index.ts', ...args], {
+    cwd: root, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024,
+  });
+  const out = r.stdout ?? '';
+  assert.equal(r.error, undefined, `bench did not finish: ${r.error?.message}\n${out}\n${r.stderr}`);
+  assert.equal(r.status, 0, `bench exited with ${r.status}\n${out}\n${r.stderr}`);
+  return out;
+}
+
 test('bench --quick state tick prints its tables', { timeout: TIMEOUT_MS + 10_000 }, () => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/index.ts', '--quick', 'state', 'tick'], {
     cwd: root, encoding: 'utf8', timeout: TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024,
@@ -23,7 +34,7 @@ test('bench --quick state tick prints its tables', { timeout: TIMEOUT_MS + 10_00
   // Machine info and the section titles.
   assert.match(out, /node v\d+\.\d+\.\d+/);
   assert.match(out, /cpu: .+, \d+ cores/);
-  for (const title of ['tick: predict + learn latency', 'tick: roofline bound', 'state: learner.stateBytes', 'state: RTRL / immediate', 'targets']) {
+  for (const title of ['tick: predict + learn latency', 'tick: 100 learners in step', 'tick: roofline bound', 'state: learner.stateBytes', 'state: RTRL / immediate', 'targets']) {
     assert.ok(out.includes(title), `missing table '${title}'\n${out}`);
   }
   assert.doesNotMatch(out, /memory: WASM learner/, 'memory was not asked for');
@@ -221,4 +232,42 @@ test('bench --quick streams runs the service beside the echo floor and prints it
   const exits = [...out.matchAll(new RegExp(String.raw`^\s*${scenario}\s+.*\s(-?\d+|null)$`, 'gm'))].filter((m) => /\d+ \/ \d+/.test(m[0]));
   assert.equal(exits.length, 8, `expected 8 generator rows\n${out}`);
   for (const m of exits) assert.equal(m[4], '0', `a server did not exit 0: ${m[0]}`);
+});
+
+test('bench --quick handoff measures every transport, worker count and batch in this process', { timeout: 70_000 }, () => {
+  const out = benchStdout(['--quick', 'handoff'], 60_000);
+  assert.ok(out.includes('handoff: main-thread cost per event'), `missing the handoff table\n${out}`);
+  assert.doesNotMatch(out, /tick: predict \+ learn latency/, 'tick was not asked for');
+  const headers = ['transport', 'workers', 'batch', 'window', 'ev/send', 'ev/reply', 'events/s', 'main CPU us/ev', 'main ELU us/ev', 'worker CPU us/ev', 'p50 ms', 'p99 ms', 'main / (a) x1'];
+  assert.match(out, new RegExp(String.raw`^\s*${headers.map((h) => h.replace(/[()/]/g, '\\$&')).join(String.raw`\s+`)}$`, 'm'), `header\n${out}`);
+
+  // Rows: transport, workers, batch, window, ev/send, ev/reply, events/s, main CPU, main ELU, worker CPU, p50, p99, ratio.
+  const n = String.raw`([\d,.]+)`;
+  const row = new RegExp(
+    String.raw`^\s*(inline \(no worker\)|\(a\) message/event|\(b\) transfer/batch|\(c\) SAB ring)\s+(-|\d+)\s+(-|\d+)\s+${n}\s+(-|[\d,.]+)\s+${n}\s+${n}\s+${n}\s+${n}\s+([\d,.]+|n/a)\s+${n}\s+${n}\s+${n}x$`,
+    'gm',
+  );
+  const rows = new Map([...out.matchAll(row)].map((m) => [`${m[1]} ${m[2]} ${m[3]}`, m]));
+  const expected = [
+    'inline (no worker) - -', '(a) message/event 1 1', '(a) message/event 2 1',
+    ...['(b) transfer/batch', '(c) SAB ring'].flatMap((t) => ['1', '2'].flatMap((w) => ['1', '8', '64', '512'].map((b) => `${t} ${w} ${b}`))),
+  ];
+  assert.deepEqual([...rows.keys()].sort(), [...expected].sort(), `expected a row per transport, workers and batch\n${out}`);
+  for (const [key, m] of rows) {
+    const inline = key.startsWith('inline');
+    const [window, perReply, rate, mainUs, eluUs, p50, p99, ratio] = [m[4], m[6], m[7], m[8], m[9], m[11], m[12], m[13]].map((s) => number(s!));
+    for (const v of [window, perReply, rate, mainUs, eluUs, p50, p99, ratio]) assert.ok(Number.isFinite(v) && v > 0, `not a finite positive figure in ${m[0]}`);
+    assert.ok(p99 >= p50, `p99 < p50: ${m[0]}`);
+    if (inline) assert.equal(m[10], 'n/a', 'no worker, no worker CPU');
+    else {
+      assert.ok(number(m[10]!) > 0, `worker CPU: ${m[0]}`);
+      const batch = number(m[3]!);
+      assert.ok(number(m[5]!) > 0 && number(m[5]!) <= batch, `ev/send within 1..${batch}: ${m[0]}`);
+    }
+  }
+  assert.equal(number(rows.get('(a) message/event 1 1')![13]!), 1, '(a) with 1 worker is the ratio base');
+  // The conclusions are computed: a transport named for batch 64 and both worker counts, and the 50,000 events/s budget.
+  assert.match(out, /^\s*At batch 64 with 1 worker, \((a|b|c)\) .+ costs the main thread least: [\d.]+ us\/event/m);
+  assert.match(out, /^\s*At batch 64 with 2 workers, \((a|b|c)\) .+ costs the main thread least: [\d.]+ us\/event/m);
+  assert.match(out, /^\s*At 50,000 events\/s the main thread has 20\.0 us per event: .+ leaving -?[\d.]+ us for ws receive and publishing/m);
 });
