@@ -12,6 +12,7 @@
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
+import { TalliedHistogram } from './tallied-histogram.js';
 import type {
   DriftMarker,
   ErrorFigures,
@@ -90,6 +91,10 @@ const KNOWN_QUARANTINE_DEFECTS: ReadonlySet<string> = new Set<string>(QUARANTINE
 
 export const DEFAULT_COLD_START_SECONDS = 3;
 
+/** Shared label sets, so that a per-event observation allocates none. */
+const COLD_PHASE = Object.freeze({ phase: 'cold' });
+const STEADY_PHASE = Object.freeze({ phase: 'steady' });
+
 const KNOWN_REJECTION_REASONS: ReadonlySet<string> = new Set<string>(REJECTION_REASONS);
 
 const PREDICTORS: readonly Predictor[] = ['learner', 'last-label', 'running-mean'];
@@ -138,8 +143,8 @@ function nonNegative(name: string, value: number | undefined, fallback: number):
 export class DriftlineMetrics {
   readonly eventsTotal: Counter<'stream' | 'source'>;
   readonly eventsRejectedTotal: Counter<'reason'>;
-  readonly tickDurationSeconds: Histogram<string>;
-  readonly eventToPredictionSeconds: Histogram<'phase'>;
+  readonly tickDurationSeconds: TalliedHistogram;
+  readonly eventToPredictionSeconds: TalliedHistogram<'phase'>;
   readonly prequentialError: Gauge<'stream' | 'predictor' | 'metric' | 'held_out' | 'output'>;
   readonly prequentialLabelDelayTicks: Gauge<'stream' | 'held_out'>;
   readonly prequentialSkill: Gauge<'stream' | 'reference' | 'held_out'>;
@@ -150,7 +155,7 @@ export class DriftlineMetrics {
   readonly timeToRecoverySeconds: Histogram<'held_out'>;
   readonly learnerStateBytes: Gauge<'stream'>;
   readonly learnerStateBytesTotal: Gauge<string>;
-  readonly labelLagTicks: Histogram<string>;
+  readonly labelLagTicks: TalliedHistogram;
   readonly updatesTotal: Counter<'stream'>;
   readonly labelsOutOfRangeTotal: Counter<'stream'>;
   readonly sessionsTotal: Counter<'stream'>;
@@ -228,13 +233,13 @@ export class DriftlineMetrics {
       labelNames: ['reason'],
       registers,
     });
-    this.tickDurationSeconds = new Histogram({
+    this.tickDurationSeconds = new TalliedHistogram({
       name: 'driftline_tick_duration_seconds',
       help: 'Time to process one tick (predict + learn), in seconds.',
       buckets: TICK_DURATION_BUCKETS,
       registers,
     });
-    this.eventToPredictionSeconds = new Histogram({
+    this.eventToPredictionSeconds = new TalliedHistogram({
       name: 'driftline_event_to_prediction_seconds',
       help:
         'Time from a frame entering driftline to its prediction, in seconds; phase="cold" in the first seconds ' +
@@ -335,7 +340,7 @@ export class DriftlineMetrics {
         this.set(total);
       },
     });
-    this.labelLagTicks = new Histogram({
+    this.labelLagTicks = new TalliedHistogram({
       name: 'driftline_label_lag_ticks',
       help: 'Ticks between a tick and the arrival of its label.',
       buckets: LABEL_LAG_BUCKETS,
@@ -488,8 +493,8 @@ export class DriftlineMetrics {
    */
   recordEventToPrediction(seconds: number): void {
     if (!this.finite('driftline_event_to_prediction_seconds', seconds)) return;
-    const phase = this.monotonicNow() - this.startedAt < this.coldStartMs ? 'cold' : 'steady';
-    this.eventToPredictionSeconds.observe({ phase }, seconds);
+    const phase = this.monotonicNow() - this.startedAt < this.coldStartMs ? COLD_PHASE : STEADY_PHASE;
+    this.eventToPredictionSeconds.observe(seconds, phase);
   }
 
   /** Restarts the cold-start phase now (e.g. when the service is ready, after restores and start-up). */
