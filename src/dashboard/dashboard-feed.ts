@@ -1,5 +1,6 @@
 // What the live dashboard shows of each stream, kept bounded and thinned out on the server so a page costs little.
 import type { DriftMarker, PrequentialReport, RecoveryReport, ScoredTick } from '../streams/messages.js';
+import { TraceRing } from './trace-ring.js';
 
 export interface DashboardFeedOptions {
   /** Streams kept; past it a new stream is not shown (the first ones stay). Default 256. */
@@ -70,8 +71,8 @@ export interface StreamSummary {
 }
 
 /**
- * A ring of the last `capacity` items. Arrays of objects, not typed arrays: only kept points (at most 50 a second
- * per stream) arrive here, so the allocation is off the per-tick path, and a snapshot is a plain copy.
+ * A ring of the last `capacity` items, for the points that arrive far less often than ticks (error points, markers,
+ * recoveries): objects, so a snapshot is a plain copy. Trace points have their own ring (trace-ring.ts).
  */
 class Ring<T> {
   private readonly items: T[] = [];
@@ -94,7 +95,7 @@ class Ring<T> {
 }
 
 class StreamState {
-  readonly trace: Ring<TracePoint>;
+  readonly trace: TraceRing;
   readonly error: Ring<ErrorPoint>;
   readonly markers: Ring<MarkerPoint>;
   readonly recoveries: Ring<RecoveryPoint>;
@@ -110,7 +111,7 @@ class StreamState {
   readonly markerTimes = new Map<number, number>();
 
   constructor(options: Required<DashboardFeedOptions>) {
-    this.trace = new Ring(options.tracePoints);
+    this.trace = new TraceRing(options.tracePoints, options.outputs);
     this.error = new Ring(options.errorPoints);
     this.markers = new Ring(options.events);
     this.recoveries = new Ring(options.events);
@@ -234,10 +235,9 @@ export class DashboardFeed {
     s.outputs = tick.y.length;
     if (!(tick.t >= s.nextTraceT)) return;
     s.nextTraceT = tick.t + this.options.traceIntervalSeconds;
-    const k = Math.min(tick.y.length, this.options.outputs);
-    const point: TracePoint = { t: tick.t, yhat: Array.from(tick.yhat.subarray(0, k)), y: Array.from(tick.y.subarray(0, k)), heldOut: tick.heldOut };
-    s.trace.push(point);
-    s.pending?.trace.push(point);
+    s.trace.push(tick.t, tick.yhat, tick.y, tick.heldOut);
+    // A point object only for a page that watches this stream.
+    s.pending?.trace.push(s.trace.newest());
   }
 
   private onPrequential(report: PrequentialReport): void {
