@@ -93,14 +93,21 @@ interface Plan {
 }
 
 const paced = (streams: number): Scenario => ({ name: `${int(streams)} stream${streams === 1 ? '' : 's'} @ ${PER_STREAM_HZ} Hz`, kind: 'paced', streams });
-const RAMP: Scenario = { name: `max-rate (${RAMP_STREAMS} streams)`, kind: 'ramp', streams: RAMP_STREAMS };
+const ramp = (streams: number): Scenario => ({ name: `max-rate (${int(streams)} streams)`, kind: 'ramp', streams });
+const RAMP = ramp(RAMP_STREAMS);
+/** Issue 18's CPU target is stated on 8 streams of JSON frames at the highest rate they are served. */
+const RAMP_8 = ramp(8);
+/** The CPU-per-event target: the service within this factor of the echo floor (JSON, 8 streams, max rate). */
+const CPU_RATIO_TARGET = 2;
+/** The latency target at 1,000 streams x 50 Hz on binary frames, after the warm-up (ms). */
+const P99_TARGET_MS = 20;
 
 const FULL: Plan = {
-  label: 'full', runMs: 20_000, warmMs: 5_000, scenarios: [paced(1), paced(100), paced(1000), RAMP], settleCapMs: 30_000,
+  label: 'full', runMs: 20_000, warmMs: 5_000, scenarios: [paced(1), paced(100), paced(1000), RAMP, RAMP_8], settleCapMs: 30_000,
   generatorWarmMs: 1500, binMs: 250, readyTimeoutMs: 60_000, notes: [],
 };
 const QUICK: Plan = {
-  label: 'quick', runMs: 4_000, warmMs: 1_000, scenarios: [paced(1), paced(100), paced(1000), RAMP], settleCapMs: 15_000,
+  label: 'quick', runMs: 4_000, warmMs: 1_000, scenarios: [paced(1), paced(100), paced(1000), RAMP, RAMP_8], settleCapMs: 15_000,
   generatorWarmMs: 1000, binMs: 100, readyTimeoutMs: 60_000,
   notes: ['QUICK mode: 4 s runs with the first 1 s apart (full: 20 s, first 5 s apart); the figures are only indicative.'],
 };
@@ -843,15 +850,15 @@ export async function runStreams(options: BenchOptions): Promise<TargetResult[]>
     .map((r) => {
       const x = r.ramp!;
       return [
-        frames(r.binary), r.server, rate(x.sustained) + (x.reachedTop ? '+' : ''), rate(x.sustainedOffered), x.generatorLimited ? 'yes' : 'no',
+        int(r.scenario.streams), frames(r.binary), r.server, rate(x.sustained) + (x.reachedTop ? '+' : ''), rate(x.sustainedOffered), x.generatorLimited ? 'yes' : 'no',
         rate(x.peakServed), x.stalled ? `stalled at ${rate(x.stoppedAtRate)}` : x.reachedTop ? `top (${rate(x.stoppedAtRate)})` : `ended at ${rate(x.stoppedAtRate)}`,
         count(r.pastKnee?.n ?? 0), ms(r.pastKnee?.p99 ?? NaN), ms(r.pastKnee?.max ?? NaN),
       ];
     });
   if (rampRows.length > 0) {
     printTable(
-      `streams: max-rate, ${RAMP_STREAMS} streams: ${int(RAMP_FROM_HZ)} ev/s for ${warmS} s, then a geometric ramp to ${int(RAMP_TO_HZ)} ev/s over ${num((plan.runMs - plan.warmMs) / 1000, 1)} s`,
-      ['frames', 'server', 'sustained ev/s', 'offered there', 'gen-limited', 'peak served ev/s', 'ramp', 'past knee n', 'past knee p99', 'past knee max'],
+      `streams: max-rate: ${int(RAMP_FROM_HZ)} ev/s for ${warmS} s, then a geometric ramp to ${int(RAMP_TO_HZ)} ev/s over ${num((plan.runMs - plan.warmMs) / 1000, 1)} s`,
+      ['streams', 'frames', 'server', 'sustained ev/s', 'offered there', 'gen-limited', 'peak served ev/s', 'ramp', 'past knee n', 'past knee p99', 'past knee max'],
       rampRows,
       [
         `sustained: the most events actually sent in a ${plan.binMs} ms bin of the ramp (by send time), per second, among the bins in which every`,
@@ -862,7 +869,7 @@ export async function runStreams(options: BenchOptions): Promise<TargetResult[]>
         `stopped: the server's throughput when saturated. ramp: the ramp stops once the oldest unanswered event is ${STALL_MS} ms old`,
         `('stalled'). past knee: latency (ms) of the events sent after the knee, which queued behind a saturated server.`,
       ],
-      'llrrlrrrrr',
+      'rllrrlrrrrr',
     );
   }
 
@@ -889,5 +896,32 @@ export async function runStreams(options: BenchOptions): Promise<TargetResult[]>
     ],
     'lllrrrrrrrrr',
   );
-  return [];
+  return streamsTargets(results);
+}
+
+/** Issue 18's targets, from this run's rows (absent when the plan did not run the scenario). */
+function streamsTargets(results: readonly RunResult[]): TargetResult[] {
+  const targets: TargetResult[] = [];
+  const thousand = results.find((r) => r.scenario.kind === 'paced' && r.scenario.streams === 1000 && r.binary && r.server === 'service');
+  if (thousand) {
+    const lost = thousand.sent - thousand.predicted + thousand.shed;
+    targets.push({
+      section: 'streams',
+      target: `1,000 streams x ${PER_STREAM_HZ} Hz, binary frames: all served, p99 after warm-up < ${P99_TARGET_MS} ms, nothing shed or unpredicted`,
+      measured: `${rate(thousand.served)} of ${rate(thousand.offered)} ev/s, p99 ${ms(thousand.rest.p99)} ms, ${int(lost)} shed or unpredicted`,
+      pass: thousand.served >= 0.99 * thousand.offered && thousand.rest.p99 < P99_TARGET_MS && lost === 0,
+    });
+  }
+  const s = results.find((r) => r.scenario === RAMP_8 && !r.binary && r.server === 'service');
+  const e = results.find((r) => r.scenario === RAMP_8 && !r.binary && r.server === 'echo');
+  if (s && e) {
+    const x = s.cpuPerEvent / e.cpuPerEvent;
+    targets.push({
+      section: 'streams',
+      target: `CPU per event, JSON frames, 8 streams at max rate: service within ${CPU_RATIO_TARGET}x of the echo floor`,
+      measured: `${num(x)}x (${ms(s.cpuPerEvent * 1e6)} vs ${ms(e.cpuPerEvent * 1e6)} us/ev)`,
+      pass: x <= CPU_RATIO_TARGET,
+    });
+  }
+  return targets;
 }

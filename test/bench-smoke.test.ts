@@ -186,7 +186,7 @@ test('bench --quick streams runs the service beside the echo floor and prints it
   assert.equal(r.status, 0, `bench exited with ${r.status}\n${out}\n${r.stderr}`);
   for (const title of [
     'streams: events/s, CPU and RSS per server process', 'streams: event-to-prediction latency', 'streams: service / echo floor',
-    'streams: max-rate, 100 streams', 'streams: the load generator',
+    'streams: max-rate:', 'streams: the load generator',
   ]) {
     assert.ok(out.includes(title), `missing table '${title}'\n${out}`);
   }
