@@ -54,16 +54,17 @@ let cachedModule: WebAssembly.Module | null = null;
 let loadError: string | null = null;
 
 /**
- * V8 11 (Node 20) calls WASM exports from JS through a generic wrapper, and after 1,000 calls of one export of one
- * instance compiles a wrapper for it, costing that call about a millisecond. Each learner owns an instance, so
- * every learner paid it on the same tick (333 for the kernels called three times a tick, 499 for twice): 70-110 ms
- * for 100 streams in step, the backlogs behind the service's p99 (docs/performance.md). Per-signature wrappers from
- * the start remove that cost and leave the steady tick unchanged. Only V8 11 is checked: other versions keep their
- * default (their wrappers differ, and an unknown flag would print an error); `npm run bench -- tick` shows whether
- * learners in step stall on them.
+ * V8 calls WASM exports from JS through a generic wrapper, and after 1,000 calls of one export of one instance
+ * compiles a wrapper for it, costing that call about a millisecond. Each learner owns an instance, so every learner
+ * paid it on the same tick (333 for the kernels called three times a tick, 499 for twice): 70-110 ms for 100
+ * streams in step, the backlogs behind the service's p99 (docs/performance.md). Per-signature wrappers from the
+ * start remove that cost and leave the steady tick unchanged. Checked on V8 11 (Node 20) and V8 12 (Node 22, the
+ * Docker image's); other versions keep their default (their wrappers may differ, and an unknown flag prints an
+ * error). `npm run bench -- tick` shows whether learners in step stall.
  */
 function useSignatureWrappers(): void {
-  if (process.versions.v8.split('.')[0] === '11') setFlagsFromString('--no-wasm-generic-wrapper');
+  const major = process.versions.v8.split('.')[0];
+  if (major === '11' || major === '12') setFlagsFromString('--no-wasm-generic-wrapper');
 }
 
 function load(): WebAssembly.Module | null {
