@@ -87,7 +87,9 @@ export { startWebSocketServer } from './adapters/websocket/server.js';
 export type { DriftlineWebSocketServer, WebSocketServerOptions, WsResumeRequest } from './adapters/websocket/server.js';
 export { createIngestClient } from './adapters/websocket/client.js';
 export type { IngestClient, IngestClientOptions } from './adapters/websocket/client.js';
-export { decodeFrame, decodeIngestMessage, encodeBinaryFrame, encodeJsonFrame, encodeOutbound } from './adapters/websocket/frames.js';
+export {
+  decodeFrame, decodeIngestMessage, decodeIngestMessageFrames, encodeBinaryBatch, encodeBinaryFrame, encodeJsonBatch, encodeJsonFrame, encodeOutbound,
+} from './adapters/websocket/frames.js';
 export type { IngestFrame, IngestMessage, ResumeRequest, StreamShape } from './adapters/websocket/frames.js';
 export { readMat, MatFormatError } from './adapters/replay/mat5.js';
 export { loadJangoSession } from './adapters/replay/jango.js';

@@ -13,7 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
-import { encodeJsonFrame } from '../src/adapters/websocket/frames.js';
+import { encodeBinaryBatch, encodeJsonBatch, encodeJsonFrame } from '../src/adapters/websocket/frames.js';
 import { parseConfig } from '../src/cli/config.js';
 import { createLogger, WarningLimiter } from '../src/cli/logger.js';
 import { recoveryText, replayCommand } from '../src/cli/replay.js';
@@ -449,5 +449,49 @@ describe('driftline replay', () => {
       server.child.kill('SIGTERM');
       assert.equal(await server.exited, 0);
     }
+  });
+  test('driftline run serves a batch of frames in one message like the frames sent alone, and refuses a batch past sources.websocket.maxFramesPerMessage whole', async () => {
+    const config = parseConfig({
+      streams: { inputSize: M, outputSize: 1, maxStreams: 4 },
+      learner: { cell: { kind: 'tanh-rnn', hiddenSize: 8 }, credit: { rule: 'immediate' }, optimizer: { name: 'rmsprop', lr: 0.01 } },
+      sources: { websocket: { host: '127.0.0.1', port: 0, maxFramesPerMessage: 3 } },
+      evaluation: { window: 20, reportEvery: 5, recoveryTicks: 30 },
+      drift: { detectors: [] },
+      metrics: { port: 0 },
+      log: { level: 'silent' },
+    });
+    const service = await startDriftline(config, { logger: createLogger({ level: 'silent' }) });
+    try {
+      const subscriber = await openWs(`${service.predictionsUrl}?type=prediction`);
+      const predicted: string[] = [];
+      subscriber.on('message', (d) => {
+        const m = JSON.parse(d.toString()) as { stream: string; seq: number };
+        predicted.push(`${m.stream}:${m.seq}`);
+      });
+      const sender = await openWs(service.ingestUrl);
+      const replies: { reason: string; message: string }[] = [];
+      sender.on('message', (d) => {
+        const m = JSON.parse(d.toString()) as { type: string; reason: string; message: string };
+        if (m.type === 'error') replies.push(m);
+      });
+      const tick = (stream: string, seq: number) => ({ kind: 'tick' as const, stream, seq, t: seq * 0.05, x: [seq, 1, 0, -1], y: [0.5] });
+      sender.send(encodeJsonBatch([tick('a', 0), tick('b', 0), tick('a', 1)]));
+      sender.send(encodeBinaryBatch([tick('b', 1), tick('a', 2)]));
+      // Four frames: one more than this service takes in a message, so none of them is served.
+      sender.send(encodeJsonBatch([tick('a', 3), tick('b', 2), tick('a', 4), tick('b', 3)]));
+      const deadline = Date.now() + 10_000;
+      while ((predicted.length < 5 || replies.length < 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(predicted, ['a:0', 'b:0', 'a:1', 'b:1', 'a:2']);
+      assert.equal(replies.length, 1);
+      assert.equal(replies[0]!.reason, 'malformed');
+      assert.match(replies[0]!.message, /batch refused whole/);
+      assert.equal(service.pipeline.pool.peek('a')?.tick, 2, "stream a learned from its three served ticks only");
+      sender.close();
+      subscriber.close();
+    } finally {
+      await service.stop();
+    }
+    assert.equal(await service.stopped, 0);
   });
 });

@@ -38,10 +38,15 @@ const valid: fc.Arbitrary<Case> = fc.tuple(vec(3), fc.option(vec(2)), binary, fc
   }),
 );
 
+/** A JSON batch whose elements are all objects: the server judges each element as its own frame. */
+const isBatchOfFrameObjects = (v: unknown): boolean =>
+  Array.isArray(v) && v.length > 1 && v.every((e) => typeof e === 'object' && e !== null && !Array.isArray(e));
+
 const malformedJson: fc.Arbitrary<Case> = fc
   .oneof(
     fc.string({ maxLength: 200 }),
-    fc.json().filter((j) => !j.startsWith('{')),
+    // Two or more objects in an array are a batch of that many bad frames, one reply each: not one case.
+    fc.json().filter((j) => !j.startsWith('{') && !isBatchOfFrameObjects(JSON.parse(j))),
     fc.constantFrom('{', '{"stream":1,"seq":5,"t":0,"x":[1,2,3]}', '{"stream":"S","seq":-1,"t":0,"x":[1,2,3]}', '{"stream":"S","seq":5.5,"t":0,"x":[1,2,3]}', '{"stream":"S","seq":5,"t":"0","x":[1,2,3]}', '{"stream":"S","seq":5,"t":0,"x":[1,"2",3]}', '{"stream":"S","seq":5,"t":0,"x":{}}', '{"stream":"S","seq":5,"t":0,"x":[1,2,3],"extra":1}', '{"stream":"S","seq":5,"t":0}', '{"stream":"","seq":5,"t":0,"x":[1,2,3]}', '{"type":"label","stream":"S","seq":5,"t":0,"x":[1,2,3]}'),
   )
   .map((text) => ({ expect: 'malformed' as const, build: (s: string) => text.replaceAll('"S"', JSON.stringify(s)) }));

@@ -6,14 +6,19 @@ import { WebSocket } from 'ws';
 import {
   IngestValidator,
   decodeFrame,
+  decodeIngestMessageFrames,
+  encodeBinaryBatch,
   encodeBinaryFrame,
+  encodeJsonBatch,
   encodeJsonFrame,
   encodeOutbound,
+  type IngestFrame,
+  type IngestMessage,
   type StreamShape,
 } from '../src/adapters/websocket/frames.js';
 import { startWebSocketServer, type DriftlineWebSocketServer, type WebSocketServerOptions } from '../src/adapters/websocket/server.js';
 import { createIngestClient } from '../src/adapters/websocket/client.js';
-import type { StreamInput } from '../src/streams/messages.js';
+import type { Rejection, StreamInput } from '../src/streams/messages.js';
 
 const fixtures = fileURLToPath(new URL('./fixtures/ws-frames/', import.meta.url));
 const shape: StreamShape = { inputSize: 3, outputSize: 1 };
@@ -29,7 +34,7 @@ function readHex(name: string): Uint8Array {
   return Uint8Array.from(Buffer.from(hex, 'hex'));
 }
 
-function plain(e: StreamInput | { kind: 'rejected' }): unknown {
+function plain(e: StreamInput | { kind: string }): unknown {
   return JSON.parse(JSON.stringify(e, (k, v) => (v instanceof Float32Array ? Array.from(v) : k === 'receivedAt' ? undefined : v)));
 }
 
@@ -487,4 +492,295 @@ test('coalesceSends: a subscriber gets a turn of messages in one socket write, a
   const plainSends = await burst(false);
   assert.deepEqual(plainSends.seqs, coalesced.seqs);
   assert.ok(plainSends.writes > coalesced.writes, `without coalescing: ${plainSends.writes} writes`);
+});
+
+/** Runs `body` with a server, the inputs it emits, and one ingest connection past its hello; closes both after. */
+async function withIngestPeer(
+  extra: Partial<WebSocketServerOptions>,
+  body: (server: DriftlineWebSocketServer, ws: WebSocket, got: StreamInput[]) => Promise<void>,
+): Promise<void> {
+  const server = await start(extra);
+  const got: StreamInput[] = [];
+  server.inputs.subscribe((e) => got.push(e));
+  try {
+    const ws = await open(`${server.address.url}/ingest`);
+    await body(server, ws, got);
+    ws.close();
+  } finally {
+    await server.close();
+  }
+}
+
+// ------------------------------------------------------------------------------------------------- batches
+
+/** Every result one message decodes to, in order. */
+function decodeAll(data: string | Uint8Array, resolver = (st: string) => shapes(st), options = {}): (IngestMessage | Rejection)[] {
+  const out: (IngestMessage | Rejection)[] = [];
+  decodeIngestMessageFrames(data, resolver, (r) => out.push(r), options);
+  return out;
+}
+
+/** Binary batch bytes from raw inner frames, with the header's count and each length as given unless overridden. */
+function rawBinaryBatch(frames: Uint8Array[], header: { flags?: number; count?: number } = {}): Uint8Array {
+  const parts: Buffer[] = [Buffer.from([0xd1, 0x01, 0x04, header.flags ?? 0, 0, 0])];
+  parts[0]!.writeUInt16LE(header.count ?? frames.length, 4);
+  for (const f of frames) {
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(f.byteLength);
+    parts.push(len, Buffer.from(f));
+  }
+  return Uint8Array.from(Buffer.concat(parts));
+}
+
+const tickA = (seq: number, x: number[] = [1, 2, 3]): IngestFrame => ({ kind: 'tick', stream: 'a', seq, t: seq / 10, x });
+
+test('batch fixture decodes as documented; the encoders write it and its JSON twin', () => {
+  const expected = JSON.parse(readFileSync(`${fixtures}expected.json`, 'utf8'));
+  const bytes = readHex('batch');
+  assert.equal(bytes.byteLength, 90);
+  const got = decodeAll(bytes, (st) => (st === expected.shape.stream ? shape : undefined), { receivedAt: 7 });
+  assert.deepEqual(got.map(plain), expected.batches.batch);
+  // One arrival time for every frame of the message.
+  assert.equal((got[0] as { receivedAt?: number }).receivedAt, 7);
+  const frames: IngestFrame[] = [
+    { kind: 'tick', stream: 'bci-1', seq: 45, t: 2.25, x: [0.5, 1, -2] },
+    { kind: 'label', stream: 'bci-1', seq: 43, y: [-1] },
+  ];
+  assert.deepEqual(encodeBinaryBatch(frames), bytes);
+  const json = encodeJsonBatch(frames);
+  assert.equal(json, '[{"stream":"bci-1","seq":45,"t":2.25,"x":[0.5,1,-2]},{"stream":"bci-1","seq":43,"label":[-1]}]');
+  assert.deepEqual(decodeAll(json, (st) => (st === 'bci-1' ? shape : undefined)).map(plain), expected.batches.batch);
+  // A decoder that returns one result refuses a batch rather than pick one frame of it.
+  assert.equal(decodeFrame(bytes, () => shape).kind, 'rejected');
+  assert.equal(decodeFrame(json, () => shape).kind, 'rejected');
+});
+
+test('batch round trip: every frame kind, binary and JSON, decodes as each frame alone does', () => {
+  const frames: IngestFrame[] = [];
+  for (let i = 0; i < 200; i++) {
+    const st = i % 2 === 0 ? 'a' : 'b';
+    if (i % 7 === 3) frames.push({ kind: 'label', stream: st, seq: i - 2, y: [i / 3] });
+    else if (i % 11 === 5) frames.push({ kind: 'session', stream: st, seq: i, t: i, session: `day-${i}` });
+    else frames.push({ kind: 'tick', stream: st, seq: i, t: i * 0.01, x: [i, -i, 1 / (i + 1)], ...(i % 3 === 0 ? { y: [i * 0.5] } : {}) });
+  }
+  const one = { receivedAt: 1 };
+  for (const [batch, single] of [
+    [encodeBinaryBatch(frames), frames.map((f) => decodeFrame(encodeBinaryFrame(f), shapes, one))],
+    [encodeJsonBatch(frames), frames.map((f) => decodeFrame(encodeJsonFrame(f), shapes, one))],
+  ] as const) {
+    const got = decodeAll(batch, shapes, one);
+    assert.equal(got.length, 200);
+    assert.ok(got.every((r) => r.kind !== 'rejected'));
+    assert.deepEqual(got, single);
+  }
+  assert.throws(() => encodeBinaryBatch([]), RangeError);
+  assert.throws(() => encodeJsonBatch([]), RangeError);
+});
+
+test('a damaged batch is refused whole: one malformed reply, nothing emitted, counted once', async () => {
+  await withIngestPeer({ maxFramesPerMessage: 3 }, async (server, ws, got) => {
+    const resumes: unknown[] = [];
+    server.resumeRequests.subscribe((r) => resumes.push(r));
+    const ok = [encodeBinaryFrame(tickA(1)), encodeBinaryFrame(tickA(2))];
+    const whole = rawBinaryBatch(ok);
+    const okJson = [encodeJsonFrame(tickA(1)), encodeJsonFrame(tickA(2))];
+    const defects: [string, string | Uint8Array, RegExp][] = [
+      ['shorter than the header', Uint8Array.from([0xd1, 0x01, 0x04, 0x00, 0x01]), /header/],
+      ['flags set', rawBinaryBatch(ok, { flags: 1 }), /flags/],
+      ['count 0', rawBinaryBatch([]), /no frames/],
+      ['count above the limit', rawBinaryBatch([...ok, ...ok]), /4 frames; at most 3/],
+      ['count says more frames than there are', rawBinaryBatch(ok, { count: 3 }), /ends inside the length of frame 2/],
+      ['count says fewer frames than there are', rawBinaryBatch(ok, { count: 1 }), /bytes follow the last/],
+      ['last frame cut short', whole.subarray(0, whole.byteLength - 1), /frame 1 is said to be/],
+      ['a length past the end', (() => { const b = Uint8Array.from(whole); b[6] = 0xff; return b; })(), /frame 0 is said to be/],
+      ['a byte after the last frame', Uint8Array.from([...whole, 0]), /1 bytes follow/],
+      ['a batch inside a batch', rawBinaryBatch([ok[0]!, rawBinaryBatch(ok)]), /do not nest/],
+      ['JSON: empty array', '[]', /no frames/],
+      ['JSON: too many frames', `[${[...okJson, ...okJson].join(',')}]`, /4 frames; at most 3/],
+      ['JSON: a number among frames', `[${okJson[0]},1]`, /element 1 is number/],
+      ['JSON: null among frames', `[null,${okJson[0]}]`, /element 0 is null/],
+      ['JSON: a batch inside a batch', `[${okJson[0]},[${okJson[1]}]]`, /do not nest/],
+      ['JSON: a resume request inside a batch', `[${okJson[0]},{"type":"resume"}]`, /resume request/],
+      ['JSON: not valid JSON', `[${okJson[0]},`, /not valid JSON/],
+      ['JSON: in a binary message', Uint8Array.from(Buffer.from(`  [${okJson[0]},"x"]`)), /element 1 is string/],
+    ];
+    for (const [what, data, message] of defects) {
+      const before = server.stats.rejected.malformed;
+      const reply = nextMessage(ws);
+      ws.send(data);
+      const r = await reply;
+      assert.equal(r.reason, 'malformed', what);
+      assert.match(r.message, /^batch refused whole/, what);
+      assert.match(r.message, message, `${what}: ${r.message}`);
+      assert.equal(r.stream, undefined, what);
+      assert.equal(server.stats.rejected.malformed, before + 1, what);
+    }
+    // Nothing of any of them went on, and the connection still works.
+    const after = nextMessage(ws);
+    ws.send(encodeJsonFrame({ kind: 'label', stream: 'a', seq: 9, y: [1] }));
+    assert.equal((await after).reason, 'label-unknown-tick');
+    assert.equal(got.length, 0);
+    assert.equal(server.stats.accepted, 0);
+    assert.equal(resumes.length, 0);
+    const total = Object.values(server.stats.rejected).reduce((a, b) => a + b, 0);
+    assert.equal(total, defects.length + 1);
+  });
+});
+
+test('a batch with bad frames: one reply per bad frame naming stream and seq; the others arrive in order', async () => {
+  await withIngestPeer({}, async (server, ws, got) => {
+    const replies: any[] = [];
+    ws.on('message', (d) => replies.push(JSON.parse(d.toString())));
+    let seq = 0;
+    for (const binary of [true, false]) {
+      const s0 = seq;
+      const frames: IngestFrame[] = [
+        tickA(s0 + 1),
+        tickA(s0 + 2, [1, NaN, 3]),
+        tickA(s0 + 3, [1, 2]),
+        { kind: 'tick', stream: 'nope', seq: s0 + 4, t: 0, x: [1, 2, 3] },
+        tickA(s0 + 5),
+        tickA(s0 + 5), // the edge checks order frame by frame, as if each had come alone
+        { kind: 'label', stream: 'a', seq: s0 + 5, y: [0.5] },
+      ];
+      seq = s0 + 6;
+      const nGot = got.length;
+      const nReplies = replies.length;
+      const data = binary ? encodeBinaryBatch(frames) : encodeJsonBatch(frames).replace(/null/, '"NaN"');
+      ws.send(data);
+      await waitFor(() => got.length === nGot + 3 && replies.length === nReplies + 4, 5000, 'the batch');
+      const mine = got.slice(nGot);
+      assert.deepEqual(mine.map((e) => [e.kind, e.seq]), [['tick', s0 + 1], ['tick', s0 + 5], ['label', s0 + 5]]);
+      const ticks = mine.filter((e) => e.kind === 'tick');
+      assert.equal(new Set(ticks.map((e) => e.receivedAt)).size, 1, 'one receivedAt per message');
+      assert.deepEqual(
+        replies.slice(nReplies).map((r) => [r.reason, r.stream, r.seq]),
+        [['non-finite', 'a', s0 + 2], ['dimension', 'a', s0 + 3], ['unknown-stream', 'nope', s0 + 4], ['duplicate', 'a', s0 + 5]],
+      );
+      assert.match(replies[nReplies].message, /^frame 1 of the batch: /);
+      for (const e of mine) assert.equal(server.peerOf(e), server.peerOf(mine[0]!));
+    }
+    assert.equal(server.stats.accepted, 6);
+    assert.equal(server.stats.rejected['non-finite'], 2);
+    assert.equal(server.stats.rejected.dimension, 2);
+    assert.equal(server.stats.rejected['unknown-stream'], 2);
+    assert.equal(server.stats.rejected.duplicate, 2);
+    assert.equal(server.stats.rejected.malformed, 0);
+  });
+});
+
+test('batch limits: maxFrameBytes bounds each inner frame, not the message; the count limit; option validated', async () => {
+  await assert.rejects(start({ maxFramesPerMessage: 0 }), /maxFramesPerMessage/);
+  await assert.rejects(start({ maxFramesPerMessage: 1.5 }), /maxFramesPerMessage/);
+  await assert.rejects(start({ maxFramesPerMessage: 65_536 }), /maxFramesPerMessage/);
+  assert.throws(() => new IngestValidator({ shapes, maxFramesPerMessage: -1 }), RangeError);
+  await withIngestPeer({ maxFrameBytes: 200, maxFramesPerMessage: 50 }, async (_server, ws, got) => {
+    const replies: any[] = [];
+    ws.on('message', (d) => replies.push(JSON.parse(d.toString())));
+    // 50 frames of about 60 bytes: the message is far above maxFrameBytes, each frame below it.
+    const fifty = Array.from({ length: 50 }, (_, i) => tickA(i + 1));
+    ws.send(encodeBinaryBatch(fifty));
+    ws.send(encodeJsonBatch(fifty.map((f) => ({ ...f, stream: 'b' }))));
+    await waitFor(() => got.length === 100, 5000, '100 frames');
+    assert.equal(replies.length, 0);
+    // One frame above maxFrameBytes: 'oversized' for it alone (JSON: named by stream and seq), the rest go on.
+    const padded = `{"stream":"a","seq":61,"t":0,"x":[1,2,3]${' '.repeat(200)}}`;
+    ws.send(`[${encodeJsonFrame(tickA(60))}, ${padded} ,${encodeJsonFrame(tickA(62))}]`);
+    ws.send(encodeBinaryBatch([tickA(63), { kind: 'tick', stream: 'a', seq: 64, t: 0, x: new Array(3).fill(0), y: new Array(1).fill(0) }]));
+    const big = rawBinaryBatch([encodeBinaryFrame(tickA(65)), new Uint8Array(201), encodeBinaryFrame(tickA(66))]);
+    ws.send(big);
+    await waitFor(() => got.length === 106 && replies.length === 2, 5000, 'the limits');
+    assert.deepEqual(got.slice(100).map((e) => e.seq), [60, 62, 63, 64, 65, 66]);
+    assert.deepEqual(replies.map((r) => [r.reason, r.stream, r.seq]), [['oversized', 'a', 61], ['oversized', undefined, undefined]]);
+    assert.match(replies[1].message, /frame 1 of the batch is 201 bytes; the limit is 200/);
+    // The count limit: 50 go, 51 are refused whole.
+    ws.send(encodeBinaryBatch(Array.from({ length: 51 }, (_, i) => tickA(100 + i))));
+    await waitFor(() => replies.length === 3);
+    assert.equal(replies[2].reason, 'malformed');
+    assert.match(replies[2].message, /51 frames; at most 50/);
+    assert.equal(got.length, 106);
+  });
+});
+
+test('client framesPerMessage: thousands of frames in few messages, all delivered once and in order, binary and JSON', async () => {
+  const server = await start({ checkOrder: false });
+  try {
+    for (const binary of [true, false]) {
+      const got: StreamInput[] = [];
+      const sub = server.inputs.subscribe((e) => got.push(e));
+      const client = createIngestClient({ url: `${server.address.url}/ingest`, binary, framesPerMessage: 500, maxMessageBytes: 64 * 1024 });
+      try {
+        await waitFor(() => client.isConnected);
+        await new Promise((r) => setTimeout(r, 20)); // past the hello
+        const sent: [string, number][] = [];
+        for (let turn = 0; turn < 10; turn++) {
+          for (let i = 0; i < 500; i++) {
+            const seq = turn * 500 + i;
+            const st = seq % 2 === 0 ? 'a' : 'b';
+            client.send({ kind: 'tick', stream: st, seq, t: seq, x: [seq, 1, 2], ...(seq % 5 === 0 ? { y: [seq] } : {}) });
+            sent.push([st, seq]);
+          }
+          // Nothing leaves before the turn ends; drain() waits for it.
+          assert.equal(client.stats.sent, turn * 500);
+          await client.drain();
+        }
+        await waitFor(() => got.length === 5000, 5000, 'every frame at the server');
+        assert.deepEqual(got.map((e) => [e.stream, e.seq]), sent);
+        assert.equal(client.stats.sent, 5000);
+        // 500 ticks a turn, within 64 KiB: one message a turn in binary, a few in JSON.
+        assert.ok(client.stats.messages >= 10 && client.stats.messages <= 40, `${client.stats.messages} messages`);
+        assert.equal(client.stats.failedSends, 0);
+        assert.equal(client.bufferedAmount, 0);
+      } finally {
+        sub.unsubscribe();
+        await client.close();
+      }
+    }
+    assert.equal(server.stats.accepted, 10_000);
+    assert.equal(Object.values(server.stats.rejected).reduce((a, b) => a + b, 0), 0);
+    assert.throws(() => createIngestClient({ url: 'ws://127.0.0.1:1/ingest', framesPerMessage: 0 }), RangeError);
+  } finally {
+    await server.close();
+  }
+});
+
+test('client framesPerMessage keeps resume: after a reconnect it re-sends, packed, exactly what the server lacks', async () => {
+  const server = await start({ checkOrder: false, helloFields: { durable: true } });
+  // A stand-in for a durable application: it has seen every tick up to `mark` and says so when asked.
+  let mark = -1;
+  server.resumeRequests.subscribe((r) => server.sendTo(r.peer, { type: 'resume', streams: { a: { seq: mark, pendingLabels: [] } } }));
+  const got: number[] = [];
+  let lastPeer: unknown;
+  server.inputs.subscribe((e) => {
+    got.push(e.seq);
+    lastPeer = server.peerOf(e);
+  });
+  const client = createIngestClient({ url: `${server.address.url}/ingest`, binary: true, framesPerMessage: 256, initialBackoffMs: 10, maxBackoffMs: 50, random: () => 0.5 });
+  try {
+    await waitFor(() => client.isConnected);
+    await new Promise((r) => setTimeout(r, 20));
+    for (let seq = 0; seq < 3000; seq++) client.send(tickA(seq));
+    await client.drain();
+    await waitFor(() => got.length === 3000);
+    // The first 1,000 are durable; then the server loses everything after tick 1999 and the connection drops.
+    server.sendTo(lastPeer, { type: 'ack', stream: 'a', seq: 999, pendingLabels: [] });
+    await waitFor(() => client.stats.acked === 1000);
+    mark = 1999;
+    got.length = 0;
+    const messagesBefore = client.stats.messages;
+    (lastPeer as WebSocket).terminate();
+    await waitFor(() => got.length === 1000, 5000, 'the re-sent frames');
+    assert.deepEqual(got, Array.from({ length: 1000 }, (_, i) => 2000 + i));
+    assert.equal(client.stats.resent, 1000);
+    assert.ok(client.stats.messages - messagesBefore <= 4, `${client.stats.messages - messagesBefore} messages for the re-sent 1,000`);
+    // New frames go on after the re-sent ones.
+    client.send(tickA(3000));
+    await waitFor(() => got.length === 1001);
+    assert.equal(got[1000], 3000);
+    server.sendTo(lastPeer, { type: 'ack', stream: 'a', seq: 3000, pendingLabels: [] });
+    await client.settled();
+  } finally {
+    await client.close();
+    await server.close();
+  }
 });

@@ -235,6 +235,8 @@ export const configSchema = z
             heartbeatMs: positiveInt.default(15_000),
             maxBufferedBytes: positiveInt.default(1 << 20),
             coalesceSends: z.boolean().default(false),
+            // A message may carry several frames (docs/websocket-frames.md, Batches); past this many it is refused.
+            maxFramesPerMessage: positiveInt.max(65535, 'maxFramesPerMessage is at most 65535 (a binary batch counts its frames in 16 bits)').default(4096),
           })
           .strict()
           .optional(),

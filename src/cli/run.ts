@@ -361,6 +361,7 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
       heartbeatMs: wsConfig.heartbeatMs,
       maxBufferedBytes: wsConfig.maxBufferedBytes,
       coalesceSends: wsConfig.coalesceSends,
+      maxFramesPerMessage: wsConfig.maxFramesPerMessage,
       shapes: (stream) => (allowed === undefined || allowed.has(stream) ? shape : undefined),
       // Order, duplicates and stream limits are the pipeline's: it knows each stream's restored high-water mark.
       checkOrder: false,

@@ -11,10 +11,23 @@
  *   frames are kept: past it the oldest is dropped and counted (`stats.droppedUnacked`), and a crash could then
  *   lose it. A server that does not speak the protocol (no `hello` within `helloTimeoutMs`) gets plain sends.
  * - Server error replies (`{type:'error', reason, message, stream?, seq?}`) arrive on `errors`.
+ * - `framesPerMessage` > 1: the frames sent within one turn of the event loop leave at the turn's end, packed into
+ *   batch messages (docs/websocket-frames.md, "Batches"). Only the wire changes: each frame is still kept,
+ *   acknowledged, resent and counted on its own, in the same order, so resume and drain() work as before.
  */
 import { Observable, Subject } from 'rxjs';
 import { WebSocket } from 'ws';
-import { encodeBinaryFrame, encodeJsonFrame, type ErrorReply, type IngestFrame } from './frames.js';
+import {
+  binaryBatchBytes,
+  checkFramesPerMessage,
+  encodeBinaryFrame,
+  encodeJsonFrame,
+  jsonBatchOverheadBytes,
+  packBinaryBatch,
+  packJsonBatch,
+  type ErrorReply,
+  type IngestFrame,
+} from './frames.js';
 
 export interface IngestClientOptions {
   /**
@@ -35,10 +48,26 @@ export interface IngestClientOptions {
   readonly helloTimeoutMs?: number;
   /** Uniform [0, 1) source for the jitter; pass a seeded one for deterministic tests. Default Math.random. */
   readonly random?: () => number;
+  /**
+   * Default 1: every frame is its own message, at once. n > 1: frames sent within one turn of the event loop wait
+   * for the turn's end and leave as batches of up to n (a lone frame still goes as a plain frame). A message costs
+   * the server more to receive and answer than its frame costs to handle (8.1 us of CPU per event at one per
+   * message, 2.2 us at 100), so this is for producers that send many frames at once (all of a rig's arrays, many
+   * streams through a gateway). The server must take batches (the hello does not say), and this many: n at most
+   * its maxFramesPerMessage (default 4,096). 1..65,535.
+   */
+  readonly framesPerMessage?: number;
+  /**
+   * With framesPerMessage > 1: a batch stops growing before it passes this many bytes, so that it stays within
+   * the server's maxPayload (above which the server closes the connection). Default 1 MiB, the server's default.
+   */
+  readonly maxMessageBytes?: number;
 }
 
 export interface IngestClientStats {
   sent: number;
+  /** WebSocket messages written with frames in them: sent when every frame goes alone, fewer with framesPerMessage. */
+  messages: number;
   /** Frames not yet written to a socket (waiting for a connection or for the resume answer). */
   queued: number;
   /** Frames kept until acknowledged (written or not). */
@@ -121,10 +150,15 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
   const helloTimeoutMs = options.helloTimeoutMs ?? 2_000;
   const random = options.random ?? Math.random;
   const binary = options.binary ?? false;
+  const framesPerMessage = options.framesPerMessage ?? 1;
+  const maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024;
+  checkFramesPerMessage(framesPerMessage, 'framesPerMessage');
+  if (!(maxMessageBytes > 0)) throw new RangeError(`maxMessageBytes must be positive, got ${maxMessageBytes}`);
+  const packs = framesPerMessage > 1;
   const errors = new Subject<ErrorReply>();
   const connected = new Subject<void>();
   const stats: IngestClientStats = {
-    sent: 0, queued: 0, unacked: 0, acked: 0, resent: 0, droppedUnacked: 0, droppedWhileDisconnected: 0,
+    sent: 0, messages: 0, queued: 0, unacked: 0, acked: 0, resent: 0, droppedUnacked: 0, droppedWhileDisconnected: 0,
     connects: 0, unexpectedMessages: 0, failedSends: 0,
   };
   /** Every frame not yet acknowledged, in send order; `written` of them have gone to the current socket. */
@@ -170,6 +204,50 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
     inFlight++;
     sock.send(data, onWritten);
     stats.sent++;
+    stats.messages++;
+  };
+  /** The frames of the batch being packed; reused, emptied after each batch so that it holds no frame for long. */
+  const packing: (string | Uint8Array)[] = [];
+  const messageBytes = (count: number, frameBytes: number): number =>
+    binary ? binaryBatchBytes(count, frameBytes) : frameBytes + jsonBatchOverheadBytes(count);
+  /** Writes the next unacknowledged kept frames from `written` on as one message; how many went. */
+  const writePacked = (sock: WebSocket): number => {
+    let frameBytes = 0;
+    while (written < kept.length && packing.length < framesPerMessage) {
+      const k = kept[written]!;
+      if (k.acked) {
+        written++;
+        unwrittenBytes -= byteLength(k.data);
+        continue;
+      }
+      const bytes = byteLength(k.data);
+      // A frame too big to share a message still goes, alone.
+      if (packing.length > 0 && messageBytes(packing.length + 1, frameBytes + bytes) > maxMessageBytes) break;
+      packing.push(k.data);
+      frameBytes += bytes;
+      written++;
+      unwrittenBytes -= bytes;
+    }
+    const count = packing.length;
+    if (count === 1) write(sock, packing[0]!);
+    else if (count > 1) {
+      const data = binary ? packBinaryBatch(packing as Uint8Array[]) : packJsonBatch(packing as string[]);
+      inFlight++;
+      // One callback per batch (not per frame): a failed write loses all of its frames.
+      sock.send(data, (err?: Error) => {
+        if (err) stats.failedSends += count - 1;
+        onWritten(err);
+      });
+      stats.sent += count;
+      stats.messages++;
+    }
+    packing.length = 0;
+    return count;
+  };
+  let flushScheduled: NodeJS.Immediate | undefined;
+  const flush = (): void => {
+    flushScheduled = undefined;
+    if (ws && ready && ws.readyState === WebSocket.OPEN) writeOut(ws, false);
   };
   /** Drops acknowledged frames at the head, and compacts when most of the array is dead. */
   const compact = (): void => {
@@ -200,6 +278,10 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
   };
   /** Writes every kept frame from `written` on (skipping acknowledged ones). */
   const writeOut = (sock: WebSocket, resending: boolean): void => {
+    while (packs && written < kept.length && sock.readyState === WebSocket.OPEN) {
+      const count = writePacked(sock);
+      if (resending) stats.resent += count;
+    }
     while (written < kept.length && sock.readyState === WebSocket.OPEN) {
       const k = kept[written++]!;
       unwrittenBytes -= byteLength(k.data);
@@ -331,7 +413,11 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
       const kind = frame.kind === 'drift' ? 'session' : frame.kind;
       kept.push({ stream: frame.stream, kind, seq: frame.seq, data, acked: false });
       unwrittenBytes += byteLength(data);
-      if (ws && ready && ws.readyState === WebSocket.OPEN && written === kept.length - 1) writeOut(ws, false);
+      if (packs) {
+        // The rest of this turn's frames join it; they all leave when the turn ends.
+        flushScheduled ??= setImmediate(flush);
+        refreshStats();
+      } else if (ws && ready && ws.readyState === WebSocket.OPEN && written === kept.length - 1) writeOut(ws, false);
       else refreshStats();
     },
     get bufferedAmount() {
@@ -354,6 +440,7 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
     close(): Promise<void> {
       closing = true;
       if (timer) clearTimeout(timer);
+      if (flushScheduled) clearImmediate(flushScheduled);
       clearTimeout(helloTimer);
       for (const w of drainWaiters.splice(0)) w.reject(new Error('driftline ws client: closed before its frames were written'));
       for (const w of settleWaiters.splice(0)) w.reject(new Error('driftline ws client: closed before its frames were acknowledged'));

@@ -14,6 +14,10 @@
  *
  * Besides frames, a producer may send one control message for the application: a resume request
  * `{"type":"resume","streams"?:[...]}` (`decodeIngestMessage`).
+ *
+ * A message may also be a batch of frames (binary type 4, or a JSON array; `decodeIngestMessageFrames`): its
+ * container is checked whole first, then each frame is judged as if it had come alone. Batches exist because a
+ * message costs far more to receive and answer than a frame costs to decode (docs/websocket-frames.md, "Batches").
  */
 import { REJECTION_REASONS, rejection } from '../../streams/messages.js';
 import type {
@@ -81,7 +85,8 @@ function typeName(v: unknown): string {
 function resolveShape(resolver: ShapeResolver, stream: string, seq?: number): StreamShape | Rejection {
   const r = resolver(stream);
   if (r === undefined) return rejection('unknown-stream', `unknown stream "${stream}"`, stream, seq);
-  if ('kind' in r) return r;
+  // A resolver knows only the stream; the reply should name the frame too.
+  if ('kind' in r) return r.seq === undefined && seq !== undefined ? rejection(r.reason, r.message, r.stream ?? stream, seq) : r;
   return r;
 }
 
@@ -361,53 +366,57 @@ function hex2(b: number): string {
 }
 
 export interface DecodeOptions {
-  /** Frames longer than this many bytes are refused as 'oversized' before parsing. */
+  /** Frames longer than this many bytes are refused as 'oversized' before parsing (each inner frame of a batch). */
   readonly maxFrameBytes?: number;
+  /** Most frames one batch message may hold. Default DEFAULT_MAX_FRAMES_PER_MESSAGE. */
+  readonly maxFramesPerMessage?: number;
   readonly receivedAt?: number;
 }
 
+/** What a WebSocket message can arrive as. */
+type MessageData = string | Uint8Array | ArrayBuffer | readonly Uint8Array[];
+
 /**
  * Decode one WebSocket message. Binary messages starting with the magic byte are binary frames; any other
- * message (text, or binary holding UTF-8) is read as JSON.
+ * message (text, or binary holding UTF-8) is read as JSON. A batch is refused: it holds many frames, and this
+ * returns one result (`decodeIngestMessageFrames` takes batches).
  */
-export function decodeFrame(
-  data: string | Uint8Array | ArrayBuffer | readonly Uint8Array[],
-  resolver: ShapeResolver,
-  options: DecodeOptions = {},
-): StreamInput | Rejection {
-  return decodeMessage(data, resolver, options, false) as StreamInput | Rejection;
+export function decodeFrame(data: MessageData, resolver: ShapeResolver, options: DecodeOptions = {}): StreamInput | Rejection {
+  return decodeSingleMessage(data, resolver, options, false) as StreamInput | Rejection;
 }
 
 /**
  * Like `decodeFrame`, and a JSON object with `"type":"resume"` (text, or binary holding UTF-8) is a
  * `ResumeRequest` rather than a bad frame. The size limit applies to it as to any frame.
  */
-export function decodeIngestMessage(
-  data: string | Uint8Array | ArrayBuffer | readonly Uint8Array[],
-  resolver: ShapeResolver,
-  options: DecodeOptions = {},
-): IngestMessage | Rejection {
-  return decodeMessage(data, resolver, options, true);
+export function decodeIngestMessage(data: MessageData, resolver: ShapeResolver, options: DecodeOptions = {}): IngestMessage | Rejection {
+  return decodeSingleMessage(data, resolver, options, true);
 }
 
-function decodeMessage(
-  data: string | Uint8Array | ArrayBuffer | readonly Uint8Array[],
-  resolver: ShapeResolver,
-  options: DecodeOptions,
-  control: boolean,
-): IngestMessage | Rejection {
-  let bytes: Uint8Array | undefined;
-  let text: string | undefined;
-  if (typeof data === 'string') text = data;
-  else if (data instanceof Uint8Array) bytes = data;
-  else if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
-  else if (Array.isArray(data)) bytes = Buffer.concat(data as Uint8Array[]);
-  else return rejection('malformed', 'unsupported message type');
-  const len = text !== undefined ? byteLength(text) : bytes!.byteLength;
+function decodeSingleMessage(data: MessageData, resolver: ShapeResolver, options: DecodeOptions, control: boolean): IngestMessage | Rejection {
+  const content = messageContent(data);
+  if (typeof content !== 'string' && !(content instanceof Uint8Array)) return content;
+  if (batchEncoding(content) !== undefined) {
+    return rejection('malformed', 'this message is a batch of frames; decode it with decodeIngestMessageFrames');
+  }
+  return decodeOne(content, resolver, options, control);
+}
+
+function messageContent(data: MessageData): string | Uint8Array | Rejection {
+  if (typeof data === 'string' || data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (Array.isArray(data)) return Buffer.concat(data as Uint8Array[]);
+  return rejection('malformed', 'unsupported message type');
+}
+
+function decodeOne(content: string | Uint8Array, resolver: ShapeResolver, options: DecodeOptions, control: boolean): IngestMessage | Rejection {
+  let text = typeof content === 'string' ? content : undefined;
+  const len = text !== undefined ? byteLength(text) : (content as Uint8Array).byteLength;
   if (options.maxFrameBytes !== undefined && len > options.maxFrameBytes) {
     return rejection('oversized', `frame of ${len} bytes exceeds the limit of ${options.maxFrameBytes} bytes`);
   }
-  if (bytes !== undefined) {
+  if (text === undefined) {
+    const bytes = content as Uint8Array;
     if (bytes.byteLength > 0 && bytes[0] === BINARY_MAGIC) return decodeBinaryFrame(bytes, resolver, options.receivedAt);
     try {
       text = utf8Strict.decode(bytes);
@@ -415,10 +424,198 @@ function decodeMessage(
       return rejection('malformed', `binary message is neither a driftline binary frame (magic 0x${hex2(BINARY_MAGIC)}) nor UTF-8 JSON`);
     }
   }
-  const parsed = parseJsonObject(text!);
+  const parsed = parseJsonObject(text);
   if ('refused' in parsed) return parsed.refused;
   if (control && parsed.object.type === 'resume') return decodeResumeRequest(parsed.object);
   return decodeJsonObject(parsed.object, resolver, options.receivedAt);
+}
+
+// ------------------------------------------------------------------------------------------------- batches
+
+/**
+ * Binary type 4: a container for frames of types 1-3. Not a frame itself, so it is no member of BINARY_TYPE,
+ * whose types a single frame may have.
+ */
+export const BINARY_TYPE_BATCH = 4;
+/** magic, version, type, flags, count (uint16). */
+export const BINARY_BATCH_HEADER_BYTES = 6;
+/** The uint32 length before each frame of a binary batch. */
+export const BINARY_BATCH_LENGTH_BYTES = 4;
+/** Most frames a batch message may hold unless the server is told otherwise (at most 65,535: count is a uint16). */
+export const DEFAULT_MAX_FRAMES_PER_MESSAGE = 4096;
+/** The most a batch header's uint16 count can say. */
+export const MAX_BATCH_COUNT = 0xffff;
+
+const JSON_ARRAY_OPEN = 0x5b; // '['
+
+function isJsonSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+}
+
+/** 'binary' for D1 01 04, 'json' when the first non-space character opens an array, else a single message. */
+function batchEncoding(content: string | Uint8Array): 'binary' | 'json' | undefined {
+  if (typeof content === 'string') {
+    for (let i = 0; i < content.length; i++) {
+      const c = content.charCodeAt(i);
+      if (!isJsonSpace(c)) return c === JSON_ARRAY_OPEN ? 'json' : undefined;
+    }
+    return undefined;
+  }
+  if (content[0] === BINARY_MAGIC) {
+    return content[1] === BINARY_VERSION && content[2] === BINARY_TYPE_BATCH ? 'binary' : undefined;
+  }
+  for (let i = 0; i < content.byteLength; i++) {
+    const c = content[i]!;
+    if (!isJsonSpace(c)) return c === JSON_ARRAY_OPEN ? 'json' : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Decode one WebSocket message on the ingest path and call `each` once per thing it holds, in order: a frame's
+ * input or rejection, a resume request, or for a batch each inner frame's result as if it had come alone (one
+ * `receivedAt` for all). A batch whose container is damaged (docs/websocket-frames.md, "Batches") gets one
+ * 'malformed' rejection and nothing else: it is checked whole before its first frame is decoded.
+ */
+export function decodeIngestMessageFrames(
+  data: MessageData,
+  resolver: ShapeResolver,
+  each: (result: IngestMessage | Rejection) => void,
+  options: DecodeOptions = {},
+): void {
+  const content = messageContent(data);
+  if (typeof content !== 'string' && !(content instanceof Uint8Array)) {
+    each(content);
+    return;
+  }
+  const batch = batchEncoding(content);
+  if (batch === 'binary') decodeBinaryBatch(content as Uint8Array, resolver, each, options);
+  else if (batch === 'json') decodeJsonBatch(content, resolver, each, options);
+  else each(decodeOne(content, resolver, options, true));
+}
+
+function refusedBatch(why: string): Rejection {
+  return rejection('malformed', `batch refused whole, nothing in it was processed: ${why}`);
+}
+
+function checkCount(count: number, options: DecodeOptions): Rejection | undefined {
+  const max = options.maxFramesPerMessage ?? DEFAULT_MAX_FRAMES_PER_MESSAGE;
+  if (count === 0) return refusedBatch('it holds no frames');
+  if (count > max) return refusedBatch(`it holds ${count} frames; at most ${max} are allowed`);
+  return undefined;
+}
+
+// A rejection that names the inner frame, which may have no readable stream to name; allocated on refusal only.
+function innerRefusal(index: number, r: IngestMessage | Rejection): IngestMessage | Rejection {
+  return r.kind === 'rejected' ? rejection(r.reason, `frame ${index} of the batch: ${r.message}`, r.stream, r.seq) : r;
+}
+
+function decodeBinaryBatch(bytes: Uint8Array, resolver: ShapeResolver, each: (r: IngestMessage | Rejection) => void, options: DecodeOptions): void {
+  const n = bytes.byteLength;
+  if (n < BINARY_BATCH_HEADER_BYTES) return each(refusedBatch(`${n} bytes is shorter than the ${BINARY_BATCH_HEADER_BYTES}-byte batch header`));
+  if (bytes[3] !== 0) return each(refusedBatch(`flags are 0x${hex2(bytes[3]!)}; a batch has flags 0`));
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, n);
+  const count = dv.getUint16(4, true);
+  const badCount = checkCount(count, options);
+  if (badCount) return each(badCount);
+  // The container must be sound to its last byte before its first frame is handed on.
+  let at = BINARY_BATCH_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    if (n - at < BINARY_BATCH_LENGTH_BYTES) return each(refusedBatch(`it ends inside the length of frame ${i} (${count} announced)`));
+    const len = dv.getUint32(at, true);
+    at += BINARY_BATCH_LENGTH_BYTES;
+    if (len > n - at) return each(refusedBatch(`frame ${i} is said to be ${len} bytes; ${n - at} remain`));
+    if (len >= 3 && bytes[at] === BINARY_MAGIC && bytes[at + 1] === BINARY_VERSION && bytes[at + 2] === BINARY_TYPE_BATCH) {
+      return each(refusedBatch(`frame ${i} is itself a batch; batches do not nest`));
+    }
+    at += len;
+  }
+  if (at !== n) return each(refusedBatch(`${n - at} bytes follow the last of its ${count} frames`));
+  at = BINARY_BATCH_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    const len = dv.getUint32(at, true);
+    at += BINARY_BATCH_LENGTH_BYTES;
+    // A view: the payload is read once, by decodeBinaryFrame, as for a frame that came alone.
+    const frame = bytes.subarray(at, at + len);
+    at += len;
+    if (options.maxFrameBytes !== undefined && len > options.maxFrameBytes) {
+      each(rejection('oversized', `frame ${i} of the batch is ${len} bytes; the limit is ${options.maxFrameBytes} bytes`));
+    } else {
+      each(innerRefusal(i, decodeBinaryFrame(frame, resolver, options.receivedAt)));
+    }
+  }
+}
+
+function decodeJsonBatch(content: string | Uint8Array, resolver: ShapeResolver, each: (r: IngestMessage | Rejection) => void, options: DecodeOptions): void {
+  let text: string;
+  try {
+    text = typeof content === 'string' ? content : utf8Strict.decode(content);
+  } catch {
+    return each(refusedBatch('a binary message holding a JSON batch is not valid UTF-8'));
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    return each(refusedBatch(`not valid JSON: ${(e as Error).message}`));
+  }
+  // It opens with '[' and parsed, so it is an array.
+  const frames = parsed as unknown[];
+  const badCount = checkCount(frames.length, options);
+  if (badCount) return each(badCount);
+  for (let i = 0; i < frames.length; i++) {
+    const f = frames[i];
+    if (Array.isArray(f)) return each(refusedBatch(`element ${i} is an array; batches do not nest`));
+    if (typeof f !== 'object' || f === null) return each(refusedBatch(`element ${i} is ${typeName(f)}; a batch holds frame objects`));
+    if ((f as Record<string, unknown>).type === 'resume') return each(refusedBatch(`element ${i} is a resume request; send control messages alone`));
+  }
+  // Only a message above the limit can hold a frame above it: then measure each frame's own bytes.
+  const measure = options.maxFrameBytes !== undefined && byteLength(text) > options.maxFrameBytes;
+  let at = text.indexOf('[') + 1;
+  for (let i = 0; i < frames.length; i++) {
+    const o = frames[i] as Record<string, unknown>;
+    if (measure) {
+      const start = text.indexOf('{', at);
+      at = endOfJsonObject(text, start);
+      const len = utf8Length(text, start, at);
+      if (len > options.maxFrameBytes!) {
+        const stream = checkStreamKey(o.stream) === undefined ? (o.stream as string) : undefined;
+        const seq = validSeq(o.seq) ? o.seq : undefined;
+        each(rejection('oversized', `frame ${i} of the batch is ${len} bytes; the limit is ${options.maxFrameBytes} bytes`, stream, seq));
+        continue;
+      }
+    }
+    each(innerRefusal(i, decodeJsonObject(o, resolver, options.receivedAt)));
+  }
+}
+
+/** Index just past the object that opens at `start`, in text already known to be valid JSON. */
+function endOfJsonObject(text: string, start: number): number {
+  let depth = 0;
+  for (let i = start; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // Skip the string, escapes included: braces inside it do not count.
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+    } else if (c === 0x7b) depth++;
+    else if (c === 0x7d && --depth === 0) return i + 1;
+  }
+  return text.length;
+}
+
+/** UTF-8 bytes of text[start, end), as Buffer.byteLength counts them, without slicing a new string. */
+function utf8Length(text: string, start: number, end: number): number {
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < end && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
 }
 
 // ---------------------------------------------------------------------------------------------- encoding (in)
@@ -485,6 +682,61 @@ export function encodeBinaryFrame(f: IngestFrame): Uint8Array {
     out.set(name!, at + 1);
   }
   return out;
+}
+
+/** A binary batch (type 4) of `frames`, in order. */
+export function encodeBinaryBatch(frames: readonly IngestFrame[]): Uint8Array {
+  return packBinaryBatch(frames.map(encodeBinaryFrame));
+}
+
+/** A JSON batch (a top-level array) of `frames`, in order. */
+export function encodeJsonBatch(frames: readonly IngestFrame[]): string {
+  return packJsonBatch(frames.map(encodeJsonFrame));
+}
+
+function checkBatchSize(count: number): void {
+  if (count < 1 || count > MAX_BATCH_COUNT) throw new RangeError(`a batch holds 1..${MAX_BATCH_COUNT} frames, got ${count}`);
+}
+
+/** Bytes a binary batch of frames of these sizes takes. */
+export function binaryBatchBytes(count: number, frameBytes: number): number {
+  return BINARY_BATCH_HEADER_BYTES + count * BINARY_BATCH_LENGTH_BYTES + frameBytes;
+}
+
+/** A binary batch of already-encoded binary frames `encoded[from..to)` (the client packs what it keeps). */
+export function packBinaryBatch(encoded: readonly Uint8Array[], from = 0, to = encoded.length): Uint8Array {
+  const count = to - from;
+  checkBatchSize(count);
+  let frameBytes = 0;
+  for (let i = from; i < to; i++) frameBytes += encoded[i]!.byteLength;
+  const out = new Uint8Array(binaryBatchBytes(count, frameBytes));
+  const dv = new DataView(out.buffer);
+  out[0] = BINARY_MAGIC;
+  out[1] = BINARY_VERSION;
+  out[2] = BINARY_TYPE_BATCH;
+  out[3] = 0;
+  dv.setUint16(4, count, true);
+  let at = BINARY_BATCH_HEADER_BYTES;
+  for (let i = from; i < to; i++) {
+    const f = encoded[i]!;
+    dv.setUint32(at, f.byteLength, true);
+    out.set(f, at + BINARY_BATCH_LENGTH_BYTES);
+    at += BINARY_BATCH_LENGTH_BYTES + f.byteLength;
+  }
+  return out;
+}
+
+/** Bytes of UTF-8 a JSON batch adds around its frames: the brackets and the commas. */
+export function jsonBatchOverheadBytes(count: number): number {
+  return count + 1;
+}
+
+/** A JSON batch of already-encoded JSON frames `encoded[from..to)`. */
+export function packJsonBatch(encoded: readonly string[], from = 0, to = encoded.length): string {
+  checkBatchSize(to - from);
+  let text = '[';
+  for (let i = from; i < to; i++) text += i === from ? encoded[i] : `,${encoded[i]}`;
+  return `${text}]`;
 }
 
 // --------------------------------------------------------------------------------------------- encoding (out)
@@ -559,8 +811,10 @@ export interface IngestValidatorOptions {
   readonly maxStreams?: number;
   /** Recent tick seqs remembered per stream for the label join checks. */
   readonly labelWindow?: number;
-  /** Frames above this many bytes are 'oversized'. */
+  /** Frames above this many bytes are 'oversized' (each inner frame of a batch). */
   readonly maxFrameBytes?: number;
+  /** Most frames one batch message may hold. Default DEFAULT_MAX_FRAMES_PER_MESSAGE. */
+  readonly maxFramesPerMessage?: number;
   /**
    * Default true. False: decode and validate shapes and values only, and keep no per-stream state (no seq order,
    * no label window, no maxStreams): a later stage that knows each stream's restored high-water mark checks those.
@@ -589,6 +843,7 @@ export class IngestValidator {
   readonly maxStreams: number;
   readonly labelWindow: number;
   readonly maxFrameBytes: number | undefined;
+  readonly maxFramesPerMessage: number;
   readonly checkOrder: boolean;
   private readonly shapes: ShapeLookup;
   private readonly defaultShape: StreamShape | undefined;
@@ -601,6 +856,8 @@ export class IngestValidator {
     this.maxStreams = options.maxStreams ?? 1024;
     this.labelWindow = options.labelWindow ?? 256;
     this.maxFrameBytes = options.maxFrameBytes;
+    this.maxFramesPerMessage = options.maxFramesPerMessage ?? DEFAULT_MAX_FRAMES_PER_MESSAGE;
+    checkFramesPerMessage(this.maxFramesPerMessage);
     this.checkOrder = options.checkOrder ?? true;
     if (!(this.maxStreams >= 1) || !(this.labelWindow >= 1)) throw new RangeError('maxStreams and labelWindow must be >= 1');
     this.resolver = (stream) => {
@@ -631,8 +888,32 @@ export class IngestValidator {
     return this.order(d);
   }
 
+  /**
+   * As `acceptMessage`, for a message that may be a batch: `each` gets every frame's result in order (ordering
+   * checked frame by frame, as if each had come alone), or one rejection for a batch refused whole.
+   */
+  acceptEach(
+    data: string | Uint8Array | ArrayBuffer | readonly Uint8Array[],
+    receivedAt: number | undefined,
+    each: (result: IngestMessage | Rejection) => void,
+  ): void {
+    // One callback per validator, not per message: `each` is swapped in and restored (safe if `each` re-enters).
+    const outer = this.each;
+    this.each = each;
+    try {
+      decodeIngestMessageFrames(data, this.resolver, this.orderEach, this.decodeOptions(receivedAt));
+    } finally {
+      this.each = outer;
+    }
+  }
+
+  private each: ((result: IngestMessage | Rejection) => void) | undefined;
+  private readonly orderEach = (d: IngestMessage | Rejection): void => {
+    this.each!(d.kind === 'rejected' || d.kind === 'resume' ? d : this.order(d));
+  };
+
   private decodeOptions(receivedAt: number | undefined): DecodeOptions {
-    const opts: { maxFrameBytes?: number; receivedAt?: number } = {};
+    const opts: { maxFrameBytes?: number; maxFramesPerMessage: number; receivedAt?: number } = { maxFramesPerMessage: this.maxFramesPerMessage };
     if (this.maxFrameBytes !== undefined) opts.maxFrameBytes = this.maxFrameBytes;
     if (receivedAt !== undefined) opts.receivedAt = receivedAt;
     return opts;
@@ -696,6 +977,13 @@ export class IngestValidator {
       else hi = mid - 1;
     }
     return -1;
+  }
+}
+
+/** Throws unless `n` is a whole number of frames a batch header can carry (1..65,535); `option` names it. */
+export function checkFramesPerMessage(n: number, option = 'maxFramesPerMessage'): void {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_BATCH_COUNT) {
+    throw new RangeError(`${option} must be an integer in 1..${MAX_BATCH_COUNT} (a batch's count is a uint16), got ${n}`);
   }
 }
 

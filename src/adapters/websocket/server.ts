@@ -9,6 +9,10 @@
  *   not valid UTF-8 makes ws close with 1007; counted as 'malformed', likewise. `maxFrameBytes` (default
  *   maxPayload / 4) is the application limit: a frame above it but within maxPayload gets an 'oversized' error
  *   reply and the connection stays open.
+ * - Batches: one message may hold up to `maxFramesPerMessage` frames (binary type 4, or a JSON array); each is
+ *   handled as if it had come alone, and a batch whose container is damaged is refused whole with one reply.
+ *   Receiving and answering a message, not decoding its frame, is most of what a lone event costs (8.1 us of CPU
+ *   per event at one per message, 2.2 us at 100 per message, on a bare ws server).
  * - Heartbeat: every `heartbeatMs` each peer is pinged; a peer that has not answered the previous ping is
  *   terminated (counted in `stats.heartbeatTerminations`).
  * - Bad input: each refused frame is logged, counted by reason, replied to its sender as
@@ -36,6 +40,7 @@ import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import { randomUUID } from 'node:crypto';
 import { rejection, type Rejection, type RejectionReason, type StreamInput } from '../../streams/messages.js';
 import {
+  DEFAULT_MAX_FRAMES_PER_MESSAGE,
   IngestValidator,
   type IngestMessage,
   emptyReasonCounts,
@@ -63,6 +68,11 @@ export interface WebSocketServerOptions {
   readonly maxPayload?: number;
   /** Application limit in bytes (error reply, connection kept). Default maxPayload / 4. */
   readonly maxFrameBytes?: number;
+  /**
+   * Most frames one batch message may hold (1..65,535; default 4,096). maxPayload still bounds the message and
+   * maxFrameBytes each frame in it.
+   */
+  readonly maxFramesPerMessage?: number;
   readonly heartbeatMs?: number;
   /** Per-subscriber cap on ws bufferedAmount before messages are dropped for it. Default 1 MiB. */
   readonly maxBufferedBytes?: number;
@@ -168,6 +178,7 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
   const predictionsPath = options.predictionsPath ?? '/predictions';
   const maxPayload = options.maxPayload ?? 1024 * 1024;
   const maxFrameBytes = options.maxFrameBytes ?? Math.floor(maxPayload / 4);
+  const maxFramesPerMessage = options.maxFramesPerMessage ?? DEFAULT_MAX_FRAMES_PER_MESSAGE;
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
   const coalesceSends = options.coalesceSends ?? false;
@@ -198,6 +209,7 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
     ...(options.labelWindow !== undefined ? { labelWindow: options.labelWindow } : {}),
     ...(options.checkOrder !== undefined ? { checkOrder: options.checkOrder } : {}),
     maxFrameBytes,
+    maxFramesPerMessage,
   });
   const closeTimeoutMs = options.closeTimeoutMs ?? 500;
   const instance = randomUUID();
@@ -313,14 +325,8 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
     const remote = req.socket.remoteAddress;
     watch(ws, remote);
     ws.send(hello);
-    ws.on('message', (data: RawData, isBinary: boolean) => {
-      const receivedAt = performance.now();
-      let r: IngestMessage | Rejection;
-      try {
-        r = validator.acceptMessage(isBinary ? (data as Buffer | ArrayBuffer | Buffer[]) : data.toString(), receivedAt);
-      } catch (e) {
-        r = rejection('malformed', `frame could not be decoded: ${(e as Error).message}`);
-      }
+    // Once per connection: a batch calls it per frame, so no closure per message.
+    const handle = (r: IngestMessage | Rejection): void => {
       if (r.kind === 'rejected') {
         recordRejection(r, ws, remote);
         return;
@@ -332,6 +338,14 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
       stats.accepted++;
       senders.set(r, ws);
       inputs.next(r);
+    };
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      const receivedAt = performance.now();
+      try {
+        validator.acceptEach(isBinary ? (data as Buffer | ArrayBuffer | Buffer[]) : data.toString(), receivedAt, handle);
+      } catch (e) {
+        recordRejection(rejection('malformed', `frame could not be decoded: ${(e as Error).message}`), ws, remote);
+      }
     });
     ws.on('close', () => {
       stats.ingestConnections--;
