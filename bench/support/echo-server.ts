@@ -15,7 +15,8 @@
 import { parseArgs } from 'node:util';
 import type { IncomingMessage } from 'node:http';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { decodeFrame, encodeErrorReply, encodeOutbound, type StreamShape } from '../../src/adapters/websocket/frames.js';
+import { decodeIngestMessageFrames, encodeErrorReply, encodeOutbound, type IngestMessage, type StreamShape } from '../../src/adapters/websocket/frames.js';
+import type { Rejection } from '../../src/streams/messages.js';
 
 const { values } = parseArgs({
   options: {
@@ -39,8 +40,12 @@ const streams = new Map<string, StreamMean>();
 const stats = { accepted: 0, rejected: 0, published: 0, dropped: 0 };
 const subscribers = new Set<WebSocket>();
 
-function onFrame(producer: WebSocket, data: RawData, isBinary: boolean): void {
-  const r = decodeFrame(isBinary ? (data as Buffer) : data.toString(), () => shape);
+/** A message may hold several frames (a batch), each served as if it came alone, as driftline does. */
+function onMessage(producer: WebSocket, data: RawData, isBinary: boolean): void {
+  decodeIngestMessageFrames(isBinary ? (data as Buffer) : data.toString(), () => shape, (r) => onFrame(producer, r));
+}
+
+function onFrame(producer: WebSocket, r: IngestMessage | Rejection): void {
   if (r.kind === 'rejected') {
     stats.rejected++;
     if (producer.readyState === WebSocket.OPEN) producer.send(encodeErrorReply(r));
@@ -77,7 +82,7 @@ wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
     subscribers.add(ws);
     ws.on('close', () => subscribers.delete(ws));
   } else if (path === '/ingest') {
-    ws.on('message', (data, isBinary) => onFrame(ws, data, isBinary));
+    ws.on('message', (data, isBinary) => onMessage(ws, data, isBinary));
   } else {
     ws.close(1008, 'use /ingest or /predictions');
   }
