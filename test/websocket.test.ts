@@ -13,10 +13,17 @@ import {
   encodeJsonFrame,
   encodeOutbound,
   type IngestFrame,
+  type OutboundMessage,
   type IngestMessage,
   type StreamShape,
 } from '../src/adapters/websocket/frames.js';
-import { startWebSocketServer, type DriftlineWebSocketServer, type WebSocketServerOptions } from '../src/adapters/websocket/server.js';
+import {
+  MAX_SUBSCRIBER_BATCH_CHARS,
+  MAX_SUBSCRIBER_BATCH_MESSAGES,
+  startWebSocketServer,
+  type DriftlineWebSocketServer,
+  type WebSocketServerOptions,
+} from '../src/adapters/websocket/server.js';
 import { createIngestClient } from '../src/adapters/websocket/client.js';
 import type { Rejection, StreamInput } from '../src/streams/messages.js';
 
@@ -783,4 +790,239 @@ test('client framesPerMessage keeps resume: after a reconnect it re-sends, packe
     await client.close();
     await server.close();
   }
+});
+
+// ------------------------------------------------------------------------------------- subscriber batches
+
+/** Every text message `ws` receives, as sent. */
+function texts(ws: WebSocket): string[] {
+  const got: string[] = [];
+  ws.on('message', (d) => got.push(d.toString()));
+  return got;
+}
+
+/** The messages in a batching subscriber's arrays, in order (throws on anything but an array). */
+function unbatch(arrays: string[]): unknown[] {
+  return arrays.flatMap((text) => {
+    const value = JSON.parse(text);
+    assert.ok(Array.isArray(value), `expected an array, got ${text.slice(0, 80)}`);
+    return value;
+  });
+}
+
+const turnEnd = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+const predictionOf = (stream: string, seq: number, yhat = Float32Array.of(seq / 8, -1)): OutboundMessage =>
+  ({ kind: 'prediction', stream, seq, t: seq / 50, yhat, version: seq, predictedAt: 0 }) as OutboundMessage;
+
+/** The HTTP status and body of a refused upgrade. */
+function refusalOf(url: string): Promise<{ status: number | undefined; body: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    ws.on('open', () => {
+      ws.terminate();
+      reject(new Error(`${url} was accepted`));
+    });
+    ws.on('error', () => {});
+  });
+}
+
+test('batch=turn: one array per turn of exactly the texts a plain subscriber gets one by one, in order; a plain subscriber is unaffected byte for byte', async (t) => {
+  const server = await start({ heartbeatMs: 60_000 });
+  t.after(() => server.close());
+  const base = `${server.address.url}/predictions`;
+  const plainWs = await open(base);
+  const batchedWs = await open(`${base}?batch=turn`);
+  const plain = texts(plainWs);
+  const batched = texts(batchedWs);
+  const turns: OutboundMessage[][] = [
+    [
+      predictionOf('a', 0),
+      predictionOf('b', 0),
+      { kind: 'drift', stream: 'a', seq: 1, t: 0.02, source: 'session', session: 'day2' },
+      { kind: 'rejected', reason: 'malformed', message: 'no stream' },
+      predictionOf('a', 1, Float32Array.of(Number.NaN, 2)),
+    ] as OutboundMessage[],
+    // A turn with one message still sends an array.
+    [predictionOf('a', 2)],
+    [
+      { kind: 'recovery', stream: 'a', seq: 1, source: 'session', heldOut: false, ePre: 1, eFrozen: 2, eAdapt: 1, recovery: Number.NaN, residual: 1, ticksToRecovery: 3, secondsToRecovery: 0.1 },
+      { kind: 'rejected', reason: 'dimension', message: 'x has 2 values', stream: 'b', seq: 9 },
+      predictionOf('b', 1),
+    ] as OutboundMessage[],
+  ];
+  for (const turn of turns) {
+    for (const m of turn) server.publish(m);
+    await turnEnd();
+  }
+  const all = turns.flat();
+  await waitFor(() => plain.length === all.length && batched.length === turns.length, 5000, 'both subscribers');
+  assert.deepEqual(plain, all.map(encodeOutbound), 'plain: each message as encodeOutbound writes it');
+  let at = 0;
+  turns.forEach((turn, i) => {
+    assert.equal(batched[i], `[${plain.slice(at, at + turn.length).join(',')}]`, `turn ${i}`);
+    at += turn.length;
+  });
+  assert.deepEqual(unbatch(batched), plain.map((text) => JSON.parse(text)));
+
+  // The read-only reply joins the batch too: a batching subscriber parses arrays only.
+  batchedWs.send('hello?');
+  plainWs.send('hello?');
+  const [batchedReply, plainReply] = await Promise.all([nextMessage(batchedWs), nextMessage(plainWs)]);
+  assert.ok(Array.isArray(batchedReply) && batchedReply.length === 1, JSON.stringify(batchedReply));
+  assert.deepEqual(batchedReply[0], plainReply);
+  assert.equal(plainReply.type, 'error');
+  assert.equal(server.stats.droppedForSlowSubscribers, 0);
+  plainWs.close();
+  batchedWs.close();
+});
+
+test('batch=turn with filters: stream and type apply per message; a turn with nothing for the subscriber sends nothing', async (t) => {
+  const server = await start({ heartbeatMs: 60_000 });
+  t.after(() => server.close());
+  const base = `${server.address.url}/predictions`;
+  const query = 'stream=a&type=prediction,drift';
+  const plain = texts(await open(`${base}?${query}`));
+  const batched = texts(await open(`${base}?${query}&batch=turn`));
+  const scoredOnly = texts(await open(`${base}?type=scored&batch=turn`));
+  const y = Float32Array.of(0.5);
+  for (let seq = 0; seq < 4; seq++) {
+    server.publish(predictionOf('a', seq));
+    server.publish(predictionOf('b', seq));
+    server.publish({ kind: 'scored', stream: 'a', seq, t: 0, y, yhat: y, yLast: y, yMean: y, delay: 0, heldOut: false, version: seq } as OutboundMessage);
+    if (seq === 2) server.publish({ kind: 'drift', stream: 'a', seq, t: 0, source: 'page-hinkley' });
+    await turnEnd();
+  }
+  // A turn of stream b only: the filtered subscribers get no message for it, not an empty array.
+  server.publish(predictionOf('b', 4));
+  await turnEnd();
+  await waitFor(() => plain.length === 5 && batched.length === 4 && scoredOnly.length === 4, 5000, 'filtered messages');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(batched.length, 4, 'one array per turn that had something for it');
+  assert.deepEqual(unbatch(batched), plain.map((text) => JSON.parse(text)));
+  assert.deepEqual(unbatch(batched).map((m: any) => `${m.type}:${m.stream}:${m.seq}`), ['prediction:a:0', 'prediction:a:1', 'prediction:a:2', 'drift:a:2', 'prediction:a:3']);
+  assert.deepEqual(unbatch(scoredOnly).map((m: any) => `${m.type}:${m.seq}`), ['scored:0', 'scored:1', 'scored:2', 'scored:3']);
+});
+
+test('batch=turn bounds: a large turn leaves in arrays of at most 4,096 messages and 1 MiB of text, all in order; a longer single message goes alone', async (t) => {
+  const server = await start({ heartbeatMs: 60_000, maxBufferedBytes: 256 * 1024 * 1024 });
+  t.after(() => server.close());
+  const base = `${server.address.url}/predictions`;
+  const plain = texts(await open(base));
+  const batched = texts(await open(`${base}?batch=turn`));
+  const settle = async (arrays: number, messages: number): Promise<void> => {
+    await waitFor(() => batched.length === arrays && plain.length === messages, 10_000, `${arrays} arrays and ${messages} messages`);
+  };
+
+  // Many small messages: the count bound.
+  const n = 10_000;
+  for (let seq = 0; seq < n; seq++) server.publish(predictionOf('a', seq));
+  await turnEnd();
+  await settle(3, n);
+  assert.deepEqual(batched.map((text) => JSON.parse(text).length), [MAX_SUBSCRIBER_BATCH_MESSAGES, MAX_SUBSCRIBER_BATCH_MESSAGES, n - 2 * MAX_SUBSCRIBER_BATCH_MESSAGES]);
+  assert.deepEqual(unbatch(batched), plain.map((text) => JSON.parse(text)));
+
+  // Large messages (about 70 KB each): the text bound.
+  batched.length = 0;
+  plain.length = 0;
+  const wide = new Float32Array(4000).fill(1 / 3);
+  for (let seq = 0; seq < 40; seq++) server.publish(predictionOf('a', seq, wide));
+  await turnEnd();
+  await waitFor(() => plain.length === 40 && unbatch(batched).length === 40, 10_000, 'the wide turn');
+  assert.ok(batched.length >= 3, `${batched.length} arrays for ${40 * plain[0]!.length} characters`);
+  for (const text of batched) assert.ok(text.length <= MAX_SUBSCRIBER_BATCH_CHARS, `an array of ${text.length} characters`);
+  // Each array was full: the next message would not have fitted.
+  for (let i = 0; i + 1 < batched.length; i++) assert.ok(batched[i]!.length + 1 + plain[0]!.length > MAX_SUBSCRIBER_BATCH_CHARS);
+  assert.deepEqual(unbatch(batched), plain.map((text) => JSON.parse(text)));
+
+  // One message above the text bound: sent, as an array of one, between its neighbours.
+  batched.length = 0;
+  plain.length = 0;
+  server.publish(predictionOf('a', 0));
+  server.publish(predictionOf('a', 1, new Float32Array(80_000).fill(1 / 3)));
+  server.publish(predictionOf('a', 2));
+  await turnEnd();
+  await settle(3, 3);
+  assert.ok(plain[1]!.length > MAX_SUBSCRIBER_BATCH_CHARS);
+  assert.deepEqual(batched, plain.map((text) => `[${text}]`));
+  assert.equal(server.stats.droppedForSlowSubscribers, 0);
+});
+
+test('batch=turn: a bad value is refused with 400 and the reason', async (t) => {
+  const server = await start();
+  t.after(() => server.close());
+  const base = `${server.address.url}/predictions`;
+  for (const query of ['batch=bogus', 'batch=', 'batch=TURN', 'batch=turn,turn', 'batch=turn&batch=turn', 'stream=a&batch=1']) {
+    const { status, body } = await refusalOf(`${base}?${query}`);
+    assert.equal(status, 400, query);
+    assert.match(body, /batch/, `${query}: ${body}`);
+  }
+  const ok = await open(`${base}?batch=turn&stream=a`);
+  ok.close();
+});
+
+test('batch=turn, slow subscriber: each missed message is counted, not each batch; what it does get arrives in order', async (t) => {
+  const maxBufferedBytes = 64 * 1024;
+  const server = await start({ maxBufferedBytes, heartbeatMs: 60_000 });
+  t.after(() => server.close());
+  const slowWs = await open(`${server.address.url}/predictions?batch=turn`);
+  const slow = texts(slowWs);
+  (slowWs as any)._socket.pause();
+  const yhat = new Float32Array(256).fill(1 / 3);
+  const n = 5000;
+  const perTurn = 50;
+  for (let seq = 0; seq < n; seq++) {
+    server.publish(predictionOf('a', seq, yhat));
+    if (seq % perTurn === perTurn - 1) await turnEnd();
+  }
+  const dropped = server.stats.droppedForSlowSubscribers;
+  assert.ok(dropped > 0, 'drops counted');
+  (slowWs as any)._socket.resume();
+  // Only this subscriber: every message was either delivered to it or counted as one drop.
+  await waitFor(() => unbatch(slow).length === n - dropped, 20_000, `${n - dropped} messages`);
+  await new Promise((r) => setTimeout(r, 50));
+  const seqs = unbatch(slow).map((m: any) => m.seq as number);
+  assert.equal(seqs.length + server.stats.droppedForSlowSubscribers, n);
+  assert.ok(seqs.every((s, i) => i === 0 || s > seqs[i - 1]!), 'in order');
+  // The bound: checked per message at publish, a pending batch not yet in bufferedAmount: one batch above it.
+  const batchChars = `[${Array.from({ length: perTurn }, () => encodeOutbound(predictionOf('a', n, yhat))).join(',')}]`.length;
+  assert.ok(server.stats.peakSubscriberBufferedBytes <= maxBufferedBytes + batchChars, `server buffered ${server.stats.peakSubscriberBufferedBytes}`);
+  slowWs.close();
+});
+
+test('batch=turn: a subscriber that leaves with a pending batch costs nothing; the others go on; close() sends what is pending first', async (t) => {
+  const server = await start({ heartbeatMs: 60_000 });
+  t.after(() => server.close());
+  const base = `${server.address.url}/predictions`;
+  const stayingWs = await open(`${base}?batch=turn`);
+  const staying = texts(stayingWs);
+  const leavers = [await open(`${base}?batch=turn`), await open(`${base}?batch=turn`)];
+  const turns = 60;
+  for (let turn = 0; turn < turns; turn++) {
+    // Published at the end of a turn, so each batch is pending while the sockets' close events are handled.
+    for (let i = 0; i < 3; i++) server.publish(predictionOf('a', turn * 3 + i));
+    if (turn === 10) leavers[0]!.terminate();
+    if (turn === 20) leavers[1]!.close();
+    if (turn === 30) leavers.push(await open(`${base}?batch=turn`));
+    await turnEnd();
+  }
+  await waitFor(() => staying.length === turns, 5000, 'every turn for the staying subscriber');
+  assert.deepEqual(staying.map((text) => JSON.parse(text).length), Array(turns).fill(3));
+  assert.deepEqual(unbatch(staying).map((m: any) => m.seq), Array.from({ length: turns * 3 }, (_, i) => i));
+  await waitFor(() => server.stats.subscriberConnections === 2, 5000, 'the leavers gone');
+  assert.equal(server.stats.droppedForSlowSubscribers, 0);
+
+  // Published in the same turn as close(): it still arrives, before the close frame.
+  const last = texts(leavers[2]!);
+  const closedWith = new Promise<number>((r) => leavers[2]!.once('close', (code) => r(code)));
+  server.publish(predictionOf('a', 1000));
+  await server.close();
+  assert.equal(await closedWith, 1001);
+  assert.deepEqual(unbatch(last).map((m: any) => m.seq), [1000]);
+  assert.deepEqual(unbatch(staying.slice(turns)).map((m: any) => m.seq), [1000]);
 });

@@ -488,11 +488,16 @@ async function sendToServer(args: ReplayArgs, loaded: LoadedSessions, io: Replay
   return refused > 0 || lost > 0 || !acknowledged ? 1 : 0;
 }
 
-/** The predictions URL of the server an ingest URL points at (…/ingest -> …/predictions). */
+/**
+ * The predictions URL of the server an ingest URL points at (…/ingest -> …/predictions), asking for a turn's
+ * messages in one array: a fast replay makes a prediction per tick, and one message each is what costs the
+ * server most to send.
+ */
 function predictionsUrlOf(ingestUrl: string): string {
   const url = new URL(ingestUrl);
   url.pathname = url.pathname.replace(/ingest\/?$/, 'predictions');
   if (!url.pathname.endsWith('predictions')) url.pathname = '/predictions';
+  url.searchParams.set('batch', 'turn');
   return url.toString();
 }
 
@@ -510,11 +515,17 @@ function watchPredictions(url: string, token: string | undefined, stream: string
   sock.on('close', () => {
     if (!opened) failed = true;
   });
+  type Outbound = { type?: string; stream?: string; seq?: number } | null;
+  const see = (m: Outbound): void => {
+    if (m?.type === 'prediction' && m.stream === stream && typeof m.seq === 'number') onPrediction(m.seq);
+  };
   sock.on('message', (data, isBinary) => {
     if (isBinary) return;
     try {
-      const m = JSON.parse(data.toString()) as { type?: string; stream?: string; seq?: number };
-      if (m.type === 'prediction' && m.stream === stream && typeof m.seq === 'number') onPrediction(m.seq);
+      // An array with ?batch=turn; a server from before that option ignores it and sends each message alone.
+      const m = JSON.parse(data.toString()) as Outbound | Outbound[];
+      if (Array.isArray(m)) for (const each of m) see(each);
+      else see(m);
     } catch {
       /* not ours to judge */
     }

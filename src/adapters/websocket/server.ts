@@ -21,6 +21,11 @@
  *   way through `replyTo(input, rejection)`: the server remembers which socket sent each emitted input.
  * - Backpressure: `publish` skips a subscriber whose `bufferedAmount` exceeds `maxBufferedBytes` and counts the
  *   drop, so server memory per subscriber stays bounded by about maxBufferedBytes plus one message.
+ * - Subscriber batches: a subscriber that connected with `?batch=turn` gets the messages of one event-loop turn
+ *   as one JSON array of them, sent by one setImmediate for all such subscribers (bounded by
+ *   MAX_SUBSCRIBER_BATCH_MESSAGES and MAX_SUBSCRIBER_BATCH_CHARS; a bigger turn leaves in several). Sending a
+ *   message, not encoding it, is most of what publishing costs. The drop check stays per message, when it is
+ *   published: the bound becomes about maxBufferedBytes plus one batch.
  * - Order: with `checkOrder: false` the edge keeps no per-stream state (seq order, label window, maxStreams);
  *   the pipeline checks those against the high-water marks it restored, and answers through `replyTo`.
  * - Control: every ingest connection first gets `{type:'hello', instance, protocol: 1, ...helloFields}`; a
@@ -80,7 +85,7 @@ export interface WebSocketServerOptions {
    * Default false. True: the messages published to a subscriber within one turn of the event loop leave in one
    * socket write (its socket is corked at the first and uncorked by setImmediate), instead of one system call per
    * message: publishing is the largest stage of an event (docs/performance.md). A message waits at most until the
-   * current turn ends.
+   * current turn ends. A `?batch=turn` subscriber is not corked: its turn already leaves as one message.
    */
   readonly coalesceSends?: boolean;
   readonly shapes: ShapeLookup;
@@ -117,7 +122,10 @@ export interface WebSocketServerStats {
   rejected: Record<RejectionReason, number>;
   published: number;
   droppedForSlowSubscribers: number;
-  /** The largest subscriber bufferedAmount publish has seen (the memory bound: about maxBufferedBytes + one message). */
+  /**
+   * The largest subscriber bufferedAmount publish has seen (the memory bound: about maxBufferedBytes + one
+   * message, or + one batch for a `?batch=turn` subscriber).
+   */
   peakSubscriberBufferedBytes: number;
   heartbeatTerminations: number;
   /** Error replies sent through `replyTo` (refusals after the edge); not in `rejected`, which counts the edge's. */
@@ -130,6 +138,10 @@ export interface DriftlineWebSocketServer {
   /** Hot: accepted inputs, in arrival order. */
   readonly inputs: Observable<StreamInput>;
   readonly rejections: Observable<Rejection>;
+  /**
+   * To every subscriber that wants it. A string is sent as given, unfiltered: it must be the JSON text of one
+   * message object, since a `?batch=turn` subscriber gets it as an element of its array.
+   */
   publish(message: OutboundMessage | string): void;
   /**
    * Sends `rejection` as an error reply to the peer that sent `input` (an object this server emitted on
@@ -157,6 +169,24 @@ export interface DriftlineWebSocketServer {
 
 /** A subscriber that connected without a query (or through a path the upgrade did not see). */
 const UNFILTERED: SubscriberFilter = { types: DEFAULT_OUTBOUND_TYPES };
+
+/** Most messages in one `?batch=turn` array; as many as an ingest batch may hold by default. */
+export const MAX_SUBSCRIBER_BATCH_MESSAGES = DEFAULT_MAX_FRAMES_PER_MESSAGE;
+/**
+ * Longest `?batch=turn` array text, in UTF-16 code units (bytes, for the ASCII text nearly every message is):
+ * 1 MiB, the ingest side's default maxPayload, so a peer built with the same limits can read it. A single message
+ * longer than this still goes, as an array of one.
+ */
+export const MAX_SUBSCRIBER_BATCH_CHARS = 1024 * 1024;
+
+/** What a `?batch=turn` subscriber has been given this turn and not yet sent; one per subscriber, reused. */
+interface TurnBatch {
+  readonly ws: WebSocket;
+  /** Each the text the message would have had alone. */
+  readonly texts: string[];
+  /** Length of the array text they make: `[`, the texts with a comma between, `]`. */
+  chars: number;
+}
 
 // Re-exported: the one definition lives with the metrics endpoint, which must not import an adapter.
 export { isLoopbackHost };
@@ -235,6 +265,42 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
   // Weak: an input the consumers have dropped takes its entry with it, so no per-input bookkeeping is ever freed by hand.
   const senders = new WeakMap<StreamInput, WebSocket>();
   const filters = new WeakMap<WebSocket, SubscriberFilter>();
+  const turnBatches = new WeakMap<WebSocket, TurnBatch>();
+  /** Batches holding messages; emptied by one setImmediate per turn for all of them. */
+  const batchesDue = new Set<TurnBatch>();
+  let batchFlushScheduled = false;
+  const sendBatch = (batch: TurnBatch): void => {
+    // A subscriber that is going away misses what was pending, as it misses what is published after it left.
+    if (batch.ws.readyState === WebSocket.OPEN) batch.ws.send(`[${batch.texts.join(',')}]`);
+    batch.texts.length = 0;
+    batch.chars = 0;
+  };
+  const flushBatches = (): void => {
+    batchFlushScheduled = false;
+    for (const batch of batchesDue) if (batch.texts.length > 0) sendBatch(batch);
+    batchesDue.clear();
+  };
+  const addToBatch = (batch: TurnBatch, text: string): void => {
+    if (batch.texts.length > 0 && batch.chars + 1 + text.length > MAX_SUBSCRIBER_BATCH_CHARS) sendBatch(batch);
+    batch.chars += batch.texts.length === 0 ? text.length + 2 : text.length + 1;
+    batch.texts.push(text);
+    if (batch.texts.length >= MAX_SUBSCRIBER_BATCH_MESSAGES) {
+      sendBatch(batch);
+      return;
+    }
+    if (batch.texts.length > 1) return;
+    batchesDue.add(batch);
+    if (!batchFlushScheduled) {
+      batchFlushScheduled = true;
+      setImmediate(flushBatches);
+    }
+  };
+  /** For replies outside publish: a batching subscriber parses arrays only, so they join its batch. */
+  const sendToSubscriber = (ws: WebSocket, text: string): void => {
+    const batch = turnBatches.get(ws);
+    if (batch === undefined) ws.send(text);
+    else addToBatch(batch, text);
+  };
 
   const recordRejection = (r: Rejection, peer?: WebSocket, remote?: string): void => {
     stats.rejected[r.reason]++;
@@ -299,6 +365,7 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
         return;
       }
       if (filter !== undefined) filters.set(ws, filter);
+      if (filter?.batch === 'turn') turnBatches.set(ws, { ws, texts: [], chars: 0 });
       target.emit('connection', ws, req);
     });
   });
@@ -358,11 +425,19 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
     ws.on('message', () => {
       // Read-only path: say so rather than drop silently (not counted as a rejected ingest frame).
       if (ws.readyState === WebSocket.OPEN) {
-        ws.send(JSON.stringify({ type: 'error', reason: 'malformed', message: `${predictionsPath} is read-only; send frames to ${ingestPath}` }));
+        sendToSubscriber(ws, JSON.stringify({ type: 'error', reason: 'malformed', message: `${predictionsPath} is read-only; send frames to ${ingestPath}` }));
       }
     });
     ws.on('close', () => {
       stats.subscriberConnections--;
+      const batch = turnBatches.get(ws);
+      if (batch !== undefined) {
+        // The turn's flush usually finds it closing and drops the batch first; whichever comes first, nothing of
+        // this subscriber stays pending or in the due set.
+        batch.texts.length = 0;
+        batch.chars = 0;
+        batchesDue.delete(batch);
+      }
     });
   });
 
@@ -412,7 +487,10 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
       stats.published++;
       for (const ws of subscribers.clients) {
         if (ws.readyState !== WebSocket.OPEN) continue;
-        if (typeof message !== 'string' && !wants(filters.get(ws) ?? UNFILTERED, message)) continue;
+        const filter = filters.get(ws) ?? UNFILTERED;
+        if (typeof message !== 'string' && !wants(filter, message)) continue;
+        // Checked per message, batched or not: a drop is one prediction missed, never a batch's worth at once.
+        // A pending batch is not in bufferedAmount yet, so a batching subscriber's bound is one batch above it.
         const buffered = ws.bufferedAmount;
         if (buffered > stats.peakSubscriberBufferedBytes) stats.peakSubscriberBufferedBytes = buffered;
         if (buffered > maxBufferedBytes) {
@@ -420,6 +498,11 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
           continue;
         }
         text ??= encodeOutbound(message as OutboundMessage);
+        const batch = filter.batch === undefined ? undefined : turnBatches.get(ws);
+        if (batch !== undefined) {
+          addToBatch(batch, text);
+          continue;
+        }
         if (coalesceSends) corkFor(ws);
         ws.send(text);
       }
@@ -451,6 +534,8 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
       closed ??= (async () => {
         stopping = true;
         clearInterval(heartbeat);
+        // What was published before close() reaches batching subscribers ahead of the close frame, as it does the others.
+        flushBatches();
         const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
         // A close frame with 1001 tells producers this is a stop, not a crash (which they see as 1006).
         const peers = [...ingest.clients, ...subscribers.clients];

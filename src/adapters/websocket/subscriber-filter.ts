@@ -4,7 +4,19 @@ import { MAX_STREAM_KEY_BYTES, type OutboundMessage } from './frames.js';
 export interface SubscriberFilter {
   readonly streams?: ReadonlySet<string>;
   readonly types: ReadonlySet<OutboundType>;
+  /**
+   * 'turn': the messages of one event-loop turn arrive together as one JSON array (docs/websocket-frames.md,
+   * "Outbound"). Absent: one message each, as before the option existed.
+   */
+  readonly batch?: SubscriberBatching;
 }
+
+/**
+ * The values of `?batch=`. One for now; a name rather than a flag so that another grouping (a time window, say)
+ * can come without changing what `turn` means.
+ */
+export const SUBSCRIBER_BATCHINGS = ['turn'] as const;
+export type SubscriberBatching = (typeof SUBSCRIBER_BATCHINGS)[number];
 
 /** The `type` of each outbound JSON message (docs/websocket-frames.md). */
 export const OUTBOUND_TYPES = ['prediction', 'drift', 'scored', 'prequential', 'recovery', 'error'] as const;
@@ -24,8 +36,8 @@ const typeOf = (m: OutboundMessage): OutboundType => (m.kind === 'rejected' ? 'e
 /**
  * Reads a subscriber's filter from its connection URL: `?stream=a&stream=b` (or `stream=a,b`) and
  * `?type=prediction,recovery`, each repeatable. A subscriber to one stream of many should not pay, in bandwidth
- * and in its buffered-amount budget, for all the others. Returns the filter, or why it is refused (the upgrade
- * then fails with 400 and that text).
+ * and in its buffered-amount budget, for all the others. `?batch=turn` (at most once) asks for a turn's messages
+ * in one array. Returns the filter, or why it is refused (the upgrade then fails with 400 and that text).
  */
 export function parseSubscriberFilter(params: URLSearchParams): SubscriberFilter | string {
   const list = (name: string): string[] | undefined => {
@@ -34,7 +46,8 @@ export function parseSubscriberFilter(params: URLSearchParams): SubscriberFilter
   };
   const streams = list('stream');
   const types = list('type');
-  const filter: { streams?: Set<string>; types: ReadonlySet<OutboundType> } = { types: DEFAULT_OUTBOUND_TYPES };
+  const batch = params.getAll('batch');
+  const filter: { streams?: Set<string>; types: ReadonlySet<OutboundType>; batch?: SubscriberBatching } = { types: DEFAULT_OUTBOUND_TYPES };
   if (streams !== undefined) {
     if (streams.length > MAX_FILTER_STREAMS) return `at most ${MAX_FILTER_STREAMS} stream keys per subscriber, got ${streams.length}`;
     for (const key of streams) {
@@ -51,6 +64,15 @@ export function parseSubscriberFilter(params: URLSearchParams): SubscriberFilter
       }
     }
     filter.types = new Set(types as OutboundType[]);
+  }
+  if (batch.length > 1) return `batch may be given once, got it ${batch.length} times`;
+  if (batch.length === 1) {
+    const mode = batch[0];
+    // A subscriber that asked for arrays and silently got single objects would misparse everything it receives.
+    if (!(SUBSCRIBER_BATCHINGS as readonly string[]).includes(mode)) {
+      return `unknown batch '${mode.slice(0, 40)}' (expected ${SUBSCRIBER_BATCHINGS.join(', ')})`;
+    }
+    filter.batch = mode as SubscriberBatching;
   }
   return filter;
 }
