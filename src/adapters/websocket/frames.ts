@@ -703,12 +703,12 @@ export function binaryBatchBytes(count: number, frameBytes: number): number {
   return BINARY_BATCH_HEADER_BYTES + count * BINARY_BATCH_LENGTH_BYTES + frameBytes;
 }
 
-/** A binary batch of already-encoded binary frames `encoded[from..to)` (the client packs what it keeps). */
-export function packBinaryBatch(encoded: readonly Uint8Array[], from = 0, to = encoded.length): Uint8Array {
-  const count = to - from;
+/** A binary batch of already-encoded binary frames (the client packs what it keeps). */
+export function packBinaryBatch(encoded: readonly Uint8Array[]): Uint8Array {
+  const count = encoded.length;
   checkBatchSize(count);
   let frameBytes = 0;
-  for (let i = from; i < to; i++) frameBytes += encoded[i]!.byteLength;
+  for (const f of encoded) frameBytes += f.byteLength;
   const out = new Uint8Array(binaryBatchBytes(count, frameBytes));
   const dv = new DataView(out.buffer);
   out[0] = BINARY_MAGIC;
@@ -717,8 +717,7 @@ export function packBinaryBatch(encoded: readonly Uint8Array[], from = 0, to = e
   out[3] = 0;
   dv.setUint16(4, count, true);
   let at = BINARY_BATCH_HEADER_BYTES;
-  for (let i = from; i < to; i++) {
-    const f = encoded[i]!;
+  for (const f of encoded) {
     dv.setUint32(at, f.byteLength, true);
     out.set(f, at + BINARY_BATCH_LENGTH_BYTES);
     at += BINARY_BATCH_LENGTH_BYTES + f.byteLength;
@@ -731,12 +730,10 @@ export function jsonBatchOverheadBytes(count: number): number {
   return count + 1;
 }
 
-/** A JSON batch of already-encoded JSON frames `encoded[from..to)`. */
-export function packJsonBatch(encoded: readonly string[], from = 0, to = encoded.length): string {
-  checkBatchSize(to - from);
-  let text = '[';
-  for (let i = from; i < to; i++) text += i === from ? encoded[i] : `,${encoded[i]}`;
-  return `${text}]`;
+/** A JSON batch of already-encoded JSON frames. */
+export function packJsonBatch(encoded: readonly string[]): string {
+  checkBatchSize(encoded.length);
+  return `[${encoded.join(',')}]`;
 }
 
 // --------------------------------------------------------------------------------------------- encoding (out)

@@ -212,11 +212,16 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
   const coalesceSends = options.coalesceSends ?? false;
+  // Coalesced sends and `?batch=turn` both wait for the end of the event-loop turn: one setImmediate serves both.
+  let turnEndScheduled = false;
+  const atTurnEnd = (): void => {
+    if (turnEndScheduled) return;
+    turnEndScheduled = true;
+    setImmediate(endTurn);
+  };
   // ws exposes no cork; its underlying net.Socket (the documented-in-source `_socket`) has one.
   const corked = new Set<Socket>();
-  let uncorkScheduled = false;
   const uncorkAll = () => {
-    uncorkScheduled = false;
     for (const socket of corked) socket.uncork();
     corked.clear();
   };
@@ -225,10 +230,7 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
     if (socket === undefined || corked.has(socket)) return;
     socket.cork();
     corked.add(socket);
-    if (!uncorkScheduled) {
-      uncorkScheduled = true;
-      setImmediate(uncorkAll);
-    }
+    atTurnEnd();
   };
   const log = options.logger;
 
@@ -268,7 +270,6 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
   const turnBatches = new WeakMap<WebSocket, TurnBatch>();
   /** Batches holding messages; emptied by one setImmediate per turn for all of them. */
   const batchesDue = new Set<TurnBatch>();
-  let batchFlushScheduled = false;
   const sendBatch = (batch: TurnBatch): void => {
     // A subscriber that is going away misses what was pending, as it misses what is published after it left.
     if (batch.ws.readyState === WebSocket.OPEN) batch.ws.send(`[${batch.texts.join(',')}]`);
@@ -276,10 +277,14 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
     batch.chars = 0;
   };
   const flushBatches = (): void => {
-    batchFlushScheduled = false;
     for (const batch of batchesDue) if (batch.texts.length > 0) sendBatch(batch);
     batchesDue.clear();
   };
+  function endTurn(): void {
+    turnEndScheduled = false;
+    flushBatches();
+    uncorkAll();
+  }
   const addToBatch = (batch: TurnBatch, text: string): void => {
     if (batch.texts.length > 0 && batch.chars + 1 + text.length > MAX_SUBSCRIBER_BATCH_CHARS) sendBatch(batch);
     batch.chars += batch.texts.length === 0 ? text.length + 2 : text.length + 1;
@@ -290,10 +295,7 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
     }
     if (batch.texts.length > 1) return;
     batchesDue.add(batch);
-    if (!batchFlushScheduled) {
-      batchFlushScheduled = true;
-      setImmediate(flushBatches);
-    }
+    atTurnEnd();
   };
   /** For replies outside publish: a batching subscriber parses arrays only, so they join its batch. */
   const sendToSubscriber = (ws: WebSocket, text: string): void => {
