@@ -163,6 +163,7 @@ export class DriftlineMetrics {
   readonly droppedNonFiniteTotal: Counter<'metric'>;
   readonly subscriberMessagesDroppedTotal: Counter<string>;
   readonly streamsEvictedTotal: Counter<string>;
+  readonly shardRestartsTotal: Counter<string>;
   readonly streamsRestoredTotal: Counter<string>;
   readonly streamRestoreSeconds: Histogram<string>;
   readonly checkpointsQuarantinedTotal: Counter<'defect'>;
@@ -395,6 +396,11 @@ export class DriftlineMetrics {
       help: 'Streams whose learner was evicted from memory (checkpointed first when checkpoints are on).',
       registers,
     });
+    this.shardRestartsTotal = new Counter({
+      name: 'driftline_shard_restarts_total',
+      help: 'Shard worker threads that died and were restarted (their streams came back from their checkpoints).',
+      registers,
+    });
     this.streamsRestoredTotal = new Counter({
       name: 'driftline_streams_restored_total',
       help: 'Streams whose learner was restored from a checkpoint (at start-up or after an eviction).',
@@ -551,6 +557,11 @@ export class DriftlineMetrics {
   }
 
   /** Counts one eviction; with `stream`, also removeStream(stream). */
+  /** Counts one shard worker restarted after it died. */
+  recordShardRestart(): void {
+    this.shardRestartsTotal.inc();
+  }
+
   recordEviction(stream?: string): void {
     this.streamsEvictedTotal.inc();
     if (stream !== undefined) this.removeStream(stream);

@@ -37,6 +37,8 @@ export interface MetricsServerOptions {
    * answered, false to let the server answer 404. It does its own authorization.
    */
   readonly routes?: (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
+  /** The text GET /metrics serves, when it is not the registry's alone (shards merged at scrape); default registry.metrics(). */
+  readonly metricsText?: () => Promise<string>;
   /** Called first on close(), before the server stops (e.g. to end long-lived responses it cannot close itself). */
   readonly onClose?: () => void;
 }
@@ -52,6 +54,7 @@ const PATHS = new Set(['/metrics', '/healthz', '/readyz']);
 
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
   const { registry, host = '127.0.0.1', port = 0, ready = () => true, token, onUnauthorized, routes, onClose } = options;
+  const metricsText = options.metricsText ?? (() => registry.metrics());
   if (token !== undefined && token.length === 0) {
     throw new Error('driftline metrics: metrics.token is empty; give a token of at least 16 characters or leave it out on a loopback host');
   }
@@ -87,7 +90,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
           res.setHeader('WWW-Authenticate', 'Bearer realm="driftline"');
           return send(res, 401, 'unauthorized: GET /metrics needs "Authorization: Bearer <token>" (metrics.token)\n');
         }
-        return send(res, 200, await registry.metrics(), registry.contentType);
+        return send(res, 200, await metricsText(), registry.contentType);
       case '/healthz':
         return send(res, 200, 'ok\n');
       default: {

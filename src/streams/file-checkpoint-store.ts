@@ -4,6 +4,7 @@ import { closeSync, mkdirSync, openSync, statSync, unlinkSync, writeSync } from 
 import { link, lstat, mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import {
   CheckpointDefectError, MAX_PENDING_LABELS,
   type CheckpointDefect, type CheckpointMeta, type CheckpointStore, type StoredCheckpoint,
@@ -35,7 +36,8 @@ export { CheckpointDefectError, type CheckpointDefect } from './checkpoint-store
  * fsynced, renamed over the stream's file, and the directory is fsynced where the platform allows it. A crash
  * (or a second SIGINT ending the shutdown flush) at any point leaves the stream's previous complete file, and at
  * worst a temp file, which `loadAll` and `list` remove. One writing process per directory: they treat temp files
- * this store did not create as crash leftovers.
+ * of other processes as crash leftovers (the threads of one process, shards writing disjoint streams, keep each
+ * other's; a dead thread's are removed at the next start).
  *
  * A file that cannot be used is never overwritten: it is moved into `<dir>/quarantine/` as
  * `<file name>.<UTC time>.<defect>` (plus `.<n>` should that name be taken), beside a `.txt` note of why.
@@ -45,6 +47,8 @@ export { CheckpointDefectError, type CheckpointDefect } from './checkpoint-store
 export const CHECKPOINT_FILE_EXTENSION = '.ckpt';
 /** Prefix of in-progress writes; such a file that outlives its writer is a crash leftover. */
 export const CHECKPOINT_TEMP_PREFIX = '.tmp-';
+/** Temp names of this process: its pid, then the thread (shards of one process write the same directory). */
+const THIS_PROCESS_TEMPS = `${CHECKPOINT_TEMP_PREFIX}${process.pid}-`;
 /** Subdirectory of the store's directory that holds quarantined files. */
 export const QUARANTINE_DIR_NAME = 'quarantine';
 /** The file format this build writes. */
@@ -317,7 +321,8 @@ export class FileCheckpointStore implements CheckpointStore {
     for (const name of names) {
       if (name.startsWith(CHECKPOINT_TEMP_PREFIX)) {
         const file = join(this.dir, name);
-        if (!this.ownTemps.has(file)) await unlink(file).catch(() => undefined);
+        // Another thread of this process (a shard) may be writing it now; a dead one's leftovers go at the next start.
+        if (!this.ownTemps.has(file) && !name.startsWith(THIS_PROCESS_TEMPS)) await unlink(file).catch(() => undefined);
       } else if (name.endsWith(CHECKPOINT_FILE_EXTENSION)) {
         found.push(name);
       }
@@ -372,7 +377,7 @@ export class FileCheckpointStore implements CheckpointStore {
   }
 
   private async writeAtomically(target: string, bytes: Uint8Array): Promise<void> {
-    const temp = join(this.dir, `${CHECKPOINT_TEMP_PREFIX}${process.pid}-${++this.tempCounter}`);
+    const temp = join(this.dir, `${THIS_PROCESS_TEMPS}${threadId}-${++this.tempCounter}`);
     this.ownTemps.add(temp);
     try {
       const handle = await open(temp, 'wx');

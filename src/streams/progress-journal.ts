@@ -43,6 +43,11 @@ export class ProgressJournal {
     }
   }
 
+  /** Per stream, the highest seq predicted, in this run or before (a copy). */
+  marksNow(): Map<string, number> {
+    return new Map(this.marks);
+  }
+
   /** The highest seq predicted of `stream`, in this run or before (-1 when never). */
   markOf(stream: string): number {
     return this.marks.get(stream) ?? -1;

@@ -34,7 +34,7 @@
  * - Stop: `close()` sends every peer a close frame (1001, 'driftline stopping'), waits up to `closeTimeoutMs`
  *   for the handshakes (frames that arrive meanwhile are still delivered), then terminates the rest.
  */
-import { DEFAULT_OUTBOUND_TYPES, parseSubscriberFilter, wants, type SubscriberFilter } from './subscriber-filter.js';
+import { DEFAULT_OUTBOUND_TYPES, parseSubscriberFilter, wants, type OutboundType, type SubscriberFilter } from './subscriber-filter.js';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -134,6 +134,13 @@ export interface WebSocketServerStats {
   subscriberConnections: number;
 }
 
+/** An outbound message already encoded to its JSON text, with what subscriber filters look at. */
+export interface EncodedOutbound {
+  readonly kind: OutboundMessage['kind'];
+  readonly stream?: string | undefined;
+  readonly text: string;
+}
+
 export interface DriftlineWebSocketServer {
   /** Hot: accepted inputs, in arrival order. */
   readonly inputs: Observable<StreamInput>;
@@ -143,6 +150,10 @@ export interface DriftlineWebSocketServer {
    * message object, since a `?batch=turn` subscriber gets it as an element of its array.
    */
   publish(message: OutboundMessage | string): void;
+  /** Like publish, for a message encoded elsewhere (a shard's worker): filtered by its kind and stream. */
+  publishEncoded(message: EncodedOutbound): void;
+  /** The message types some open subscriber wants (the union of their filters): what is worth encoding. */
+  wantedTypes(): ReadonlySet<OutboundType>;
   /**
    * Sends `rejection` as an error reply to the peer that sent `input` (an object this server emitted on
    * `inputs`), as the edge does for the frames it refuses itself. False when the input did not come from this
@@ -155,6 +166,10 @@ export interface DriftlineWebSocketServer {
   sendTo(peer: unknown, message: object): boolean;
   /** The ingest peer that sent `input` (an object this server emitted on `inputs`), or undefined. */
   peerOf(input: StreamInput): unknown | undefined;
+  /** Sends `rejection` as an error reply to `peer` (an ingest peer of this server), as replyTo does. */
+  answer(peer: unknown, rejection: Rejection): boolean;
+  /** Closes an ingest peer's connection with `code` (e.g. 1012: its frames were lost in a restart; it resumes). */
+  disconnect(peer: unknown, code: number, reason: string): void;
   /**
    * Stops (true) or restarts (false) reading from an ingest peer: backpressure while the application cannot
    * take its frames yet (a stream being restored). Frames already read still arrive.
@@ -478,6 +493,33 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
   const urlHost = host.includes(':') ? `[${host}]` : host;
   log?.info?.({ host, port }, 'driftline ws: listening');
 
+  /** Sends one message to every subscriber whose filter wants it (`about` undefined: to every one), encoding it at most once. */
+  const publishText = (about: Pick<OutboundMessage, 'kind' | 'stream'> | undefined, encoded: string | undefined): void => {
+    let text = encoded;
+    stats.published++;
+    for (const ws of subscribers.clients) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      const filter = filters.get(ws) ?? UNFILTERED;
+      if (about !== undefined && !wants(filter, about)) continue;
+      // Checked per message, batched or not: a drop is one prediction missed, never a batch's worth at once.
+      // A pending batch is not in bufferedAmount yet, so a batching subscriber's bound is one batch above it.
+      const buffered = ws.bufferedAmount;
+      if (buffered > stats.peakSubscriberBufferedBytes) stats.peakSubscriberBufferedBytes = buffered;
+      if (buffered > maxBufferedBytes) {
+        stats.droppedForSlowSubscribers++;
+        continue;
+      }
+      text ??= encodeOutbound(about as OutboundMessage);
+      const batch = filter.batch === undefined ? undefined : turnBatches.get(ws);
+      if (batch !== undefined) {
+        addToBatch(batch, text);
+        continue;
+      }
+      if (coalesceSends) corkFor(ws);
+      ws.send(text);
+    }
+  };
+
   let closed: Promise<void> | undefined;
   return {
     inputs: inputs.asObservable(),
@@ -485,29 +527,18 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
     stats,
     address: { host, port, url: `ws://${urlHost}:${port}` },
     publish(message: OutboundMessage | string): void {
-      let text = typeof message === 'string' ? message : undefined;
-      stats.published++;
+      publishText(typeof message === 'string' ? undefined : message, typeof message === 'string' ? message : undefined);
+    },
+    publishEncoded(message: EncodedOutbound): void {
+      publishText(message, message.text);
+    },
+    wantedTypes(): ReadonlySet<OutboundType> {
+      const types = new Set<OutboundType>();
       for (const ws of subscribers.clients) {
         if (ws.readyState !== WebSocket.OPEN) continue;
-        const filter = filters.get(ws) ?? UNFILTERED;
-        if (typeof message !== 'string' && !wants(filter, message)) continue;
-        // Checked per message, batched or not: a drop is one prediction missed, never a batch's worth at once.
-        // A pending batch is not in bufferedAmount yet, so a batching subscriber's bound is one batch above it.
-        const buffered = ws.bufferedAmount;
-        if (buffered > stats.peakSubscriberBufferedBytes) stats.peakSubscriberBufferedBytes = buffered;
-        if (buffered > maxBufferedBytes) {
-          stats.droppedForSlowSubscribers++;
-          continue;
-        }
-        text ??= encodeOutbound(message as OutboundMessage);
-        const batch = filter.batch === undefined ? undefined : turnBatches.get(ws);
-        if (batch !== undefined) {
-          addToBatch(batch, text);
-          continue;
-        }
-        if (coalesceSends) corkFor(ws);
-        ws.send(text);
+        for (const t of (filters.get(ws) ?? UNFILTERED).types) types.add(t);
       }
+      return types;
     },
     replyTo(input: StreamInput, rejection: Rejection): boolean {
       const peer = senders.get(input);
@@ -525,6 +556,17 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
     },
     peerOf(input: StreamInput): unknown | undefined {
       return senders.get(input);
+    },
+    answer(peer: unknown, rejection: Rejection): boolean {
+      if (!(peer instanceof WebSocket) || !ingest.clients.has(peer) || peer.readyState !== WebSocket.OPEN) return false;
+      stats.laterRefusalsAnswered++;
+      peer.send(encodeErrorReply(rejection));
+      return true;
+    },
+    disconnect(peer: unknown, code: number, reason: string): void {
+      if (!(peer instanceof WebSocket) || !ingest.clients.has(peer)) return;
+      if (peer.readyState === WebSocket.OPEN) peer.close(code, reason);
+      else peer.terminate();
     },
     setPaused(peer: unknown, paused: boolean): void {
       if (!(peer instanceof WebSocket) || !ingest.clients.has(peer) || peer.readyState !== WebSocket.OPEN) return;
