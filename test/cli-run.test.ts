@@ -245,8 +245,8 @@ describe('driftline run', () => {
         }
       };
       for (let seq = 0; seq < 5; seq++) sender.send(encodeJsonFrame({ kind: 'tick', stream: 's1', seq, t: seq, x: [seq, 1, 0, -1] }));
-      await until(() => service.pipeline.pool.peek('s1')?.tick === 4, 'five ticks learned');
-      const before = service.pipeline.pool.peek('s1')!.snapshot();
+      await until(() => service.pipeline!.pool.peek('s1')?.tick === 4, 'five ticks learned');
+      const before = service.pipeline!.pool.peek('s1')!.snapshot();
 
       sender.send(encodeJsonFrame({ kind: 'label', stream: 's1', seq: 0, y: [1] }));
       sender.send(encodeJsonFrame({ kind: 'tick', stream: 'other', seq: 0, t: 0, x: [1, 1, 1, 1] }));
@@ -256,13 +256,13 @@ describe('driftline run', () => {
         ['error', 'unknown-stream', 'other', 0],
       ]);
       assert.ok(toSender.every((r) => r.message.length > 0));
-      assert.deepEqual(service.pipeline.pool.peek('s1')!.snapshot(), before, 'a refused label changes no learner byte');
-      assert.equal(service.pipeline.pool.peek('other'), undefined);
+      assert.deepEqual(service.pipeline!.pool.peek('s1')!.snapshot(), before, 'a refused label changes no learner byte');
+      assert.equal(service.pipeline!.pool.peek('other'), undefined);
 
       // A label the pipeline takes: no reply to anyone, and the learner learns.
       bystander.send(encodeJsonFrame({ kind: 'label', stream: 's1', seq: 4, y: [1] }));
-      await until(() => service.pipeline.pool.peek('s1')!.version === 1, 'the update');
-      assert.notDeepEqual(service.pipeline.pool.peek('s1')!.snapshot(), before);
+      await until(() => service.pipeline!.pool.peek('s1')!.version === 1, 'the update');
+      assert.notDeepEqual(service.pipeline!.pool.peek('s1')!.snapshot(), before);
       assert.equal(await metricValue(service.metricsUrl, 'driftline_events_rejected_total{reason="label-too-late"}'), 1);
       assert.equal(await metricValue(service.metricsUrl, 'driftline_events_rejected_total{reason="unknown-stream"}'), 1);
       assert.equal(toSender.length, 2);
@@ -486,7 +486,7 @@ describe('driftline replay', () => {
       assert.equal(replies.length, 1);
       assert.equal(replies[0]!.reason, 'malformed');
       assert.match(replies[0]!.message, /batch refused whole/);
-      assert.equal(service.pipeline.pool.peek('a')?.tick, 2, "stream a learned from its three served ticks only");
+      assert.equal(service.pipeline!.pool.peek('a')?.tick, 2, "stream a learned from its three served ticks only");
       sender.close();
       subscriber.close();
     } finally {

@@ -635,7 +635,7 @@ class Peer {
 }
 
 function snapshots(): Map<string, Buffer> {
-  const pool = service.pipeline.pool;
+  const pool = service.pipeline!.pool;
   const out = new Map<string, Buffer>();
   for (const key of pool.keys()) out.set(key, Buffer.from(pool.peek(key)!.snapshot()));
   return out;
@@ -702,7 +702,7 @@ test(`ingest fuzz: ${RUNS} cases over a real socket into the learners, then ${AB
     expected.malformed++;
     assert.deepEqual(replies.map((r) => [r.reason, r.stream, r.seq]), refusals);
     for (const [reason] of refusals) expected[reason]++;
-    assert.deepEqual([...service.pipeline.pool.keys()].sort(), [...LEARNED]);
+    assert.deepEqual([...service.pipeline!.pool.keys()].sort(), [...LEARNED]);
     assert.deepEqual([...world.pool.live].sort(), [...LEARNED]);
     assert.deepEqual(await rejectedTotals(), expected, 'driftline_events_rejected_total by reason after the setup');
   }
@@ -780,7 +780,7 @@ test(`ingest fuzz: ${RUNS} cases over a real socket into the learners, then ${AB
     assert.equal(line === undefined ? 0 : Number(line.split(' ')[1]), expected[reason], `scraped ${reason}`);
   }
   assert.equal(stoppedEarly, false, 'the service is still running');
-  assert.deepEqual([...service.pipeline.pool.keys()].sort(), [...LEARNED]);
+  assert.deepEqual([...service.pipeline!.pool.keys()].sort(), [...LEARNED]);
 
   const nonzero = (r: Record<RejectionReason, number>) => Object.fromEntries(Object.entries(r).filter(([, n]) => n > 0));
   const rules = [...byRule].sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `    ${k}: ${n}`);

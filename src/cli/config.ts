@@ -218,6 +218,11 @@ export const configSchema = z
         maxStreams: positiveInt.max(100_000).default(64),
         /** With checkpoints: a stream with no input for this long is checkpointed and evicted from memory. */
         idleSeconds: z.number().positive().default(300),
+        /**
+         * Worker threads the streams are spread over by key (src/cli/service/shard-pool.ts), each with its own learners;
+         * the main thread keeps the sockets, the journal, the metrics endpoint and the dashboard. 1: no workers.
+         */
+        shards: positiveInt.max(64).default(1),
         allow: z.array(z.string().min(1).max(128)).optional(),
       })
       .strict(),

@@ -1,5 +1,4 @@
 import { parseArgs } from 'node:util';
-import { Subject, type Subscription } from 'rxjs';
 import { startWebSocketServer, type DriftlineWebSocketServer, type WsLogger } from '../adapters/websocket/server.js';
 import { DEFAULT_MAX_STREAMS, DriftlineMetrics } from '../metrics/driftline-metrics.js';
 import { createDashboardRoutes } from '../dashboard/dashboard-routes.js';
@@ -7,14 +6,14 @@ import { DashboardFeed } from '../dashboard/dashboard-feed.js';
 import { createMetricsRegistry } from '../metrics/registry.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
 import type { CheckpointMeta, StoredCheckpoint } from '../streams/checkpoint-store.js';
-import { SnapshotError } from '../learners/errors.js';
-import { createLearner, type LearnerSpec } from '../learners/learner.js';
-import { rejection } from '../streams/messages.js';
 import type { StreamMarks } from '../streams/predict-then-learn.js';
 import { ProgressJournal } from '../streams/progress-journal.js';
 import { FileCheckpointStore } from '../streams/file-checkpoint-store.js';
-import type { Rejection, StreamInput } from '../streams/messages.js';
-import { createPipeline, type Pipeline, type PipelineOptions, type PipelineOutput } from '../streams/pipeline.js';
+import type { StreamInput } from '../streams/messages.js';
+import type { Pipeline, PipelineOptions } from '../streams/pipeline.js';
+import { startShardPool, type ShardPool } from './service/shard-pool.js';
+import { createStreamHost } from './service/stream-host.js';
+import { warmUpLearner } from './service/warm-up.js';
 import { ConfigError, describeLearner, learnerSpecOf, loadConfig, type DriftlineConfig } from './config.js';
 import { createLogger, WarningLimiter, type Logger } from './logger.js';
 
@@ -120,7 +119,7 @@ export async function runCommand(args: string[], io: RunIO = { stdout: process.s
     } else if (received === 2) {
       // Cutting the flush short would leave streams without their last state: finish it, then exit 1.
       logger.warn(
-        { signal, checkpointWritesLeft: service?.pipeline.checkpointer?.writesInFlight ?? 0 },
+        { signal, checkpointWritesLeft: service?.pipeline?.checkpointer?.writesInFlight ?? 0 },
         'driftline: second signal; finishing the checkpoint flush first (a third signal exits at once)',
       );
       service?.failStop();
@@ -183,7 +182,10 @@ export interface RunningDriftline {
   /** e.g. http://127.0.0.1:9464/dashboard; undefined with the dashboard off. */
   readonly dashboardUrl?: string;
   readonly metrics: DriftlineMetrics;
-  readonly pipeline: Pipeline;
+  /** The pipeline, when the streams run on this thread (streams.shards: 1). */
+  readonly pipeline?: Pipeline;
+  /** The shards, with streams.shards > 1. */
+  readonly shards?: ShardPool;
   /** Stops cleanly (idempotent); resolves when stopped. */
   stop(): Promise<void>;
   /** Stops like stop(), but the exit code will be 1 (a second signal: the flush still finishes). */
@@ -215,14 +217,16 @@ export function pipelineOptionsOf(config: DriftlineConfig, initialState?: Readon
   };
 }
 
-/** Starts the metrics endpoint, the ws server and the pipeline of `config`. */
+/** Starts the metrics endpoint, the ws server and the pipeline of `config` (in shards with `streams.shards` > 1). */
 export async function startDriftline(config: DriftlineConfig, options: StartOptions): Promise<RunningDriftline> {
   const log = options.logger;
   const wsConfig = config.sources.websocket;
   if (wsConfig === undefined) throw new Error('driftline run needs sources.websocket');
+  const sharded = config.streams.shards > 1;
+  if (sharded && options.pipelineOptions !== undefined) {
+    throw new Error('pipelineOptions cannot reach shard workers (a function does not cross threads): use streams.shards: 1 with it');
+  }
   const warnings = new WarningLimiter(log, { perSecond: config.log.maxWarningsPerSecond });
-  // Drift and recovery lines are informative, but a badly tuned detector must not flood the log either.
-  const events = new WarningLimiter({ warn: (obj: object, msg?: string) => log.info(obj, msg) }, { perSecond: config.log.maxWarningsPerSecond });
 
   const registry = createMetricsRegistry();
   const metrics = new DriftlineMetrics(registry, { maxStreams: Math.min(config.streams.maxStreams, DEFAULT_MAX_STREAMS), eventToPredictionAt: 'send' });
@@ -247,80 +251,6 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
         (behind > 0 ? `; ${behind} stream(s) will roll back to their checkpoint (the previous run stopped without its final flush)` : ''),
     );
   }
-  const policy = config.checkpoint?.onBadCheckpoint ?? 'refuse';
-  const then = policy === 'refuse' ? 'the stream is refused until driftline restarts (onBadCheckpoint: refuse)' : 'the stream starts fresh (onBadCheckpoint: fresh)';
-  /** A checkpoint that could not be used: counted, logged with where it went, never overwritten. */
-  const badCheckpoint = (stream: string, err: Error & { defect?: string; quarantined?: string }): void => {
-    const defect = err.defect ?? 'unreadable';
-    metrics.recordQuarantine(defect);
-    log.error({ stream, defect, movedTo: err.quarantined, err: err.message }, `checkpoint of stream '${stream}' cannot be restored and was moved aside; ${then}`);
-  };
-  /** A checkpoint that reads fine but does not restore (another learner spec, another layout): moved aside here. */
-  const quarantine = (stream: string, defect: string, err: Error): void => {
-    metrics.recordQuarantine(defect);
-    void store?.quarantine(stream, defect, err.message).then(
-      (moved) => log.error({ stream, defect, movedTo: moved, err: err.message }, `checkpoint of stream '${stream}' cannot be restored and was moved aside; ${then}`),
-      (moveError: Error) => log.error({ stream, defect, err: err.message, moveError: moveError.message }, `checkpoint of stream '${stream}' cannot be restored and could not be moved aside (it stays where it is); ${then}`),
-    );
-  };
-
-  const fromConfig = pipelineOptionsOf(config);
-  const base = options.pipelineOptions ? options.pipelineOptions(fromConfig) : fromConfig;
-  /** Called after each checkpoint write (saved or failed): paused producers may go on. Set once the server is up. */
-  let afterWrite = (): void => {};
-  /** When each stream being loaded from the store got its first held input. */
-  const loadStarted = new Map<string, number>();
-  /** Where each stream's last input came from, so its checkpoint can be acknowledged to that producer. */
-  const producerOf = new Map<string, unknown>();
-  let ws: DriftlineWebSocketServer | undefined;
-  const pipeline = createPipeline({
-    ...base,
-    pool: {
-      ...base.pool,
-      onRestoreError: (error, stream) => quarantine(stream, error instanceof SnapshotError ? 'foreign-spec' : 'bad-meta', error),
-      onRestored: (stream, checkpoint) => {
-        // From the first held input to the learner back in memory; 0 for a checkpoint that was still in memory.
-        const since = loadStarted.get(stream);
-        loadStarted.delete(stream);
-        metrics.recordRestore(since === undefined ? 0 : (performance.now() - since) / 1000);
-        const previous = journal?.previous.get(stream);
-        const rollback = previous === undefined ? 0 : Math.max(0, previous - checkpoint.meta.lastSeq);
-        metrics.recordRollback(rollback);
-        if (rollback > 0) {
-          log.warn(
-            { stream, checkpointSeq: checkpoint.meta.lastSeq, previousRunPredictedUpTo: previous, rollbackTicks: rollback },
-            `stream '${stream}' restored ${rollback} tick(s) behind the previous run (it stopped without a final flush); re-sent ticks are predicted again, marked replayed`,
-          );
-        }
-      },
-    },
-    ...(journal ? { replayedUpTo: (stream: string) => journal!.previous.get(stream) ?? -1 } : {}),
-    ...(store && config.checkpoint
-      ? {
-          checkpoint: {
-            store,
-            everySeconds: config.checkpoint.everySeconds,
-            ...(config.checkpoint.everyTicks !== undefined ? { everyTicks: config.checkpoint.everyTicks } : {}),
-            checkpointed: checkpointed!.values(),
-            onError: (error: Error, stream: string) => {
-              afterWrite();
-              warnings.warn('checkpoint', { stream, err: error.message }, `checkpoint of stream '${stream}' not written`);
-            },
-            onSaved: (checkpoint: StoredCheckpoint) => {
-              afterWrite();
-              const peer = producerOf.get(checkpoint.meta.stream);
-              if (peer !== undefined) {
-                const { stream, lastSeq, pendingLabels } = checkpoint.meta;
-                ws?.sendTo(peer, { type: 'ack', stream, seq: lastSeq, pendingLabels: pendingLabels ?? [] });
-              }
-            },
-          },
-        }
-      : {}),
-    onTickDuration: (seconds) => metrics.recordTickDuration(seconds),
-  });
-
-  await warmUp(learnerSpecOf(config));
 
   let ready = false;
   // The dashboard follows the predictions path's auth; where that has no token, the metrics' (if any) still
@@ -328,9 +258,13 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
   // The first DASHBOARD_STREAMS streams are shown: each keeps some hundreds of KB of rings, which a service of
   // thousands of streams should not pay for streams nobody looks at.
   const dashboardFeed = options.dashboard === false ? undefined : new DashboardFeed({ maxStreams: Math.min(config.streams.maxStreams, DASHBOARD_STREAMS) });
+  /** Set once the streams run: the learner's state bytes of a live stream. */
+  let stateBytesOf: (stream: string) => number | undefined = () => undefined;
+  /** Set with shards: /metrics merges every shard's registry into this thread's. */
+  let metricsText: (() => Promise<string>) | undefined;
   const describeStream = (stream: string) => {
-    const learner = pipeline.pool.peek(stream);
-    return learner === undefined ? undefined : { learner: describeLearner(config), stateBytes: learner.stateBytes };
+    const stateBytes = stateBytesOf(stream);
+    return stateBytes === undefined ? undefined : { learner: describeLearner(config), stateBytes };
   };
   const dashboardToken = config.sources.websocket?.token ?? config.metrics.token;
   const dashboard = dashboardFeed === undefined
@@ -344,6 +278,7 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
     // One token guards every endpoint unless the metrics get their own.
     token: config.metrics.token ?? config.sources.websocket?.token,
     onUnauthorized: () => metrics.recordRejection('unauthorized'),
+    metricsText: () => (metricsText ?? (() => registry.metrics()))(),
     ...(dashboard !== undefined ? { routes: dashboard.handle, onClose: dashboard.close } : {}),
   });
   const wsLogger: WsLogger = {
@@ -352,8 +287,9 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
   };
   const shape = { inputSize: config.streams.inputSize, outputSize: config.streams.outputSize };
   const allowed = config.streams.allow ? new Set(config.streams.allow) : undefined;
+  let server: DriftlineWebSocketServer;
   try {
-    ws = await startWebSocketServer({
+    server = await startWebSocketServer({
       host: wsConfig.host,
       port: wsConfig.port,
       ...(wsConfig.token !== undefined ? { token: wsConfig.token } : {}),
@@ -372,136 +308,81 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
     await metricsServer.close();
     throw err;
   }
-  const server = ws;
   metrics.trackSubscriberDrops(() => server.stats.droppedForSlowSubscribers);
 
-  const pool = pipeline.pool;
-  const knownStreams = new Set<string>();
-  const updateStreams = () => {
-    metrics.setStreams(pool.size);
-    for (const key of knownStreams) {
-      if (pool.has(key)) continue;
-      knownStreams.delete(key);
-      metrics.removeStream(key);
-    }
-    for (const key of pool.keys()) {
-      if (knownStreams.has(key)) continue;
-      knownStreams.add(key);
-      const learner = pool.peek(key);
-      if (learner) metrics.setLearnerStateBytes(key, learner.stateBytes);
-    }
-  };
-
-  /** The input the pipeline is processing now; its Rejections go back to the peer that sent it. */
-  let inFlight: StreamInput | undefined;
-
-  const onOutput = (out: PipelineOutput) => {
-    metrics.observe(out);
-    dashboardFeed?.observe(out);
-    switch (out.kind) {
-      case 'prediction':
-        // Written before the prediction can leave: after a crash the next run knows what was predicted.
-        journal?.predicted(out.stream, out.seq);
-        break;
-      case 'rejected':
-        warnings.warn(out.reason, { stream: out.stream, seq: out.seq }, `refused input: ${out.message}`);
-        // Markers the drift detectors queued are fed in just before the next input; a Rejection naming another
-        // stream or seq is not about what the peer sent.
-        if (inFlight !== undefined && refusalOf(out, inFlight)) server.replyTo(inFlight, out);
-        break;
-      case 'drift':
-        events.warn(`drift:${out.source}`, { stream: out.stream, seq: out.seq, t: out.t, source: out.source, session: out.session }, out.source === 'session' ? `session boundary '${out.session ?? ''}'` : `drift detected by ${out.source}`);
-        break;
-      case 'recovery':
-        // One line per track (`heldOut` in the fields too): learning-tick and held-out figures are different measures.
-        events.warn('recovery', { ...out, kind: undefined }, `recovery on ${out.heldOut ? 'held-out' : 'learning'} ticks after the drift at seq ${out.seq} (${out.source})`);
-        break;
-      default:
-        break;
-    }
-    if (server.stats.subscriberConnections > 0) server.publish(out);
-    // Measured to the send, not to the end of the pipeline: what a subscriber waits for.
-    if (out.kind === 'prediction' && out.receivedAt !== undefined) metrics.recordEventToPrediction((performance.now() - out.receivedAt) / 1000);
-  };
-
-  const feed = new Subject<StreamInput>();
   let stopping: Promise<void> | undefined;
   let resolveStopped!: (code: number) => void;
   const stopped = new Promise<number>((resolve) => (resolveStopped = resolve));
   let exitCode = 0;
+  const onFailure = (err: unknown) => {
+    log.fatal({ err }, `driftline pipeline failed: ${(err as Error)?.message ?? String(err)}`);
+    exitCode = 1;
+    void stop();
+  };
 
-  const outputSub: Subscription = feed.pipe(pipeline.operator).subscribe({
-    next: onOutput,
-    error: (err: unknown) => {
-      log.fatal({ err }, `driftline pipeline failed: ${(err as Error)?.message ?? String(err)}`);
-      exitCode = 1;
-      void stop();
-    },
-  });
-
-  const process_ = (input: StreamInput) => {
-    inFlight = input;
-    try {
-      feed.next(input);
-    } finally {
-      inFlight = undefined;
+  /** The streams: one host on this thread, or shards of worker threads. */
+  let engine: {
+    accept(input: StreamInput, peer: unknown): void;
+    marks(streams: readonly string[] | undefined): Record<string, StreamMarks> | Promise<Record<string, StreamMarks>>;
+    stop(): Promise<{ readonly checkpointsSaved?: number; readonly checkpointsFailed?: number; readonly flushFailed: boolean }>;
+  };
+  let pipeline: Pipeline | undefined;
+  let shardPool: ShardPool | undefined;
+  try {
+    if (sharded) {
+      shardPool = await startShardPool({
+        config,
+        logger: log,
+        metrics,
+        registry,
+        server,
+        ...(store ? { store, checkpointed: checkpointed!.values() } : {}),
+        ...(journal ? { journal } : {}),
+        ...(dashboardFeed ? { dashboard: dashboardFeed } : {}),
+        dashboardStreams: DASHBOARD_STREAMS,
+        onFailure,
+      });
+      engine = shardPool;
+      stateBytesOf = shardPool.stateBytesOf;
+      metricsText = shardPool.metricsText;
+    } else {
+      const fromConfig = pipelineOptionsOf(config);
+      const host = createStreamHost<unknown>({
+        config,
+        logger: log,
+        metrics,
+        ...(store ? { store, checkpointed: checkpointed!.values() } : {}),
+        ...(journal ? { predictedBefore: journal.previous } : {}),
+        pipelineOptions: options.pipelineOptions ? options.pipelineOptions(fromConfig) : fromConfig,
+        peers: {
+          reply: (peer, r) => server.answer(peer, r),
+          ack: (peer, ack) => server.sendTo(peer, ack),
+          pause: (peer) => server.setPaused(peer, true),
+          resumeAll: (peers) => {
+            for (const peer of peers) server.setPaused(peer, false);
+          },
+        },
+        emit: (out) => {
+          dashboardFeed?.observe(out);
+          // Written before the prediction can leave: after a crash the next run knows what was predicted.
+          if (out.kind === 'prediction') journal?.predicted(out.stream, out.seq);
+          if (server.stats.subscriberConnections > 0) server.publish(out);
+          // Measured to the send, not to the end of the pipeline: what a subscriber waits for.
+          if (out.kind === 'prediction' && out.receivedAt !== undefined) metrics.recordEventToPrediction((performance.now() - out.receivedAt) / 1000);
+        },
+        onFailure,
+      });
+      warmUpLearner(learnerSpecOf(config));
+      engine = host;
+      pipeline = host.pipeline;
+      stateBytesOf = host.stateBytesOf;
     }
-    if (pool.size !== knownStreams.size || pipeline.evictions !== evictionsSeen) syncStreams();
-  };
-  /** Evictions already counted in the metrics. */
-  let evictionsSeen = 0;
-  const syncStreams = () => {
-    for (; evictionsSeen < pipeline.evictions; evictionsSeen++) metrics.recordEviction();
-    updateStreams();
-  };
-  /** Inputs of streams whose checkpoint is being loaded, in arrival order; fed once it is in. */
-  const held = new Map<string, StreamInput[]>();
-  /**
-   * Past this many checkpoint writes in flight (streams evicted faster than the disk takes their state) the
-   * senders are paused until the writes are down to half: memory stays bounded, and the producers slow to the
-   * disk's pace instead of losing anything.
-   */
-  const PAUSE_ABOVE_WRITES = 256;
-  /**
-   * Past this many checkpoint loads in flight, or this many inputs held for them, the senders are paused until
-   * both are down to half (their frames wait in TCP). Without the first bound a burst of 10,000 new keys started
-   * 10,000 reads at once: every input waited behind all of them (11 s on average) and memory held them all.
-   */
-  const PAUSE_ABOVE_LOADS = 256;
-  const PAUSE_ABOVE_HELD = 1024;
-  /** A last bound, for frames that were already read when the sender was paused. */
-  const MAX_HELD_PER_STREAM = 100_000;
-  const paused = new Set<unknown>();
-  /** Inputs in `held`, over all streams. */
-  let heldInputs = 0;
-  const writesInFlight = () => pipeline.checkpointer?.writesInFlight ?? 0;
-  afterWrite = () => resumePaused();
-  const pause = (peer: unknown) => {
-    if (peer === undefined || paused.has(peer)) return;
-    paused.add(peer);
-    server.setPaused(peer, true);
-  };
-  const resumePaused = () => {
-    if (paused.size === 0 || held.size > PAUSE_ABOVE_LOADS / 2 || heldInputs > PAUSE_ABOVE_HELD / 2 || writesInFlight() > PAUSE_ABOVE_WRITES / 2) return;
-    for (const peer of paused) server.setPaused(peer, false);
-    paused.clear();
-  };
-  const hold = (input: StreamInput, loading: Promise<void>) => {
-    const queue: StreamInput[] = [input];
-    held.set(input.stream, queue);
-    heldInputs++;
-    loadStarted.set(input.stream, performance.now());
-    loading.then(
-      () => undefined,
-      (err: Error & { defect?: string; quarantined?: string }) => badCheckpoint(input.stream, err),
-    ).finally(() => {
-      held.delete(input.stream);
-      heldInputs -= queue.length;
-      if (!stopping) for (const next of queue) process_(next);
-      loadStarted.delete(input.stream);
-      resumePaused();
-    });
-  };
+  } catch (err) {
+    await server.close();
+    await metricsServer.close();
+    throw err;
+  }
+
   // Refusals made at the edge: counted, and shown to subscribers like those the pipeline makes.
   const rejectionSub = server.rejections.subscribe((r) => {
     metrics.observe(r);
@@ -509,72 +390,32 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
   });
   const inputSub = server.inputs.subscribe((input) => {
     metrics.recordEvent(input.stream, 'websocket');
-    const peer = server.peerOf(input);
-    if (peer !== undefined) producerOf.set(input.stream, peer);
-    const waiting = held.get(input.stream);
-    if (waiting !== undefined) {
-      if (heldInputs >= PAUSE_ABOVE_HELD) pause(peer);
-      if (waiting.length < MAX_HELD_PER_STREAM) {
-        waiting.push(input);
-        heldInputs++;
-      } else server.replyTo(input, rejection('stream-unavailable', `stream '${input.stream}' is being restored and already has ${MAX_HELD_PER_STREAM} inputs waiting; send again later`, input.stream, input.seq));
-      return;
-    }
-    const loading = pipeline.prepare(input.stream);
-    if (loading !== undefined) hold(input, loading);
-    else process_(input);
-    if (writesInFlight() > PAUSE_ABOVE_WRITES || held.size >= PAUSE_ABOVE_LOADS) pause(peer);
+    engine.accept(input, server.peerOf(input));
   });
   const resumeSub = server.resumeRequests.subscribe(({ peer, streams }) => {
-    const marks: Record<string, StreamMarks> = {};
-    for (const stream of streams ?? [...pool.keys()]) marks[stream] = pipeline.marks(stream) ?? { seq: -1, pendingLabels: [] };
-    server.sendTo(peer, { type: 'resume', streams: marks });
+    void Promise.resolve(engine.marks(streams)).then((marks) => server.sendTo(peer, { type: 'resume', streams: marks }));
   });
-
-  // Idle streams are checkpointed and evicted; they come back from their checkpoint on their next input. Streams
-  // that went quiet are checkpointed, so their producers are acknowledged.
-  const evictTimer = store
-    ? setInterval(() => {
-        pipeline.checkpointer?.settleQuiet();
-        const evicted = pipeline.evictIdle(config.streams.idleSeconds);
-        if (evicted > 0) {
-          syncStreams();
-          log.debug({ evicted, live: pool.size }, 'idle streams checkpointed and evicted');
-        }
-      }, Math.min(1000, config.streams.idleSeconds * 500, (config.checkpoint?.everySeconds ?? 1) * 500))
-    : undefined;
-  evictTimer?.unref();
 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       ready = false;
-      if (evictTimer) clearInterval(evictTimer);
       // No more input: sockets closed, then the pipeline drains and snapshots every learner as it completes.
       await server.close();
       inputSub.unsubscribe();
       rejectionSub.unsubscribe();
       resumeSub.unsubscribe();
-      feed.complete();
-      try {
-        await pipeline.flush();
-        // Moves into quarantine and any other write still under way finish too: nothing is left half done.
-        await store?.idle();
-      } catch (err) {
-        log.error({ err }, 'checkpoint flush failed');
-        exitCode = 1;
-      }
+      const checkpoints = await engine.stop();
+      if (checkpoints.flushFailed) exitCode = 1;
       journal?.close();
-      outputSub.unsubscribe();
       warnings.flush();
-      events.flush();
-      const checkpoints = pipeline.checkpointer?.stats;
       await metricsServer.close();
       log.info(
         {
           accepted: server.stats.accepted,
           rejectedAtEdge: Object.values(server.stats.rejected).reduce((a, b) => a + b, 0),
           refusedLaterAndAnswered: server.stats.laterRefusalsAnswered,
-          ...(checkpoints ? { checkpointsSaved: checkpoints.saved, checkpointsFailed: checkpoints.failed } : {}),
+          ...(checkpoints.checkpointsSaved !== undefined ? { checkpointsSaved: checkpoints.checkpointsSaved, checkpointsFailed: checkpoints.checkpointsFailed } : {}),
+          ...(shardPool ? { shards: config.streams.shards, shardRestarts: shardPool.restarts } : {}),
         },
         'driftline stopped',
       );
@@ -595,7 +436,7 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
       predictions: predictionsUrl,
       metrics: metricsUrl,
       ...(dashboardUrl !== undefined ? { dashboard: dashboardUrl } : {}),
-      streams: { inputSize: shape.inputSize, outputSize: shape.outputSize, maxStreams: config.streams.maxStreams },
+      streams: { inputSize: shape.inputSize, outputSize: shape.outputSize, maxStreams: config.streams.maxStreams, shards: config.streams.shards },
       learner: describeLearner(config),
     },
     'driftline ready',
@@ -606,7 +447,8 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
     metricsUrl,
     ...(dashboardUrl !== undefined ? { dashboardUrl } : {}),
     metrics,
-    pipeline,
+    ...(pipeline ? { pipeline } : {}),
+    ...(shardPool ? { shards: shardPool } : {}),
     stop,
     failStop: () => {
       exitCode = 1;
@@ -614,24 +456,4 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
     },
     stopped,
   };
-}
-
-/**
- * Runs a throwaway learner of the service's spec for a few hundred ticks before the service says it is ready:
- * the first ticks of a cold process pay for compiling the kernels and the JIT, and a producer should not.
- */
-async function warmUp(spec: LearnerSpec): Promise<void> {
-  const learner = createLearner({ ...spec, seed: spec.seed + 1 });
-  const x = new Float32Array(spec.inputSize);
-  const y = new Float32Array(spec.outputSize);
-  for (let i = 0; i < 300; i++) {
-    x[i % x.length] = Math.sin(i);
-    learner.predict(x);
-    learner.learn(y);
-  }
-}
-
-/** Whether a Rejection emitted while `input` was in the pipeline is about `input` (same stream, same seq if named). */
-function refusalOf(r: Rejection, input: StreamInput): boolean {
-  return (r.stream === undefined || r.stream === input.stream) && (r.seq === undefined || r.seq === input.seq);
 }

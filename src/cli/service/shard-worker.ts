@@ -1,0 +1,149 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { encodeOutbound, type OutboundMessage } from '../../adapters/websocket/frames.js';
+import type { OutboundType } from '../../adapters/websocket/subscriber-filter.js';
+import { createLogger } from '../logger.js';
+import { pipelineOptionsOf } from '../run.js';
+import { learnerSpecOf } from '../config.js';
+import { DriftlineMetrics, DEFAULT_MAX_STREAMS } from '../../metrics/driftline-metrics.js';
+import { createMetricsRegistry } from '../../metrics/registry.js';
+import { FileCheckpointStore } from '../../streams/file-checkpoint-store.js';
+import type { PipelineOutput } from '../../streams/pipeline.js';
+import type { FromShard, ShardTurn, ShardWorkerData, ToShard } from './shard-protocol.js';
+import { readShardRecords } from './shard-records.js';
+import { createStreamHost } from './stream-host.js';
+import { warmUpLearner } from './warm-up.js';
+
+/**
+ * A shard of `driftline run` (src/cli/service/shard-pool.ts): one worker thread running a stream host over the streams
+ * whose key hashes to it. It reads its inputs from the record buffers the main thread transfers, and sends back one
+ * `turn` message per turn of its event loop with everything the main thread has to do: publish (outputs encoded
+ * here, for the types some subscriber wants), journal and time the predictions, answer, acknowledge, pause or
+ * resume peers, and feed the dashboard the outputs of the streams it shows. Metrics are recorded here, in this
+ * thread's registry, and merged into the main thread's at each scrape.
+ */
+const port = parentPort;
+if (port === null) throw new Error('shard-worker.ts runs as a worker thread of driftline run');
+const data = workerData as ShardWorkerData;
+const { config } = data;
+const post = (message: FromShard, transfer?: ArrayBuffer[]) => port.postMessage(message, transfer ?? []);
+
+const logger = createLogger({ level: config.log.level }).child({ shard: data.shard });
+// Process-wide series (CPU, memory, event loop) are the main thread's: a worker's would be counted once per shard.
+const registry = createMetricsRegistry({ defaultMetrics: false });
+const metrics = new DriftlineMetrics(registry, { maxStreams: Math.min(data.maxStreams, DEFAULT_MAX_STREAMS), eventToPredictionAt: 'send' });
+const store = config.checkpoint
+  ? new FileCheckpointStore(config.checkpoint.dir, {
+      onCorrupt: (problem) => {
+        metrics.recordQuarantine(problem.defect);
+        logger.error({ file: problem.original, movedTo: problem.file, defect: problem.defect }, `checkpoint moved to quarantine: ${problem.message}`);
+      },
+    })
+  : undefined;
+
+/** The turn being gathered; sent at the end of the turn in which it got its first item. */
+let turn: { -readonly [K in keyof ShardTurn]: ShardTurn[K] } | undefined;
+const current = () => {
+  if (turn === undefined) {
+    turn = { type: 'turn', consumed: 0 };
+    setImmediate(sendTurn);
+  }
+  return turn;
+};
+function sendTurn(): void {
+  const t = turn;
+  turn = undefined;
+  if (t !== undefined) post(t);
+}
+type ListKey = Exclude<keyof ShardTurn, 'type' | 'consumed'>;
+const push = <K extends ListKey>(key: K, item: NonNullable<ShardTurn[K]>[number]): void => {
+  const t = current() as unknown as Record<string, unknown[] | undefined>;
+  (t[key as string] ??= []).push(item);
+};
+
+let wanted: ReadonlySet<OutboundType> = new Set();
+const shown = new Set<string>();
+const typeOf = (kind: PipelineOutput['kind']): OutboundType | undefined => (kind === 'rejected' ? 'error' : kind === 'prediction' || kind === 'drift' || kind === 'scored' || kind === 'prequential' || kind === 'recovery' ? kind : undefined);
+const bytesSent = new Set<string>();
+
+const fromConfig = pipelineOptionsOf(config);
+const host = createStreamHost<number>({
+  config,
+  logger,
+  metrics,
+  store,
+  checkpointed: data.checkpointed,
+  predictedBefore: data.predictedBefore,
+  pipelineOptions: { ...fromConfig, pool: { ...fromConfig.pool, maxStreams: data.maxStreams } },
+  peers: {
+    reply: (peer, rejection) => push('replies', [peer, rejection]),
+    ack: (peer, ack) => push('acks', [peer, { ...ack }]),
+    pause: (peer) => push('pause', peer),
+    resumeAll: (peers) => {
+      for (const peer of peers) push('resume', peer);
+    },
+  },
+  emit: (out) => {
+    if (out.kind === 'prediction') {
+      push('predictedStreams', out.stream);
+      push('predictedSeqs', out.seq);
+      push('predictedReceivedAt', out.receivedAt === undefined ? Number.NaN : out.receivedAt + performance.timeOrigin);
+    }
+    const type = typeOf(out.kind);
+    if (type !== undefined && wanted.has(type)) {
+      push('kinds', out.kind);
+      push('streams', 'stream' in out ? out.stream : undefined);
+      push('texts', encodeOutbound(out as OutboundMessage));
+    }
+    if (out.kind !== 'prediction' && out.kind !== 'rejected' && 'stream' in out && shown.has(out.stream)) {
+      push('shown', out);
+      if (!bytesSent.has(out.stream)) {
+        const bytes = host.stateBytesOf(out.stream);
+        if (bytes !== undefined) {
+          bytesSent.add(out.stream);
+          push('stateBytes', [out.stream, bytes]);
+        }
+      }
+    }
+  },
+  onFailure: (err) => {
+    logger.fatal({ err }, `driftline shard ${data.shard}: pipeline failed: ${(err as Error)?.message ?? String(err)}`);
+    post({ type: 'failed', message: (err as Error)?.message ?? String(err) });
+  },
+});
+
+const shape = { inputSize: config.streams.inputSize, outputSize: config.streams.outputSize };
+port.on('message', (message: ToShard) => {
+  switch (message.type) {
+    case 'inputs': {
+      readShardRecords(message.records, shape, performance.timeOrigin, (input, peerId) => {
+        // The main thread validated every input already: a refusal here is a fault of the handover, said loudly.
+        if (input.kind === 'rejected') logger.error({ reason: input.reason }, `shard ${data.shard}: an input did not survive the handover: ${input.message}`);
+        else host.accept(input, peerId === 0 ? undefined : peerId);
+      });
+      current().consumed += message.count;
+      return;
+    }
+    case 'publish':
+      wanted = new Set(message.types);
+      return;
+    case 'show':
+      shown.add(message.stream);
+      return;
+    case 'marks':
+      post({ type: 'marks', id: message.id, marks: host.marks(message.streams) });
+      return;
+    case 'metrics':
+      void registry.getMetricsAsJSON().then((json) => post({ type: 'metrics', id: message.id, metrics: json }));
+      return;
+    case 'stop':
+      void host.stop().then((stats) => {
+        sendTurn();
+        post({ type: 'stopped', ...stats });
+        port.close();
+      });
+      return;
+  }
+});
+
+warmUpLearner(learnerSpecOf(config));
+post({ type: 'ready' });
