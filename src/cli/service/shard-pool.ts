@@ -14,6 +14,7 @@ import type { StreamMarks } from '../../streams/predict-then-learn.js';
 import type { ProgressJournal } from '../../streams/progress-journal.js';
 import type { FromShard, ShardTurn, ShardWorkerData, ToShard } from './shard-protocol.js';
 import { ShardRecordWriter } from './shard-records.js';
+import { createSharedRing, RingWriter } from './shared-ring.js';
 import { shardOf } from './shard-of.js';
 
 /**
@@ -21,8 +22,9 @@ import { shardOf } from './shard-of.js';
  * streams whose key hashes to it (shard-of.ts), so learning uses every core while this thread keeps the sockets,
  * the progress journal, the metrics endpoint and the dashboard.
  *
- * - Inputs of one turn go to each shard as one transferred buffer (shard-records.ts). Past MAX_IN_FLIGHT inputs
- *   not yet taken by a shard, the peers sending to it are paused until it is down to half.
+ * - Inputs go to each shard through a shared ring (shared-ring.ts, shard-records.ts), published once per turn; the
+ *   worker is woken only when it sleeps. Past MAX_IN_FLIGHT inputs not yet taken by a shard (or a full ring), the
+ *   peers sending to it are paused until it is down to half.
  * - A shard's turn comes back as one message: the outputs already encoded for the types some subscriber wants (so
  *   this thread only writes them to sockets), predictions to journal before they are published, replies, acks,
  *   pauses, and the shown streams' outputs for the dashboard.
@@ -63,7 +65,9 @@ export interface ShardPool {
 }
 
 /** Inputs handed to a shard and not yet taken, past which its senders are paused. */
-const MAX_IN_FLIGHT = 16_384;
+const MAX_IN_FLIGHT = 8_192;
+/** Bytes of each shard's input ring: 8,192 records of 96 floats and 2 labels take about 3.6 MB. */
+const RING_BYTES = 8 * 1024 * 1024;
 /** How long a scrape waits for a shard's metrics. */
 const METRICS_TIMEOUT_MS = 5_000;
 const RESTART_CLOSE_CODE = 1012;
@@ -75,6 +79,8 @@ interface Shard {
   worker: Worker;
   ready: boolean;
   writer: ShardRecordWriter;
+  /** The ring of the live worker (a restarted one gets a fresh ring). */
+  ring: SharedArrayBuffer;
   /** Inputs pushed to it and not yet reported taken. */
   inFlight: number;
   /** Peers whose inputs went to it since it last started: cut off if it dies. */
@@ -148,7 +154,9 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
   let started = false;
 
   const spawn = (index: number, checkpointed: readonly CheckpointMeta[]): Worker => {
+    const shard = shards[index]!;
     const workerData: ShardWorkerData = {
+      ring: shard.ring,
       shard: index,
       shards: n,
       config,
@@ -166,11 +174,15 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
     return worker;
   };
 
+  const freshRing = (shard: Shard) => {
+    shard.ring = createSharedRing(RING_BYTES);
+    shard.writer = new ShardRecordWriter(new RingWriter(shard.ring));
+  };
   const byShard: CheckpointMeta[][] = Array.from({ length: n }, () => []);
   for (const meta of options.checkpointed ?? []) byShard[shardOf(meta.stream, n)]!.push(meta);
   const shards: Shard[] = [];
   for (let i = 0; i < n; i++) {
-    shards.push({ index: i, worker: undefined as unknown as Worker, ready: false, writer: new ShardRecordWriter(), inFlight: 0, peers: new Set(), pending: new Map(), deaths: [] });
+    shards.push({ index: i, worker: undefined as unknown as Worker, ready: false, writer: undefined as unknown as ShardRecordWriter, ring: undefined as unknown as SharedArrayBuffer, inFlight: 0, peers: new Set(), pending: new Map(), deaths: [] });
   }
 
   const send = (shard: Shard, message: ToShard, transfer?: ArrayBuffer[]) => {
@@ -186,12 +198,7 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
       wanted = key;
       for (const shard of shards) send(shard, { type: 'publish', types: types as OutboundType[] });
     }
-    for (const shard of shards) {
-      if (!shard.ready || shard.writer.count === 0) continue;
-      const count = shard.writer.count;
-      const records = shard.writer.take();
-      send(shard, { type: 'inputs', records, count }, [records]);
-    }
+    for (const shard of shards) if (shard.writer.count > 0 || shard.writer.waiting > 0) shard.writer.publish();
   };
 
   const onMessage = (shard: Shard, message: FromShard) => {
@@ -227,6 +234,8 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
 
   const onTurn = (shard: Shard, turn: ShardTurn) => {
     shard.inFlight -= turn.consumed;
+    // Records that found the ring full go in now that the shard has taken some.
+    if (turn.consumed > 0 && shard.writer.waiting > 0) shard.writer.publish();
     if (turn.predictedStreams !== undefined && journal !== undefined) {
       // Written before the predictions can leave: after a crash the next run knows what was predicted.
       for (let i = 0; i < turn.predictedStreams.length; i++) journal.predicted(turn.predictedStreams[i]!, turn.predictedSeqs![i]!);
@@ -245,10 +254,10 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
     if (turn.acks !== undefined) for (const [id, ack] of turn.acks) server.sendTo(peersById.get(id), ack);
     if (turn.pause !== undefined) for (const id of turn.pause) setPaused(id, shard.index, true);
     if (turn.resume !== undefined) for (const id of turn.resume) setPaused(id, shard.index, false);
-    if (shard.inFlight <= MAX_IN_FLIGHT / 2) for (const id of shard.peers) if (pausedBy.get(id)?.has(-1)) resumeIfAllBelow(id);
+    if (shard.inFlight <= MAX_IN_FLIGHT / 2 && shard.writer.waiting === 0) for (const id of shard.peers) if (pausedBy.get(id)?.has(-1)) resumeIfAllBelow(id);
   };
   const resumeIfAllBelow = (id: number) => {
-    for (const shard of shards) if (shard.inFlight > MAX_IN_FLIGHT / 2) return;
+    for (const shard of shards) if (shard.inFlight > MAX_IN_FLIGHT / 2 || shard.writer.waiting > 0) return;
     setPaused(id, -1, false);
   };
 
@@ -277,7 +286,8 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
     }
     shard.peers.clear();
     shard.inFlight = 0;
-    shard.writer.take();
+    // Its ring goes with it; inputs for its streams from now on wait in a fresh one for the new worker.
+    freshRing(shard);
     void (async () => {
       let checkpointed: CheckpointMeta[] = [];
       if (options.store !== undefined) {
@@ -305,6 +315,7 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
   const readies = shards.map(
     (shard) =>
       new Promise<void>((resolve, reject) => {
+        freshRing(shard);
         shard.worker = spawn(shard.index, byShard[shard.index]!);
         shard.worker.once('message', () => resolve());
         shard.worker.once('exit', (code) => reject(new Error(`shard ${shard.index} exited with code ${code} while starting`)));
@@ -342,7 +353,7 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
       if (id !== 0) shard.peers.add(id);
       shard.writer.push(input, id, input.kind === 'tick' && input.receivedAt !== undefined ? performance.timeOrigin + input.receivedAt : Number.NaN);
       shard.inFlight++;
-      if (shard.inFlight > MAX_IN_FLIGHT && id !== 0) setPaused(id, -1, true);
+      if ((shard.inFlight > MAX_IN_FLIGHT || shard.writer.waiting > 0) && id !== 0) setPaused(id, -1, true);
       if (!flushScheduled) {
         flushScheduled = true;
         setImmediate(flush);

@@ -7,7 +7,7 @@ import type { StreamMarks } from '../../streams/predict-then-learn.js';
 
 /**
  * The messages between the main thread and a shard's worker (src/cli/service/shard-pool.ts, shard-worker.ts). Inputs
- * go down as transferred record buffers (shard-records.ts); everything a turn of the worker produces comes back in
+ * go down through a shared ring (shard-records.ts); everything a turn of the worker produces comes back in
  * one `turn` message. Peers are numbered by the main thread; 0 is no peer.
  */
 
@@ -22,10 +22,11 @@ export interface ShardWorkerData {
   readonly checkpointed: readonly CheckpointMeta[];
   /** Per stream, the highest seq predicted before this worker started (the journal's marks). */
   readonly predictedBefore: ReadonlyMap<string, number>;
+  /** The ring its inputs come through (shard-records.ts). */
+  readonly ring: SharedArrayBuffer;
 }
 
 export type ToShard =
-  | { readonly type: 'inputs'; readonly records: ArrayBuffer; readonly count: number }
   /** Which outbound types some subscriber wants: only those are encoded (and so published). */
   | { readonly type: 'publish'; readonly types: readonly OutboundType[] }
   /** Forward this stream's outputs for the dashboard. */

@@ -1,75 +1,82 @@
 import { decodeBinaryFrame, encodeBinaryFrame, type IngestFrame, type StreamShape } from '../../adapters/websocket/frames.js';
 import type { Rejection, StreamInput } from '../../streams/messages.js';
+import type { RingReader, RingWriter } from './shared-ring.js';
 
 /**
- * The inputs the main thread hands a shard in one message: validated inputs re-encoded as version-1 binary frames
- * (docs/websocket-frames.md), each after a 16-byte header: the frame's length (u32), the peer that sent it (u32,
- * 0 for none), and when it entered driftline (f64, ms since the epoch: a worker's performance.now() has its own
- * origin). Little-endian. One buffer per message, transferred, so a batch crosses threads in one copy-free move.
+ * The inputs the main thread hands a shard, as records of its shared ring (shared-ring.ts): each validated input
+ * re-encoded as a version-1 binary frame (docs/websocket-frames.md) after a 12-byte header: the peer that sent it
+ * (u32, 0 for none) and when it entered driftline (f64, ms since the epoch: a worker's performance.now() has its
+ * own origin). Little-endian. The ring replaced one postMessage per turn, which cost the main thread more than
+ * anything else it did for a shard (docs/performance.md, "Shards").
  */
-export const SHARD_RECORD_HEADER_BYTES = 16;
+export const SHARD_RECORD_HEADER_BYTES = 12;
 
-/** Collects one turn's inputs for one shard. */
+/** Writes one shard's inputs into its ring; what finds the ring full waits here, in order, for room. */
 export class ShardRecordWriter {
-  private bytes = new Uint8Array(64 * 1024);
-  private view = new DataView(this.bytes.buffer);
-  private used = 0;
-  /** Records written since the last take(). */
+  private readonly view: DataView;
+  private readonly waitingRecords: Uint8Array[] = [];
+  /** Records written since the last publish(). */
   count = 0;
+
+  constructor(private readonly ring: RingWriter) {
+    const memory = ring.memory;
+    this.view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
+  }
+
+  /** Records that found the ring full and wait for room (the shard is behind: its senders should be paused). */
+  get waiting(): number {
+    return this.waitingRecords.length;
+  }
 
   /** Appends `input` from peer `peerId`, received at `receivedAtEpochMs` (NaN: not stamped). */
   push(input: StreamInput, peerId: number, receivedAtEpochMs: number): void {
     const frame = encodeBinaryFrame(asFrame(input));
-    const need = SHARD_RECORD_HEADER_BYTES + frame.byteLength;
-    if (this.used + need > this.bytes.byteLength) this.grow(this.used + need);
-    this.view.setUint32(this.used, frame.byteLength, true);
-    this.view.setUint32(this.used + 4, peerId, true);
-    this.view.setFloat64(this.used + 8, receivedAtEpochMs, true);
-    this.bytes.set(frame, this.used + SHARD_RECORD_HEADER_BYTES);
-    this.used += need;
+    const length = SHARD_RECORD_HEADER_BYTES + frame.byteLength;
     this.count++;
+    if (this.waitingRecords.length === 0) {
+      const at = this.ring.reserve(length);
+      if (at >= 0) {
+        this.view.setUint32(at, peerId, true);
+        this.view.setFloat64(at + 4, receivedAtEpochMs, true);
+        this.ring.memory.set(frame, at + SHARD_RECORD_HEADER_BYTES);
+        this.ring.commit();
+        return;
+      }
+    }
+    const record = new Uint8Array(length);
+    const view = new DataView(record.buffer);
+    view.setUint32(0, peerId, true);
+    view.setFloat64(4, receivedAtEpochMs, true);
+    record.set(frame, SHARD_RECORD_HEADER_BYTES);
+    this.waitingRecords.push(record);
   }
 
-  /** The records so far, as an ArrayBuffer of exactly their bytes (to transfer); the writer starts empty again. */
-  take(): ArrayBuffer {
-    const out = this.bytes.buffer.slice(0, this.used);
-    this.used = 0;
+  /** Moves waiting records into the ring as far as it has room, and makes everything written visible to the shard. */
+  publish(): void {
+    let moved = 0;
+    while (moved < this.waitingRecords.length && this.ring.tryWrite(this.waitingRecords[moved]!)) moved++;
+    if (moved > 0) this.waitingRecords.splice(0, moved);
+    this.ring.publish();
     this.count = 0;
-    return out;
   }
-
-  private grow(atLeast: number): void {
-    let size = this.bytes.byteLength * 2;
-    while (size < atLeast) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.bytes.subarray(0, this.used));
-    this.bytes = next;
-    this.view = new DataView(next.buffer);
-  }
-}
-
-/** One record as the shard sees it. */
-export interface ShardRecord {
-  readonly input: StreamInput | Rejection;
-  readonly peerId: number;
 }
 
 /**
- * Calls `each` for every record of `buffer`, in order. `originMs` is the reading thread's performance.timeOrigin:
- * receivedAt comes out on that thread's performance.now() clock, as the pipeline expects.
+ * Calls `each` for every record published to the shard's ring since the last call, in order; returns how many.
+ * `originMs` is the reading thread's performance.timeOrigin: receivedAt comes out on that thread's
+ * performance.now() clock, as the pipeline expects.
  */
-export function readShardRecords(buffer: ArrayBuffer, shape: StreamShape, originMs: number, each: (input: StreamInput | Rejection, peerId: number) => void): void {
-  const bytes = new Uint8Array(buffer);
-  const view = new DataView(buffer);
+export function readShardRecords(reader: RingReader, shape: StreamShape, originMs: number, each: (input: StreamInput | Rejection, peerId: number) => void): number {
   const resolver = () => shape;
-  for (let at = 0; at + SHARD_RECORD_HEADER_BYTES <= bytes.byteLength; ) {
-    const length = view.getUint32(at, true);
-    const peerId = view.getUint32(at + 4, true);
-    const receivedAt = view.getFloat64(at + 8, true);
-    const frame = bytes.subarray(at + SHARD_RECORD_HEADER_BYTES, at + SHARD_RECORD_HEADER_BYTES + length);
+  let view: DataView | undefined;
+  return reader.drain((memory, offset, length) => {
+    view ??= new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
+    const peerId = view.getUint32(offset, true);
+    const receivedAt = view.getFloat64(offset + 4, true);
+    // The decoder copies what it keeps (floats, key, session name): nothing refers to the ring after the call.
+    const frame = memory.subarray(offset + SHARD_RECORD_HEADER_BYTES, offset + length);
     each(decodeBinaryFrame(frame, resolver, Number.isNaN(receivedAt) ? undefined : receivedAt - originMs), peerId);
-    at += SHARD_RECORD_HEADER_BYTES + length;
-  }
+  });
 }
 
 function asFrame(input: StreamInput): IngestFrame {

@@ -10,6 +10,7 @@ import { FileCheckpointStore } from '../../streams/file-checkpoint-store.js';
 import type { PipelineOutput } from '../../streams/pipeline.js';
 import type { FromShard, ShardTurn, ShardWorkerData, ToShard } from './shard-protocol.js';
 import { readShardRecords } from './shard-records.js';
+import { RingReader } from './shared-ring.js';
 import { createStreamHost } from './stream-host.js';
 import { warmUpLearner } from './warm-up.js';
 
@@ -112,17 +113,28 @@ const host = createStreamHost<number>({
 });
 
 const shape = { inputSize: config.streams.inputSize, outputSize: config.streams.outputSize };
+const ring = new RingReader(data.ring);
+let stopping = false;
+/** Feeds the host every input published to the ring so far. */
+function takeInputs(): void {
+  const taken = readShardRecords(ring, shape, performance.timeOrigin, (input, peerId) => {
+    // The main thread validated every input already: a refusal here is a fault of the handover, said loudly.
+    if (input.kind === 'rejected') logger.error({ reason: input.reason }, `shard ${data.shard}: an input did not survive the handover: ${input.message}`);
+    else host.accept(input, peerId === 0 ? undefined : peerId);
+  });
+  if (taken > 0) current().consumed += taken;
+}
+/** One drain per turn of this thread's event loop, so its messages, timers and checkpoint writes get their turns. */
+async function pumpInputs(): Promise<void> {
+  while (!stopping) {
+    await ring.waitForRecords();
+    if (stopping) return;
+    takeInputs();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
 port.on('message', (message: ToShard) => {
   switch (message.type) {
-    case 'inputs': {
-      readShardRecords(message.records, shape, performance.timeOrigin, (input, peerId) => {
-        // The main thread validated every input already: a refusal here is a fault of the handover, said loudly.
-        if (input.kind === 'rejected') logger.error({ reason: input.reason }, `shard ${data.shard}: an input did not survive the handover: ${input.message}`);
-        else host.accept(input, peerId === 0 ? undefined : peerId);
-      });
-      current().consumed += message.count;
-      return;
-    }
     case 'publish':
       wanted = new Set(message.types);
       return;
@@ -136,6 +148,9 @@ port.on('message', (message: ToShard) => {
       void registry.getMetricsAsJSON().then((json) => post({ type: 'metrics', id: message.id, metrics: json }));
       return;
     case 'stop':
+      // The main thread published its last inputs before asking: they are learned before the last checkpoints.
+      takeInputs();
+      stopping = true;
       void host.stop().then((stats) => {
         sendTurn();
         post({ type: 'stopped', ...stats });
@@ -147,3 +162,4 @@ port.on('message', (message: ToShard) => {
 
 warmUpLearner(learnerSpecOf(config));
 post({ type: 'ready' });
+void pumpInputs();
