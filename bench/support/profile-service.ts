@@ -5,7 +5,7 @@
 //
 //   node --import tsx bench/support/profile-service.ts [json|binary] [seconds] [coalesce]
 //
-// Environment: PROFILE_STREAMS (default 8); PROFILE_EVENTS (a cap on frames); PROFILE_REPO (another checkout's
+// Environment: PROFILE_STREAMS (default 8); PROFILE_SHARDS (streams.shards, default 1); PROFILE_EVENTS (a cap on frames); PROFILE_REPO (another checkout's
 // build, for A/B runs); PROFILE_NODE_FLAGS (extra node flags for the service); PACED_HZ (instead of the closed loop, send at this rate from a 1 ms timer, then print
 // send-to-prediction latency and the longest busy stretches of the service's event loop with what ran in them).
 import { spawn } from 'node:child_process';
@@ -29,14 +29,19 @@ const maxEvents = Number(process.env.PROFILE_EVENTS ?? Infinity);
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'driftline-profile-'));
 const config = {
-  streams: { inputSize: 96, outputSize: 2, maxStreams: STREAMS },
+  streams: { inputSize: 96, outputSize: 2, maxStreams: STREAMS, shards: Number(process.env.PROFILE_SHARDS ?? 1) },
   learner: { cell: { kind: 'tanh-rnn', hiddenSize: 64 }, credit: { rule: 'immediate', lambda: 0 }, optimizer: { name: 'rmsprop', lr: 1e-3 } },
   sources: { websocket: { host: '127.0.0.1', port: 0, coalesceSends } },
   metrics: { host: '127.0.0.1', port: 0 },
   log: { level: 'info' },
 };
 writeFileSync(path.join(dir, 'c.json'), JSON.stringify(config));
-const child = spawn(process.execPath, [...(process.env.PROFILE_NODE_FLAGS ?? '').split(' ').filter(Boolean), '--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=200', 'bin/driftline.js', 'run', '--config', path.join(dir, 'c.json')], {
+// PROFILE_OFF=1: no sampling profiler (its own overhead, per thread, stays out of the CPU figures); PROFILE_RUN_ARGS:
+// more arguments for `driftline run` (e.g. --no-dashboard).
+const profiling = process.env.PROFILE_OFF !== '1';
+const profilerFlags = profiling ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=200'] : [];
+const runArgs = (process.env.PROFILE_RUN_ARGS ?? '').split(' ').filter(Boolean);
+const child = spawn(process.execPath, [...(process.env.PROFILE_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...profilerFlags, 'bin/driftline.js', 'run', '--config', path.join(dir, 'c.json'), ...runArgs], {
   cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'],
 });
 const ready = await new Promise<Record<string, string>>((res, rej) => {
@@ -115,6 +120,13 @@ await new Promise<void>((r) => {
   }, 50);
 });
 const cpuAfter = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+// Per thread (main, shard workers, V8's and libuv's helpers), for the split between the main thread and the shards.
+const threadCpu = readdirSync(`/proc/${child.pid}/task`).map((tid) => {
+  const stat = readFileSync(`/proc/${child.pid}/task/${tid}/stat`, 'utf8');
+  const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { tid, name, seconds: (Number(f[11]) + Number(f[12])) / 100 };
+}).filter((t) => t.seconds > 0.05).sort((a, b) => b.seconds - a.seconds);
 const ticks = (f: string[]) => Number(f[11]) + Number(f[12]);
 const cpuSeconds = (ticks(cpuAfter) - ticks(cpuBefore)) / 100;
 const wallSeconds = (Date.now() - started) / 1000;
@@ -123,6 +135,13 @@ sub.close();
 child.kill('SIGTERM');
 await new Promise((r) => child.on('exit', r));
 
+const summary = `${kind} frames${coalesceSends ? ', coalesceSends' : ''}, ${STREAMS} streams, ${wallSeconds.toFixed(1)} s ${pacedHz > 0 ? `paced at ${pacedHz}/s` : `closed loop (window ${WINDOW})`}: ${received} predictions, ${(received / wallSeconds).toFixed(0)}/s; service CPU ${cpuSeconds.toFixed(2)} s = ${((cpuSeconds / received) * 1e6).toFixed(1)} us/event`;
+const threadLine = `threads (CPU s over the whole run, start-up included): ${threadCpu.map((t) => `${t.name}#${t.tid} ${t.seconds.toFixed(2)}`).join(', ')}`;
+if (!profiling) {
+  console.log(threadLine);
+  console.log(summary);
+  process.exit(0);
+}
 const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))!;
 interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
 
@@ -163,7 +182,8 @@ for (const n of prof.nodes) {
   const fileKey = url === '' ? n.callFrame.functionName : url.replace(/^.*node_modules\//, 'node_modules/');
   byFile.set(fileKey, (byFile.get(fileKey) ?? 0) + us);
 }
-console.log(`${kind} frames${coalesceSends ? ', coalesceSends' : ''}, ${STREAMS} streams, ${wallSeconds.toFixed(1)} s ${pacedHz > 0 ? `paced at ${pacedHz}/s` : `closed loop (window ${WINDOW})`}: ${received} predictions, ${(received / wallSeconds).toFixed(0)}/s; service CPU ${cpuSeconds.toFixed(2)} s = ${((cpuSeconds / received) * 1e6).toFixed(1)} us/event; profile ${path.join(dir, file)}`);
+console.log(threadLine);
+console.log(`${summary}; profile ${path.join(dir, file)}`);
 const parent = new Map<number, Node>();
 const byId = new Map<number, Node>();
 for (const n of prof.nodes) {

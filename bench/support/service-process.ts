@@ -51,11 +51,11 @@ export function serviceSpec(name: string, configFile: string, stopTimeoutMs: num
 }
 
 /** Writes the config the bench sections run the service with (INPUTS, OUTPUTS, a tanh RNN) into dir; returns its path. */
-export function writeServiceConfig(dir: string, options: { maxStreams: number; hiddenSize: number }): string {
-  const configFile = path.join(dir, 'service.json');
+export function writeServiceConfig(dir: string, options: { maxStreams: number; hiddenSize: number; shards?: number }): string {
+  const configFile = path.join(dir, options.shards === undefined ? 'service.json' : `service-${options.shards}-shards.json`);
   // JSON is YAML; the service reads either. Loopback and ports 0; no checkpoint block: nothing on disk.
   const config = {
-    streams: { inputSize: INPUTS, outputSize: OUTPUTS, maxStreams: options.maxStreams },
+    streams: { inputSize: INPUTS, outputSize: OUTPUTS, maxStreams: options.maxStreams, ...(options.shards !== undefined ? { shards: options.shards } : {}) },
     learner: { cell: { kind: 'tanh-rnn', hiddenSize: options.hiddenSize }, credit: { rule: 'immediate', lambda: 0 }, optimizer: { name: 'rmsprop', lr: LEARNING_RATE } },
     sources: { websocket: { host: '127.0.0.1', port: 0 } },
     metrics: { host: '127.0.0.1', port: 0 },
