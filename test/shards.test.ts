@@ -184,6 +184,16 @@ describe('driftline run with shards', () => {
       }
       assert.match(text, /driftline_events_rejected_total\{reason="duplicate"\} 2\b/);
       assert.equal(text.split('\n').filter((l) => l.startsWith('# TYPE process_cpu_user_seconds_total')).length, 1, 'process series once');
+
+      // The dashboard shows streams of both shards, with their learners' state bytes.
+      const dashboardUrl = service.metricsUrl.replace(/\/metrics$/, '/dashboard/api/streams');
+      let listed: { stream: string; info: { stateBytes: number } | null }[] = [];
+      await until(() => {
+        void fetch(dashboardUrl).then(async (r) => (listed = ((await r.json()) as { streams: typeof listed }).streams));
+        return listed.length === STREAMS.length && listed.every((s) => s.info !== null);
+      }, 'every stream on the dashboard');
+      assert.deepEqual(listed.map((s) => s.stream).sort(), [...STREAMS].sort());
+      assert.ok(listed.every((s) => s.info!.stateBytes > 0));
       peer.close();
     } finally {
       await service.stop();

@@ -2,7 +2,6 @@ import { Worker } from 'node:worker_threads';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import { WebSocket } from 'ws';
 import type { DriftlineWebSocketServer } from '../../adapters/websocket/server.js';
-import type { OutboundType } from '../../adapters/websocket/subscriber-filter.js';
 import type { DriftlineConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { DashboardFeed } from '../../dashboard/dashboard-feed.js';
@@ -12,8 +11,8 @@ import type { FileCheckpointStore } from '../../streams/file-checkpoint-store.js
 import { rejection, type StreamInput } from '../../streams/messages.js';
 import type { StreamMarks } from '../../streams/predict-then-learn.js';
 import type { ProgressJournal } from '../../streams/progress-journal.js';
-import type { FromShard, ShardTurn, ShardWorkerData, ToShard } from './shard-protocol.js';
-import { ShardRecordWriter } from './shard-records.js';
+import { outboundTypeBit, type FromShard, type ShardTurn, type ShardWorkerData, type ToShard } from './shard-protocol.js';
+import { ShardRecordWriter, SHOWN_ON_DASHBOARD } from './shard-records.js';
 import { createSharedRing, RingWriter } from './shared-ring.js';
 import { shardOf } from './shard-of.js';
 
@@ -146,7 +145,8 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
 
   const stateBytes = new Map<string, number>();
   const shownStreams = new Set<string>();
-  let wanted = '';
+  const wantedTypes = new SharedArrayBuffer(4);
+  const wantedMask = new Int32Array(wantedTypes);
   let requestId = 0;
   let stopping = false;
   let restarts = 0;
@@ -157,6 +157,7 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
     const shard = shards[index]!;
     const workerData: ShardWorkerData = {
       ring: shard.ring,
+      wantedTypes,
       shard: index,
       shards: n,
       config,
@@ -192,12 +193,10 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
   let flushScheduled = false;
   const flush = () => {
     flushScheduled = false;
-    const types = [...server.wantedTypes()].sort();
-    const key = types.join(',');
-    if (key !== wanted) {
-      wanted = key;
-      for (const shard of shards) send(shard, { type: 'publish', types: types as OutboundType[] });
-    }
+    // Before the inputs are published: a shard must never take an input under an older mask than its subscribers'.
+    let mask = 0;
+    for (const type of server.wantedTypes()) mask |= outboundTypeBit(type);
+    Atomics.store(wantedMask, 0, mask);
     for (const shard of shards) if (shard.writer.count > 0 || shard.writer.waiting > 0) shard.writer.publish();
   };
 
@@ -207,8 +206,6 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
         shard.ready = true;
         // Requests made while it (re)started.
         for (const { message: request } of shard.pending.values()) send(shard, request);
-        for (const stream of shownStreams) if (shardOf(stream, n) === shard.index) send(shard, { type: 'show', stream });
-        wanted = '';
         if (!flushScheduled) {
           flushScheduled = true;
           setImmediate(flush);
@@ -346,12 +343,9 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
         admitted.add(stream);
       }
       const shard = shards[shardOf(stream, n)]!;
-      if (dashboard !== undefined && shownStreams.size < options.dashboardStreams && !shownStreams.has(stream)) {
-        shownStreams.add(stream);
-        send(shard, { type: 'show', stream });
-      }
+      if (dashboard !== undefined && shownStreams.size < options.dashboardStreams) shownStreams.add(stream);
       if (id !== 0) shard.peers.add(id);
-      shard.writer.push(input, id, input.kind === 'tick' && input.receivedAt !== undefined ? performance.timeOrigin + input.receivedAt : Number.NaN);
+      shard.writer.push(input, id, shownStreams.has(stream) ? SHOWN_ON_DASHBOARD : 0, input.kind === 'tick' && input.receivedAt !== undefined ? performance.timeOrigin + input.receivedAt : Number.NaN);
       shard.inFlight++;
       if ((shard.inFlight > MAX_IN_FLIGHT || shard.writer.waiting > 0) && id !== 0) setPaused(id, -1, true);
       if (!flushScheduled) {

@@ -1,5 +1,5 @@
 import type { DriftlineConfig } from '../config.js';
-import type { OutboundType } from '../../adapters/websocket/subscriber-filter.js';
+import { OUTBOUND_TYPES, type OutboundType } from '../../adapters/websocket/subscriber-filter.js';
 import type { CheckpointMeta } from '../../streams/checkpoint-store.js';
 import type { Rejection } from '../../streams/messages.js';
 import type { PipelineOutput } from '../../streams/pipeline.js';
@@ -24,13 +24,20 @@ export interface ShardWorkerData {
   readonly predictedBefore: ReadonlyMap<string, number>;
   /** The ring its inputs come through (shard-records.ts). */
   readonly ring: SharedArrayBuffer;
+  /**
+   * One Int32 shared by all shards: a bit per outbound type (outboundTypeBit) some subscriber wants, so only those
+   * are encoded. Shared memory, not a message, so that it is never behind the inputs it applies to: the main
+   * thread stores it before it publishes the ring.
+   */
+  readonly wantedTypes: SharedArrayBuffer;
+}
+
+/** The bit of an outbound type in ShardWorkerData.wantedTypes. */
+export function outboundTypeBit(type: OutboundType): number {
+  return 1 << OUTBOUND_TYPES.indexOf(type);
 }
 
 export type ToShard =
-  /** Which outbound types some subscriber wants: only those are encoded (and so published). */
-  | { readonly type: 'publish'; readonly types: readonly OutboundType[] }
-  /** Forward this stream's outputs for the dashboard. */
-  | { readonly type: 'show'; readonly stream: string }
   | { readonly type: 'marks'; readonly id: number; readonly streams: readonly string[] | undefined }
   | { readonly type: 'metrics'; readonly id: number }
   | { readonly type: 'stop' };

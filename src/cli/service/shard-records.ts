@@ -4,12 +4,14 @@ import type { RingReader, RingWriter } from './shared-ring.js';
 
 /**
  * The inputs the main thread hands a shard, as records of its shared ring (shared-ring.ts): each validated input
- * re-encoded as a version-1 binary frame (docs/websocket-frames.md) after a 12-byte header: the peer that sent it
- * (u32, 0 for none) and when it entered driftline (f64, ms since the epoch: a worker's performance.now() has its
- * own origin). Little-endian. The ring replaced one postMessage per turn, which cost the main thread more than
+ * re-encoded as a version-1 binary frame (docs/websocket-frames.md) after a 16-byte header: the peer that sent it
+ * (u32, 0 for none), flags (u32: SHOWN_ON_DASHBOARD), and when it entered driftline (f64, ms since the epoch: a
+ * worker's performance.now() has its own origin). Little-endian. The ring replaced one postMessage per turn, which cost the main thread more than
  * anything else it did for a shard (docs/performance.md, "Shards").
  */
-export const SHARD_RECORD_HEADER_BYTES = 12;
+export const SHARD_RECORD_HEADER_BYTES = 16;
+/** Record flag: the dashboard shows this input's stream, so the shard sends its outputs along. */
+export const SHOWN_ON_DASHBOARD = 1;
 
 /** Writes one shard's inputs into its ring; what finds the ring full waits here, in order, for room. */
 export class ShardRecordWriter {
@@ -29,7 +31,7 @@ export class ShardRecordWriter {
   }
 
   /** Appends `input` from peer `peerId`, received at `receivedAtEpochMs` (NaN: not stamped). */
-  push(input: StreamInput, peerId: number, receivedAtEpochMs: number): void {
+  push(input: StreamInput, peerId: number, flags: number, receivedAtEpochMs: number): void {
     const frame = encodeBinaryFrame(asFrame(input));
     const length = SHARD_RECORD_HEADER_BYTES + frame.byteLength;
     this.count++;
@@ -37,7 +39,8 @@ export class ShardRecordWriter {
       const at = this.ring.reserve(length);
       if (at >= 0) {
         this.view.setUint32(at, peerId, true);
-        this.view.setFloat64(at + 4, receivedAtEpochMs, true);
+        this.view.setUint32(at + 4, flags, true);
+        this.view.setFloat64(at + 8, receivedAtEpochMs, true);
         this.ring.memory.set(frame, at + SHARD_RECORD_HEADER_BYTES);
         this.ring.commit();
         return;
@@ -46,7 +49,8 @@ export class ShardRecordWriter {
     const record = new Uint8Array(length);
     const view = new DataView(record.buffer);
     view.setUint32(0, peerId, true);
-    view.setFloat64(4, receivedAtEpochMs, true);
+    view.setUint32(4, flags, true);
+    view.setFloat64(8, receivedAtEpochMs, true);
     record.set(frame, SHARD_RECORD_HEADER_BYTES);
     this.waitingRecords.push(record);
   }
@@ -66,16 +70,17 @@ export class ShardRecordWriter {
  * `originMs` is the reading thread's performance.timeOrigin: receivedAt comes out on that thread's
  * performance.now() clock, as the pipeline expects.
  */
-export function readShardRecords(reader: RingReader, shape: StreamShape, originMs: number, each: (input: StreamInput | Rejection, peerId: number) => void): number {
+export function readShardRecords(reader: RingReader, shape: StreamShape, originMs: number, each: (input: StreamInput | Rejection, peerId: number, flags: number) => void): number {
   const resolver = () => shape;
   let view: DataView | undefined;
   return reader.drain((memory, offset, length) => {
     view ??= new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
     const peerId = view.getUint32(offset, true);
-    const receivedAt = view.getFloat64(offset + 4, true);
+    const flags = view.getUint32(offset + 4, true);
+    const receivedAt = view.getFloat64(offset + 8, true);
     // The decoder copies what it keeps (floats, key, session name): nothing refers to the ring after the call.
     const frame = memory.subarray(offset + SHARD_RECORD_HEADER_BYTES, offset + length);
-    each(decodeBinaryFrame(frame, resolver, Number.isNaN(receivedAt) ? undefined : receivedAt - originMs), peerId);
+    each(decodeBinaryFrame(frame, resolver, Number.isNaN(receivedAt) ? undefined : receivedAt - originMs), peerId, flags);
   });
 }
 

@@ -8,8 +8,8 @@ import { DriftlineMetrics, DEFAULT_MAX_STREAMS } from '../../metrics/driftline-m
 import { createMetricsRegistry } from '../../metrics/registry.js';
 import { FileCheckpointStore } from '../../streams/file-checkpoint-store.js';
 import type { PipelineOutput } from '../../streams/pipeline.js';
-import type { FromShard, ShardTurn, ShardWorkerData, ToShard } from './shard-protocol.js';
-import { readShardRecords } from './shard-records.js';
+import { outboundTypeBit, type FromShard, type ShardTurn, type ShardWorkerData, type ToShard } from './shard-protocol.js';
+import { readShardRecords, SHOWN_ON_DASHBOARD } from './shard-records.js';
 import { RingReader } from './shared-ring.js';
 import { createStreamHost } from './stream-host.js';
 import { warmUpLearner } from './warm-up.js';
@@ -61,7 +61,7 @@ const push = <K extends ListKey>(key: K, item: NonNullable<ShardTurn[K]>[number]
   (t[key as string] ??= []).push(item);
 };
 
-let wanted: ReadonlySet<OutboundType> = new Set();
+const wantedTypes = new Int32Array(data.wantedTypes);
 const shown = new Set<string>();
 const typeOf = (kind: PipelineOutput['kind']): OutboundType | undefined => (kind === 'rejected' ? 'error' : kind === 'prediction' || kind === 'drift' || kind === 'scored' || kind === 'prequential' || kind === 'recovery' ? kind : undefined);
 const bytesSent = new Set<string>();
@@ -90,7 +90,7 @@ const host = createStreamHost<number>({
       push('predictedReceivedAt', out.receivedAt === undefined ? Number.NaN : out.receivedAt + performance.timeOrigin);
     }
     const type = typeOf(out.kind);
-    if (type !== undefined && wanted.has(type)) {
+    if (type !== undefined && (Atomics.load(wantedTypes, 0) & outboundTypeBit(type)) !== 0) {
       push('kinds', out.kind);
       push('streams', 'stream' in out ? out.stream : undefined);
       push('texts', encodeOutbound(out as OutboundMessage));
@@ -117,10 +117,14 @@ const ring = new RingReader(data.ring);
 let stopping = false;
 /** Feeds the host every input published to the ring so far. */
 function takeInputs(): void {
-  const taken = readShardRecords(ring, shape, performance.timeOrigin, (input, peerId) => {
+  const taken = readShardRecords(ring, shape, performance.timeOrigin, (input, peerId, flags) => {
     // The main thread validated every input already: a refusal here is a fault of the handover, said loudly.
-    if (input.kind === 'rejected') logger.error({ reason: input.reason }, `shard ${data.shard}: an input did not survive the handover: ${input.message}`);
-    else host.accept(input, peerId === 0 ? undefined : peerId);
+    if (input.kind === 'rejected') {
+      logger.error({ reason: input.reason }, `shard ${data.shard}: an input did not survive the handover: ${input.message}`);
+      return;
+    }
+    if ((flags & SHOWN_ON_DASHBOARD) !== 0) shown.add(input.stream);
+    host.accept(input, peerId === 0 ? undefined : peerId);
   });
   if (taken > 0) current().consumed += taken;
 }
@@ -135,12 +139,6 @@ async function pumpInputs(): Promise<void> {
 }
 port.on('message', (message: ToShard) => {
   switch (message.type) {
-    case 'publish':
-      wanted = new Set(message.types);
-      return;
-    case 'show':
-      shown.add(message.stream);
-      return;
     case 'marks':
       post({ type: 'marks', id: message.id, marks: host.marks(message.streams) });
       return;
