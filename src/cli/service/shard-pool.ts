@@ -70,6 +70,9 @@ const RING_BYTES = 8 * 1024 * 1024;
 /** How long a scrape waits for a shard's metrics. */
 const METRICS_TIMEOUT_MS = 5_000;
 const RESTART_CLOSE_CODE = 1012;
+/** A sleeping shard is woken at most this often, unless WAKE_BATCH inputs wait for it. */
+const WAKE_INTERVAL_MS = 1;
+const WAKE_BATCH = 64;
 /** A shard dying more often than this within a minute is not a crash to ride out: the service stops. */
 const MAX_DEATHS_PER_MINUTE = 5;
 
@@ -87,6 +90,9 @@ interface Shard {
   readonly pending: Map<number, { message: ToShard; resolve: (value: unknown) => void }>;
   /** When it died, over the last minute. */
   readonly deaths: number[];
+  /** When its worker was last woken to read the ring (performance.now()), and the timer of a deferred wake-up. */
+  lastWake: number;
+  wakeTimer?: NodeJS.Timeout | undefined;
   stopped?: (stats: { checkpointsSaved?: number; checkpointsFailed?: number; flushFailed: boolean }) => void;
 }
 
@@ -183,7 +189,7 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
   for (const meta of options.checkpointed ?? []) byShard[shardOf(meta.stream, n)]!.push(meta);
   const shards: Shard[] = [];
   for (let i = 0; i < n; i++) {
-    shards.push({ index: i, worker: undefined as unknown as Worker, ready: false, writer: undefined as unknown as ShardRecordWriter, ring: undefined as unknown as SharedArrayBuffer, inFlight: 0, peers: new Set(), pending: new Map(), deaths: [] });
+    shards.push({ index: i, worker: undefined as unknown as Worker, ready: false, writer: undefined as unknown as ShardRecordWriter, ring: undefined as unknown as SharedArrayBuffer, inFlight: 0, peers: new Set(), pending: new Map(), deaths: [], lastWake: -Infinity });
   }
 
   const send = (shard: Shard, message: ToShard, transfer?: ArrayBuffer[]) => {
@@ -191,13 +197,27 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
   };
 
   let flushScheduled = false;
-  const flush = () => {
+  const flush = (force = false) => {
     flushScheduled = false;
     // Before the inputs are published: a shard must never take an input under an older mask than its subscribers'.
     let mask = 0;
     for (const type of server.wantedTypes()) mask |= outboundTypeBit(type);
     Atomics.store(wantedMask, 0, mask);
-    for (const shard of shards) if (shard.writer.count > 0 || shard.writer.waiting > 0) shard.writer.publish();
+    const now = performance.now();
+    for (const shard of shards) {
+      const writer = shard.writer;
+      if (writer.count === 0 && writer.waiting === 0) continue;
+      // A sleeping shard is woken at most once per WAKE_INTERVAL_MS unless a batch is large: a wake-up (a futex call
+      // here, a thread switch and an event-loop turn there) costs more than a quiet turn's few inputs.
+      if (force || !writer.readerSleeping || writer.count >= WAKE_BATCH || now - shard.lastWake >= WAKE_INTERVAL_MS) publishNow(shard, now);
+      else shard.wakeTimer ??= setTimeout(() => publishNow(shard, performance.now()), WAKE_INTERVAL_MS - (now - shard.lastWake));
+    }
+  };
+  const publishNow = (shard: Shard, now: number) => {
+    if (shard.wakeTimer !== undefined) clearTimeout(shard.wakeTimer);
+    shard.wakeTimer = undefined;
+    if (shard.writer.readerSleeping) shard.lastWake = now;
+    shard.writer.publish();
   };
 
   const onMessage = (shard: Shard, message: FromShard) => {
@@ -284,6 +304,8 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
     shard.peers.clear();
     shard.inFlight = 0;
     // Its ring goes with it; inputs for its streams from now on wait in a fresh one for the new worker.
+    if (shard.wakeTimer !== undefined) clearTimeout(shard.wakeTimer);
+    shard.wakeTimer = undefined;
     freshRing(shard);
     void (async () => {
       let checkpointed: CheckpointMeta[] = [];
@@ -380,7 +402,7 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
     },
     workerOf: (shard) => shards[shard]!.worker,
     async stop() {
-      flush();
+      flush(true);
       stopping = true;
       clearInterval(prune);
       const all = await Promise.all(

@@ -25,6 +25,11 @@ export class ShardRecordWriter {
     this.view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
   }
 
+  /** Whether the shard sleeps until woken by the next publish(). */
+  get readerSleeping(): boolean {
+    return this.ring.readerSleeping;
+  }
+
   /** Records that found the ring full and wait for room (the shard is behind: its senders should be paused). */
   get waiting(): number {
     return this.waitingRecords.length;

@@ -118,6 +118,11 @@ export class RingWriter extends RingSide {
     return this.bytes;
   }
 
+  /** Whether the reader waits for the next publish() (which then wakes it: a system call). */
+  get readerSleeping(): boolean {
+    return Atomics.load(this.control, SLEEP) === 1;
+  }
+
   /** Makes the committed records visible to the reader, and wakes it if it waits. */
   publish(): void {
     Atomics.store(this.control, HEAD, this.head | 0);
