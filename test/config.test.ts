@@ -1,7 +1,7 @@
 // A bad config file is refused at start with a message that names the field and the fix.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
@@ -167,5 +167,14 @@ test('a calibrated detector takes the stream tick from drift.tickSeconds unless 
     ['an undetectable kind', { detectors: [{ kind: 'calibrated', detector: { kind: 'ddm' }, falseAlarmsPerHour: 1 }] }, /drift\.detectors\.0\.detector/],
   ] as const) {
     assert.throws(() => parseConfig({ ...minimal, drift }), (err: unknown) => err instanceof ConfigError && message.test(err.message), what);
+  }
+});
+
+test("streams.shards: 1 by default, a count, or 'auto' for one per core; anything else is refused, naming the field", () => {
+  assert.equal(parseConfig(minimal).streams.shards, 1);
+  assert.equal(parseConfig({ ...minimal, streams: { ...minimal.streams, shards: 3 } }).streams.shards, 3);
+  assert.equal(parseConfig({ ...minimal, streams: { ...minimal.streams, shards: 'auto' } }).streams.shards, Math.min(64, availableParallelism()));
+  for (const bad of [0, 1.5, 65, 'two']) {
+    assert.throws(() => parseConfig({ ...minimal, streams: { ...minimal.streams, shards: bad } }), (e: unknown) => e instanceof ConfigError && /streams\.shards/.test(e.message), String(bad));
   }
 });

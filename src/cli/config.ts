@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -220,9 +221,14 @@ export const configSchema = z
         idleSeconds: z.number().positive().default(300),
         /**
          * Worker threads the streams are spread over by key (src/cli/service/shard-pool.ts), each with its own learners;
-         * the main thread keeps the sockets, the journal, the metrics endpoint and the dashboard. 1: no workers.
+         * the main thread keeps the sockets, the journal, the metrics endpoint and the dashboard. 1: no workers;
+         * 'auto': one per core. Default 1: at low load shards cost more CPU per event than they save
+         * (docs/performance.md, "Shards").
          */
-        shards: positiveInt.max(64).default(1),
+        shards: z
+          .union([positiveInt.max(64), z.literal('auto')])
+          .default(1)
+          .transform((n) => (n === 'auto' ? Math.min(64, availableParallelism()) : n)),
         allow: z.array(z.string().min(1).max(128)).optional(),
       })
       .strict(),
