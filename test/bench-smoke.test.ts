@@ -193,11 +193,11 @@ test('bench --quick streams runs the service beside the echo floor and prints it
   assert.doesNotMatch(out, /service: driftline run, cold start vs steady/, 'service was not asked for');
   assert.match(out, /SMOKE settings/);
 
-  const scenario = String.raw`(100 streams @ 50 Hz|max-rate \(100 streams\))\s+(json|binary)\s+(service|echo)`;
+  const scenario = String.raw`(100 streams @ 50 Hz|max-rate \(100 streams\))\s+(json|binary)\s+(service, 2 shards|service|echo)`;
   const n = String.raw`([\d,.]+|n/a)`;
   const finite = (s: string) => Number.isFinite(number(s));
   const key = (m: RegExpMatchArray) => `${m[1]} ${m[2]} ${m[3]}`;
-  const expected = ['100 streams @ 50 Hz', 'max-rate (100 streams)'].flatMap((sc) => ['json', 'binary'].flatMap((f) => ['service', 'echo'].map((k) => `${sc} ${f} ${k}`)));
+  const expected = ['100 streams @ 50 Hz', 'max-rate (100 streams)'].flatMap((sc) => ['json', 'binary'].flatMap((f) => ['service', 'service, 2 shards', 'echo'].map((k) => `${sc} ${f} ${k}`)));
 
   // Events/s rows: offered, served, sent, predicted, unpredicted, shed, refused, sub drops, CPU %, CPU us/ev, RSS MB.
   const rows = [...out.matchAll(new RegExp(String.raw`^\s*${scenario}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+(\d+) %\s+${n}\s+${n}$`, 'gm'))];
@@ -209,7 +209,7 @@ test('bench --quick streams runs the service beside the echo floor and prints it
     assert.ok(finite(shed!) && finite(cpuPct!) && number(cpuPerEvent!) > 0 && number(rss!) > 10, `implausible row: ${m[0]}`);
     assert.equal(number(refused!), 0, `every frame the bench sends is valid: ${m[0]}`);
     // The max-rate service row may have no sustained rate on a loaded machine (it fell behind at once); the rest must.
-    if (!(m[1]!.startsWith('max-rate') && m[3] === 'service')) assert.ok(number(served!) > 0, `no served rate: ${m[0]}`);
+    if (!(m[1]!.startsWith('max-rate') && m[3] !== 'echo')) assert.ok(number(served!) > 0, `no served rate: ${m[0]}`);
   }
 
   // Latency rows: warm n, p50, p99, max, then n, p50, p99, max, in order where there are samples.
@@ -223,14 +223,14 @@ test('bench --quick streams runs the service beside the echo floor and prints it
     assert.ok(number(m[4]!) > 0, `no warm-up samples: ${m[0]}`);
   }
 
-  // Ratios: one row per scenario and frames, the CPU per event ratio finite.
-  const ratios = [...out.matchAll(/^\s*(100 streams @ 50 Hz|max-rate \(100 streams\))\s+(json|binary)\s+[\d,.]+\s+[\d,.]+\s+([\d.]+)x\s/gm)];
-  assert.equal(ratios.length, 4, `expected 4 service / echo rows\n${out}`);
-  for (const m of ratios) assert.ok(number(m[3]!) > 0, `CPU ratio: ${m[0]}`);
+  // Ratios: one row per scenario, frames and service (1 and 2 shards), the CPU per event ratio finite.
+  const ratios = [...out.matchAll(/^\s*(100 streams @ 50 Hz|max-rate \(100 streams\))\s+(json|binary)\s+(service, 2 shards|service)\s+[\d,.]+\s+[\d,.]+\s+([\d.]+)x\s/gm)];
+  assert.equal(ratios.length, 8, `expected 8 service / echo rows\n${out}`);
+  for (const m of ratios) assert.ok(number(m[4]!) > 0, `CPU ratio: ${m[0]}`);
 
   // Every server exited cleanly after SIGTERM.
   const exits = [...out.matchAll(new RegExp(String.raw`^\s*${scenario}\s+.*\s(-?\d+|null)$`, 'gm'))].filter((m) => /\d+ \/ \d+/.test(m[0]));
-  assert.equal(exits.length, 8, `expected 8 generator rows\n${out}`);
+  assert.equal(exits.length, 12, `expected 12 generator rows\n${out}`);
   for (const m of exits) assert.equal(m[4], '0', `a server did not exit 0: ${m[0]}`);
 });
 
