@@ -192,8 +192,9 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
     shards.push({ index: i, worker: undefined as unknown as Worker, ready: false, writer: undefined as unknown as ShardRecordWriter, ring: undefined as unknown as SharedArrayBuffer, inFlight: 0, peers: new Set(), pending: new Map(), deaths: [], lastWake: -Infinity });
   }
 
-  const send = (shard: Shard, message: ToShard, transfer?: ArrayBuffer[]) => {
-    if (shard.ready) shard.worker.postMessage(message, transfer ?? []);
+  /** A control message; one for a shard that is (re)starting is sent when it is ready (requests) or not needed. */
+  const send = (shard: Shard, message: ToShard) => {
+    if (shard.ready) shard.worker.postMessage(message);
   };
 
   let flushScheduled = false;

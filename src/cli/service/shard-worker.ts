@@ -26,7 +26,7 @@ const port = parentPort;
 if (port === null) throw new Error('shard-worker.ts runs as a worker thread of driftline run');
 const data = workerData as ShardWorkerData;
 const { config } = data;
-const post = (message: FromShard, transfer?: ArrayBuffer[]) => port.postMessage(message, transfer ?? []);
+const post = (message: FromShard) => port.postMessage(message);
 
 const logger = createLogger({ level: config.log.level }).child({ shard: data.shard });
 // Process-wide series (CPU, memory, event loop) are the main thread's: a worker's would be counted once per shard.
