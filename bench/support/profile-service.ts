@@ -29,7 +29,7 @@ const maxEvents = Number(process.env.PROFILE_EVENTS ?? Infinity);
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'driftline-profile-'));
 const config = {
-  streams: { inputSize: 96, outputSize: 2, maxStreams: STREAMS, shards: Number(process.env.PROFILE_SHARDS ?? 1) },
+  streams: { inputSize: 96, outputSize: 2, maxStreams: STREAMS, ...(process.env.PROFILE_SHARDS ? { shards: Number(process.env.PROFILE_SHARDS) } : {}) },
   learner: { cell: { kind: 'tanh-rnn', hiddenSize: 64 }, credit: { rule: 'immediate', lambda: 0 }, optimizer: { name: 'rmsprop', lr: 1e-3 } },
   sources: { websocket: { host: '127.0.0.1', port: 0, coalesceSends } },
   metrics: { host: '127.0.0.1', port: 0 },
