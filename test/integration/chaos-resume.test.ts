@@ -48,12 +48,12 @@ function lateLabel(seq: number, i: number): number[] {
   return [Math.cos(seq * 0.02 * 1.5 + i)];
 }
 
-function configFile(name: string, dir: string): string {
+function configFile(name: string, dir: string, shards = 1): string {
   const path = join(work, name);
   writeFileSync(
     path,
     [
-      `streams: { inputSize: ${INPUTS}, outputSize: 1, maxStreams: 8 }`,
+      `streams: { inputSize: ${INPUTS}, outputSize: 1, maxStreams: 8, shards: ${shards} }`,
       'learner:',
       '  cell: { kind: tanh-rnn, hiddenSize: 16 }',
       '  credit: { rule: immediate, lambda: 0.5 }',
@@ -105,12 +105,14 @@ async function finalCheckpoints(dir: string): Promise<Map<string, StoredCheckpoi
   return new FileCheckpointStore(dir).loadAll();
 }
 
-test('SIGKILL at random moments: the same bytes as an uninterrupted run, nothing lost, nothing learned twice', { timeout: 240_000 }, async (t) => {
+// The chaos run also runs in 2 shards (worker threads writing one checkpoint directory) against the same
+// single-thread reference: same seeds, same bytes, whatever the threads.
+for (const shards of [1, 2]) test(`SIGKILL at random moments, ${shards} shard${shards > 1 ? 's' : ''}: the same bytes as an uninterrupted single-thread run, nothing lost, nothing learned twice`, { timeout: 240_000 }, async (t) => {
   const all = frames();
 
   // The reference: one uninterrupted run.
-  const refDir = join(work, 'ref-checkpoints');
-  const refServer = await startServer(configFile('ref.yaml', refDir));
+  const refDir = join(work, `ref-checkpoints-${shards}`);
+  const refServer = await startServer(configFile(`ref-${shards}.yaml`, refDir));
   const refClient = createIngestClient({ url: refServer.ingest, binary: true, initialBackoffMs: 50, maxBackoffMs: 200 });
   await produce(refClient, all, () => sleep(1));
   await refClient.settled();
@@ -121,8 +123,8 @@ test('SIGKILL at random moments: the same bytes as an uninterrupted run, nothing
   assert.deepEqual([...reference.keys()].sort(), [...STREAMS].sort());
 
   // The chaos run.
-  const dir = join(work, 'chaos-checkpoints');
-  const config = configFile('chaos.yaml', dir);
+  const dir = join(work, `chaos-checkpoints-${shards}`);
+  const config = configFile(`chaos-${shards}.yaml`, dir, shards);
   const seen: Seen = new Map();
   let server = await startServer(config);
   let subscriber = await subscribe(server.predictions, seen);

@@ -234,6 +234,12 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
         return;
       case 'turn':
         return onTurn(shard, message);
+      case 'barrier': {
+        // After this turn's end, when coalesced and batched sends have gone to their sockets too.
+        const worker = shard.worker;
+        setImmediate(() => worker.postMessage({ type: 'barrier', id: message.id } satisfies ToShard));
+        return;
+      }
       case 'marks':
       case 'metrics': {
         const request = shard.pending.get(message.id);

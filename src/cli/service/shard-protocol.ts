@@ -40,6 +40,8 @@ export function outboundTypeBit(type: OutboundType): number {
 export type ToShard =
   | { readonly type: 'marks'; readonly id: number; readonly streams: readonly string[] | undefined }
   | { readonly type: 'metrics'; readonly id: number }
+  /** The answer to a barrier: every turn sent before it has been published. */
+  | { readonly type: 'barrier'; readonly id: number }
   | { readonly type: 'stop' };
 
 /** One turn's results. Arrays are parallel; empty ones are left out. */
@@ -67,6 +69,8 @@ export interface ShardTurn {
 export type FromShard =
   | ShardTurn
   | { readonly type: 'ready' }
+  /** Sent after a turn whose checkpoints wait: answer once the turns before it are published. */
+  | { readonly type: 'barrier'; readonly id: number }
   | { readonly type: 'marks'; readonly id: number; readonly marks: Record<string, StreamMarks> }
   | { readonly type: 'metrics'; readonly id: number; readonly metrics: unknown }
   | { readonly type: 'stopped'; readonly checkpointsSaved?: number; readonly checkpointsFailed?: number; readonly flushFailed: boolean }

@@ -8,6 +8,7 @@ import { DriftlineMetrics, DEFAULT_MAX_STREAMS } from '../../metrics/driftline-m
 import { createMetricsRegistry } from '../../metrics/registry.js';
 import { FileCheckpointStore } from '../../streams/file-checkpoint-store.js';
 import type { PipelineOutput } from '../../streams/pipeline.js';
+import type { StoredCheckpoint } from '../../streams/checkpoint-store.js';
 import { outboundTypeBit, type FromShard, type ShardTurn, type ShardWorkerData, type ToShard } from './shard-protocol.js';
 import { readShardRecords, SHOWN_ON_DASHBOARD } from './shard-records.js';
 import { RingReader } from './shared-ring.js';
@@ -32,14 +33,37 @@ const logger = createLogger({ level: config.log.level }).child({ shard: data.sha
 // Process-wide series (CPU, memory, event loop) are the main thread's: a worker's would be counted once per shard.
 const registry = createMetricsRegistry({ defaultMetrics: false });
 const metrics = new DriftlineMetrics(registry, { maxStreams: Math.min(data.maxStreams, DEFAULT_MAX_STREAMS), eventToPredictionAt: 'send' });
+/**
+ * A checkpoint may become durable only after the predictions it covers have left the process: once it is, a producer
+ * that resumes does not send those ticks again, so a prediction still queued here or on the main thread when the
+ * process is killed would never reach a subscriber. (Without shards the prediction is written to its socket in the
+ * same turn as the tick, long before the checkpoint.) So each save waits for a barrier: the main thread answers it
+ * after it has published every turn this shard sent before it.
+ */
+class PublishedFirstCheckpointStore extends FileCheckpointStore {
+  override async save(checkpoint: StoredCheckpoint): Promise<void> {
+    await outputsPublished();
+    return super.save(checkpoint);
+  }
+}
 const store = config.checkpoint
-  ? new FileCheckpointStore(config.checkpoint.dir, {
+  ? new PublishedFirstCheckpointStore(config.checkpoint.dir, {
       onCorrupt: (problem) => {
         metrics.recordQuarantine(problem.defect);
         logger.error({ file: problem.original, movedTo: problem.file, defect: problem.defect }, `checkpoint moved to quarantine: ${problem.message}`);
       },
     })
   : undefined;
+
+/** Saves waiting for the barrier sent after the current turn. */
+let barrierWaiters: (() => void)[] = [];
+const barriers = new Map<number, (() => void)[]>();
+let barrierId = 0;
+/** Resolves once the main thread has published everything this shard emitted so far. */
+function outputsPublished(): Promise<void> {
+  current();
+  return new Promise((resolve) => barrierWaiters.push(resolve));
+}
 
 /** The turn being gathered; sent at the end of the turn in which it got its first item. */
 let turn: { -readonly [K in keyof ShardTurn]: ShardTurn[K] } | undefined;
@@ -54,6 +78,12 @@ function sendTurn(): void {
   const t = turn;
   turn = undefined;
   if (t !== undefined) post(t);
+  if (barrierWaiters.length > 0) {
+    const id = ++barrierId;
+    barriers.set(id, barrierWaiters);
+    barrierWaiters = [];
+    post({ type: 'barrier', id });
+  }
 }
 type ListKey = Exclude<keyof ShardTurn, 'type' | 'consumed'>;
 const push = <K extends ListKey>(key: K, item: NonNullable<ShardTurn[K]>[number]): void => {
@@ -141,6 +171,10 @@ port.on('message', (message: ToShard) => {
   switch (message.type) {
     case 'marks':
       post({ type: 'marks', id: message.id, marks: host.marks(message.streams) });
+      return;
+    case 'barrier':
+      for (const resolve of barriers.get(message.id) ?? []) resolve();
+      barriers.delete(message.id);
       return;
     case 'metrics':
       void registry.getMetricsAsJSON().then((json) => post({ type: 'metrics', id: message.id, metrics: json }));
