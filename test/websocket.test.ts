@@ -336,6 +336,30 @@ test('client reconnects after the server restarts on the same port and delivers 
   }
 });
 
+test('client: a frame larger than maxMessageBytes is refused at send, not sent again after every reconnect; the connection and later frames are unaffected', async () => {
+  // The server takes at most 4,096 bytes a message (above it ws closes the connection with 1009).
+  const server = await start({ maxPayload: 4096, maxFrameBytes: 4096 });
+  const client = createIngestClient({ url: `${server.address.url}/ingest`, binary: true, maxMessageBytes: 4096, initialBackoffMs: 20, maxBackoffMs: 200 });
+  try {
+    const got: StreamInput[] = [];
+    server.inputs.subscribe((e) => got.push(e));
+    await waitFor(() => client.isConnected);
+    // 1,100 floats: about 4.4 kB as a binary frame.
+    const big = { kind: 'tick' as const, stream: 'a', seq: 1, t: 0, x: Array.from({ length: 1100 }, (_, i) => i) };
+    assert.throws(() => client.send(big), (e: unknown) => e instanceof RangeError && /larger than maxMessageBytes \(4096\)/.test(e.message) && /stream 'a', seq 1/.test(e.message));
+    assert.equal(client.stats.unacked, 0, 'nothing kept to re-send');
+    client.send({ kind: 'tick', stream: 'a', seq: 2, t: 1, x: [1, 2, 3] });
+    await waitFor(() => got.length === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(got.map((e) => e.seq), [2]);
+    assert.equal(client.stats.connects, 1, 'the connection was never closed');
+    assert.equal(server.stats.rejected.oversized, 0);
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
 test('client queue while disconnected is bounded: oldest dropped and counted', async () => {
   const client = createIngestClient({ url: 'ws://127.0.0.1:1/ingest', maxQueuedFrames: 5, initialBackoffMs: 1000, random: () => 0 });
   for (let i = 0; i < 12; i++) client.send({ kind: 'tick', stream: 'a', seq: i, t: i, x: [i] });

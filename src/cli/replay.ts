@@ -453,18 +453,33 @@ async function sendToServer(args: ReplayArgs, loaded: LoadedSessions, io: Replay
   }
   const counts = { ticks: 0, labels: 0, sessions: 0 };
   const started = performance.now();
+  let sendFailure: Error | undefined;
   await new Promise<void>((resolve, reject) => {
-    replayOf(args, loaded, io).subscribe({
+    const replaying = replayOf(args, loaded, io).subscribe({
       next: (input) => {
         if (input.kind === 'tick') counts.ticks++;
         else if (input.kind === 'label') counts.labels++;
         else counts.sessions++;
-        client.send(frameOf(input));
+        try {
+          client.send(frameOf(input));
+        } catch (err) {
+          // A frame the server could never take (larger than a message may be): said, not retried forever.
+          sendFailure = err as Error;
+          queueMicrotask(() => replaying.unsubscribe());
+          resolve();
+        }
       },
       error: reject,
       complete: resolve,
     });
   });
+  if (sendFailure !== undefined) {
+    io.stderr.write(`driftline replay: ${sendFailure.message}\n`);
+    watcher.close();
+    errorSub.unsubscribe();
+    await client.close();
+    return 1;
+  }
   // Everything is handed to the socket; wait until the server has processed the last tick (its prediction or its
   // error reply came back) while progress is being made, then close: the close handshake follows the last frames.
   const acknowledged = watcher.usable()

@@ -58,8 +58,10 @@ export interface IngestClientOptions {
    */
   readonly framesPerMessage?: number;
   /**
-   * With framesPerMessage > 1: a batch stops growing before it passes this many bytes, so that it stays within
-   * the server's maxPayload (above which the server closes the connection). Default 1 MiB, the server's default.
+   * The most bytes one message may carry: the server's maxPayload, above which it closes the connection. A batch
+   * (framesPerMessage > 1) stops growing before it passes it, and send() refuses (throws) a single frame larger
+   * than it, which would otherwise close the connection again after every reconnect. Default 1 MiB, the server's
+   * default.
    */
   readonly maxMessageBytes?: number;
 }
@@ -398,6 +400,13 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
     send(frame: IngestFrame): void {
       if (closing) throw new Error('driftline ws client: send after close');
       const data = binary ? encodeBinaryFrame(frame) : encodeJsonFrame(frame);
+      // The server closes a connection whose message passes its maxPayload; kept and re-sent after every reconnect,
+      // such a frame would close every connection after it.
+      if (byteLength(data) > maxMessageBytes) {
+        throw new RangeError(
+          `driftline ws client: a frame of ${byteLength(data)} bytes (stream '${frame.stream}', seq ${frame.seq}) is larger than maxMessageBytes (${maxMessageBytes}), the most one message may carry (the server's maxPayload); it was not sent`,
+        );
+      }
       if (live() >= maxKept) {
         // Full: let the oldest go, counted; a crash of the server could now lose it.
         const oldest = kept[head]!;
