@@ -31,7 +31,8 @@ export const DEFAULT_OUTBOUND_TYPES: ReadonlySet<OutboundType> = new Set(OUTBOUN
 /** Most stream keys one subscriber may name; a dashboard for more streams subscribes to all of them. */
 export const MAX_FILTER_STREAMS = 256;
 
-const typeOf = (m: Pick<OutboundMessage, 'kind'>): OutboundType => (m.kind === 'rejected' ? 'error' : m.kind);
+/** The type a subscriber's filter names a message by. */
+export const outboundTypeOf = (m: Pick<OutboundMessage, 'kind'>): OutboundType => (m.kind === 'rejected' ? 'error' : m.kind);
 
 /**
  * Reads a subscriber's filter from its connection URL: `?stream=a&stream=b` (or `stream=a,b`) and
@@ -79,7 +80,7 @@ export function parseSubscriberFilter(params: URLSearchParams): SubscriberFilter
 
 /** Whether a subscriber with this filter receives the message. */
 export function wants(filter: SubscriberFilter, message: Pick<OutboundMessage, 'kind' | 'stream'>): boolean {
-  if (!filter.types.has(typeOf(message))) return false;
+  if (!filter.types.has(outboundTypeOf(message))) return false;
   if (filter.streams !== undefined) {
     // A refusal without a stream concerns no stream in particular: every subscriber to errors gets it.
     const stream = message.stream;

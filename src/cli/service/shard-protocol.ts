@@ -32,9 +32,11 @@ export interface ShardWorkerData {
   readonly wantedTypes: SharedArrayBuffer;
 }
 
+const TYPE_BITS = Object.fromEntries(OUTBOUND_TYPES.map((type, i) => [type, 1 << i])) as Record<OutboundType, number>;
+
 /** The bit of an outbound type in ShardWorkerData.wantedTypes. */
 export function outboundTypeBit(type: OutboundType): number {
-  return 1 << OUTBOUND_TYPES.indexOf(type);
+  return TYPE_BITS[type];
 }
 
 export type ToShard =

@@ -1,4 +1,4 @@
-import { decodeBinaryFrame, encodeBinaryFrame, type IngestFrame, type StreamShape } from '../../adapters/websocket/frames.js';
+import { decodeBinaryFrame, encodeBinaryFrame, type StreamShape } from '../../adapters/websocket/frames.js';
 import type { Rejection, StreamInput } from '../../streams/messages.js';
 import type { RingReader, RingWriter } from './shared-ring.js';
 
@@ -37,7 +37,8 @@ export class ShardRecordWriter {
 
   /** Appends `input` from peer `peerId`, received at `receivedAtEpochMs` (NaN: not stamped). */
   push(input: StreamInput, peerId: number, flags: number, receivedAtEpochMs: number): void {
-    const frame = encodeBinaryFrame(asFrame(input));
+    // An input is already a frame (a drift marker from the edge is a declared session boundary).
+    const frame = encodeBinaryFrame(input);
     const length = SHARD_RECORD_HEADER_BYTES + frame.byteLength;
     this.count++;
     if (this.waitingRecords.length === 0) {
@@ -87,19 +88,4 @@ export function readShardRecords(reader: RingReader, shape: StreamShape, originM
     const frame = memory.subarray(offset + SHARD_RECORD_HEADER_BYTES, offset + length);
     each(decodeBinaryFrame(frame, resolver, Number.isNaN(receivedAt) ? undefined : receivedAt - originMs), peerId, flags);
   });
-}
-
-function asFrame(input: StreamInput): IngestFrame {
-  switch (input.kind) {
-    case 'tick':
-      return input.y === undefined
-        ? { kind: 'tick', stream: input.stream, seq: input.seq, t: input.t, x: input.x }
-        : { kind: 'tick', stream: input.stream, seq: input.seq, t: input.t, x: input.x, y: input.y };
-    case 'label':
-      return { kind: 'label', stream: input.stream, seq: input.seq, y: input.y };
-    case 'drift':
-      return input.session === undefined
-        ? { kind: 'drift', stream: input.stream, seq: input.seq, t: input.t }
-        : { kind: 'drift', stream: input.stream, seq: input.seq, t: input.t, session: input.session };
-  }
 }

@@ -1,13 +1,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { encodeOutbound, type OutboundMessage } from '../../adapters/websocket/frames.js';
-import type { OutboundType } from '../../adapters/websocket/subscriber-filter.js';
+import { outboundTypeOf } from '../../adapters/websocket/subscriber-filter.js';
 import { createLogger } from '../logger.js';
 import { pipelineOptionsOf } from '../run.js';
 import { learnerSpecOf } from '../config.js';
 import { DriftlineMetrics, DEFAULT_MAX_STREAMS } from '../../metrics/driftline-metrics.js';
 import { createMetricsRegistry } from '../../metrics/registry.js';
 import { FileCheckpointStore } from '../../streams/file-checkpoint-store.js';
-import type { PipelineOutput } from '../../streams/pipeline.js';
 import type { StoredCheckpoint } from '../../streams/checkpoint-store.js';
 import { outboundTypeBit, type FromShard, type ShardTurn, type ShardWorkerData, type ToShard } from './shard-protocol.js';
 import { readShardRecords, SHOWN_ON_DASHBOARD } from './shard-records.js';
@@ -93,7 +92,6 @@ const push = <K extends ListKey>(key: K, item: NonNullable<ShardTurn[K]>[number]
 
 const wantedTypes = new Int32Array(data.wantedTypes);
 const shown = new Set<string>();
-const typeOf = (kind: PipelineOutput['kind']): OutboundType | undefined => (kind === 'rejected' ? 'error' : kind === 'prediction' || kind === 'drift' || kind === 'scored' || kind === 'prequential' || kind === 'recovery' ? kind : undefined);
 const bytesSent = new Set<string>();
 
 const fromConfig = pipelineOptionsOf(config);
@@ -119,8 +117,7 @@ const host = createStreamHost<number>({
       push('predictedSeqs', out.seq);
       push('predictedReceivedAt', out.receivedAt === undefined ? Number.NaN : out.receivedAt + performance.timeOrigin);
     }
-    const type = typeOf(out.kind);
-    if (type !== undefined && (Atomics.load(wantedTypes, 0) & outboundTypeBit(type)) !== 0) {
+    if ((Atomics.load(wantedTypes, 0) & outboundTypeBit(outboundTypeOf(out))) !== 0) {
       push('kinds', out.kind);
       push('streams', 'stream' in out ? out.stream : undefined);
       push('texts', encodeOutbound(out as OutboundMessage));
