@@ -133,8 +133,11 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 // ---- /proc -----------------------------------------------------------------------------------------------------
 
 let clockTicks: number | undefined;
-/** CPU seconds (user + system, all threads) of a process so far, from /proc/<pid>/stat; NaN when unreadable. */
-function cpuSeconds(pid: number | undefined): number {
+/**
+ * CPU seconds (user + system) of a process so far, all its threads, from /proc/<pid>/stat; with `mainThreadOnly`,
+ * of its main thread alone (/proc/<pid>/task/<pid>/stat: the thread that owns the sockets). NaN when unreadable.
+ */
+function cpuSeconds(pid: number | undefined, mainThreadOnly = false): number {
   if (pid === undefined) return NaN;
   if (clockTicks === undefined) {
     const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
@@ -142,7 +145,7 @@ function cpuSeconds(pid: number | undefined): number {
     clockTicks = Number.isFinite(n) && n > 0 ? n : 100;
   }
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // After "pid (comm) ": state is field 0, utime 11, stime 12 (fields 14 and 15 of proc(5)).
     return (Number(fields[11]) + Number(fields[12])) / clockTicks;
@@ -517,6 +520,8 @@ interface RunResult {
   /** Server CPU seconds per prediction after the warm-up, and its share of one core in the measured window. */
   readonly cpuPerEvent: number;
   readonly cpuShare: number;
+  /** The server's main thread's share of one core in the measured window: near 100 % it is what limits the rate. */
+  readonly mainThreadCpuShare: number;
   /** This bench process's CPU share (generator worker + subscriber + everything else here) in the window. */
   readonly benchCpuShare: number;
   readonly rss: number;
@@ -634,7 +639,7 @@ async function measure(ctx: RunContext, scenario: Scenario, binary: boolean, kin
 
     // CPU samples of the server (and of this process) at the start, at the end of the warm-up and at the end of the
     // schedule; the last one after the settle.
-    const sample = () => ({ at: clockMs(), server: cpuSeconds(server.pid), bench: process.cpuUsage() });
+    const sample = () => ({ at: clockMs(), server: cpuSeconds(server.pid), serverMain: cpuSeconds(server.pid, true), bench: process.cpuUsage() });
     type Sample = ReturnType<typeof sample>;
     const start = clockMs() + 50;
     let warmSample: Sample | undefined;
@@ -735,6 +740,7 @@ async function measure(ctx: RunContext, scenario: Scenario, binary: boolean, kin
       refused, subscriberDrops, errorReplies, firstError,
       cpuPerEvent: receivedAfterWarmSample > 0 ? cpuAfterWarm / receivedAfterWarmSample : NaN,
       cpuShare: windowWall > 0 ? (endSample.server - warmSample.server) / windowWall : NaN,
+      mainThreadCpuShare: windowWall > 0 ? (endSample.serverMain - warmSample.serverMain) / windowWall : NaN,
       benchCpuShare: windowWall > 0 ? benchCpu / windowWall : NaN,
       rss, warm: latency(warmLat), rest: latency(restLat), late: paced.late, maxLag: paced.maxLag, maxBuffered: paced.maxBuffered,
       achievedSendRate: paced.sent > 1 ? ((paced.sent - 1) * 1000) / (lastSend - firstSend) : NaN,
@@ -818,10 +824,11 @@ export async function runStreams(options: BenchOptions): Promise<TargetResult[]>
 
   printTable(
     `streams: events/s, CPU and RSS per server process; tanh RNN n = ${HIDDEN}, ${INPUTS} inputs, ${OUTPUTS} outputs; service vs echo floor`,
-    ['scenario', 'frames', 'server', 'offered ev/s', 'served ev/s', 'sent', 'predicted', 'unpredicted', 'shed', 'refused', 'sub drops', 'CPU %', 'CPU us/ev', 'RSS MB'],
+    ['scenario', 'frames', 'server', 'offered ev/s', 'served ev/s', 'sent', 'predicted', 'unpredicted', 'shed', 'refused', 'sub drops', 'CPU %', 'main thread %', 'CPU us/ev', 'RSS MB'],
     results.map((r) => [
       ...label(r), rate(r.offered), rate(r.served), count(r.sent), count(r.predicted), count(r.sent - r.predicted), count(r.shed),
       count(r.refused), count(r.subscriberDrops), Number.isFinite(r.cpuShare) ? `${num(r.cpuShare * 100, 0)} %` : 'n/a',
+      Number.isFinite(r.mainThreadCpuShare) ? `${num(r.mainThreadCpuShare * 100, 0)} %` : 'n/a',
       ms(r.cpuPerEvent * 1e6), Number.isFinite(r.rss) ? num(r.rss / 1e6, 1) : 'n/a',
     ]),
     [
@@ -836,12 +843,13 @@ export async function runStreams(options: BenchOptions): Promise<TargetResult[]>
       `server's own count of refused frames); sub drops: predictions the server skipped for this subscriber (driftline_subscriber_`,
       `messages_dropped_total; the echo server's count), which would mean the bench's subscriber fell behind, not the server.`,
       `CPU: of the server process (all threads), from /proc/<pid>/stat utime + stime (${clockTicks ?? 100} ticks/s): % of one core from the end of the`,
-      `warm-up to the end of the schedule; us/ev: its CPU from the end of the warm-up to the last prediction over the predictions`,
+      `warm-up to the end of the schedule; main thread %: the same for its main thread alone (/proc/<pid>/task/<pid>/stat: sockets,`,
+      `routing, publishing; with shards the learners run on other threads), near 100 % it is what limits the rate; us/ev: its CPU from the end of the warm-up to the last prediction over the predictions`,
       `received in that time (so a backlog left by the warm-up is paid for by the events it holds).`,
       `RSS: VmRSS of the server process after the last prediction came in. Binary frames are ${binarySize} bytes (key 's' + 4 digits, 96 + 2 float32).`,
       ...plan.notes,
     ],
-    'lllrrrrrrrrrrr',
+    'lllrrrrrrrrrrrr',
   );
 
   printTable(

@@ -199,14 +199,17 @@ test('bench --quick streams runs the service beside the echo floor and prints it
   const key = (m: RegExpMatchArray) => `${m[1]} ${m[2]} ${m[3]}`;
   const expected = ['100 streams @ 50 Hz', 'max-rate (100 streams)'].flatMap((sc) => ['json', 'binary'].flatMap((f) => ['service', 'service, 2 shards', 'echo'].map((k) => `${sc} ${f} ${k}`)));
 
-  // Events/s rows: offered, served, sent, predicted, unpredicted, shed, refused, sub drops, CPU %, CPU us/ev, RSS MB.
-  const rows = [...out.matchAll(new RegExp(String.raw`^\s*${scenario}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+(\d+) %\s+${n}\s+${n}$`, 'gm'))];
+  // Events/s rows: offered, served, sent, predicted, unpredicted, shed, refused, sub drops, CPU %, main thread %,
+  // CPU us/ev, RSS MB.
+  const rows = [...out.matchAll(new RegExp(String.raw`^\s*${scenario}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+${n}\s+(\d+) %\s+(\d+) %\s+${n}\s+${n}$`, 'gm'))];
   assert.deepEqual(rows.map(key).sort(), [...expected].sort(), `expected a row per scenario, frames and server\n${out}`);
   for (const m of rows) {
-    const [offered, served, sent, predicted, unpredicted, shed, refused, , cpuPct, cpuPerEvent, rss] = m.slice(4, 15);
+    const [offered, served, sent, predicted, unpredicted, shed, refused, , cpuPct, mainPct, cpuPerEvent, rss] = m.slice(4, 16);
     assert.ok(number(offered!) > 0 && number(sent!) > 0 && number(predicted!) > 0, `nothing sent or predicted: ${m[0]}`);
     assert.equal(number(sent!) - number(predicted!), number(unpredicted!), `unpredicted = sent - predicted: ${m[0]}`);
     assert.ok(finite(shed!) && finite(cpuPct!) && number(cpuPerEvent!) > 0 && number(rss!) > 10, `implausible row: ${m[0]}`);
+    // The main thread is one of the process's threads (whole percents, so a percent of rounding each).
+    assert.ok(number(mainPct!) <= number(cpuPct!) + 1, `main thread above its process: ${m[0]}`);
     assert.equal(number(refused!), 0, `every frame the bench sends is valid: ${m[0]}`);
     // The max-rate service row may have no sustained rate on a loaded machine (it fell behind at once); the rest must.
     if (!(m[1]!.startsWith('max-rate') && m[3] !== 'echo')) assert.ok(number(served!) > 0, `no served rate: ${m[0]}`);

@@ -1,11 +1,12 @@
 // The per-event profile behind docs/performance.md (issue 18): `driftline run` (the built dist, as users run it)
 // under V8's sampling profiler, fed closed-loop by this separate process: 8 streams, 96 floats and 2 labels per
 // frame, JSON or binary, a window of frames in flight, for a fixed time. Self time is summed per function and then
-// per stage of the per-event path (by source file), as shares of the service's CPU over the run.
+// per stage of the per-event path (by source file), as shares of one thread's busy time (PROFILE_THREAD) over the run.
 //
 //   node --import tsx bench/support/profile-service.ts [json|binary] [seconds] [coalesce]
 //
-// Environment: PROFILE_STREAMS (default 8); PROFILE_SHARDS (streams.shards, default 1); PROFILE_EVENTS (a cap on frames); PROFILE_REPO (another checkout's
+// Environment: PROFILE_STREAMS (default 8); PROFILE_SHARDS (streams.shards, default 1); PROFILE_THREAD (the thread
+// whose profile is read: 0 the main thread, default; 1, 2, ... the shard workers); PROFILE_EVENTS (a cap on frames); PROFILE_REPO (another checkout's
 // build, for A/B runs); PROFILE_NODE_FLAGS (extra node flags for the service); PACED_HZ (instead of the closed loop, send at this rate from a 1 ms timer, then print
 // send-to-prediction latency and the longest busy stretches of the service's event loop with what ran in them).
 import { spawn } from 'node:child_process';
@@ -142,7 +143,11 @@ if (!profiling) {
   console.log(summary);
   process.exit(0);
 }
-const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))!;
+// PROFILE_THREAD: which thread's profile to read (Node's thread id in the file name: 0 is the main thread, shard
+// workers are 1, 2, ...).
+const profiledThread = Number(process.env.PROFILE_THREAD ?? 0);
+const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile') && f.split('.').at(-3) === String(profiledThread));
+if (file === undefined) throw new Error(`no profile of thread ${profiledThread} in ${dir}: ${readdirSync(dir).join(', ')}`);
 interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
 
 /**
@@ -205,8 +210,12 @@ for (const n of prof.nodes) {
   }
   byStage.set(stage, (byStage.get(stage) ?? 0) + us);
 }
-const perEvent = (share: number) => ((share * cpuSeconds) / received) * 1e6;
-console.log('\n| stage | share of CPU | us per event |\n|---|---:|---:|');
+// Per event of the whole service, from this thread's own busy time (its non-idle samples): with shards, the main
+// thread's and each shard's figures add up to the process's.
+const busySeconds = total / 1e6;
+const perEvent = (share: number) => ((share * busySeconds) / received) * 1e6;
+console.log(`\nthread ${profiledThread}${profiledThread === 0 ? ' (main)' : ' (a shard worker)'}: busy ${busySeconds.toFixed(2)} s of samples`);
+console.log('\n| stage | share of the thread | us of this thread per event |\n|---|---:|---:|');
 for (const [k, us] of [...byStage].sort((a, b) => b[1] - a[1])) console.log(`| ${k} | ${((100 * us) / total).toFixed(1)} % | ${perEvent(us / total).toFixed(1)} |`);
 console.log(`| all | 100 % | ${perEvent(1).toFixed(1)} |`);
 if (lat.length > 0) {
