@@ -1,6 +1,7 @@
 // Section `tick`: per-tick predict + learn latency of a tanh RNN (96 inputs, 2 outputs, immediate credit with
 // lambda 0, RMSprop) on the WASM SIMD kernels, on their plain-TypeScript twin, and written with TensorFlow.js
-// ops on its CPU and WASM backends; then the roofline bound of each tick from a streaming bandwidth measured here.
+// ops on its CPU and WASM backends; 1,000 learners ticked in turn on one and on two threads (out of cache); then the
+// roofline bound of each tick from a streaming bandwidth measured here.
 import type * as TF from '@tensorflow/tfjs';
 import { createLearner } from '../src/learners/learner.js';
 import type { KernelBackend, Kernels } from '../src/learners/kernels/kernels.js';
@@ -10,6 +11,7 @@ import {
   num, passFail, percentile, printTable, tanhRnnSpec, timeTicks, type BenchOptions, type InputPool, type TargetResult,
   type TimingPlan,
 } from './common.js';
+import { roundRobinTicks, startRoundRobinThreads } from './support/round-robin-ticks.js';
 
 type Tf = typeof TF;
 
@@ -64,6 +66,8 @@ function learnerRow(n: number, backend: KernelBackend, pool: InputPool, quick: b
 // ---- many learners in step --------------------------------------------------------------------------------
 
 const IN_STEP_LEARNERS = 100;
+/** Learners ticked in turn for the out-of-cache table: issue 18's 1,000 streams. */
+const OUT_OF_CACHE_LEARNERS = 1000;
 const IN_STEP_TICKS = 1000;
 /** The slowest tick of learners in step must stay within this factor of the median tick. */
 const IN_STEP_TARGET = 5;
@@ -430,6 +434,36 @@ export async function runTick(options: BenchOptions): Promise<TargetResult[]> {
         'service for all of them at once (before 2026-12-03: V8 compiled each instance\'s WASM export wrappers after 1,000',
         'calls, 70-110 ms at ticks 333 and 499; src/learners/kernels/wasm-kernels.ts). The first 50 ticks are left out.',
       ],
+    );
+  }
+
+  if (haveWasm) {
+    // The learners of a service with many streams, ticked in turn: in cache (8), out of it (1,000 on one thread),
+    // and split over 2 threads at once (2 shards), which share the memory bandwidth. Issue 18's budget.
+    const ticks = quick ? 20_000 : 200_000;
+    const cached = roundRobinTicks(8, ticks);
+    const outOfCache = roundRobinTicks(OUT_OF_CACHE_LEARNERS, ticks);
+    const perThread = await startRoundRobinThreads(2, OUT_OF_CACHE_LEARNERS / 2, ticks);
+    const mean = (perThread[0]! + perThread[1]!) / 2;
+    const row = (learners: string, threads: number, us: number, perThreadUs: string) => [
+      learners, String(threads), perThreadUs, num(us / cached) + 'x', int((threads * 1e6) / us),
+    ];
+    printTable(
+      `tick: many learners ticked in turn (n = 64, ${INPUTS} inputs, ${OUTPUTS} outputs, wasm), in cache and out of it`,
+      ['learners', 'threads', 'us per tick (each thread)', 'vs 8 learners', 'ticks/s in all'],
+      [
+        row('8', 1, cached, num(cached)),
+        row(int(OUT_OF_CACHE_LEARNERS), 1, outOfCache, num(outOfCache)),
+        row(`${int(OUT_OF_CACHE_LEARNERS / 2)} per thread`, 2, mean, perThread.map((u) => num(u)).join(' / ')),
+      ],
+      [
+        `${int(ticks)} timed ticks per row and thread after every learner has ticked a few times; one learner's parameters and RMSprop`,
+        `slots take ${num((workingSetBytes(64) / 1e3), 0)} kB, so ${int(OUT_OF_CACHE_LEARNERS)} take ${num(workingSetBytes(64) * OUT_OF_CACHE_LEARNERS / 1e6, 0)} MB ` +
+          `(last-level cache: ${bw.llcBytes !== undefined ? `${bw.llcBytes / MiB} MiB` : 'unknown'}). The 2 threads are worker threads of this process started together,`,
+        'as the 2 shards of `driftline run` are: what they reach in all is the ceiling of learning alone at 1,000 streams',
+        '(docs/performance.md, the budget for 1,000 streams).',
+      ],
+      'lrrrr',
     );
   }
 

@@ -34,7 +34,7 @@ test('bench --quick state tick prints its tables', { timeout: TIMEOUT_MS + 10_00
   // Machine info and the section titles.
   assert.match(out, /node v\d+\.\d+\.\d+/);
   assert.match(out, /cpu: .+, \d+ cores/);
-  for (const title of ['tick: predict + learn latency', 'tick: 100 learners in step', 'tick: roofline bound', 'state: learner.stateBytes', 'state: RTRL / immediate', 'targets']) {
+  for (const title of ['tick: predict + learn latency', 'tick: 100 learners in step', 'tick: many learners ticked in turn', 'tick: roofline bound', 'state: learner.stateBytes', 'state: RTRL / immediate', 'targets']) {
     assert.ok(out.includes(title), `missing table '${title}'\n${out}`);
   }
   assert.doesNotMatch(out, /memory: WASM learner/, 'memory was not asked for');
@@ -52,6 +52,16 @@ test('bench --quick state tick prints its tables', { timeout: TIMEOUT_MS + 10_00
       assert.ok(med > 0 && p99 >= med && speedup > 0 && ticks >= 3, `implausible row ${n} ${variant}: ${values}`);
     }
     assert.equal(seen.get(`${n} wasm`)![2], 1, 'wasm speedup over itself is 1.00x');
+  }
+
+  // Learners ticked in turn: 8 and 1,000 on one thread, 500 on each of 2 threads (one figure per thread).
+  const turnRow = /^\s*(8|1,000|500 per thread)\s+(1|2)\s+([\d.]+(?: \/ [\d.]+)?)\s+([\d.]+)x\s+([\d,]+)$/gm;
+  const turns = [...out.matchAll(turnRow)];
+  assert.deepEqual(turns.map((m) => `${m[1]} ${m[2]}`), ['8 1', '1,000 1', '500 per thread 2'], `expected 3 rows of learners in turn\n${out}`);
+  for (const m of turns) {
+    const perThread = m[3]!.split(' / ').map(number);
+    assert.equal(perThread.length, Number(m[2]), `one figure per thread: ${m[0]}`);
+    for (const v of [...perThread, number(m[4]!), number(m[5]!)]) assert.ok(Number.isFinite(v) && v > 0, `learners in turn: ${m[0]}`);
   }
 
   // Roofline rows: n, params, bytes/tick, bound us, wasm median us, wasm / bound, PASS|FAIL.
