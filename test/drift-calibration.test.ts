@@ -2,7 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Adwin } from '../src/drift/adwin.js';
+import { Registry } from 'prom-client';
 import { CalibratedDetector } from '../src/drift/calibrated-detector.js';
+import { calibrationsSoFar } from '../src/drift/calibration-tally.js';
+import { DriftlineMetrics } from '../src/metrics/driftline-metrics.js';
 import { BLOCK_LENGTH_IN_TAU, integratedAutocorrelationTime, StationaryBootstrap } from '../src/drift/stationary-bootstrap.js';
 import { calibrateThreshold, type UncalibratedSpec } from '../src/drift/calibration.js';
 import { createDetector, type DriftDetector } from '../src/drift/detector.js';
@@ -135,6 +138,30 @@ test('a calibrated detector never alarms while it settles and calibrates, then c
   detector.reset();
   assert.equal(detector.calibration, calibration);
   assert.equal(detector.warmingUp, false);
+});
+
+test('each calibration is counted with its time, and /metrics shows the totals of this thread', async () => {
+  const registry = new Registry();
+  // Registers its metrics (the calibration counters among them) in `registry`.
+  new DriftlineMetrics(registry);
+  const before = calibrationsSoFar();
+  const detectors = [1, 2].map(() => new CalibratedDetector({ detector: { kind: 'page-hinkley' }, falseAlarmsPerHour: 1, tickSeconds: 0.05, settleSeconds: 0, calibrationSeconds: 10 }));
+  const rng = new Random(8);
+  // Before the segment is complete nothing is counted; the update that completes it calibrates and counts once.
+  for (let i = 0; i < 199; i++) for (const d of detectors) d.update(1 + rng.normal());
+  assert.deepEqual(calibrationsSoFar(), before);
+  const startedAt = performance.now();
+  for (const d of detectors) d.update(1 + rng.normal());
+  const elapsed = (performance.now() - startedAt) / 1000;
+  for (let i = 0; i < 100; i++) for (const d of detectors) d.update(1 + rng.normal());
+  const after = calibrationsSoFar();
+  assert.equal(after.count - before.count, 2);
+  const seconds = after.seconds - before.seconds;
+  assert.ok(seconds > 0 && seconds <= elapsed, `calibration time ${seconds} s, within the ${elapsed} s the two updates took`);
+  const text = await registry.metrics();
+  assert.match(text, new RegExp(`^driftline_detector_calibrations_total ${after.count}$`, 'm'));
+  const shown = Number(/^driftline_detector_calibration_seconds_total (\S+)$/m.exec(text)?.[1]);
+  assert.ok(Math.abs(shown - after.seconds) < 1e-9, `seconds on /metrics ${shown} vs ${after.seconds}`);
 });
 
 test('a calibrated detector refuses what it cannot calibrate, naming the option', () => {

@@ -1,4 +1,5 @@
 // A drift detector configured by how many false alarms a user accepts, not by a threshold in the signal's units.
+import { recordCalibration } from './calibration-tally.js';
 import { calibrateThreshold, CALIBRATABLE_KINDS, DEFAULT_CALIBRATION_RUNS, RUN_BUDGET_PERIODS, type Calibration, type UncalibratedSpec } from './calibration.js';
 // A cycle (detector.ts builds this class), safe as createDetector is only called after both modules have loaded.
 import { createDetector, type DetectorSpec, type DriftDetector } from './detector.js';
@@ -50,7 +51,8 @@ export const MAX_SIMULATED_TICKS = 50_000_000;
  *
  * After calibration an update costs what the calibrated detector's does, plus one subtraction and one division,
  * and allocates nothing. The calibration itself runs once, synchronously, on the update that completes the
- * segment: runs x ticks-per-run detector updates (at most MAX_SIMULATED_TICKS).
+ * segment: runs x ticks-per-run detector updates (at most MAX_SIMULATED_TICKS). Its count and time are tallied for
+ * /metrics (calibration-tally.ts).
  */
 export class CalibratedDetector implements DriftDetector {
   readonly options: Readonly<Required<Omit<CalibratedDetectorOptions, 'detector'>>> & { readonly detector: UncalibratedSpec };
@@ -145,7 +147,9 @@ export class CalibratedDetector implements DriftDetector {
 
   private calibrate(segment: Float64Array): void {
     const { detector, runs, seed } = this.options;
+    const startedAt = performance.now();
     const calibration = calibrateThreshold(detector, segment, this.alarmsPerTick, { runs, seed });
+    recordCalibration((performance.now() - startedAt) / 1000);
     this.chosen = calibration;
     this.center = calibration.center;
     this.scale = calibration.scale;

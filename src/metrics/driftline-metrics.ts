@@ -23,6 +23,7 @@ import type {
   StreamOutput,
 } from '../streams/messages.js';
 import { REJECTION_REASONS } from '../streams/messages.js';
+import { calibrationsSoFar } from '../drift/calibration-tally.js';
 
 export interface DriftlineMetricsOptions {
   /** Distinct `stream` label values kept; streams seen after the cap is reached are labelled '_other'. */
@@ -169,6 +170,8 @@ export class DriftlineMetrics {
   readonly checkpointsQuarantinedTotal: Counter<'defect'>;
   readonly checkpointRollbackTicks: Histogram<string>;
   readonly ticksReplayedTotal: Counter<string>;
+  readonly detectorCalibrationsTotal: Counter<string>;
+  readonly detectorCalibrationSecondsTotal: Counter<string>;
 
   private readonly streamLabels: CappedLabel;
   /**
@@ -427,6 +430,24 @@ export class DriftlineMetrics {
         'restored from (work redone or lost).',
       buckets: ROLLBACK_TICKS_BUCKETS,
       registers,
+    });
+    this.detectorCalibrationsTotal = new Counter({
+      name: 'driftline_detector_calibrations_total',
+      help: "Calibrated drift detectors that chose their setting (once per stream and detector, on the update that completes its segment).",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(calibrationsSoFar().count);
+      },
+    });
+    this.detectorCalibrationSecondsTotal = new Counter({
+      name: 'driftline_detector_calibration_seconds_total',
+      help: 'Wall time spent calibrating drift detectors, in seconds: it runs on the event loop, so no stream of the thread is served meanwhile.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(calibrationsSoFar().seconds);
+      },
     });
     this.ticksReplayedTotal = new Counter({
       name: 'driftline_ticks_replayed_total',
