@@ -431,24 +431,27 @@ export class DriftlineMetrics {
       buckets: ROLLBACK_TICKS_BUCKETS,
       registers,
     });
-    this.detectorCalibrationsTotal = new Counter({
-      name: 'driftline_detector_calibrations_total',
-      help: "Calibrated drift detectors that chose their setting (once per stream and detector, on the update that completes its segment).",
-      registers,
-      collect() {
-        this.reset();
-        this.inc(calibrationsSoFar().count);
-      },
-    });
-    this.detectorCalibrationSecondsTotal = new Counter({
-      name: 'driftline_detector_calibration_seconds_total',
-      help: 'Wall time spent calibrating drift detectors, in seconds: it runs on the event loop, so no stream of the thread is served meanwhile.',
-      registers,
-      collect() {
-        this.reset();
-        this.inc(calibrationsSoFar().seconds);
-      },
-    });
+    // Totals kept by the calibrations themselves (src/drift/calibration-tally.ts), copied in at each scrape.
+    const calibrationCounter = (name: string, help: string, read: (t: ReturnType<typeof calibrationsSoFar>) => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(read(calibrationsSoFar()));
+        },
+      });
+    this.detectorCalibrationsTotal = calibrationCounter(
+      'driftline_detector_calibrations_total',
+      'Calibrated drift detectors that chose their setting (once per stream and detector, on the update that completes its segment).',
+      (t) => t.count,
+    );
+    this.detectorCalibrationSecondsTotal = calibrationCounter(
+      'driftline_detector_calibration_seconds_total',
+      'Wall time spent calibrating drift detectors, in seconds: it runs on the event loop, so no stream of the thread is served meanwhile.',
+      (t) => t.seconds,
+    );
     this.ticksReplayedTotal = new Counter({
       name: 'driftline_ticks_replayed_total',
       help: 'Predictions emitted again, marked replayed, for ticks re-sent after a restart (not learned again).',
