@@ -441,6 +441,14 @@ describe('driftline replay', () => {
       assert.equal(await metricValue(metrics, 'driftline_events_total{stream="s1",source="websocket"}'), 602);
       assert.equal(await metricValue(metrics, 'driftline_sessions_total{stream="s1"}'), 2);
 
+      // A tick larger than one message may carry (the client's maxMessageBytes, 1 MiB, the server's maxPayload): refused
+      // at the send and said, exit 1, instead of being sent again after every reconnect; the server serves on.
+      // JSON frames: a binary frame holds at most 65,535 values a vector, so it stays under 1 MiB.
+      const huge = ndjsonFile('to-huge.ndjson', 1, { channels: 100_000, stream: 's3' });
+      const err3 = capture();
+      assert.equal(await replayCommand(['--to', ingest, '--speed', 'fast', '--quiet', huge], { stdout: capture().stream, stderr: err3.stream }), 1);
+      assert.match(err3.text(), /a frame of \d+ bytes \(stream 's3', seq \d+\) is larger than maxMessageBytes \(1048576\).*it was not sent/);
+
       const wide = ndjsonFile('to-wide.ndjson', 20, { channels: 5, stream: 's2' });
       const err2 = capture();
       assert.equal(await replayCommand(['--to', ingest, '--speed', 'fast', '--quiet', wide], { stdout: capture().stream, stderr: err2.stream }), 1);
