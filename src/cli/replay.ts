@@ -9,7 +9,6 @@ import { PROTOCOL_NAMES, standardProtocol, type ProtocolDefinition, type Protoco
 import { readNdjson } from '../adapters/replay/ndjson.js';
 import { replaySessions, type ReplaySession, type ReplaySpeed } from '../adapters/replay/replay.js';
 import { createIngestClient, type IngestClient } from '../adapters/websocket/client.js';
-import type { IngestFrame } from '../adapters/websocket/frames.js';
 import type { Observable } from 'rxjs';
 import type { PrequentialReport, RecoveryReport, StreamInput } from '../streams/messages.js';
 import { describeHoldout } from '../streams/holdout.js';
@@ -387,19 +386,6 @@ function checkFit(loaded: LoadedSessions, args: ReplayArgs): void {
   }
 }
 
-function frameOf(input: StreamInput): IngestFrame {
-  switch (input.kind) {
-    case 'tick':
-      return input.y !== undefined
-        ? { kind: 'tick', stream: input.stream, seq: input.seq, t: input.t, x: input.x, y: input.y }
-        : { kind: 'tick', stream: input.stream, seq: input.seq, t: input.t, x: input.x };
-    case 'label':
-      return { kind: 'label', stream: input.stream, seq: input.seq, y: input.y };
-    case 'drift':
-      return { kind: 'session', stream: input.stream, seq: input.seq, t: input.t, session: input.session ?? 'session' };
-  }
-}
-
 /** Resolves with `value` after `ms`, or as soon as `done()` holds (polled). */
 async function waitUntil(done: () => boolean, ms: number, pollMs = 50): Promise<boolean> {
   const deadline = Date.now() + ms;
@@ -461,7 +447,8 @@ async function sendToServer(args: ReplayArgs, loaded: LoadedSessions, io: Replay
         else if (input.kind === 'label') counts.labels++;
         else counts.sessions++;
         try {
-          client.send(frameOf(input));
+          // An input is already a frame: a declared session boundary encodes as a session frame.
+          client.send(input);
         } catch (err) {
           // A frame the server could never take (larger than a message may be): said, not retried forever.
           sendFailure = err as Error;
