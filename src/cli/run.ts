@@ -1,3 +1,5 @@
+import { availableParallelism } from 'node:os';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { startWebSocketServer, type DriftlineWebSocketServer, type WsLogger } from '../adapters/websocket/server.js';
 import { DEFAULT_MAX_STREAMS, DriftlineMetrics } from '../metrics/driftline-metrics.js';
@@ -14,6 +16,7 @@ import type { Pipeline, PipelineOptions } from '../streams/pipeline.js';
 import { startShardPool, type ShardPool } from './service/shard-pool.js';
 import { createStreamHost } from './service/stream-host.js';
 import { warmUpLearner } from './service/warm-up.js';
+import { SATURATION_SAMPLE_MS, SaturationWatch } from './service/saturation-watch.js';
 import { ConfigError, describeLearner, learnerSpecOf, loadConfig, type DriftlineConfig } from './config.js';
 import { createLogger, WarningLimiter, type Logger } from './logger.js';
 
@@ -395,10 +398,20 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
   const resumeSub = server.resumeRequests.subscribe(({ peer, streams }) => {
     void Promise.resolve(engine.marks(streams)).then((marks) => server.sendTo(peer, { type: 'resume', streams: marks }));
   });
+  // One thread for everything: say so when it stays saturated while other cores could learn.
+  const saturation = new SaturationWatch({ shards: config.streams.shards, cores: availableParallelism(), warn: (fields, message) => log.warn(fields, message) });
+  let loopSoFar: EventLoopUtilization = performance.eventLoopUtilization();
+  const saturationTimer = setInterval(() => {
+    const now = performance.eventLoopUtilization();
+    saturation.sample(performance.eventLoopUtilization(now, loopSoFar).utilization);
+    loopSoFar = now;
+  }, SATURATION_SAMPLE_MS);
+  saturationTimer.unref();
 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       ready = false;
+      clearInterval(saturationTimer);
       // No more input: sockets closed, then the pipeline drains and snapshots every learner as it completes.
       await server.close();
       inputSub.unsubscribe();
