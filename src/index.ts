@@ -67,7 +67,7 @@ export { createDetector } from './drift/detector.js';
 export type { DetectorSpec, DriftDetector } from './drift/detector.js';
 export { CalibratedDetector } from './drift/calibrated-detector.js';
 export type { CalibratedDetectorOptions } from './drift/calibrated-detector.js';
-export { calibrateThreshold } from './drift/calibration.js';
+export { calibrateThreshold, ThresholdCalibration } from './drift/calibration.js';
 export type { Calibration, CalibrationOptions, UncalibratedSpec } from './drift/calibration.js';
 export { evaluateDetections, evaluateDetector } from './drift/evaluate.js';
 export { ALARM_COUNTINGS } from './drift/evaluate.js';

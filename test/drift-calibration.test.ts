@@ -7,7 +7,7 @@ import { CalibratedDetector } from '../src/drift/calibrated-detector.js';
 import { calibrationsSoFar } from '../src/drift/calibration-tally.js';
 import { DriftlineMetrics } from '../src/metrics/driftline-metrics.js';
 import { BLOCK_LENGTH_IN_TAU, integratedAutocorrelationTime, StationaryBootstrap } from '../src/drift/stationary-bootstrap.js';
-import { calibrateThreshold, type UncalibratedSpec } from '../src/drift/calibration.js';
+import { calibrateThreshold, ThresholdCalibration, type UncalibratedSpec } from '../src/drift/calibration.js';
 import { createDetector, type DriftDetector } from '../src/drift/detector.js';
 import { Kswin } from '../src/drift/kswin.js';
 import { PageHinkley } from '../src/drift/page-hinkley.js';
@@ -98,6 +98,39 @@ for (const [spec, build] of [
     assert.ok(alarmed > 0, 'a budget of one alarm in 2000 ticks over runs of thousands of ticks lets some runs alarm');
   });
 }
+
+test('a calibration advanced in steps of any size chooses exactly what calibrateThreshold chooses in one go', () => {
+  const segment = ar1(2000, 0.8, 21).map((x) => 1 + Math.abs(x));
+  for (const spec of [{ kind: 'page-hinkley' }, { kind: 'adwin' }, { kind: 'kswin', seed: 2 }] as const) {
+    const options = { runs: 5, runTicks: spec.kind === 'kswin' ? 700 : 3000, seed: 4 };
+    const whole = calibrateThreshold(spec, segment, 1 / 1500, options);
+    // Steps that end inside runs, exactly at their ends, and one that spans several runs.
+    for (const step of [1, 7, options.runTicks, 2 * options.runTicks + 3]) {
+      const stepped = new ThresholdCalibration(spec, segment, 1 / 1500, options);
+      assert.throws(() => stepped.result(), /still to run; advance\(\) until it returns true/);
+      let left = options.runs * options.runTicks;
+      let calls = 0;
+      for (;;) {
+        assert.equal(stepped.remaining, left);
+        const done = stepped.advance(step);
+        calls++;
+        left = Math.max(0, left - step);
+        assert.equal(done, left === 0, `${spec.kind}, step ${step}: done once every update has run`);
+        if (done) break;
+      }
+      assert.equal(stepped.remaining, 0);
+      assert.equal(calls, Math.ceil((options.runs * options.runTicks) / step));
+      assert.deepEqual(stepped.result(), whole, `${spec.kind}, step ${step}`);
+      // Done is done: more steps change nothing.
+      assert.equal(stepped.advance(100), true);
+      assert.deepEqual(stepped.result(), whole);
+    }
+  }
+  const c = new ThresholdCalibration({ kind: 'page-hinkley' }, segment, 1 / 1500, { runs: 1, runTicks: 10 });
+  for (const bad of [-1, 2.5, Number.NaN]) assert.throws(() => c.advance(bad), /whole number of updates or Infinity/);
+  assert.equal(c.advance(0), false);
+  assert.equal(c.remaining, 10);
+});
 
 test('on a long null stream a calibrated Page-Hinkley alarms within its budget, and not absurdly below it', () => {
   // 20 hours of an autocorrelated, skewed error-like signal at 50 ms a tick; a budget of 6 alarms an hour.

@@ -162,106 +162,180 @@ export function calibrateThreshold(
   alarmsPerTick: number,
   options: CalibrationOptions = {},
 ): Calibration {
-  const kind = PROBES[spec?.kind];
-  if (kind === undefined) {
-    throw new RangeError(`calibration: cannot calibrate '${String(spec?.kind)}' (calibratable: ${CALIBRATABLE_KINDS.join(', ')})`);
-  }
-  if (!(alarmsPerTick > 0 && alarmsPerTick < 1)) {
-    throw new RangeError(`calibration: the budget must be in (0, 1) false alarms per tick, got ${String(alarmsPerTick)}`);
-  }
-  const runs = options.runs ?? DEFAULT_CALIBRATION_RUNS;
-  const runTicks = options.runTicks ?? Math.ceil(RUN_BUDGET_PERIODS / alarmsPerTick);
-  if (!Number.isSafeInteger(runs) || runs < 1) throw new RangeError(`calibration: runs must be a positive integer, got ${String(runs)}`);
-  if (!Number.isSafeInteger(runTicks) || runTicks < 1) throw new RangeError(`calibration: runTicks must be a positive integer, got ${String(runTicks)}`);
-  const seed = options.seed ?? 1;
+  const calibration = new ThresholdCalibration(spec, segment, alarmsPerTick, options);
+  calibration.advance(Infinity);
+  return calibration.result();
+}
 
-  const { center, scale, standardized } = standardize(segment);
-  const autocorrelationTime = integratedAutocorrelationTime(standardized);
-  const meanBlockLength = Math.min(Math.max(1, Math.ceil(BLOCK_LENGTH_IN_TAU * autocorrelationTime)), Math.max(1, Math.floor(standardized.length / 4)));
-  const bootstrap = new StationaryBootstrap(standardized, meanBlockLength, seed);
-
+/**
+ * calibrateThreshold in steps: the same calibration, with the same result, whose null runs are simulated a bounded
+ * number of detector updates at a time (`advance`), so that a caller can spread it over the ticks of its stream
+ * instead of stalling every stream of the thread for the whole of it (0.2-0.5 s for Page-Hinkley at the default
+ * budget; docs/performance.md). Nothing in it depends on how the work is cut: the runs see the same resampled
+ * values in the same order.
+ */
+export class ThresholdCalibration {
+  private readonly kind: ProbeKind;
+  private readonly spec: UncalibratedSpec;
+  private readonly alarmsPerTick: number;
+  private readonly runs: number;
+  private readonly runTicks: number;
+  private readonly center: number;
+  private readonly scale: number;
+  private readonly autocorrelationTime: number;
+  private readonly meanBlockLength: number;
+  private readonly bootstrap: StationaryBootstrap;
   // Per run, the ticks (1-based) at which its score reached a new high, and those highs: T_i(s) is the first such
   // tick whose high exceeds s.
-  const recordTicks: number[][] = [];
-  const recordScores: number[][] = [];
-  for (let run = 0; run < runs; run++) {
-    const probe = kind.create(spec);
-    bootstrap.restart();
-    const ticks: number[] = [];
-    const scores: number[] = [];
-    let best = -Infinity;
-    for (let t = 1; t <= runTicks; t++) {
-      probe.update(bootstrap.next());
-      const score = probe.score();
-      if (score > best) {
-        best = score;
-        ticks.push(t);
-        scores.push(score);
+  private readonly recordTicks: number[][] = [];
+  private readonly recordScores: number[][] = [];
+  /** The run being simulated (its probe and record high so far), and its next tick; `run === runs` when done. */
+  private run = 0;
+  private tick = 1;
+  private probe: Probe | null = null;
+  private best = -Infinity;
+
+  /** @throws RangeError as calibrateThreshold does, for its arguments. */
+  constructor(spec: UncalibratedSpec, segment: ArrayLike<number>, alarmsPerTick: number, options: CalibrationOptions = {}) {
+    const kind = PROBES[spec?.kind];
+    if (kind === undefined) {
+      throw new RangeError(`calibration: cannot calibrate '${String(spec?.kind)}' (calibratable: ${CALIBRATABLE_KINDS.join(', ')})`);
+    }
+    if (!(alarmsPerTick > 0 && alarmsPerTick < 1)) {
+      throw new RangeError(`calibration: the budget must be in (0, 1) false alarms per tick, got ${String(alarmsPerTick)}`);
+    }
+    const runs = options.runs ?? DEFAULT_CALIBRATION_RUNS;
+    const runTicks = options.runTicks ?? Math.ceil(RUN_BUDGET_PERIODS / alarmsPerTick);
+    if (!Number.isSafeInteger(runs) || runs < 1) throw new RangeError(`calibration: runs must be a positive integer, got ${String(runs)}`);
+    if (!Number.isSafeInteger(runTicks) || runTicks < 1) throw new RangeError(`calibration: runTicks must be a positive integer, got ${String(runTicks)}`);
+    const seed = options.seed ?? 1;
+
+    const { center, scale, standardized } = standardize(segment);
+    this.kind = kind;
+    this.spec = spec;
+    this.alarmsPerTick = alarmsPerTick;
+    this.runs = runs;
+    this.runTicks = runTicks;
+    this.center = center;
+    this.scale = scale;
+    this.autocorrelationTime = integratedAutocorrelationTime(standardized);
+    this.meanBlockLength = Math.min(Math.max(1, Math.ceil(BLOCK_LENGTH_IN_TAU * this.autocorrelationTime)), Math.max(1, Math.floor(standardized.length / 4)));
+    this.bootstrap = new StationaryBootstrap(standardized, this.meanBlockLength, seed);
+  }
+
+  /** Detector updates still to simulate: runs x runTicks in all, counted down by advance. */
+  get remaining(): number {
+    return this.run >= this.runs ? 0 : (this.runs - this.run) * this.runTicks - (this.tick - 1);
+  }
+
+  /** Simulates up to `maxUpdates` more detector updates (Infinity: all of them); true once every run is done. */
+  advance(maxUpdates: number): boolean {
+    if (!(maxUpdates >= 0) || (Number.isFinite(maxUpdates) && !Number.isInteger(maxUpdates))) {
+      throw new RangeError(`calibration: advance takes a whole number of updates or Infinity, got ${String(maxUpdates)}`);
+    }
+    const { runs, runTicks, bootstrap } = this;
+    let budget = maxUpdates;
+    while (this.run < runs && budget > 0) {
+      if (this.probe === null) {
+        this.probe = this.kind.create(this.spec);
+        bootstrap.restart();
+        this.recordTicks.push([]);
+        this.recordScores.push([]);
+        this.best = -Infinity;
+      }
+      const probe = this.probe;
+      const ticks = this.recordTicks[this.run];
+      const scores = this.recordScores[this.run];
+      let best = this.best;
+      const last = Math.min(runTicks, this.tick - 1 + budget);
+      for (let t = this.tick; t <= last; t++) {
+        probe.update(bootstrap.next());
+        const score = probe.score();
+        if (score > best) {
+          best = score;
+          ticks.push(t);
+          scores.push(score);
+        }
+      }
+      budget -= last - this.tick + 1;
+      this.best = best;
+      this.tick = last + 1;
+      if (this.tick > runTicks) {
+        this.run++;
+        this.tick = 1;
+        this.probe = null;
       }
     }
-    recordTicks.push(ticks);
-    recordScores.push(scores);
+    return this.run >= runs;
   }
 
-  const candidates = [...new Set(recordScores.flat())].filter(Number.isFinite).sort((a, b) => b - a);
-  if (candidates.length === 0) {
-    throw new RangeError(`calibration: '${spec.kind}' never computed its statistic within runs of ${runTicks} ticks; lengthen runTicks`);
-  }
-  // A run's record highs increase strictly, so its first alarm at a threshold is found by bisection.
-  const firstAbove = (scores: readonly number[], threshold: number): number => {
+  /**
+   * The setting chosen from the runs (see calibrateThreshold).
+   * @throws Error before advance has simulated every run; RangeError when the runs never computed the statistic.
+   */
+  result(): Calibration {
+    if (this.run < this.runs) throw new Error(`calibration: ${this.remaining} simulated updates are still to run; advance() until it returns true`);
+    const { kind, spec, runs, runTicks, recordTicks, recordScores, alarmsPerTick } = this;
+    const candidates = [...new Set(recordScores.flat())].filter(Number.isFinite).sort((a, b) => b - a);
+    if (candidates.length === 0) {
+      throw new RangeError(`calibration: '${spec.kind}' never computed its statistic within runs of ${runTicks} ticks; lengthen runTicks`);
+    }
+    // A run's record highs increase strictly, so its first alarm at a threshold is found by bisection.
+    const firstAbove = (scores: readonly number[], threshold: number): number => {
+      let lo = 0;
+      let hi = scores.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (scores[mid] > threshold) hi = mid;
+        else lo = mid + 1;
+      }
+      return lo < scores.length ? lo : -1;
+    };
+    const rateAt = (threshold: number): { alarmed: number; rate: number } => {
+      let alarmed = 0;
+      let atRisk = 0;
+      for (let run = 0; run < runs; run++) {
+        const first = firstAbove(recordScores[run], threshold);
+        if (first >= 0) {
+          alarmed++;
+          atRisk += recordTicks[run][first];
+        } else atRisk += runTicks;
+      }
+      return { alarmed, rate: alarmed / atRisk };
+    };
+    // The budget holds with a margin of one Poisson standard error (alarmed + sqrt(alarmed)): the budget is a
+    // ceiling, and the estimate is itself noisy.
+    const withinBudget = (r: { alarmed: number; rate: number }) =>
+      r.alarmed === 0 || (r.alarmed + Math.sqrt(r.alarmed)) * (r.rate / r.alarmed) <= alarmsPerTick;
+
+    // The most sensitive setting within the budget. Going down the candidates, alarms can only come more and
+    // earlier, so the margin only grows: the settings within the budget are a prefix of the candidates, found by
+    // bisection (a smooth signal's statistic can set a new high on most ticks, millions of candidates).
     let lo = 0;
-    let hi = scores.length;
+    let hi = candidates.length - 1;
     while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (scores[mid] > threshold) hi = mid;
-      else lo = mid + 1;
+      const mid = (lo + hi + 1) >>> 1;
+      if (withinBudget(rateAt(candidates[mid]))) lo = mid;
+      else hi = mid - 1;
     }
-    return lo < scores.length ? lo : -1;
-  };
-  const rateAt = (threshold: number): { alarmed: number; rate: number } => {
-    let alarmed = 0;
-    let atRisk = 0;
-    for (let run = 0; run < runs; run++) {
-      const first = firstAbove(recordScores[run], threshold);
-      if (first >= 0) {
-        alarmed++;
-        atRisk += recordTicks[run][first];
-      } else atRisk += runTicks;
-    }
-    return { alarmed, rate: alarmed / atRisk };
-  };
-  // The budget holds with a margin of one Poisson standard error (alarmed + sqrt(alarmed)): the budget is a
-  // ceiling, and the estimate is itself noisy.
-  const withinBudget = (r: { alarmed: number; rate: number }) =>
-    r.alarmed === 0 || (r.alarmed + Math.sqrt(r.alarmed)) * (r.rate / r.alarmed) <= alarmsPerTick;
+    const chosen = candidates[lo];
+    const chosenRate = rateAt(chosen);
 
-  // The most sensitive setting within the budget. Going down the candidates, alarms can only come more and
-  // earlier, so the margin only grows: the settings within the budget are a prefix of the candidates, found by
-  // bisection (a smooth signal's statistic can set a new high on most ticks, millions of candidates).
-  let lo = 0;
-  let hi = candidates.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >>> 1;
-    if (withinBudget(rateAt(candidates[mid]))) lo = mid;
-    else hi = mid - 1;
+    const value = kind.settingFor(chosen);
+    return {
+      spec: calibratedSpec(spec, kind.settingName, value),
+      setting: { name: kind.settingName, value },
+      center: this.center,
+      scale: this.scale,
+      autocorrelationTime: this.autocorrelationTime,
+      meanBlockLength: this.meanBlockLength,
+      runs,
+      runTicks,
+      alarmedRuns: chosenRate.alarmed,
+      estimatedAlarmsPerTick: chosenRate.rate,
+      budgetAlarmsPerTick: alarmsPerTick,
+    };
   }
-  const chosen = candidates[lo];
-  const chosenRate = rateAt(chosen);
-
-  const value = kind.settingFor(chosen);
-  return {
-    spec: calibratedSpec(spec, kind.settingName, value),
-    setting: { name: kind.settingName, value },
-    center,
-    scale,
-    autocorrelationTime,
-    meanBlockLength,
-    runs,
-    runTicks,
-    alarmedRuns: chosenRate.alarmed,
-    estimatedAlarmsPerTick: chosenRate.rate,
-    budgetAlarmsPerTick: alarmsPerTick,
-  };
 }
 
 function calibratedSpec(spec: UncalibratedSpec, name: 'threshold' | 'delta' | 'alpha', value: number): CalibratedSpec {
