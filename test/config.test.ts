@@ -155,16 +155,19 @@ test('a calibrated detector takes the stream tick from drift.tickSeconds unless 
       tickSeconds: 0.02,
       detectors: [
         { kind: 'calibrated', detector: { kind: 'adwin' }, falseAlarmsPerHour: 2 },
-        { kind: 'calibrated', detector: { kind: 'kswin', seed: 3 }, falseAlarmsPerHour: 1, tickSeconds: 0.1, calibrationSeconds: 600 },
+        { kind: 'calibrated', detector: { kind: 'kswin', seed: 3 }, falseAlarmsPerHour: 1, tickSeconds: 0.1, calibrationSeconds: 600, calibrationStep: 50_000 },
       ],
     },
   });
   assert.deepEqual(config.drift.detectors.map((d) => d.kind === 'calibrated' && d.tickSeconds), [0.02, 0.1]);
+  // The step reaches the detector; without it, the whole calibration runs at once.
+  assert.deepEqual(config.drift.detectors.map((d) => d.kind === 'calibrated' && d.calibrationStep), [undefined, 50_000]);
   for (const [what, drift, message] of [
     ['the option calibration chooses', { detectors: [{ kind: 'calibrated', detector: { kind: 'page-hinkley', threshold: 5 }, falseAlarmsPerHour: 1 }] }, /drift\.detectors\.0\.detector: unknown field\(s\) 'threshold'/],
     ['a budget too small for a 1 ms tick', { tickSeconds: 0.001, detectors: [{ kind: 'calibrated', detector: { kind: 'page-hinkley' }, falseAlarmsPerHour: 0.01 }] }, /drift\.detectors\.0: .*raise the budget or lower runs/],
     ['a warm-up under 100 ticks', { detectors: [{ kind: 'calibrated', detector: { kind: 'adwin' }, falseAlarmsPerHour: 1, calibrationSeconds: 2 }] }, /drift\.detectors\.0: .*calibrationSeconds must cover at least 100 ticks/],
     ['an undetectable kind', { detectors: [{ kind: 'calibrated', detector: { kind: 'ddm' }, falseAlarmsPerHour: 1 }] }, /drift\.detectors\.0\.detector/],
+    ['a fractional step', { detectors: [{ kind: 'calibrated', detector: { kind: 'adwin' }, falseAlarmsPerHour: 1, calibrationStep: 0.5 }] }, /drift\.detectors\.0\.calibrationStep/],
   ] as const) {
     assert.throws(() => parseConfig({ ...minimal, drift }), (err: unknown) => err instanceof ConfigError && message.test(err.message), what);
   }

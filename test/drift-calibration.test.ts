@@ -197,6 +197,41 @@ test('each calibration is counted with its time, and /metrics shows the totals o
   assert.ok(Math.abs(shown - after.seconds) < 1e-9, `seconds on /metrics ${shown} vs ${after.seconds}`);
 });
 
+test('calibrationStep spreads the calibration over the updates after its segment: the same choice, armed a fixed number of updates later', () => {
+  const base = { detector: { kind: 'page-hinkley' }, falseAlarmsPerHour: 1, tickSeconds: 0.05, settleSeconds: 1, calibrationSeconds: 10, runs: 4 } as const;
+  // Updates up to the one that completes the segment (settle 20, segment 200); simulated updates, as the detector
+  // computes them (runs x ceil(2 budget periods)).
+  const segmentEnd = 20 + 200;
+  const simulated = 4 * Math.ceil(2 / ((1 * 0.05) / 3600));
+  const step = 50_000;
+  const stepUpdates = Math.ceil(simulated / step);
+  const rng = new Random(12);
+  const oneGo = new CalibratedDetector(base);
+  const stepped = new CalibratedDetector({ ...base, calibrationStep: step });
+  const before = calibrationsSoFar();
+  for (let i = 0; i < segmentEnd; i++) {
+    const x = 1 + 0.3 * Math.abs(rng.normal());
+    oneGo.update(x);
+    stepped.update(x);
+  }
+  assert.equal(oneGo.warmingUp, false);
+  assert.ok(stepUpdates > 2 && stepped.warmingUp);
+  // The updates that run the remaining steps: their values are not watched, however alarming.
+  for (let i = 1; i < stepUpdates; i++) {
+    assert.equal(stepped.update(1000).driftDetected, false, `update ${i} after the segment`);
+    assert.equal(stepped.warmingUp, i < stepUpdates - 1, `armed with the last of its ${stepUpdates} steps, not at ${i}`);
+  }
+  assert.deepEqual(stepped.calibration, oneGo.calibration);
+  assert.equal(calibrationsSoFar().count - before.count, 2, 'each calibration counted once, stepped or not');
+  // Armed, it watches as the detector calibrated in one go does.
+  let detectedAt = -1;
+  for (let i = 0; i < 200 && detectedAt < 0; i++) if (stepped.update(i >= 50 ? 8 : 1.2).driftDetected) detectedAt = i;
+  assert.ok(detectedAt >= 50 && detectedAt < 80, `the shift at 50 detected at ${detectedAt}`);
+  for (const bad of [0, 2.5, -1, Number.NaN]) {
+    assert.throws(() => new CalibratedDetector({ ...base, calibrationStep: bad }), /calibrationStep must be a positive integer or Infinity/);
+  }
+});
+
 test('a calibrated detector refuses what it cannot calibrate, naming the option', () => {
   const base = { detector: { kind: 'page-hinkley' } as UncalibratedSpec, falseAlarmsPerHour: 1, tickSeconds: 0.05 };
   assert.throws(() => new CalibratedDetector({ ...base, detector: { kind: 'page-hinkley', threshold: 3 } as never }), /must not set 'threshold'/);

@@ -7,7 +7,7 @@
 //
 // Environment: PROFILE_STREAMS (default 8); PROFILE_SHARDS (streams.shards, default 1); PROFILE_THREAD (the thread
 // whose profile is read: 0 the main thread, default; 1, 2, ... the shard workers); PROFILE_EVENTS (a cap on frames); PROFILE_REPO (another checkout's
-// build, for A/B runs); PROFILE_NODE_FLAGS (extra node flags for the service); PACED_HZ (instead of the closed loop, send at this rate from a 1 ms timer, then print
+// build, for A/B runs); PROFILE_CALIBRATION_STEP (the default detector's calibrationStep); PROFILE_NODE_FLAGS (extra node flags for the service); PACED_HZ (instead of the closed loop, send at this rate from a 1 ms timer, then print
 // send-to-prediction latency and the longest busy stretches of the service's event loop with what ran in them).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -35,6 +35,10 @@ const config = {
   sources: { websocket: { host: '127.0.0.1', port: 0, coalesceSends } },
   metrics: { host: '127.0.0.1', port: 0 },
   log: { level: 'info' },
+  // PROFILE_CALIBRATION_STEP: the default detector with its calibration spread over ticks (calibrationStep).
+  ...(process.env.PROFILE_CALIBRATION_STEP
+    ? { drift: { detectors: [{ kind: 'calibrated', detector: { kind: 'page-hinkley' }, falseAlarmsPerHour: 1, calibrationStep: Number(process.env.PROFILE_CALIBRATION_STEP) }] } }
+    : {}),
 };
 writeFileSync(path.join(dir, 'c.json'), JSON.stringify(config));
 // PROFILE_OFF=1: no sampling profiler (its own overhead, per thread, stays out of the CPU figures); PROFILE_RUN_ARGS:

@@ -143,6 +143,7 @@ const calibratedDetectorSchema = z
     calibrationSeconds: z.number().positive().optional(),
     runs: positiveInt.max(1000).optional(),
     seed: z.number().int().optional(),
+    calibrationStep: positiveInt.optional(),
   })
   .strict();
 

@@ -1,6 +1,6 @@
 // A drift detector configured by how many false alarms a user accepts, not by a threshold in the signal's units.
 import { recordCalibration } from './calibration-tally.js';
-import { calibrateThreshold, CALIBRATABLE_KINDS, DEFAULT_CALIBRATION_RUNS, RUN_BUDGET_PERIODS, type Calibration, type UncalibratedSpec } from './calibration.js';
+import { CALIBRATABLE_KINDS, DEFAULT_CALIBRATION_RUNS, RUN_BUDGET_PERIODS, ThresholdCalibration, type Calibration, type UncalibratedSpec } from './calibration.js';
 // A cycle (detector.ts builds this class), safe as createDetector is only called after both modules have loaded.
 import { createDetector, type DetectorSpec, type DriftDetector } from './detector.js';
 
@@ -22,6 +22,13 @@ export interface CalibratedDetectorOptions {
   readonly runs?: number;
   /** Seed of the resampling (default 1). */
   readonly seed?: number;
+  /**
+   * Simulated detector updates of the calibration per update of the stream (default Infinity: all of them on the
+   * update that completes the segment, a stall of 0.2-0.5 s for Page-Hinkley at the default budget). A finite step
+   * spreads the calibration over the following updates, whose values the detector does not watch: it arms
+   * ceil(runs x ticks per run / step) updates later, the same number on every run of the same stream.
+   */
+  readonly calibrationStep?: number;
 }
 
 export const DEFAULT_SETTLE_SECONDS = 60;
@@ -39,7 +46,7 @@ export const MAX_SIMULATED_TICKS = 50_000_000;
  *
  * Warm-up: the first settleSeconds of values are ignored, the next calibrationSeconds are kept (a bounded buffer,
  * freed after calibration); no update of the warm-up ever alarms. On the update that completes the calibration
- * segment, calibrateThreshold (src/drift/calibration.ts: stationary bootstrap of the segment, exact first-alarm
+ * segment, calibration (src/drift/calibration.ts: stationary bootstrap of the segment, exact first-alarm
  * times, censored-exponential rate) chooses the setting of the detector for the budget, and from the next update
  * on, values standardized by the segment's mean and standard deviation feed that detector, which alarms as it
  * would on its own. The choice, with its diagnostics, is readable as `calibration`.
@@ -50,9 +57,10 @@ export const MAX_SIMULATED_TICKS = 50_000_000;
  * calibrates again from the stream's new start.
  *
  * After calibration an update costs what the calibrated detector's does, plus one subtraction and one division,
- * and allocates nothing. The calibration itself runs once, synchronously, on the update that completes the
- * segment: runs x ticks-per-run detector updates (at most MAX_SIMULATED_TICKS). Its count and time are tallied for
- * /metrics (calibration-tally.ts).
+ * and allocates nothing. The calibration itself runs once: runs x ticks-per-run detector updates (at most
+ * MAX_SIMULATED_TICKS), all on the update that completes the segment, or `calibrationStep` of them on each update
+ * from that one on (ThresholdCalibration; the same choice either way, the detector armed when the last step is
+ * done). Its count and time are tallied for /metrics (calibration-tally.ts).
  */
 export class CalibratedDetector implements DriftDetector {
   readonly options: Readonly<Required<Omit<CalibratedDetectorOptions, 'detector'>>> & { readonly detector: UncalibratedSpec };
@@ -65,6 +73,9 @@ export class CalibratedDetector implements DriftDetector {
 
   private seen = 0;
   private segment: Float64Array | null = null;
+  /** The calibration under way when it runs in steps, and the wall time its steps have taken. */
+  private pending: ThresholdCalibration | null = null;
+  private pendingSeconds = 0;
   private inner: DriftDetector | null = null;
   private center = 0;
   private scale = 1;
@@ -87,6 +98,10 @@ export class CalibratedDetector implements DriftDetector {
     const calibrationSeconds = options.calibrationSeconds ?? DEFAULT_CALIBRATION_SECONDS;
     const runs = options.runs ?? DEFAULT_CALIBRATION_RUNS;
     const seed = options.seed ?? 1;
+    const calibrationStep = options.calibrationStep ?? Infinity;
+    if (!(calibrationStep >= 1) || (Number.isFinite(calibrationStep) && !Number.isSafeInteger(calibrationStep))) {
+      throw new RangeError(`calibrated detector: calibrationStep must be a positive integer or Infinity, got ${String(calibrationStep)}`);
+    }
     if (!(settleSeconds >= 0) || !Number.isFinite(settleSeconds)) {
       throw new RangeError(`calibrated detector: settleSeconds must be a non-negative number, got ${String(settleSeconds)}`);
     }
@@ -108,7 +123,7 @@ export class CalibratedDetector implements DriftDetector {
     }
     // Builds the detector once with a placeholder setting, so a bad fixed option fails here, not at calibration.
     checkFixedOptions(detector);
-    this.options = { detector, falseAlarmsPerHour, tickSeconds, settleSeconds, calibrationSeconds, runs, seed };
+    this.options = { detector, falseAlarmsPerHour, tickSeconds, settleSeconds, calibrationSeconds, runs, seed, calibrationStep };
   }
 
   /** The calibration, once the warm-up is over; null before. */
@@ -131,12 +146,23 @@ export class CalibratedDetector implements DriftDetector {
       this.driftDetected = inner.update((x - this.center) / this.scale).driftDetected;
       return this;
     }
+    if (this.pending !== null) {
+      this.step(this.pending);
+      return this;
+    }
     const index = this.seen - this.settleTicks;
     this.seen++;
     if (index < 0) return this;
     this.segment ??= new Float64Array(this.calibrationTicks);
     this.segment[index] = x;
-    if (index === this.calibrationTicks - 1) this.calibrate(this.segment);
+    if (index === this.calibrationTicks - 1) {
+      const { detector, runs, seed } = this.options;
+      const startedAt = performance.now();
+      const calibration = new ThresholdCalibration(detector, this.segment, this.alarmsPerTick, { runs, seed });
+      this.pendingSeconds = (performance.now() - startedAt) / 1000;
+      this.segment = null;
+      this.step(calibration);
+    }
     return this;
   }
 
@@ -145,16 +171,22 @@ export class CalibratedDetector implements DriftDetector {
     this.inner?.reset();
   }
 
-  private calibrate(segment: Float64Array): void {
-    const { detector, runs, seed } = this.options;
+  /** Runs one step of the calibration (all of it with the default step); arms the detector once it is done. */
+  private step(calibration: ThresholdCalibration): void {
     const startedAt = performance.now();
-    const calibration = calibrateThreshold(detector, segment, this.alarmsPerTick, { runs, seed });
-    recordCalibration((performance.now() - startedAt) / 1000);
-    this.chosen = calibration;
-    this.center = calibration.center;
-    this.scale = calibration.scale;
-    this.inner = createDetector(calibration.spec);
-    this.segment = null;
+    const done = calibration.advance(this.options.calibrationStep);
+    const result = done ? calibration.result() : null;
+    this.pendingSeconds += (performance.now() - startedAt) / 1000;
+    if (result === null) {
+      this.pending = calibration;
+      return;
+    }
+    recordCalibration(this.pendingSeconds);
+    this.pending = null;
+    this.chosen = result;
+    this.center = result.center;
+    this.scale = result.scale;
+    this.inner = createDetector(result.spec);
   }
 }
 
