@@ -131,7 +131,10 @@ export class CalibratedDetector implements DriftDetector {
     return this.chosen;
   }
 
-  /** True while the detector is still settling or collecting its calibration segment (it never alarms then). */
+  /**
+   * True while the detector is still settling, collecting its calibration segment or running the calibration's
+   * steps (it never alarms then).
+   */
   get warmingUp(): boolean {
     return this.inner === null;
   }
