@@ -2,7 +2,8 @@
 // parameters and optimizer slots no longer fit the last-level cache, and each tick streams them from memory.
 // Runs in the bench's own thread, or in worker threads started together (the shards of one process, sharing the
 // memory bandwidth): `startRoundRobinThreads`.
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { startModuleWorker } from '../../src/cli/service/module-worker.js';
 import { createLearner } from '../../src/learners/learner.js';
 import { INPUTS, OUTPUTS, tanhRnnSpec } from '../common.js';
 
@@ -41,13 +42,9 @@ interface ThreadJob {
 export async function startRoundRobinThreads(threads: number, learners: number, ticks: number): Promise<number[]> {
   const gate = new SharedArrayBuffer(4);
   const self = new URL(import.meta.url);
-  // From source (tsx) the worker registers tsx itself: Node 20 does not pass --import hooks to workers.
-  const source = self.pathname.endsWith('.ts')
-    ? `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((t) => { t.register(); return import(${JSON.stringify(self.href)}); });`
-    : undefined;
   const results = Array.from({ length: threads }, () => {
     const job: ThreadJob = { roundRobin: true, learners, ticks, gate, threads };
-    const worker = source !== undefined ? new Worker(source, { eval: true, workerData: job }) : new Worker(self, { workerData: job });
+    const worker = startModuleWorker(self, job);
     return new Promise<number>((resolve, reject) => {
       worker.once('message', (usPerTick: number) => resolve(usPerTick));
       worker.once('error', reject);

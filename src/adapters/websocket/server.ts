@@ -520,6 +520,16 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
     }
   };
 
+  /** `peer` when it is an ingest peer of this server (the handle is opaque: anything else is a caller's mix-up), else undefined. */
+  const ingestPeer = (peer: unknown): WebSocket | undefined => (peer instanceof WebSocket && ingest.clients.has(peer) ? peer : undefined);
+  const answer = (peer: unknown, rejection: Rejection): boolean => {
+    const ws = ingestPeer(peer);
+    if (ws === undefined || ws.readyState !== WebSocket.OPEN) return false;
+    stats.laterRefusalsAnswered++;
+    ws.send(encodeErrorReply(rejection));
+    return true;
+  };
+
   let closed: Promise<void> | undefined;
   return {
     inputs: inputs.asObservable(),
@@ -541,37 +551,30 @@ export async function startWebSocketServer(options: WebSocketServerOptions): Pro
       return types;
     },
     replyTo(input: StreamInput, rejection: Rejection): boolean {
-      const peer = senders.get(input);
-      if (peer === undefined || peer.readyState !== WebSocket.OPEN) return false;
-      stats.laterRefusalsAnswered++;
-      peer.send(encodeErrorReply(rejection));
-      return true;
+      return answer(senders.get(input), rejection);
     },
     resumeRequests: resumeRequests.asObservable(),
     sendTo(peer: unknown, message: object): boolean {
-      // Only this server's ingest peers: the handle is opaque, so anything else is a caller's mix-up, not a socket to write to.
-      if (!(peer instanceof WebSocket) || !ingest.clients.has(peer) || peer.readyState !== WebSocket.OPEN) return false;
-      peer.send(JSON.stringify(message));
+      const ws = ingestPeer(peer);
+      if (ws === undefined || ws.readyState !== WebSocket.OPEN) return false;
+      ws.send(JSON.stringify(message));
       return true;
     },
     peerOf(input: StreamInput): unknown | undefined {
       return senders.get(input);
     },
-    answer(peer: unknown, rejection: Rejection): boolean {
-      if (!(peer instanceof WebSocket) || !ingest.clients.has(peer) || peer.readyState !== WebSocket.OPEN) return false;
-      stats.laterRefusalsAnswered++;
-      peer.send(encodeErrorReply(rejection));
-      return true;
-    },
+    answer,
     disconnect(peer: unknown, code: number, reason: string): void {
-      if (!(peer instanceof WebSocket) || !ingest.clients.has(peer)) return;
-      if (peer.readyState === WebSocket.OPEN) peer.close(code, reason);
-      else peer.terminate();
+      const ws = ingestPeer(peer);
+      if (ws === undefined) return;
+      if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
+      else ws.terminate();
     },
     setPaused(peer: unknown, paused: boolean): void {
-      if (!(peer instanceof WebSocket) || !ingest.clients.has(peer) || peer.readyState !== WebSocket.OPEN) return;
-      if (paused) peer.pause();
-      else peer.resume();
+      const ws = ingestPeer(peer);
+      if (ws === undefined || ws.readyState !== WebSocket.OPEN) return;
+      if (paused) ws.pause();
+      else ws.resume();
     },
     instance,
     close(): Promise<void> {

@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import { WebSocket } from 'ws';
 import type { DriftlineWebSocketServer } from '../../adapters/websocket/server.js';
@@ -15,6 +15,7 @@ import { outboundTypeBit, type FromShard, type ShardTurn, type ShardWorkerData, 
 import { ShardRecordWriter, SHOWN_ON_DASHBOARD } from './shard-records.js';
 import { createSharedRing, RingWriter } from './shared-ring.js';
 import { shardOf } from './shard-of.js';
+import { startModuleWorker } from './module-worker.js';
 
 /**
  * The main thread's side of `streams.shards: N > 1`: N worker threads (shard-worker.ts), each a stream host over the
@@ -104,7 +105,6 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
   // limit is kept here, over all shards, as one pool would keep it.
   const perShardStreams = durable ? Math.ceil(config.streams.maxStreams / n) : config.streams.maxStreams;
   const admitted = durable ? undefined : new Set<string>();
-  const tsxApi = import.meta.url.endsWith('.ts') ? import.meta.resolve('tsx/esm/api') : '';
   const workerUrl = new URL(`./shard-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 
   const peerIds = new Map<unknown, number>();
@@ -171,10 +171,7 @@ export async function startShardPool(options: ShardPoolOptions): Promise<ShardPo
       checkpointed,
       predictedBefore: journal?.marksNow() ?? new Map(),
     };
-    const worker = workerUrl.pathname.endsWith('.ts')
-      ? // From source (tests, tsx): the worker registers tsx itself; Node 20 does not pass --import hooks to workers.
-        new Worker(`import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(workerUrl.href)}); });`, { eval: true, workerData })
-      : new Worker(workerUrl, { workerData });
+    const worker = startModuleWorker(workerUrl, workerData);
     worker.on('message', (message: FromShard) => onMessage(shards[index]!, message));
     worker.on('error', (err) => log.error({ shard: index, err }, `driftline shard ${index} failed: ${err.message}`));
     worker.on('exit', (code) => onExit(shards[index]!, worker, code));
