@@ -6,7 +6,8 @@ import { Registry } from 'prom-client';
 import { CalibratedDetector } from '../src/drift/calibrated-detector.js';
 import { calibrationsSoFar } from '../src/drift/calibration-tally.js';
 import { DriftlineMetrics } from '../src/metrics/driftline-metrics.js';
-import { BLOCK_LENGTH_IN_TAU, integratedAutocorrelationTime, StationaryBootstrap } from '../src/drift/stationary-bootstrap.js';
+import { AutocorrelationTime, integratedAutocorrelationTime } from '../src/drift/autocorrelation-time.js';
+import { BLOCK_LENGTH_IN_TAU, StationaryBootstrap } from '../src/drift/stationary-bootstrap.js';
 import { calibrateThreshold, ThresholdCalibration, type UncalibratedSpec } from '../src/drift/calibration.js';
 import { createDetector, type DriftDetector } from '../src/drift/detector.js';
 import { Kswin } from '../src/drift/kswin.js';
@@ -44,6 +45,29 @@ test('the integrated autocorrelation time is about 1 for white noise and (1 + ph
   assert.equal(integratedAutocorrelationTime(new Float64Array(100).fill(3)), 1);
   assert.throws(() => integratedAutocorrelationTime([1, 2, 3]), /at least 8 values/);
   assert.throws(() => integratedAutocorrelationTime([1, 2, 3, 4, 5, 6, 7, NaN]), /value 7 is NaN/);
+});
+
+test('the autocorrelation time computed a few products at a time is exactly the one computed in one go', () => {
+  for (const [phi, seed] of [[0, 1], [0.8, 2], [0.995, 3]] as const) {
+    const series = ar1(3000, phi, seed);
+    const whole = integratedAutocorrelationTime(series);
+    for (const step of [1, 2999, 10_000]) {
+      const stepped = new AutocorrelationTime(series);
+      assert.throws(() => stepped.value, /advance\(\) until done/);
+      let products = 0;
+      let calls = 0;
+      while (!stepped.done) {
+        const did = stepped.advance(step);
+        assert.ok(did >= Math.min(step, 1) && did < step + 3000, `phi ${phi}, step ${step}: one lag at least, at most one lag past the step`);
+        products += did;
+        calls++;
+      }
+      assert.equal(stepped.value, whole, `phi ${phi}, step ${step}`);
+      assert.equal(stepped.advance(step), 0, 'done is done');
+      if (step === 1) assert.ok(calls > (phi > 0.9 ? 50 : 1), `phi ${phi}: ${calls} lags, one per call`);
+      assert.ok(products >= calls);
+    }
+  }
 });
 
 test('the stationary bootstrap replays for a seed, draws only source values and keeps short-range dependence with long blocks', () => {
@@ -108,18 +132,20 @@ test('a calibration advanced in steps of any size chooses exactly what calibrate
     for (const step of [1, 7, options.runTicks, 2 * options.runTicks + 3]) {
       const stepped = new ThresholdCalibration(spec, segment, 1 / 1500, options);
       assert.throws(() => stepped.result(), /still to run; advance\(\) until it returns true/);
-      let left = options.runs * options.runTicks;
-      let calls = 0;
+      const simulated = options.runs * options.runTicks;
+      // First the autocorrelation time (not in `remaining`), then the runs, `step` simulated updates a call.
+      let callsBeforeRuns = 0;
       for (;;) {
-        assert.equal(stepped.remaining, left);
+        const left = stepped.remaining;
+        assert.equal(left <= simulated, true);
         const done = stepped.advance(step);
-        calls++;
-        left = Math.max(0, left - step);
-        assert.equal(done, left === 0, `${spec.kind}, step ${step}: done once every update has run`);
+        if (left === simulated) callsBeforeRuns++;
+        else assert.equal(stepped.remaining, Math.max(0, left - step), `${spec.kind}, step ${step}: each call in the runs simulates the step`);
+        assert.equal(done, stepped.remaining === 0, `${spec.kind}, step ${step}: done once every update has run`);
         if (done) break;
       }
-      assert.equal(stepped.remaining, 0);
-      assert.equal(calls, Math.ceil((options.runs * options.runTicks) / step));
+      assert.ok(callsBeforeRuns >= 1, 'the autocorrelation time comes first');
+      if (step === 1) assert.ok(callsBeforeRuns > 2, `steps of one unit cut the autocorrelation time too (${callsBeforeRuns} calls)`);
       assert.deepEqual(stepped.result(), whole, `${spec.kind}, step ${step}`);
       // Done is done: more steps change nothing.
       assert.equal(stepped.advance(100), true);
@@ -130,6 +156,57 @@ test('a calibration advanced in steps of any size chooses exactly what calibrate
   for (const bad of [-1, 2.5, Number.NaN]) assert.throws(() => c.advance(bad), /whole number of updates or Infinity/);
   assert.equal(c.advance(0), false);
   assert.equal(c.remaining, 10);
+});
+
+/** What the choice was before it was a bisection over float64s: every finite record high sorted, walked from the top. */
+function lowestCandidateWithinBudget(calibration: ThresholdCalibration, runTicks: number, alarmsPerTick: number): number {
+  const { recordScores, recordTicks } = calibration as unknown as { recordScores: number[][]; recordTicks: number[][] };
+  const candidates = [...new Set(recordScores.flat().filter(Number.isFinite))].sort((a, b) => b - a);
+  const within = (threshold: number): boolean => {
+    let alarmed = 0;
+    let atRisk = 0;
+    recordScores.forEach((scores, run) => {
+      const first = scores.findIndex((x) => x > threshold);
+      if (first >= 0) {
+        alarmed++;
+        atRisk += recordTicks[run][first];
+      } else atRisk += runTicks;
+    });
+    return alarmed === 0 || (alarmed + Math.sqrt(alarmed)) / atRisk <= alarmsPerTick;
+  };
+  let chosen = candidates[0];
+  for (const candidate of candidates) {
+    if (!within(candidate)) break;
+    chosen = candidate;
+  }
+  return chosen;
+}
+
+test('the threshold chosen by bisection over float64s is the lowest record high within the budget, as a walk over the sorted records finds', () => {
+  const segments = {
+    'AR(0.3)': ar1(1500, 0.3, 5).map((x) => 1 + Math.abs(x)),
+    'AR(0.98)': ar1(1500, 0.98, 6).map((x) => 1 + Math.abs(x)),
+    'a slow ramp': Float64Array.from({ length: 1500 }, (_, i) => i / 1500 + 0.01 * Math.sin(i)),
+    'signed values': ar1(1500, 0.5, 7),
+  };
+  let compared = 0;
+  for (const [name, segment] of Object.entries(segments)) {
+    for (const spec of [{ kind: 'page-hinkley' }, { kind: 'page-hinkley', mode: 'both' }, { kind: 'adwin' }, { kind: 'kswin', seed: 2 }] as UncalibratedSpec[]) {
+      for (const alarmsPerTick of [1 / 300, 1 / 3000]) {
+        const runTicks = spec.kind === 'kswin' ? 600 : 2 * Math.ceil(1 / alarmsPerTick);
+        const calibration = new ThresholdCalibration(spec, segment, alarmsPerTick, { runs: 6, runTicks, seed: 9 });
+        calibration.advance(Infinity);
+        const chosen = calibration.result();
+        const expected = lowestCandidateWithinBudget(calibration, runTicks, alarmsPerTick);
+        // The setting from the record, as calibration.ts maps it: Page-Hinkley's threshold is the score; ADWIN's
+        // delta and KSWIN's alpha are exp(-score), a hair below so that a run scoring exactly the record does not fire.
+        const setting = spec.kind === 'page-hinkley' ? expected : Math.exp(-expected) * (1 - 1e-9);
+        assert.equal(chosen.setting.value, setting, `${name}, ${spec.kind}${'mode' in spec ? ` ${String(spec.mode)}` : ''}, 1/${Math.round(1 / alarmsPerTick)}`);
+        compared++;
+      }
+    }
+  }
+  assert.equal(compared, 32);
 });
 
 test('on a long null stream a calibrated Page-Hinkley alarms within its budget, and not absurdly below it', () => {
@@ -199,12 +276,22 @@ test('each calibration is counted with its time, and /metrics shows the totals o
 
 test('calibrationStep spreads the calibration over the updates after its segment: the same choice, armed a fixed number of updates later', () => {
   const base = { detector: { kind: 'page-hinkley' }, falseAlarmsPerHour: 1, tickSeconds: 0.05, settleSeconds: 1, calibrationSeconds: 10, runs: 4 } as const;
-  // Updates up to the one that completes the segment (settle 20, segment 200); simulated updates, as the detector
-  // computes them (runs x ceil(2 budget periods)).
+  // Updates up to the one that completes the segment (settle 20, segment 200). The steps that follow are the calls
+  // of advance(step) a ThresholdCalibration of the same segment needs (the autocorrelation time, then runs x
+  // ceil(2 budget periods) simulated updates), the first on that update.
   const segmentEnd = 20 + 200;
   const simulated = 4 * Math.ceil(2 / ((1 * 0.05) / 3600));
   const step = 50_000;
-  const stepUpdates = Math.ceil(simulated / step);
+  const segment: number[] = [];
+  {
+    const rng = new Random(12);
+    for (let i = 0; i < segmentEnd; i++) segment.push(1 + 0.3 * Math.abs(rng.normal()));
+  }
+  const replay = new ThresholdCalibration(base.detector, segment.slice(20), (1 * 0.05) / 3600, { runs: 4, seed: 1 });
+  let stepUpdates = 0;
+  while (!replay.advance(step)) stepUpdates++;
+  stepUpdates++;
+  assert.ok(stepUpdates >= Math.ceil(simulated / step) && stepUpdates <= Math.ceil(simulated / step) + 2, `${stepUpdates} steps for ${simulated} simulated updates`);
   const rng = new Random(12);
   const oneGo = new CalibratedDetector(base);
   const stepped = new CalibratedDetector({ ...base, calibrationStep: step });

@@ -2,7 +2,8 @@
 import { Adwin, type AdwinOptions } from './adwin.js';
 import { Kswin, type KswinOptions } from './kswin.js';
 import { PageHinkley, type PageHinkleyOptions } from './page-hinkley.js';
-import { BLOCK_LENGTH_IN_TAU, integratedAutocorrelationTime, StationaryBootstrap } from './stationary-bootstrap.js';
+import { AutocorrelationTime } from './autocorrelation-time.js';
+import { BLOCK_LENGTH_IN_TAU, StationaryBootstrap } from './stationary-bootstrap.js';
 
 /** The detectors whose threshold calibration can set: those of real-valued signals. */
 export type CalibratableKind = 'page-hinkley' | 'adwin' | 'kswin';
@@ -46,6 +47,12 @@ export const DEFAULT_CALIBRATION_RUNS = 40;
  * alarm, and the estimate matched (docs/drift-calibration.md).
  */
 export const RUN_BUDGET_PERIODS = 2;
+
+/**
+ * Products of the autocorrelation time counted as one unit of ThresholdCalibration.advance: on this project's
+ * machine one simulated Page-Hinkley update (with its bootstrap draw) took about 60 ns and one product about 2 ns.
+ */
+export const AUTOCORRELATION_PRODUCTS_PER_UPDATE = 32;
 
 export interface CalibrationOptions {
   /** Null runs to simulate (default DEFAULT_CALIBRATION_RUNS); more runs, a steadier threshold, a longer calibration. */
@@ -180,11 +187,15 @@ export class ThresholdCalibration {
   private readonly alarmsPerTick: number;
   private readonly runs: number;
   private readonly runTicks: number;
+  private readonly seed: number;
   private readonly center: number;
   private readonly scale: number;
-  private readonly autocorrelationTime: number;
-  private readonly meanBlockLength: number;
-  private readonly bootstrap: StationaryBootstrap;
+  private readonly standardized: Float64Array;
+  // The first phase: the segment's autocorrelation time, which sets the bootstrap's block length.
+  private readonly autocorrelation: AutocorrelationTime;
+  private autocorrelationTime = NaN;
+  private meanBlockLength = NaN;
+  private bootstrap: StationaryBootstrap | null = null;
   // Per run, the ticks (1-based) at which its score reached a new high, and those highs: T_i(s) is the first such
   // tick whose high exceeds s.
   private readonly recordTicks: number[][] = [];
@@ -216,25 +227,43 @@ export class ThresholdCalibration {
     this.alarmsPerTick = alarmsPerTick;
     this.runs = runs;
     this.runTicks = runTicks;
+    this.seed = seed;
     this.center = center;
     this.scale = scale;
-    this.autocorrelationTime = integratedAutocorrelationTime(standardized);
-    this.meanBlockLength = Math.min(Math.max(1, Math.ceil(BLOCK_LENGTH_IN_TAU * this.autocorrelationTime)), Math.max(1, Math.floor(standardized.length / 4)));
-    this.bootstrap = new StationaryBootstrap(standardized, this.meanBlockLength, seed);
+    this.standardized = standardized;
+    this.autocorrelation = new AutocorrelationTime(standardized);
   }
 
-  /** Detector updates still to simulate: runs x runTicks in all, counted down by advance. */
+  /**
+   * Detector updates still to simulate: runs x runTicks in all, counted down by advance. The autocorrelation time,
+   * computed first, is not in it: its length is known only once it is done.
+   */
   get remaining(): number {
     return this.run >= this.runs ? 0 : (this.runs - this.run) * this.runTicks - (this.tick - 1);
   }
 
-  /** Simulates up to `maxUpdates` more detector updates (Infinity: all of them); true once every run is done. */
+  /**
+   * Does up to `maxUpdates` more units of work (Infinity: all of it); true once every run is done. A unit is one
+   * simulated detector update, or AUTOCORRELATION_PRODUCTS_PER_UPDATE products of the autocorrelation time, which
+   * comes first (about as long: tens of ns on this project's machine); every call with a budget makes progress.
+   */
   advance(maxUpdates: number): boolean {
     if (!(maxUpdates >= 0) || (Number.isFinite(maxUpdates) && !Number.isInteger(maxUpdates))) {
       throw new RangeError(`calibration: advance takes a whole number of updates or Infinity, got ${String(maxUpdates)}`);
     }
-    const { runs, runTicks, bootstrap } = this;
     let budget = maxUpdates;
+    if (this.bootstrap === null && budget > 0) {
+      const products = this.autocorrelation.advance(budget * AUTOCORRELATION_PRODUCTS_PER_UPDATE);
+      budget -= Math.ceil(products / AUTOCORRELATION_PRODUCTS_PER_UPDATE);
+      if (this.autocorrelation.done) {
+        const { standardized } = this;
+        this.autocorrelationTime = this.autocorrelation.value;
+        this.meanBlockLength = Math.min(Math.max(1, Math.ceil(BLOCK_LENGTH_IN_TAU * this.autocorrelationTime)), Math.max(1, Math.floor(standardized.length / 4)));
+        this.bootstrap = new StationaryBootstrap(standardized, this.meanBlockLength, this.seed);
+      }
+    }
+    const { runs, runTicks, bootstrap } = this;
+    if (bootstrap === null) return false;
     while (this.run < runs && budget > 0) {
       if (this.probe === null) {
         this.probe = this.kind.create(this.spec);
@@ -276,25 +305,6 @@ export class ThresholdCalibration {
   result(): Calibration {
     if (this.run < this.runs) throw new Error(`calibration: ${this.remaining} simulated updates are still to run; advance() until it returns true`);
     const { kind, spec, runs, runTicks, recordTicks, recordScores, alarmsPerTick } = this;
-    // Every finite record high once, most alarming first. A smooth signal's statistic sets a new high on most
-    // ticks, millions over the runs: a typed array sorted natively, then walked from its top, costs a fraction of
-    // a Set of them sorted with a comparator (that was half of a calibration's time in driftline run).
-    let records = 0;
-    for (const scores of recordScores) records += scores.length;
-    const sorted = new Float64Array(records);
-    for (let run = 0, at = 0; run < runs; run++) {
-      const scores = recordScores[run];
-      for (let i = 0; i < scores.length; i++) sorted[at++] = scores[i];
-    }
-    sorted.sort();
-    const candidates: number[] = [];
-    for (let i = sorted.length - 1; i >= 0; i--) {
-      const score = sorted[i];
-      if (Number.isFinite(score) && score !== candidates[candidates.length - 1]) candidates.push(score);
-    }
-    if (candidates.length === 0) {
-      throw new RangeError(`calibration: '${spec.kind}' never computed its statistic within runs of ${runTicks} ticks; lengthen runTicks`);
-    }
     // A run's record highs increase strictly, so its first alarm at a threshold is found by bisection.
     const firstAbove = (scores: readonly number[], threshold: number): number => {
       let lo = 0;
@@ -323,17 +333,36 @@ export class ThresholdCalibration {
     const withinBudget = (r: { alarmed: number; rate: number }) =>
       r.alarmed === 0 || (r.alarmed + Math.sqrt(r.alarmed)) * (r.rate / r.alarmed) <= alarmsPerTick;
 
-    // The most sensitive setting within the budget. Going down the candidates, alarms can only come more and
-    // earlier, so the margin only grows: the settings within the budget are a prefix of the candidates, found by
-    // bisection (a smooth signal's statistic can set a new high on most ticks, millions of candidates).
-    let lo = 0;
-    let hi = candidates.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if (withinBudget(rateAt(candidates[mid]))) lo = mid;
-      else hi = mid - 1;
+    // The candidates are the runs' finite record highs. Records are finite or +Infinity (a NaN or -Infinity score
+    // never beats the best so far), so a run's finite ones are a prefix of it.
+    let lowest = Infinity;
+    let highest = -Infinity;
+    for (const scores of recordScores) {
+      const firstInfinite = firstAbove(scores, Number.MAX_VALUE);
+      const finite = firstInfinite < 0 ? scores.length : firstInfinite;
+      if (finite === 0) continue;
+      lowest = Math.min(lowest, scores[0]);
+      highest = Math.max(highest, scores[finite - 1]);
     }
-    const chosen = candidates[lo];
+    if (!(lowest <= highest)) {
+      throw new RangeError(`calibration: '${spec.kind}' never computed its statistic within runs of ${runTicks} ticks; lengthen runTicks`);
+    }
+    // The most sensitive setting within the budget: the lowest candidate at which it holds. Lowering the threshold
+    // can only bring alarms more and earlier, so the margin only grows, and between two neighbouring candidates
+    // nothing changes (a run alarms at the first record above the threshold). So the lowest float64 threshold within
+    // the budget is that candidate, found by bisection over the float64s between the lowest and highest record (at
+    // most 64 halvings; at the highest no run alarms). A smooth signal's statistic sets a new high on most ticks:
+    // sorting its millions of records was most of this step before (290 ms of a calibration in driftline run).
+    let lo = orderedKey(lowest);
+    let hi = orderedKey(highest);
+    while (lo < hi) {
+      const mid = lo + ((hi - lo) >> 1n);
+      if (withinBudget(rateAt(floatOfKey(mid)))) hi = mid;
+      else lo = mid + 1n;
+    }
+    // -0 and +0 are one candidate; the records' own zero is kept (+0 when a run has one).
+    let chosen = floatOfKey(lo);
+    if (chosen === 0) chosen = recordScores.some((scores) => scores.some((x) => Object.is(x, 0))) ? 0 : -0;
     const chosenRate = rateAt(chosen);
 
     const value = kind.settingFor(chosen);
@@ -351,6 +380,20 @@ export class ThresholdCalibration {
       budgetAlarmsPerTick: alarmsPerTick,
     };
   }
+}
+
+const SIGN_BIT = 1n << 63n;
+const ALL_BITS = (1n << 64n) - 1n;
+const keyView = new DataView(new ArrayBuffer(8));
+/** A 64-bit key that orders float64s as numbers do (-0 just below +0), for bisection over the float64s. */
+function orderedKey(x: number): bigint {
+  keyView.setFloat64(0, x);
+  const bits = keyView.getBigUint64(0);
+  return (bits & SIGN_BIT) !== 0n ? ~bits & ALL_BITS : bits | SIGN_BIT;
+}
+function floatOfKey(key: bigint): number {
+  keyView.setBigUint64(0, (key & SIGN_BIT) !== 0n ? key ^ SIGN_BIT : ~key & ALL_BITS);
+  return keyView.getFloat64(0);
 }
 
 function calibratedSpec(spec: UncalibratedSpec, name: 'threshold' | 'delta' | 'alpha', value: number): CalibratedSpec {

@@ -2,48 +2,6 @@
 import { Random } from '../learners/random.js';
 
 /**
- * Sokal's window constant: the autocorrelations are summed up to the first lag M with M >= SOKAL_WINDOW * tau(M).
- * Summing every lag would add as much noise as signal; 5 is the usual choice (Sokal 1997, Madras and Sokal 1988).
- */
-export const SOKAL_WINDOW = 5;
-
-/**
- * The integrated autocorrelation time tau = 1 + 2 * sum_{k=1..M} rho_k of a series, with rho_k its sample
- * autocorrelation at lag k and M chosen by Sokal's automatic window (the first M >= SOKAL_WINDOW * tau(M)), at
- * most floor(n / 4). tau is how many consecutive values carry the information of one independent value: the
- * variance of a sum of m values is about m * tau times a single value's. 1 for white noise; about
- * (1 + phi) / (1 - phi) for an AR(1) with coefficient phi. Never below 1 (a negatively correlated series is
- * treated as independent, which is conservative for the detectors calibrated with it). A constant series gives 1.
- *
- * Cost O(n * M), once.
- *
- * @throws RangeError below 8 values or on a non-finite value.
- */
-export function integratedAutocorrelationTime(series: ArrayLike<number>): number {
-  const n = series.length;
-  if (!(n >= 8)) throw new RangeError(`integratedAutocorrelationTime: at least 8 values are needed, got ${n}`);
-  let mean = 0;
-  for (let i = 0; i < n; i++) {
-    const x = series[i];
-    if (!Number.isFinite(x)) throw new RangeError(`integratedAutocorrelationTime: value ${i} is ${String(x)}`);
-    mean += x;
-  }
-  mean /= n;
-  let c0 = 0;
-  for (let i = 0; i < n; i++) c0 += (series[i] - mean) ** 2;
-  if (c0 === 0) return 1;
-  const maxLag = Math.floor(n / 4);
-  let tau = 1;
-  for (let lag = 1; lag <= maxLag; lag++) {
-    let c = 0;
-    for (let i = lag; i < n; i++) c += (series[i] - mean) * (series[i - lag] - mean);
-    tau += (2 * c) / c0;
-    if (lag >= SOKAL_WINDOW * tau) break;
-  }
-  return Math.max(1, tau);
-}
-
-/**
  * Mean block length of the stationary bootstrap, in integrated autocorrelation times. A block of mean length b
  * keeps the correlation at lag k only with probability (1 - 1/b)^k, so short blocks shrink the long-run
  * variance, which is what a cumulative-sum detector's false alarms depend on: too short, and the resampled null
