@@ -5,7 +5,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { ConfigError, learnerSpecOf, loadConfig, parseConfig } from '../src/cli/config.js';
+import { ConfigError, DEFAULT_SERVICE_CALIBRATION_STEP, learnerSpecOf, loadConfig, parseConfig } from '../src/cli/config.js';
 import { pipelineOptionsOf } from '../src/cli/run.js';
 import { createLearner } from '../src/learners/learner.js';
 
@@ -27,7 +27,7 @@ test('a minimal config gets documented defaults and yields a learner spec create
 test('the drift, evaluation and log fields the pipeline needs have defaults and accept what they document', () => {
   const defaults = parseConfig(minimal);
   assert.deepEqual(defaults.drift, {
-    detectors: [{ kind: 'calibrated', detector: { kind: 'page-hinkley' }, falseAlarmsPerHour: 1, tickSeconds: 0.05 }],
+    detectors: [{ kind: 'calibrated', detector: { kind: 'page-hinkley' }, falseAlarmsPerHour: 1, tickSeconds: 0.05, calibrationStep: DEFAULT_SERVICE_CALIBRATION_STEP }],
     inputDetectors: [],
     inputStatistic: 'population-mean',
     cooldownTicks: 0,
@@ -160,8 +160,8 @@ test('a calibrated detector takes the stream tick from drift.tickSeconds unless 
     },
   });
   assert.deepEqual(config.drift.detectors.map((d) => d.kind === 'calibrated' && d.tickSeconds), [0.02, 0.1]);
-  // The step reaches the detector; without it, the whole calibration runs at once.
-  assert.deepEqual(config.drift.detectors.map((d) => d.kind === 'calibrated' && d.calibrationStep), [undefined, 50_000]);
+  // The step reaches the detector; without it, driftline run's default step.
+  assert.deepEqual(config.drift.detectors.map((d) => d.kind === 'calibrated' && d.calibrationStep), [DEFAULT_SERVICE_CALIBRATION_STEP, 50_000]);
   for (const [what, drift, message] of [
     ['the option calibration chooses', { detectors: [{ kind: 'calibrated', detector: { kind: 'page-hinkley', threshold: 5 }, falseAlarmsPerHour: 1 }] }, /drift\.detectors\.0\.detector: unknown field\(s\) 'threshold'/],
     ['a budget too small for a 1 ms tick', { tickSeconds: 0.001, detectors: [{ kind: 'calibrated', detector: { kind: 'page-hinkley' }, falseAlarmsPerHour: 0.01 }] }, /drift\.detectors\.0: .*raise the budget or lower runs/],
