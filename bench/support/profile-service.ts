@@ -46,21 +46,28 @@ writeFileSync(path.join(dir, 'c.json'), JSON.stringify(config));
 const profiling = process.env.PROFILE_OFF !== '1';
 const profilerFlags = profiling ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=200'] : [];
 const runArgs = (process.env.PROFILE_RUN_ARGS ?? '').split(' ').filter(Boolean);
-const child = spawn(process.execPath, [...(process.env.PROFILE_NODE_FLAGS ?? '').split(' ').filter(Boolean), ...profilerFlags, 'bin/driftline.js', 'run', '--config', path.join(dir, 'c.json'), ...runArgs], {
-  cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'],
-});
+// PROFILE_ECHO=1: the echo floor (bench/support/echo-server.ts) instead of the service, under the same load and
+// profile, for a stage-by-stage comparison with what the service adds.
+const echo = process.env.PROFILE_ECHO === '1';
+const nodeFlags = (process.env.PROFILE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+const child = echo
+  ? spawn(process.execPath, [...nodeFlags, ...profilerFlags, '--import', 'tsx', 'bench/support/echo-server.ts', '--exit-with-stdin'], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] })
+  : spawn(process.execPath, [...nodeFlags, ...profilerFlags, 'bin/driftline.js', 'run', '--config', path.join(dir, 'c.json'), ...runArgs], {
+    cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'],
+  });
 const ready = await new Promise<Record<string, string>>((res, rej) => {
   let buf = '';
-  child.stderr!.on('data', (c: Buffer) => {
+  // The service logs its readiness on stderr; the echo server prints its own on stdout.
+  (echo ? child.stdout! : child.stderr!).on('data', (c: Buffer) => {
     buf += c.toString();
     for (const line of buf.split('\n')) {
       try {
         const o = JSON.parse(line) as Record<string, string>;
-        if (o.msg === 'driftline ready') res(o);
+        if (o.msg === 'driftline ready' || o.msg === 'echo ready') res(o);
       } catch { /* partial line */ }
     }
   });
-  child.on('exit', (code) => rej(new Error(`service exited ${code}: ${buf.slice(-500)}`)));
+  child.on('exit', (code) => rej(new Error(`${echo ? 'echo server' : 'service'} exited ${code}: ${buf.slice(-500)}`)));
 });
 
 const inputs = Array.from({ length: 256 }, (_, i) => Float32Array.from({ length: 96 }, (_, j) => Math.sin(i * 0.1 + j)));
@@ -142,9 +149,21 @@ await new Promise((r) => child.on('exit', r));
 
 const summary = `${kind} frames${coalesceSends ? ', coalesceSends' : ''}, ${STREAMS} streams, ${wallSeconds.toFixed(1)} s ${pacedHz > 0 ? `paced at ${pacedHz}/s` : `closed loop (window ${WINDOW})`}: ${received} predictions, ${(received / wallSeconds).toFixed(0)}/s; service CPU ${cpuSeconds.toFixed(2)} s = ${((cpuSeconds / received) * 1e6).toFixed(1)} us/event`;
 const threadLine = `threads (CPU s over the whole run, start-up included): ${threadCpu.map((t) => `${t.name}#${t.tid} ${t.seconds.toFixed(2)}`).join(', ')}`;
+/** Paced runs: event-to-prediction latency after the warm-up, and the producer's own stalls (which send bursts). */
+function printLatency(): void {
+  const sorted = [...lat].sort((a, b) => a - b);
+  const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!.toFixed(2);
+  console.log(`paced ${pacedHz}/s, after the first ${WARM_UP_MS / 1000} s: latency ms p50 ${q(0.5)} p99 ${q(0.99)} max ${q(1)}`);
+  const worstGaps = [...producerGaps].sort((a, b) => b.ms - a.ms).slice(0, 8);
+  console.log(
+    `producer timer gaps over ${PRODUCER_GAP_MS} ms: ${producerGaps.length}` +
+      (worstGaps.length > 0 ? `; longest ${worstGaps.map((g) => `${g.ms.toFixed(0)} ms at ${(g.atMs / 1000).toFixed(1)} s`).join(', ')}` : ''),
+  );
+}
 if (!profiling) {
   console.log(threadLine);
   console.log(summary);
+  if (lat.length > 0) printLatency();
   process.exit(0);
 }
 // PROFILE_THREAD: which thread's profile to read (Node's thread id in the file name: 0 is the main thread, shard
@@ -166,7 +185,7 @@ const STAGES: readonly { stage: string; match: (fn: string, url: string) => bool
   { stage: 'ws receive (framing, unmasking)', match: (_fn, url) => /ws\/lib\/(receiver|buffer-util|websocket\.js)/.test(url) },
   { stage: 'metrics (prom-client)', match: (_fn, url) => /metrics\/|prom-client/.test(url) },
   { stage: 'dashboard feed', match: (_fn, url) => /dashboard\//.test(url) },
-  { stage: 'drift calibration (once per stream)', match: (_fn, url) => /drift\/(calibration|stationary-bootstrap)/.test(url) },
+  { stage: 'drift calibration (once per stream)', match: (_fn, url) => /drift\/(calibration|stationary-bootstrap|autocorrelation-time)/.test(url) },
   { stage: 'drift detectors', match: (_fn, url) => /drift\/|detect-drift|detector-bank|channel-novelty/.test(url) },
   { stage: 'recovery shadow', match: (_fn, url) => /track-recovery|recovery/.test(url) },
   { stage: 'prequential scoring', match: (_fn, url) => /prequential/.test(url) },
@@ -223,14 +242,7 @@ console.log('\n| stage | share of the thread | us of this thread per event |\n|-
 for (const [k, us] of [...byStage].sort((a, b) => b[1] - a[1])) console.log(`| ${k} | ${((100 * us) / total).toFixed(1)} % | ${perEvent(us / total).toFixed(1)} |`);
 console.log(`| all | 100 % | ${perEvent(1).toFixed(1)} |`);
 if (lat.length > 0) {
-  const sorted = [...lat].sort((a, b) => a - b);
-  const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!.toFixed(2);
-  console.log(`paced ${pacedHz}/s, after the first ${WARM_UP_MS / 1000} s: latency ms p50 ${q(0.5)} p99 ${q(0.99)} max ${q(1)}`);
-  const worstGaps = [...producerGaps].sort((a, b) => b.ms - a.ms).slice(0, 8);
-  console.log(
-    `producer timer gaps over ${PRODUCER_GAP_MS} ms: ${producerGaps.length}` +
-      (worstGaps.length > 0 ? `; longest ${worstGaps.map((g) => `${g.ms.toFixed(0)} ms at ${(g.atMs / 1000).toFixed(1)} s`).join(', ')}` : ''),
-  );
+  printLatency();
   // The longest stretches of consecutive non-idle samples, and what ran most in each: where the loop stalled.
   const idle = new Set(prof.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
   const stretches: { ms: number; at: number; top: Map<string, number> }[] = [];
