@@ -1,40 +1,16 @@
-// Smoke test against a real Kafka broker (scripts/kafka/broker.sh start).
-// The bootstrap address comes from DRIFTLINE_KAFKA_BROKERS, else from <run dir>/brokers
-// (run dir: DRIFTLINE_KAFKA_RUN or <repo>/.kafka). Without either the test is skipped
-// with the reason printed; CI treats that skip as a failure.
-// kafkajs logs are off unless DRIFTLINE_TEST_LOGS is set.
+// Smoke test against a real Kafka broker (scripts/kafka/broker.sh start): test/support/kafka-broker.ts finds it, or
+// the test is skipped with the reason printed (CI treats that skip as a failure).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel } from 'kafkajs';
 import type { Admin, Consumer, Producer } from 'kafkajs';
+import { findBrokers, testKafka, within } from '../support/kafka-broker.js';
 
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MESSAGES = 1000;
 const FLOATS = 96;
 const KEYS = ['stream-0', 'stream-1', 'stream-2', 'stream-3'];
 const TEST_TIMEOUT_MS = 60_000;
 const CONSUME_DEADLINE_MS = 40_000;
-
-function findBrokers(): { brokers?: string[]; reason?: string } {
-  const fromEnv = process.env.DRIFTLINE_KAFKA_BROKERS?.trim();
-  if (fromEnv) return { brokers: fromEnv.split(',').map((s) => s.trim()).filter(Boolean) };
-  const runDir = process.env.DRIFTLINE_KAFKA_RUN || join(REPO_ROOT, '.kafka');
-  const file = join(runDir, 'brokers');
-  try {
-    const text = readFileSync(file, 'utf8').trim();
-    if (text) return { brokers: text.split(/[\s,]+/).filter(Boolean) };
-    return { reason: `${file} is empty` };
-  } catch {
-    return {
-      reason: `no Kafka broker: DRIFTLINE_KAFKA_BROKERS is unset and ${file} does not exist ` +
-        `(start one with: bash scripts/kafka/broker.sh start)`,
-    };
-  }
-}
 
 /** The payload of message `seq`: 96 little-endian Float32 values, distinct per message. */
 function payload(seq: number): Buffer {
@@ -48,15 +24,6 @@ function payload(seq: number): Buffer {
   return buf;
 }
 
-/** Rejects after ms; the wrapped promise is not cancelled. */
-function within<T>(ms: number, label: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${label}: timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 const { brokers, reason } = findBrokers();
 if (reason) console.log(`[kafka-smoke] skipped: ${reason}`);
 
@@ -67,13 +34,7 @@ test(
     const suffix = randomBytes(6).toString('hex');
     const topic = `driftline-smoke-${suffix}`;
     const groupId = `driftline-smoke-${suffix}`;
-    const kafka = new Kafka({
-      clientId: `driftline-smoke-${suffix}`,
-      brokers: brokers!,
-      connectionTimeout: 5000,
-      requestTimeout: 15000,
-      logLevel: process.env.DRIFTLINE_TEST_LOGS ? logLevel.INFO : logLevel.NOTHING,
-    });
+    const kafka = testKafka(brokers!, `driftline-smoke-${suffix}`);
     const admin: Admin = kafka.admin();
     // Idempotent producer, one request in flight: retries cannot duplicate or reorder.
     const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
