@@ -17,6 +17,7 @@ import { ConfigError, describeLearner, loadConfig, type DriftlineConfig } from '
 import { formatDuration, type ProgressStream } from '../report/progress.js';
 import { pipelineOptionsOf } from './run.js';
 import { formatTable } from './table.js';
+import { cliKafka, parseKafkaTarget, replayToKafka } from './replay-kafka.js';
 
 /**
  * `driftline replay`: recorded sessions as one live stream. Files are read in the order given (.mat: a Jango
@@ -31,6 +32,8 @@ import { formatTable } from './table.js';
  *   tick (it watches the predictions path of the same server for that tick's prediction, or an error reply for
  *   it), then closes. Exit 1 when the server refused frames or frames were lost while disconnected, with the
  *   counts by reason.
+ * - `--to kafka://HOST:PORT[,...]/TOPIC`: every frame is produced into the topic, one record keyed by the stream
+ *   (src/cli/replay-kafka.ts), JSON or `--binary`; the command ends once the broker has acknowledged them all.
  * - `--config FILE` (without --to): the pipeline of `driftline run` runs in-process on the replay (no ws, no
  *   metrics server, no checkpoints: a replay is a reproducible experiment), and a summary goes to stdout: per
  *   session and per track (learning ticks / held-out ticks) the windowed MSE and R2 of the learner beside the two
@@ -48,11 +51,13 @@ export interface ReplayIO {
   readonly stderr: ProgressStream;
 }
 
-const usage = `usage: driftline replay [--to ws://HOST:PORT/ingest [--token T] | --config FILE] [options] FILE...
+const usage = `usage: driftline replay [--to ws://HOST:PORT/ingest [--token T] | --to kafka://HOST:PORT/TOPIC | --config FILE] [options] FILE...
 
   FILE...              .mat (Jango MAT v5) and .ndjson recordings, replayed in order as one stream;
                        a session boundary is declared before each session
-  --to URL             send the frames to a running 'driftline run' (its ingest URL)
+  --to URL             send the frames to a running 'driftline run' (its ingest URL), or produce them into
+                       a Kafka topic: kafka://HOST:PORT[,HOST:PORT...]/TOPIC (one record per frame, keyed
+                       by stream; the topic must exist)
   --token T            bearer token for --to (default: sources.websocket.token of --config, if given)
   --binary             send binary frames instead of JSON (with --to)
   --config FILE        without --to: run the pipeline of FILE in-process and print a summary table
@@ -88,6 +93,8 @@ function protocolOf(protocol: ReplayProtocol, sessions: readonly ReplaySession[]
 interface ReplayArgs {
   readonly files: readonly string[];
   readonly to?: string;
+  /** --to kafka://BROKERS/TOPIC: produce into the topic instead of sending to a running driftline. */
+  readonly toKafka?: boolean;
   readonly token?: string;
   readonly binary: boolean;
   readonly config?: DriftlineConfig;
@@ -132,6 +139,7 @@ export async function replayCommand(args: string[], io: ReplayIO = { stdout: pro
     }
     throw err;
   }
+  if (parsed.toKafka === true) return sendToKafka(parsed, loaded, io);
   return parsed.to !== undefined ? sendToServer(parsed, loaded, io) : runInProcess(parsed, loaded, io);
 }
 
@@ -172,14 +180,22 @@ function parseReplayArgs(args: string[], io: ReplayIO): ReplayArgs | undefined {
   if (values.to === undefined && values.config === undefined) {
     throw new UsageError('nowhere to replay to: give --to ws://HOST:PORT/ingest (a running driftline) or --config FILE (in-process)');
   }
-  if (values.to !== undefined) {
+  const toKafka = values.to?.startsWith('kafka://') === true;
+  if (toKafka) {
+    try {
+      parseKafkaTarget(values.to!);
+    } catch (err) {
+      throw new UsageError(`--to: ${(err as Error).message}`);
+    }
+    if (values.token !== undefined) throw new UsageError('--token applies to --to ws://... only');
+  } else if (values.to !== undefined) {
     let url: URL;
     try {
       url = new URL(values.to);
     } catch {
-      throw new UsageError(`--to must be a ws:// or wss:// URL, got '${values.to}'`);
+      throw new UsageError(`--to must be a ws://, wss:// or kafka:// URL, got '${values.to}'`);
     }
-    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new UsageError(`--to must be a ws:// or wss:// URL, got '${values.to}'`);
+    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new UsageError(`--to must be a ws://, wss:// or kafka:// URL, got '${values.to}'`);
   } else {
     if (values.binary) throw new UsageError('--binary applies to --to only');
     if (values.token !== undefined) throw new UsageError('--token applies to --to only');
@@ -211,10 +227,11 @@ function parseReplayArgs(args: string[], io: ReplayIO): ReplayArgs | undefined {
   if (values.stream !== undefined && (values.stream === '' || Buffer.byteLength(values.stream) > 128)) {
     throw new UsageError('--stream must be 1 to 128 bytes of UTF-8');
   }
-  const token = values.token ?? config?.sources.websocket?.token;
+  const token = toKafka ? undefined : (values.token ?? config?.sources.websocket?.token);
   return {
     files: positionals,
     ...(values.to !== undefined ? { to: values.to } : {}),
+    ...(toKafka ? { toKafka } : {}),
     ...(token !== undefined ? { token } : {}),
     binary: values.binary,
     ...(config !== undefined ? { config } : {}),
@@ -488,6 +505,24 @@ async function sendToServer(args: ReplayArgs, loaded: LoadedSessions, io: Replay
       `${acknowledged ? '' : '; the server did not confirm the last tick'}\n`,
   );
   return refused > 0 || lost > 0 || !acknowledged ? 1 : 0;
+}
+
+async function sendToKafka(args: ReplayArgs, loaded: LoadedSessions, io: ReplayIO): Promise<number> {
+  const url = args.to!;
+  const target = parseKafkaTarget(url);
+  const started = performance.now();
+  try {
+    const counts = await replayToKafka(replayOf(args, loaded, io), { kafka: cliKafka(target, 'driftline-replay'), topic: target.topic, binary: args.binary });
+    io.stderr.write(
+      `driftline replay: produced ${counts.records} records (${counts.ticks} ticks, ${counts.labels} labels, ${counts.sessions} session boundaries) ` +
+        `of stream '${loaded.stream}' to ${url} in ${formatDuration((performance.now() - started) / 1000)} ` +
+        `(${args.binary ? 'binary' : 'JSON'} frames, label delay ${args.labelDelay}, speed ${String(args.speed)})\n`,
+    );
+    return 0;
+  } catch (err) {
+    io.stderr.write(`driftline replay: ${url}: ${(err as Error).message}\n`);
+    return 1;
+  }
 }
 
 /**
