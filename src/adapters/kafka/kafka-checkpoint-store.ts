@@ -53,7 +53,8 @@ interface Entry {
  *   not compacting: a `delete` topic would drop state after its retention, silently.
  * - `save` resolves once the broker has acknowledged the record from every in-sync replica (acks = -1), through an
  *   idempotent producer with one request in flight, so a retried save is neither doubled nor reordered.
- * - The store reads the topic continuously with its own consumer (its own group, no committed offsets) into a view
+ * - The store reads the topic continuously with its own consumer (its own group, no committed offsets, committed
+ *   transactions only) into a view
  *   of the newest record per stream, as a KTable does. `loadAll`, `list` and `load` first wait until that view has
  *   read every partition up to the end it has when they are called, so they see every save acknowledged before.
  *   The view holds the newest bytes of every stream (what a restore needs anyway).
@@ -139,6 +140,15 @@ export class KafkaCheckpointStore implements CheckpointStore {
 
   async save(checkpoint: StoredCheckpoint): Promise<void> {
     this.checkOpen();
+    await this.producer.send({ topic: this.topic, acks: -1, messages: [this.record(checkpoint)] });
+  }
+
+  /**
+   * The changelog record of a checkpoint, for a writer that puts it in a transaction of its own (a Kafka worker
+   * commits its checkpoints, its predictions and its input offsets together). Readers see only committed records.
+   * @throws TypeError naming the stream for an invalid checkpoint.
+   */
+  record(checkpoint: StoredCheckpoint): { key: string; value: Buffer } {
     const stream = (checkpoint as StoredCheckpoint | undefined)?.meta?.stream;
     let bytes: Uint8Array;
     try {
@@ -146,11 +156,7 @@ export class KafkaCheckpointStore implements CheckpointStore {
     } catch (err) {
       throw new TypeError(`${this.locationOf(typeof stream === 'string' ? stream : '?')}: cannot save checkpoint: ${(err as Error).message}`);
     }
-    await this.producer.send({
-      topic: this.topic,
-      acks: -1,
-      messages: [{ key: stream, value: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) }],
-    });
+    return { key: stream as string, value: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
   }
 
   /** Every stream's newest checkpoint; damaged ones are quarantined and reported through onCorrupt. */
@@ -207,6 +213,13 @@ export class KafkaCheckpointStore implements CheckpointStore {
   private async startReading(): Promise<void> {
     await this.reader.connect();
     await this.reader.subscribe({ topics: [this.topic], fromBeginning: true });
+    // A batch of transaction markers or aborted records reaches no eachBatch, yet moves the read position: the
+    // end of every batch, processed or filtered, says where reading stands.
+    this.reader.on(this.reader.events.END_BATCH_PROCESS, ({ payload }) => {
+      const next = BigInt(payload.lastOffset) + 1n;
+      if (next > (this.readUpTo.get(payload.partition) ?? 0n)) this.readUpTo.set(payload.partition, next);
+      for (const wake of this.waiters) wake();
+    });
     this.reader.on(this.reader.events.CRASH, (event) => {
       this.readerError = event.payload.error;
       for (const wake of this.waiters) wake();

@@ -1,0 +1,354 @@
+// One worker of a Kafka consumer group: frames in, predictions out, learner state in the changelog, exactly once.
+import { Subject, type Subscription } from 'rxjs';
+import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import type { StreamShape } from '../websocket/frames.js';
+import type { StoredCheckpoint } from '../../streams/checkpoint-store.js';
+import type { Rejection, StreamInput } from '../../streams/messages.js';
+import { createPipeline, type Pipeline, type PipelineOptions, type PipelineOutput } from '../../streams/pipeline.js';
+import { decodeKafkaRecord, predictionRecord, type RecordPosition } from './kafka-records.js';
+import type { KafkaCheckpointStore } from './kafka-checkpoint-store.js';
+
+export interface KafkaWorkerOptions {
+  readonly kafka: Kafka;
+  /** The consumer group: every worker of one deployment uses the same. */
+  readonly groupId: string;
+  /** Frames in: key = stream, value = one frame (kafka-records.ts). */
+  readonly inputTopic: string;
+  /** Predictions out: key = stream, headers naming the model version and the input record. */
+  readonly predictionsTopic: string;
+  /** The learner-state changelog (read for restores; written inside this worker's transactions). */
+  readonly changelog: KafkaCheckpointStore;
+  /** The pipeline of every stream, without checkpoint options: the worker checkpoints in its commits. */
+  readonly pipeline: Omit<PipelineOptions, 'checkpoint'>;
+  /** Every stream's frame shape. */
+  readonly shape: StreamShape;
+  readonly maxFrameBytes?: number;
+  /** A partition's work is committed once this many records are uncommitted (default 2,000)... */
+  readonly commitEveryRecords?: number;
+  /** ...or once its oldest uncommitted record is this old (default 1,000 ms). */
+  readonly commitEveryMs?: number;
+  /** A record refused (bad frame, duplicate): the caller logs and counts it; the partition goes on. */
+  readonly onRefused?: (rejection: Rejection, at: RecordPosition) => void;
+  /** Every pipeline output besides predictions (scores, drift markers, reports), for metrics and dashboards. */
+  readonly onOutput?: (output: PipelineOutput) => void;
+  /** The worker cannot go on (a pipeline failure, a consumer that crashed for good). */
+  readonly onFailure?: (error: Error) => void;
+}
+
+export interface KafkaWorkerStats {
+  records: number;
+  predictions: number;
+  refused: number;
+  commits: number;
+  /** Streams restored from the changelog. */
+  restores: number;
+  /** Streams dropped from memory unsaved: their partition left this worker, or a commit failed. */
+  dropped: number;
+  /** Commits that failed (then the partition's uncommitted work is dropped and read again). */
+  failedCommits: number;
+}
+
+/** One input partition's work since its last commit, and the transactional producer that commits it. */
+interface PartitionTask {
+  readonly partition: number;
+  readonly producer: Producer;
+  /** Streams of this partition live in this worker. */
+  readonly streams: Set<string>;
+  /** Streams with records since the last commit: their checkpoints go into the next one. */
+  touched: Set<string>;
+  outgoing: { key: string; value: string; headers: Record<string, string> }[];
+  /** The offset after the last record processed, and after the last one this worker committed. */
+  nextOffset: bigint;
+  committedOffset: bigint | undefined;
+  uncommitted: number;
+  firstUncommittedAt: number;
+  /** The commit in flight, if any: one at a time per partition. */
+  committing: Promise<void>;
+  /** Set when the partition left this worker: nothing of it is committed any more. */
+  gone: boolean;
+}
+
+/**
+ * A consumer-group member that runs the pipeline on the partitions it is assigned (DESIGN section 6), exactly once
+ * in the way Kafka Streams is: per input partition a transactional producer (transactional.id = group, topic and
+ * partition), and every commit is one transaction holding the partition's predictions since the last commit, the
+ * checkpoint of every stream with records since then, and the input offset after the last record. So the
+ * predictions, the learner state and the read position become visible together or not at all:
+ *
+ * - A worker that dies mid-way leaves an open transaction; whoever is assigned the partition next opens the same
+ *   transactional.id, which aborts it and fences the dead one (a zombie's later commit fails), restores each stream
+ *   from the changelog as of the last commit, and reads from the committed offset. No record updates a learner
+ *   twice, and none of its predictions is seen twice by a read_committed consumer.
+ * - Beneath that, each learner's own high-water mark (the last seq it learned) refuses a tick it has already seen,
+ *   whoever re-sends it (a producer after a reconnect): refused as a duplicate, never learned again.
+ * - A commit that fails drops the partition's streams from memory and reads the partition again from its last
+ *   commit; a partition that leaves this worker at a rebalance is dropped the same way, unsaved.
+ *
+ * Records are processed in partition order, one partition batch at a time (kafkajs heartbeats between records),
+ * and a bad record is refused and skipped, never stopping its partition.
+ */
+export class KafkaWorker {
+  readonly stats: KafkaWorkerStats = { records: 0, predictions: 0, refused: 0, commits: 0, restores: 0, dropped: 0, failedCommits: 0 };
+  readonly pipeline: Pipeline;
+  private readonly tasks = new Map<number, PartitionTask>();
+  private readonly streamPartition = new Map<string, number>();
+  private readonly inputs = new Subject<StreamInput | Rejection>();
+  private readonly subscription: Subscription;
+  private consumer: Consumer | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** The record being processed: where its outputs go. */
+  private current: { task: PartitionTask; position: RecordPosition } | undefined;
+  private readonly commitEveryRecords: number;
+  private readonly commitEveryMs: number;
+  private stopping = false;
+  /** A commit outside a batch failed: the next batch rethrows it, so kafkajs restarts the consumer and rejoins. */
+  private commitFailure: Error | undefined;
+
+  private constructor(private readonly options: KafkaWorkerOptions) {
+    this.commitEveryRecords = options.commitEveryRecords ?? 2000;
+    this.commitEveryMs = options.commitEveryMs ?? 1000;
+    if (!(Number.isSafeInteger(this.commitEveryRecords) && this.commitEveryRecords >= 1)) throw new RangeError(`KafkaWorker: commitEveryRecords must be a positive integer, got ${this.commitEveryRecords}`);
+    if (!(this.commitEveryMs > 0)) throw new RangeError(`KafkaWorker: commitEveryMs must be positive, got ${this.commitEveryMs}`);
+    this.pipeline = createPipeline(options.pipeline);
+    this.subscription = this.inputs.pipe(this.pipeline.operator).subscribe({
+      next: (out) => this.onOutput(out),
+      error: (err) => this.fail(err instanceof Error ? err : new Error(String(err))),
+    });
+  }
+
+  /** Joins the group and starts consuming; resolves once the consumer runs. */
+  static async start(options: KafkaWorkerOptions): Promise<KafkaWorker> {
+    const worker = new KafkaWorker(options);
+    const consumer = options.kafka.consumer({ groupId: options.groupId, maxWaitTimeInMs: 500, allowAutoTopicCreation: false });
+    worker.consumer = consumer;
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [options.inputTopic], fromBeginning: true });
+      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => worker.onAssignment(payload.memberAssignment[options.inputTopic] ?? []));
+      consumer.on(consumer.events.CRASH, ({ payload }) => {
+        if (!payload.restart) worker.fail(payload.error);
+      });
+      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (batch) => worker.onBatch(batch) });
+    } catch (err) {
+      await consumer.disconnect().catch(() => {});
+      worker.subscription.unsubscribe();
+      throw err;
+    }
+    worker.timer = setInterval(() => worker.commitDue(), Math.max(50, worker.commitEveryMs / 2));
+    worker.timer.unref();
+    return worker;
+  }
+
+  /** Stops consuming, commits what has been processed, leaves the group. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.consumer?.stop();
+    for (const task of this.tasks.values()) await this.commit(task).catch(() => {});
+    await Promise.allSettled([...this.tasks.values()].map((t) => t.producer.disconnect()));
+    this.tasks.clear();
+    await this.consumer?.disconnect();
+    this.subscription.unsubscribe();
+  }
+
+  private async onBatch({ batch, heartbeat, isRunning, isStale, resolveOffset }: EachBatchPayload): Promise<void> {
+    const failure = this.commitFailure;
+    if (failure !== undefined) {
+      this.commitFailure = undefined;
+      throw failure;
+    }
+    const task = this.tasks.get(batch.partition) ?? (await this.openTask(batch.partition));
+    const { inputTopic, shape, maxFrameBytes } = this.options;
+    const resolver = () => shape;
+    let sinceHeartbeat = 0;
+    for (const message of batch.messages) {
+      if (!isRunning() || isStale() || task.gone) break;
+      const position: RecordPosition = { topic: inputTopic, partition: batch.partition, offset: message.offset };
+      const decoded = decodeKafkaRecord(message.key, message.value, resolver, {
+        receivedAt: performance.now(),
+        ...(maxFrameBytes !== undefined ? { maxFrameBytes } : {}),
+      });
+      this.stats.records++;
+      if (decoded.kind === 'rejected') this.refuse(decoded, position);
+      else {
+        const stream = decoded.stream;
+        if (!this.pipeline.pool.has(stream) && !this.pipeline.pool.hasOffer(stream)) await this.restore(stream);
+        this.streamPartition.set(stream, task.partition);
+        task.streams.add(stream);
+        task.touched.add(stream);
+        this.current = { task, position };
+        try {
+          this.inputs.next(decoded);
+        } finally {
+          this.current = undefined;
+        }
+      }
+      task.nextOffset = BigInt(message.offset) + 1n;
+      // Resolved is kafkajs' fetch position, not a commit (autoCommit is off): without it the next fetch would
+      // deliver the record again. A restart or a rebalance reads from the committed offsets.
+      resolveOffset(message.offset);
+      if (task.uncommitted++ === 0) task.firstUncommittedAt = Date.now();
+      if (task.uncommitted >= this.commitEveryRecords) await this.commit(task);
+      if (++sinceHeartbeat >= 256) {
+        sinceHeartbeat = 0;
+        await heartbeat();
+      }
+    }
+    await heartbeat();
+  }
+
+  /** The transactional producer of a partition: opening it aborts the previous owner's open transaction. */
+  private async openTask(partition: number): Promise<PartitionTask> {
+    const { kafka, groupId, inputTopic } = this.options;
+    const producer = kafka.producer({
+      transactionalId: `${groupId}.${inputTopic}.${partition}`,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+    });
+    await producer.connect();
+    const task: PartitionTask = {
+      partition, producer, streams: new Set(), touched: new Set(), outgoing: [], nextOffset: -1n, committedOffset: undefined,
+      uncommitted: 0, firstUncommittedAt: 0, committing: Promise.resolve(), gone: false,
+    };
+    this.tasks.set(partition, task);
+    return task;
+  }
+
+  /** A stream first seen here: its state as of the last commit that wrote it, if any. */
+  private async restore(stream: string): Promise<void> {
+    let checkpoint: StoredCheckpoint | undefined;
+    try {
+      checkpoint = await this.options.changelog.load(stream);
+    } catch (err) {
+      // Damaged: the store has moved it aside and named it; the stream starts afresh.
+      this.options.onRefused?.({ kind: 'rejected', reason: 'stream-unavailable', stream, message: `checkpoint of '${stream}' not restored: ${(err as Error).message}` }, { topic: this.options.changelog.topic, partition: -1, offset: '-1' });
+      return;
+    }
+    if (checkpoint === undefined) return;
+    this.pipeline.pool.offer(checkpoint);
+    this.stats.restores++;
+  }
+
+  private onOutput(out: PipelineOutput): void {
+    const at = this.current;
+    if (out.kind === 'prediction' && at !== undefined) {
+      at.task.outgoing.push(predictionRecord(out, at.position));
+      this.stats.predictions++;
+      return;
+    }
+    if (out.kind === 'rejected') {
+      this.refuse(out, at?.position ?? { topic: this.options.inputTopic, partition: -1, offset: '-1' });
+      return;
+    }
+    this.options.onOutput?.(out);
+  }
+
+  private refuse(rejection: Rejection, at: RecordPosition): void {
+    this.stats.refused++;
+    this.options.onRefused?.(rejection, at);
+  }
+
+  /** Commits every partition whose oldest uncommitted record has waited commitEveryMs (a quiet partition too). */
+  private commitDue(): void {
+    const now = Date.now();
+    for (const task of this.tasks.values()) {
+      if (task.uncommitted > 0 && now - task.firstUncommittedAt >= this.commitEveryMs) {
+        void this.commit(task).catch((err: Error) => {
+          if (!this.stopping) this.commitFailure = err;
+        });
+      }
+    }
+  }
+
+  /**
+   * One transaction: the partition's predictions and stream checkpoints since the last commit, and the offset after
+   * its last record. What it covers is taken at once (between two records), so records that come while it is in
+   * flight go into the next one.
+   */
+  private commit(task: PartitionTask): Promise<void> {
+    const run = task.committing.then(async () => {
+      if (task.gone || task.uncommitted === 0) return;
+      const outgoing = task.outgoing;
+      const checkpoints = [...task.touched].map((stream) => this.checkpointOf(stream)).filter((c): c is StoredCheckpoint => c !== undefined);
+      const offset = task.nextOffset;
+      task.outgoing = [];
+      task.touched = new Set();
+      task.uncommitted = 0;
+      const { changelog, predictionsTopic, groupId, inputTopic } = this.options;
+      const transaction = await task.producer.transaction();
+      try {
+        if (outgoing.length > 0) await transaction.send({ topic: predictionsTopic, messages: outgoing });
+        if (checkpoints.length > 0) await transaction.send({ topic: changelog.topic, messages: checkpoints.map((c) => changelog.record(c)) });
+        await transaction.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: inputTopic, partitions: [{ partition: task.partition, offset: String(offset) }] }] });
+        await transaction.commit();
+        task.committedOffset = offset;
+        this.stats.commits++;
+      } catch (err) {
+        await transaction.abort().catch(() => {});
+        this.stats.failedCommits++;
+        // Fenced (the partition has a new owner) or the broker failed: nothing since the last commit is kept. The
+        // error ends the batch; kafkajs restarts the consumer, which rejoins and reads from the committed offsets,
+        // into streams restored from the changelog.
+        this.dropTask(task);
+        this.tasks.delete(task.partition);
+        void task.producer.disconnect().catch(() => {});
+        throw err;
+      }
+    });
+    task.committing = run.catch(() => {});
+    return run;
+  }
+
+  private checkpointOf(stream: string): StoredCheckpoint | undefined {
+    const pool = this.pipeline.pool;
+    const learner = pool.peek(stream);
+    const state = pool.snapshotStream(stream);
+    const marks = this.pipeline.marks(stream);
+    if (learner === undefined || state === undefined || marks === undefined) return undefined;
+    return {
+      meta: { stream, lastSeq: marks.seq, version: learner.version, tick: learner.tick, savedAt: Date.now(), pendingLabels: [...marks.pendingLabels] },
+      snapshot: state.snapshot,
+      parts: state.parts,
+    };
+  }
+
+  /**
+   * After a rebalance: a partition that left this worker, or whose work was not all committed (the consumer reads
+   * it again from its committed offset), has its streams dropped from memory unsaved, to be restored from the
+   * changelog when their records come.
+   */
+  private onAssignment(partitions: readonly number[]): void {
+    const assigned = new Set(partitions);
+    for (const task of [...this.tasks.values()]) {
+      if (!assigned.has(task.partition)) {
+        this.dropTask(task);
+        this.tasks.delete(task.partition);
+        void task.committing.then(() => task.producer.disconnect()).catch(() => {});
+      } else if (task.uncommitted > 0) {
+        this.dropTask(task);
+        task.gone = false;
+        task.nextOffset = task.committedOffset ?? -1n;
+      }
+    }
+  }
+
+  /** Forgets a partition's uncommitted work and drops its streams from memory, unsaved. */
+  private dropTask(task: PartitionTask): void {
+    task.gone = true;
+    task.outgoing = [];
+    task.touched = new Set();
+    task.uncommitted = 0;
+    for (const stream of task.streams) {
+      if (this.pipeline.pool.evict(stream)) this.stats.dropped++;
+      this.streamPartition.delete(stream);
+    }
+    task.streams.clear();
+  }
+
+  private fail(error: Error): void {
+    if (this.options.onFailure) this.options.onFailure(error);
+    else process.emitWarning(`driftline kafka worker failed: ${error.message}`, { code: 'DRIFTLINE_KAFKA_WORKER_FAILED' });
+  }
+}
