@@ -139,7 +139,20 @@ describe('driftline run', () => {
     writeFileSync(noSource, `streams: { inputSize: ${M}, outputSize: 1 }\nlearner:\n  cell: { kind: gru, hiddenSize: 4 }\n  credit: { rule: rtrl }\n  optimizer: { name: sgd, lr: 0.1 }\n`);
     const err2 = capture();
     assert.equal(await runCommand(['--config', noSource], { stdout: capture().stream, stderr: err2.stream }), 2);
-    assert.match(err2.text(), /sources\.websocket: driftline run needs a source/);
+    assert.match(err2.text(), /sources: driftline run needs a source; add a sources\.websocket block .* or a sources\.kafka one/);
+    // One source per process, and a Kafka source names what is wrong in it.
+    const both = join(work, 'both-sources.yaml');
+    const kafka = '{ brokers: [127.0.0.1:9092], groupId: g, inputTopic: frames, predictionsTopic: predictions, changelogTopic: state }';
+    writeFileSync(both, `streams: { inputSize: ${M}, outputSize: 1 }\nlearner:\n  cell: { kind: gru, hiddenSize: 4 }\n  credit: { rule: rtrl }\n  optimizer: { name: sgd, lr: 0.1 }\nsources: { websocket: {}, kafka: ${kafka} }\n`);
+    const err3 = capture();
+    assert.equal(await runCommand(['--config', both], { stdout: capture().stream, stderr: err3.stream }), 2);
+    assert.match(err3.text(), /sources: one of websocket and kafka, not both/);
+    const badTopic = join(work, 'bad-topic.yaml');
+    writeFileSync(badTopic, `streams: { inputSize: ${M}, outputSize: 1 }\nlearner:\n  cell: { kind: gru, hiddenSize: 4 }\n  credit: { rule: rtrl }\n  optimizer: { name: sgd, lr: 0.1 }\nsources: { kafka: ${kafka.replace('inputTopic: frames', 'inputTopic: "no spaces"').replace('[127.0.0.1:9092]', '[localhost]')} }\n`);
+    const err4 = capture();
+    assert.equal(await runCommand(['--config', badTopic], { stdout: capture().stream, stderr: err4.stream }), 2);
+    assert.match(err4.text(), /sources\.kafka\.brokers\.0: a broker is HOST:PORT/);
+    assert.match(err4.text(), /sources\.kafka\.inputTopic: a Kafka topic name is 1 to 249/);
   });
 
   test('a malformed frame gets an error reply and is counted by reason; warnings are rate-limited; SIGTERM flushes checkpoints and the next start restores them', async () => {

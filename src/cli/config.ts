@@ -14,6 +14,8 @@ import { createDetector, type DetectorSpec } from '../drift/detector.js';
  * and every error names the field and says what would be accepted.
  */
 const positiveInt = z.number().int().positive();
+/** Kafka's legal topic names. */
+const kafkaTopic = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name is 1 to 249 of A-Z a-z 0-9 . _ -');
 /** The calibrated detectors' calibrationStep in driftline run (see calibratedDetectorSchema). */
 export const DEFAULT_SERVICE_CALIBRATION_STEP = 10_000;
 
@@ -257,8 +259,37 @@ export const configSchema = z
           })
           .strict()
           .optional(),
+        /**
+         * A consumer-group worker (src/adapters/kafka/kafka-worker.ts): frames from inputTopic, predictions to
+         * predictionsTopic, learner state in changelogTopic (compacted; created when missing), exactly once through
+         * per-partition transactions. ssl and sasl go to kafkajs as they are.
+         */
+        kafka: z
+          .object({
+            brokers: z.array(z.string().regex(/^[^\s,]+:\d{1,5}$/, 'a broker is HOST:PORT')).min(1),
+            clientId: z.string().min(1).default('driftline'),
+            groupId: z.string().min(1),
+            inputTopic: kafkaTopic,
+            predictionsTopic: kafkaTopic,
+            changelogTopic: kafkaTopic,
+            /** Partitions of the changelog when driftline creates it (as many as the input topic's is usual). */
+            changelogPartitions: positiveInt.default(1),
+            commitEveryRecords: positiveInt.default(2000),
+            commitEveryMs: positiveInt.default(1000),
+            /** How long the group waits for a silent worker before its partitions go to the others. */
+            sessionTimeoutMs: positiveInt.min(6000).default(30_000),
+            maxFrameBytes: positiveInt.max(16 * 1024 * 1024).default(1 << 20),
+            ssl: z.union([z.boolean(), z.record(z.string(), z.unknown())]).optional(),
+            sasl: z
+              .object({ mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']), username: z.string(), password: z.string() })
+              .strict()
+              .optional(),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
+      .refine((s) => !(s.websocket !== undefined && s.kafka !== undefined), 'sources: one of websocket and kafka, not both (run one driftline per source)')
       .default({}),
     evaluation: z
       .object({

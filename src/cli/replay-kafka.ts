@@ -2,6 +2,7 @@
 import kafkajs, { type Kafka } from 'kafkajs';
 import type { Observable } from 'rxjs';
 import { encodeBinaryFrame, encodeJsonFrame } from '../adapters/websocket/frames.js';
+import { EXACT_PRODUCER } from '../adapters/kafka/producer-options.js';
 import type { StreamInput } from '../streams/messages.js';
 
 /** Where a replay goes on Kafka. */
@@ -63,7 +64,7 @@ export async function replayToKafka(inputs: Observable<StreamInput>, options: Ka
   } finally {
     await admin.disconnect();
   }
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  const producer = kafka.producer(EXACT_PRODUCER);
   await producer.connect();
   const counts = { ticks: 0, labels: 0, sessions: 0, records: 0 };
   let pending: { key: string; value: Buffer }[] = [];

@@ -19,6 +19,7 @@ import { warmUpLearner } from './service/warm-up.js';
 import { SATURATION_SAMPLE_MS, SaturationWatch } from './service/saturation-watch.js';
 import { ConfigError, describeLearner, learnerSpecOf, loadConfig, type DriftlineConfig } from './config.js';
 import { createLogger, WarningLimiter, type Logger } from './logger.js';
+import { startKafkaDriftline } from './run-kafka.js';
 
 /**
  * `driftline run --config file.yaml`: the long-running service.
@@ -96,9 +97,9 @@ export async function runCommand(args: string[], io: RunIO = { stdout: process.s
   let config: DriftlineConfig;
   try {
     config = loadConfig(values.config);
-    if (config.sources.websocket === undefined) {
+    if (config.sources.websocket === undefined && config.sources.kafka === undefined) {
       throw new ConfigError(
-        ['sources.websocket: driftline run needs a source; add a sources.websocket block (e.g. { host: 127.0.0.1, port: 8080 })'],
+        ['sources: driftline run needs a source; add a sources.websocket block (e.g. { host: 127.0.0.1, port: 8080 }) or a sources.kafka one'],
         values.config,
       );
     }
@@ -112,7 +113,7 @@ export async function runCommand(args: string[], io: RunIO = { stdout: process.s
   const signals = io.signals ?? process;
   const exit = io.exit ?? ((code: number) => process.exit(code));
   // Listening before the start: a signal that comes while the servers start stops the service once it is up.
-  let service: RunningDriftline | undefined;
+  let service: Pick<RunningDriftline, 'stop' | 'failStop' | 'stopped' | 'pipeline'> | undefined;
   let received = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     received++;
@@ -135,7 +136,9 @@ export async function runCommand(args: string[], io: RunIO = { stdout: process.s
   signals.on('SIGTERM', onSignal);
   try {
     try {
-      service = await startDriftline(config, { logger, dashboard: !values['no-dashboard'] });
+      service = config.sources.kafka !== undefined
+        ? await startKafkaDriftline(config, { logger })
+        : await startDriftline(config, { logger, dashboard: !values['no-dashboard'] });
     } catch (err) {
       // Start-up problems are the operator's to fix (a port in use, a directory that cannot be written): one
       // line that says what and where, not a stack trace.

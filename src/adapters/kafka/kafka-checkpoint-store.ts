@@ -8,6 +8,7 @@ import {
   type CheckpointStore,
   type StoredCheckpoint,
 } from '../../streams/checkpoint-store.js';
+import { EXACT_PRODUCER } from './producer-options.js';
 import { decodeCheckpointFile, encodeCheckpointFile, type CorruptCheckpoint } from '../../streams/file-checkpoint-store.js';
 
 /** Largest checkpoint record the changelog topic accepts when this store creates it (topic max.message.bytes). */
@@ -107,7 +108,7 @@ export class KafkaCheckpointStore implements CheckpointStore {
 
     const admin = kafka.admin();
     await admin.connect();
-    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    const producer = kafka.producer(EXACT_PRODUCER);
     // Its own group, never committed: the view is rebuilt from the start of the changelog on every open.
     // A short long-poll: close() waits for the fetch in flight.
     const reader = kafka.consumer({ groupId: `driftline-changelog-reader-${randomBytes(8).toString('hex')}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 500 });

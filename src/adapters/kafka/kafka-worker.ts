@@ -6,6 +6,7 @@ import type { StoredCheckpoint } from '../../streams/checkpoint-store.js';
 import type { Rejection, StreamInput } from '../../streams/messages.js';
 import { createPipeline, type Pipeline, type PipelineOptions, type PipelineOutput } from '../../streams/pipeline.js';
 import { decodeKafkaRecord, predictionRecord, type RecordPosition } from './kafka-records.js';
+import { EXACT_PRODUCER } from './producer-options.js';
 import type { KafkaCheckpointStore } from './kafka-checkpoint-store.js';
 
 export interface KafkaWorkerOptions {
@@ -27,9 +28,14 @@ export interface KafkaWorkerOptions {
   readonly commitEveryRecords?: number;
   /** ...or once its oldest uncommitted record is this old (default 1,000 ms). */
   readonly commitEveryMs?: number;
+  /**
+   * How long the group waits for a silent worker before its partitions go to the others (kafkajs sessionTimeout,
+   * default 30,000 ms; at least the broker's group.min.session.timeout.ms, 6,000 by default).
+   */
+  readonly sessionTimeoutMs?: number;
   /** A record refused (bad frame, duplicate): the caller logs and counts it; the partition goes on. */
   readonly onRefused?: (rejection: Rejection, at: RecordPosition) => void;
-  /** Every pipeline output besides predictions (scores, drift markers, reports), for metrics and dashboards. */
+  /** Every pipeline output but refusals (predictions, scores, drift markers, reports), for metrics and dashboards. */
   readonly onOutput?: (output: PipelineOutput) => void;
   /** The worker cannot go on (a pipeline failure, a consumer that crashed for good). */
   readonly onFailure?: (error: Error) => void;
@@ -119,7 +125,12 @@ export class KafkaWorker {
   /** Joins the group and starts consuming; resolves once the consumer runs. */
   static async start(options: KafkaWorkerOptions): Promise<KafkaWorker> {
     const worker = new KafkaWorker(options);
-    const consumer = options.kafka.consumer({ groupId: options.groupId, maxWaitTimeInMs: 500, allowAutoTopicCreation: false });
+    const consumer = options.kafka.consumer({
+      groupId: options.groupId,
+      maxWaitTimeInMs: 500,
+      allowAutoTopicCreation: false,
+      ...(options.sessionTimeoutMs !== undefined ? { sessionTimeout: options.sessionTimeoutMs, heartbeatInterval: Math.max(500, Math.floor(options.sessionTimeoutMs / 6)) } : {}),
+    });
     worker.consumer = consumer;
     try {
       await consumer.connect();
@@ -201,12 +212,7 @@ export class KafkaWorker {
   /** The transactional producer of a partition: opening it aborts the previous owner's open transaction. */
   private async openTask(partition: number): Promise<PartitionTask> {
     const { kafka, groupId, inputTopic } = this.options;
-    const producer = kafka.producer({
-      transactionalId: `${groupId}.${inputTopic}.${partition}`,
-      idempotent: true,
-      maxInFlightRequests: 1,
-      allowAutoTopicCreation: false,
-    });
+    const producer = kafka.producer({ ...EXACT_PRODUCER, transactionalId: `${groupId}.${inputTopic}.${partition}` });
     await producer.connect();
     const task: PartitionTask = {
       partition, producer, streams: new Set(), touched: new Set(), outgoing: [], nextOffset: -1n, committedOffset: undefined,
@@ -236,6 +242,7 @@ export class KafkaWorker {
     if (out.kind === 'prediction' && at !== undefined) {
       at.task.outgoing.push(predictionRecord(out, at.position));
       this.stats.predictions++;
+      this.options.onOutput?.(out);
       return;
     }
     if (out.kind === 'rejected') {
