@@ -12,6 +12,9 @@ import { pipelineOptionsOf } from './run.js';
 
 type KafkaSource = NonNullable<DriftlineConfig['sources']['kafka']>;
 
+/** How long a stop may take to commit and leave the group before the process ends anyway. */
+const STOP_TIMEOUT_MS = 30_000;
+
 /** A started Kafka worker: what the signal handling of `driftline run` drives. */
 export interface RunningKafkaDriftline {
   readonly metricsUrl: string;
@@ -56,7 +59,7 @@ export async function startKafkaDriftline(config: DriftlineConfig, options: { re
   const log = options.logger;
   const warnings = new WarningLimiter(log, { perSecond: config.log.maxWarningsPerSecond });
   const registry = createMetricsRegistry();
-  const metrics = new DriftlineMetrics(registry, { maxStreams: Math.min(config.streams.maxStreams, DEFAULT_MAX_STREAMS), eventToPredictionAt: 'send' });
+  const metrics = new DriftlineMetrics(registry, { maxStreams: Math.min(config.streams.maxStreams, DEFAULT_MAX_STREAMS), eventToPredictionAt: 'pipeline' });
   const kafka = kafkaClientOf(source, log);
   let changelog: KafkaCheckpointStore;
   try {
@@ -90,10 +93,19 @@ export async function startKafkaDriftline(config: DriftlineConfig, options: { re
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       ready = false;
-      await worker?.stop().catch((err: Error) => {
-        exitCode = 1;
+      // Bounded: what is not committed by then is read again by the next owner of its partitions (exactly once
+      // holds however a worker ends), and an operator's SIGTERM must end the process.
+      let timer: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([
+        (worker?.stop() ?? Promise.resolve()).then(() => 'stopped' as const),
+        new Promise<'timed-out'>((resolve) => (timer = setTimeout(() => resolve('timed-out'), STOP_TIMEOUT_MS))),
+      ]).catch((err: Error) => {
         log.error({ err: err.message }, 'driftline: the Kafka worker did not stop cleanly');
+        return 'failed' as const;
       });
+      clearTimeout(timer);
+      if (outcome !== 'stopped') exitCode = 1;
+      if (outcome === 'timed-out') log.error({ timeoutMs: STOP_TIMEOUT_MS, stats: worker ? { ...worker.stats } : undefined }, 'driftline: the Kafka worker did not stop in time; its uncommitted work is left to the next owner of its partitions');
       await changelog.close();
       warnings.flush();
       await metricsServer.close();
@@ -119,6 +131,7 @@ export async function startKafkaDriftline(config: DriftlineConfig, options: { re
         metrics.recordRejection(r.reason);
         warnings.warn(r.reason, { reason: r.reason, stream: r.stream, seq: r.seq, topic: at.topic, partition: at.partition, offset: at.offset }, `driftline kafka: refused record: ${r.message}`);
       },
+      onRecord: (input) => metrics.recordEvent(input.stream, 'kafka'),
       onOutput: (out) => metrics.observe(out),
       onFailure: (err) => {
         log.error({ err: err.message }, 'driftline: the Kafka worker failed; stopping');

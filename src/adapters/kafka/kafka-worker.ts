@@ -33,6 +33,8 @@ export interface KafkaWorkerOptions {
    * default 30,000 ms; at least the broker's group.min.session.timeout.ms, 6,000 by default).
    */
   readonly sessionTimeoutMs?: number;
+  /** Each record accepted at the edge (decoded, of the right shape), before the pipeline. */
+  readonly onRecord?: (input: StreamInput, at: RecordPosition) => void;
   /** A record refused (bad frame, duplicate): the caller logs and counts it; the partition goes on. */
   readonly onRefused?: (rejection: Rejection, at: RecordPosition) => void;
   /** Every pipeline output but refusals (predictions, scores, drift markers, reports), for metrics and dashboards. */
@@ -184,6 +186,7 @@ export class KafkaWorker {
       if (decoded.kind === 'rejected') this.refuse(decoded, position);
       else {
         const stream = decoded.stream;
+        this.options.onRecord?.(decoded, position);
         if (!this.pipeline.pool.has(stream) && !this.pipeline.pool.hasOffer(stream)) await this.restore(stream);
         this.streamPartition.set(stream, task.partition);
         task.streams.add(stream);
