@@ -272,6 +272,8 @@ export const configSchema = z
             inputTopic: kafkaTopic,
             predictionsTopic: kafkaTopic,
             changelogTopic: kafkaTopic,
+            /** Records refused at the edge are also written here, whole, with the reason in their headers. */
+            deadLetterTopic: kafkaTopic.optional(),
             /** Partitions of the changelog when driftline creates it (as many as the input topic's is usual). */
             changelogPartitions: positiveInt.default(1),
             commitEveryRecords: positiveInt.default(2000),

@@ -127,6 +127,8 @@ export async function startKafkaDriftline(config: DriftlineConfig, options: { re
       commitEveryRecords: source.commitEveryRecords,
       commitEveryMs: source.commitEveryMs,
       sessionTimeoutMs: source.sessionTimeoutMs,
+      ...(source.deadLetterTopic !== undefined ? { deadLetterTopic: source.deadLetterTopic } : {}),
+      onFirstPrediction: (_stream, seconds) => metrics.recordAssignmentToFirstPrediction(seconds),
       onRefused: (r, at) => {
         metrics.recordRejection(r.reason);
         warnings.warn(r.reason, { reason: r.reason, stream: r.stream, seq: r.seq, topic: at.topic, partition: at.partition, offset: at.offset }, `driftline kafka: refused record: ${r.message}`);

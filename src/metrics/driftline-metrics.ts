@@ -167,6 +167,7 @@ export class DriftlineMetrics {
   readonly shardRestartsTotal: Counter<string>;
   readonly streamsRestoredTotal: Counter<string>;
   readonly streamRestoreSeconds: Histogram<string>;
+  readonly assignmentToFirstPredictionSeconds: Histogram<string>;
   readonly checkpointsQuarantinedTotal: Counter<'defect'>;
   readonly checkpointRollbackTicks: Histogram<string>;
   readonly ticksReplayedTotal: Counter<string>;
@@ -415,6 +416,12 @@ export class DriftlineMetrics {
       buckets: STREAM_RESTORE_BUCKETS,
       registers,
     });
+    this.assignmentToFirstPredictionSeconds = new Histogram({
+      name: 'driftline_kafka_assignment_to_first_prediction_seconds',
+      help: 'Per stream, from its partition being assigned to this worker to its first prediction here (restore included), in seconds.',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
     this.checkpointsQuarantinedTotal = new Counter({
       name: 'driftline_checkpoints_quarantined_total',
       help: 'Checkpoint files set aside unread (never overwritten), by defect.',
@@ -592,6 +599,11 @@ export class DriftlineMetrics {
   }
 
   /** Counts one restore from a checkpoint and its duration (a non-finite duration is dropped, the restore still counted). */
+  /** A Kafka worker's first prediction of a stream since its partition was assigned (docs/kafka.md). */
+  recordAssignmentToFirstPrediction(seconds: number): void {
+    if (this.finite('driftline_kafka_assignment_to_first_prediction_seconds', seconds)) this.assignmentToFirstPredictionSeconds.observe(seconds);
+  }
+
   recordRestore(seconds: number): void {
     this.streamsRestoredTotal.inc();
     if (this.finite('driftline_stream_restore_seconds', seconds)) this.streamRestoreSeconds.observe(seconds);

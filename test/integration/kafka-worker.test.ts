@@ -128,3 +128,82 @@ test('a worker predicts and learns on every tick of Jango Day0 then Day16 from a
     await admin.disconnect();
   }
 });
+
+test('bad records are refused by reason, kept whole in the dead-letter topic, and the partition goes on', { skip: noBroker ?? false, timeout: 120_000 }, async () => {
+  const suffix = randomBytes(6).toString('hex');
+  const inputTopic = `driftline-bad-in-${suffix}`;
+  const predictionsTopic = `driftline-bad-out-${suffix}`;
+  const deadLetterTopic = `driftline-bad-dlq-${suffix}`;
+  const kafka = testKafka(brokers!, `driftline-test-bad-${suffix}`);
+  const admin = kafka.admin();
+  await admin.connect();
+  const reader = kafka.consumer({ groupId: `driftline-test-bad-reader-${suffix}`, maxWaitTimeInMs: 200 });
+  let changelog: KafkaCheckpointStore | undefined;
+  let worker: KafkaWorker | undefined;
+  try {
+    await admin.createTopics({ waitForLeaders: true, topics: [inputTopic, predictionsTopic, deadLetterTopic].map((topic) => ({ topic, numPartitions: 2 })) });
+    const shape = { inputSize: 3, outputSize: 2 };
+    const good = (stream: string, seq: number) => Buffer.from(encodeBinaryFrame({ kind: 'tick', stream, seq, t: seq * 0.05, x: [Math.sin(seq), 1, -1], y: [0.5, Math.cos(seq)] }));
+    const bad: { key: Buffer | null; value: Buffer | null; reason: string }[] = [
+      { key: Buffer.from('a'), value: Buffer.from('{"stream":'), reason: 'malformed' },
+      { key: Buffer.from('a'), value: Buffer.from(encodeBinaryFrame({ kind: 'tick', stream: 'a', seq: 1000, t: 50, x: [1, 2], y: [0, 0] })), reason: 'dimension' },
+      { key: Buffer.from('b'), value: Buffer.from(encodeBinaryFrame({ kind: 'tick', stream: 'b', seq: 1000, t: 50, x: [1, Number.NaN, 3], y: [0, 0] })), reason: 'non-finite' },
+      { key: Buffer.from('a'), value: good('b', 1000), reason: 'malformed' },
+      { key: Buffer.from('b'), value: null, reason: 'malformed' },
+      { key: null, value: good('a', 1000), reason: 'malformed' },
+    ];
+    const producer = kafka.producer();
+    await producer.connect();
+    const messages = [];
+    for (let seq = 0; seq < 300; seq++) {
+      messages.push({ key: 'a', value: good('a', seq) }, { key: 'b', value: good('b', seq) });
+      if (seq % 50 === 25) messages.push(bad[(seq - 25) / 50]!);
+    }
+    await producer.send({ topic: inputTopic, acks: -1, messages: messages.map(({ key, value }) => ({ key, value })) });
+    await producer.disconnect();
+
+    changelog = await KafkaCheckpointStore.open({ kafka, topic: `driftline-bad-state-${suffix}` });
+    const refused: string[] = [];
+    const firstPredictions: [string, number][] = [];
+    worker = await KafkaWorker.start({
+      kafka, groupId: `driftline-bad-${suffix}`, inputTopic, predictionsTopic, changelog, deadLetterTopic,
+      pipeline: pipelineOptionsOf(parseConfig({ streams: shape, learner: { cell: { kind: 'tanh-rnn', hiddenSize: 4 }, credit: { rule: 'immediate' }, optimizer: { name: 'sgd', lr: 0.01 } } })),
+      shape,
+      onRefused: (r) => refused.push(r.reason),
+      onFirstPrediction: (stream, seconds) => firstPredictions.push([stream, seconds]),
+    });
+    const read: { topic: string; key: Buffer | null; value: Buffer | null; headers: Record<string, string> }[] = [];
+    await reader.connect();
+    await reader.subscribe({ topics: [predictionsTopic, deadLetterTopic], fromBeginning: true });
+    await reader.run({
+      eachMessage: async ({ topic, message }) => {
+        read.push({ topic, key: message.key, value: message.value, headers: Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])) });
+      },
+    });
+    const deadline = Date.now() + 60_000;
+    while (read.length < 600 + bad.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await worker.stop();
+    worker = undefined;
+
+    assert.deepEqual(refused.sort(), bad.map((b) => b.reason).sort());
+    assert.equal(read.filter((r) => r.topic === predictionsTopic).length, 600, 'every good tick predicted, on both streams');
+    const letters = read.filter((r) => r.topic === deadLetterTopic);
+    assert.equal(letters.length, bad.length);
+    for (const b of bad) {
+      const kept = letters.find((l) => (l.value === null ? b.value === null : b.value !== null && l.value.equals(b.value)) && String(l.key) === String(b.key));
+      assert.ok(kept, `kept whole: ${String(b.key)} / ${b.reason}`);
+      assert.equal(kept.headers['driftline-reason'], b.reason);
+      assert.equal(kept.headers['driftline-source-topic'], inputTopic);
+      assert.match(kept.headers['driftline-source-offset']!, /^\d+$/);
+    }
+    assert.deepEqual(firstPredictions.map(([s]) => s).sort(), ['a', 'b']);
+    for (const [, seconds] of firstPredictions) assert.ok(seconds > 0 && seconds < 60);
+  } finally {
+    await worker?.stop().catch(() => {});
+    await reader.disconnect().catch(() => {});
+    await changelog?.close();
+    const ours = (await admin.listTopics()).filter((t) => t.includes(suffix));
+    await admin.deleteTopics({ topics: ours, timeout: 5000 }).catch(() => {});
+    await admin.disconnect();
+  }
+});

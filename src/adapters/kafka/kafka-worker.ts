@@ -33,6 +33,13 @@ export interface KafkaWorkerOptions {
    * default 30,000 ms; at least the broker's group.min.session.timeout.ms, 6,000 by default).
    */
   readonly sessionTimeoutMs?: number;
+  /**
+   * Records refused at the edge (they do not decode, the wrong dimension, non-finite values, too large) are also
+   * written here, whole, inside the partition's commit, with headers naming the reason and the input record.
+   */
+  readonly deadLetterTopic?: string;
+  /** A stream's first prediction since its partition was assigned here, and how long after the assignment. */
+  readonly onFirstPrediction?: (stream: string, seconds: number) => void;
   /** Each record accepted at the edge (decoded, of the right shape), before the pipeline. */
   readonly onRecord?: (input: StreamInput, at: RecordPosition) => void;
   /** A record refused (bad frame, duplicate): the caller logs and counts it; the partition goes on. */
@@ -65,6 +72,10 @@ interface PartitionTask {
   /** Streams with records since the last commit: their checkpoints go into the next one. */
   touched: Set<string>;
   outgoing: { key: string; value: string; headers: Record<string, string> }[];
+  deadLetters: { key: Buffer | null; value: Buffer | null; headers: Record<string, string> }[];
+  /** When the partition was assigned here (performance.now()), and the streams predicted since. */
+  assignedAt: number;
+  readonly predictedSinceAssignment: Set<string>;
   /** The offset after the last record processed, and after the last one this worker committed. */
   nextOffset: bigint;
   committedOffset: bigint | undefined;
@@ -100,6 +111,8 @@ export class KafkaWorker {
   readonly pipeline: Pipeline;
   private readonly tasks = new Map<number, PartitionTask>();
   private readonly streamPartition = new Map<string, number>();
+  /** Per partition assigned here, when (performance.now()) it was assigned. */
+  private readonly assignedAt = new Map<number, number>();
   private readonly inputs = new Subject<StreamInput | Rejection>();
   private readonly subscription: Subscription;
   private consumer: Consumer | undefined;
@@ -183,7 +196,16 @@ export class KafkaWorker {
         ...(maxFrameBytes !== undefined ? { maxFrameBytes } : {}),
       });
       this.stats.records++;
-      if (decoded.kind === 'rejected') this.refuse(decoded, position);
+      if (decoded.kind === 'rejected') {
+        this.refuse(decoded, position);
+        if (this.options.deadLetterTopic !== undefined) {
+          task.deadLetters.push({
+            key: message.key,
+            value: message.value,
+            headers: { 'driftline-reason': decoded.reason, 'driftline-message': decoded.message, 'driftline-source-topic': inputTopic, 'driftline-source-partition': String(batch.partition), 'driftline-source-offset': message.offset },
+          });
+        }
+      }
       else {
         const stream = decoded.stream;
         this.options.onRecord?.(decoded, position);
@@ -218,7 +240,8 @@ export class KafkaWorker {
     const producer = kafka.producer({ ...EXACT_PRODUCER, transactionalId: `${groupId}.${inputTopic}.${partition}` });
     await producer.connect();
     const task: PartitionTask = {
-      partition, producer, streams: new Set(), touched: new Set(), outgoing: [], nextOffset: -1n, committedOffset: undefined,
+      partition, producer, streams: new Set(), touched: new Set(), outgoing: [], deadLetters: [], nextOffset: -1n, committedOffset: undefined,
+      assignedAt: this.assignedAt.get(partition) ?? performance.now(), predictedSinceAssignment: new Set(),
       uncommitted: 0, firstUncommittedAt: 0, committing: Promise.resolve(), gone: false,
     };
     this.tasks.set(partition, task);
@@ -245,6 +268,10 @@ export class KafkaWorker {
     if (out.kind === 'prediction' && at !== undefined) {
       at.task.outgoing.push(predictionRecord(out, at.position));
       this.stats.predictions++;
+      if (!at.task.predictedSinceAssignment.has(out.stream)) {
+        at.task.predictedSinceAssignment.add(out.stream);
+        this.options.onFirstPrediction?.(out.stream, (performance.now() - at.task.assignedAt) / 1000);
+      }
       this.options.onOutput?.(out);
       return;
     }
@@ -281,15 +308,18 @@ export class KafkaWorker {
     const run = task.committing.then(async () => {
       if (task.gone || task.uncommitted === 0) return;
       const outgoing = task.outgoing;
+      const deadLetters = task.deadLetters;
       const checkpoints = [...task.touched].map((stream) => this.checkpointOf(stream)).filter((c): c is StoredCheckpoint => c !== undefined);
       const offset = task.nextOffset;
       task.outgoing = [];
+      task.deadLetters = [];
       task.touched = new Set();
       task.uncommitted = 0;
       const { changelog, predictionsTopic, groupId, inputTopic } = this.options;
       const transaction = await task.producer.transaction();
       try {
         if (outgoing.length > 0) await transaction.send({ topic: predictionsTopic, messages: outgoing });
+        if (deadLetters.length > 0) await transaction.send({ topic: this.options.deadLetterTopic!, messages: deadLetters });
         if (checkpoints.length > 0) await transaction.send({ topic: changelog.topic, messages: checkpoints.map((c) => changelog.record(c)) });
         await transaction.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: inputTopic, partitions: [{ partition: task.partition, offset: String(offset) }] }] });
         await transaction.commit();
@@ -331,6 +361,9 @@ export class KafkaWorker {
    */
   private onAssignment(partitions: readonly number[]): void {
     const assigned = new Set(partitions);
+    const now = performance.now();
+    for (const partition of partitions) if (!this.tasks.has(partition) || this.tasks.get(partition)!.uncommitted > 0) this.assignedAt.set(partition, now);
+    for (const partition of [...this.assignedAt.keys()]) if (!assigned.has(partition)) this.assignedAt.delete(partition);
     for (const task of [...this.tasks.values()]) {
       if (!assigned.has(task.partition)) {
         this.dropTask(task);
@@ -339,6 +372,7 @@ export class KafkaWorker {
       } else if (task.uncommitted > 0) {
         this.dropTask(task);
         task.gone = false;
+        task.assignedAt = now;
         task.nextOffset = task.committedOffset ?? -1n;
       }
     }
@@ -348,8 +382,10 @@ export class KafkaWorker {
   private dropTask(task: PartitionTask): void {
     task.gone = true;
     task.outgoing = [];
+    task.deadLetters = [];
     task.touched = new Set();
     task.uncommitted = 0;
+    task.predictedSinceAssignment.clear();
     for (const stream of task.streams) {
       if (this.pipeline.pool.evict(stream)) this.stats.dropped++;
       this.streamPartition.delete(stream);
