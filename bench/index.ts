@@ -1,4 +1,4 @@
-// `npm run bench [-- [--quick] [tick] [memory] [state] [ws] [service] [streams] [dashboard] [handoff]]`: runs the named benchmark sections (all by default) and
+// `npm run bench [-- [--quick] [tick] [memory] [state] [ws] [service] [streams] [dashboard] [handoff] [kafka]]`: runs the named benchmark sections (all by default) and
 // prints each as an aligned text table, then a summary of the targets. Benchmarks print; they do not fail on a
 // missed target (the exit code is non-zero only when a section could not run).
 //
@@ -11,7 +11,8 @@
 // section runs in such a child too: it spawns a fresh `driftline run` and a fresh echo server (the floor) per run
 // and loads them with 1, 100 and 1,000 streams and a max-rate ramp, from a generator hosted in that child. The
 // handoff section runs in this process: it measures this thread's cost of handing events to worker threads, which
-// a child would only add a process start to.
+// a child would only add a process start to. The kafka section runs in this process too: its workers and its floor
+// are processes of their own, against the broker of scripts/kafka/broker.sh (it says so and runs nothing without one).
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { machineLines, passFail, printTable, type BenchOptions, type TargetResult } from './common.js';
@@ -21,10 +22,11 @@ import { runTick } from './tick.js';
 import { runDashboard, runDashboardMemory } from './dashboard.js';
 import { runHandoff } from './handoff.js';
 import { runServiceLatency } from './service-latency.js';
+import { runKafka } from './kafka.js';
 import { runStreams } from './streams.js';
 import { runWs } from './ws.js';
 
-const SECTIONS = ['tick', 'memory', 'state', 'ws', 'service', 'streams', 'dashboard', 'handoff'] as const;
+const SECTIONS = ['tick', 'memory', 'state', 'ws', 'service', 'streams', 'dashboard', 'handoff', 'kafka'] as const;
 type Section = (typeof SECTIONS)[number];
 const CHILD_FLAG = '--memory-child';
 const WS_CHILD_FLAG = '--ws-child';
@@ -116,6 +118,7 @@ async function main(): Promise<void> {
     else if (section === 'streams') targets.push(...(await sectionInChild('streams', quick)));
     else if (section === 'dashboard') targets.push(...(await runDashboard(options)), ...(await runDashboardMemory(options)));
     else if (section === 'handoff') targets.push(...(await runHandoff(options)));
+    else if (section === 'kafka') targets.push(...(await runKafka(options)));
     else targets.push(...runState(options));
   }
 

@@ -79,14 +79,22 @@ export async function produceSteadily(producer: Producer, topic: string, ticks: 
   }
 }
 
-/** Every prediction of the topic as it comes (read_committed): "stream/seq" -> the model versions it came with. */
+/**
+ * Every prediction record of the topic as it comes (read_committed): "stream/seq" -> the model versions it came
+ * with. A record this reader is handed again (its own group rebalanced before it committed) is counted once: a
+ * repeat is another record.
+ */
 export async function readPredictions(consumer: Consumer, topic: string): Promise<{ readonly seen: Map<string, number[]>; count(): number }> {
   const seen = new Map<string, number[]>();
+  const records = new Set<string>();
   let count = 0;
   await consumer.connect();
   await consumer.subscribe({ topics: [topic], fromBeginning: true });
   await consumer.run({
-    eachMessage: async ({ message }) => {
+    eachMessage: async ({ partition, message }) => {
+      const at = `${partition}:${message.offset}`;
+      if (records.has(at)) return;
+      records.add(at);
       const p = JSON.parse(message.value!.toString()) as { stream: string; seq: number };
       const key = `${p.stream}/${p.seq}`;
       seen.set(key, [...(seen.get(key) ?? []), Number(message.headers?.[PREDICTION_HEADERS.modelVersion]?.toString())]);

@@ -1,0 +1,205 @@
+// `npm run bench -- kafka` (issue 19, item 5): events/s through Kafka -> learner (tanh RNN n = 64, 96 inputs) ->
+// predictions topic, with 1 and 2 `driftline run` workers of one consumer group, beside a plain kafkajs
+// consume-decode-produce loop with the same transactional commits and no learning (bench/support/kafka-plain-loop.ts),
+// the floor, all in the same run against the same input.
+//
+// The input (8 streams, round-robin, binary frames, labels in the ticks) is produced into a 4-partition topic first.
+// Each scenario is a fresh consumer group (and, for workers, a fresh changelog) reading it from the start; its
+// rate is the input's events over the time from every process being ready to the group's committed offsets
+// reaching the end of every partition. CPU is each process's utime + stime (/proc) over that window.
+// Needs a broker (DRIFTLINE_KAFKA_BROKERS, or scripts/kafka/broker.sh start); without one the section says so.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import kafkajs, { type Admin } from 'kafkajs';
+import { EXACT_PRODUCER } from '../src/adapters/kafka/producer-options.js';
+import { encodeBinaryFrame } from '../src/adapters/websocket/frames.js';
+import { findBrokers } from '../test/support/kafka-broker.js';
+import { INPUTS, OUTPUTS, int, num, printTable, type BenchOptions, type TargetResult } from './common.js';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const STREAMS = 8;
+const PARTITIONS = 4;
+const HIDDEN = 64;
+const PER_WORKER_TARGET = 30_000;
+
+interface Scenario {
+  readonly name: string;
+  readonly kind: 'plain' | 'workers';
+  readonly processes: number;
+}
+const SCENARIOS: readonly Scenario[] = [
+  { name: 'plain loop (floor)', kind: 'plain', processes: 1 },
+  { name: '1 worker', kind: 'workers', processes: 1 },
+  { name: '2 workers', kind: 'workers', processes: 2 },
+];
+
+interface Outcome {
+  readonly scenario: Scenario;
+  readonly seconds: number;
+  readonly eventsPerSecond: number;
+  readonly cpuSeconds: number;
+}
+
+function cpuSecondsOf(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Starts a process and resolves once a stdout or stderr line matches `ready`. */
+function startProcess(args: string[], ready: RegExp, timeoutMs = 60_000): Promise<ChildProcess> {
+  const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`not ready in ${timeoutMs} ms: ${seen.slice(-400)}`));
+    }, timeoutMs);
+    const onData = (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (ready.test(seen)) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited ${code} before ready: ${seen.slice(-400)}`));
+    });
+  });
+}
+
+async function committedToEnd(admin: Admin, groupId: string, topic: string, ends: { partition: number; high: string }[]): Promise<boolean> {
+  const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+  return ends.every(({ partition, high }) => committed!.partitions.find((p) => p.partition === partition)?.offset === (high === '0' ? '-1' : high));
+}
+
+export async function runKafka(options: BenchOptions): Promise<TargetResult[]> {
+  const { brokers, reason } = findBrokers();
+  if (brokers === undefined) {
+    process.stdout.write(`\nkafka: not run: ${reason}\n`);
+    return [];
+  }
+  const events = options.quick ? 40_000 : 200_000;
+  const suffix = randomBytes(6).toString('hex');
+  const inputTopic = `driftline-bench-in-${suffix}`;
+  const kafka = new kafkajs.Kafka({ clientId: `driftline-bench-${suffix}`, brokers, logLevel: kafkajs.logLevel.ERROR });
+  const admin = kafka.admin();
+  await admin.connect();
+  const work = mkdtempSync(join(tmpdir(), 'driftline-bench-kafka-'));
+  const created: string[] = [inputTopic];
+  const outcomes: Outcome[] = [];
+  const children: ChildProcess[] = [];
+  try {
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: inputTopic, numPartitions: PARTITIONS }] });
+    const producer = kafka.producer(EXACT_PRODUCER);
+    await producer.connect();
+    const producedAt = performance.now();
+    for (let at = 0; at < events; at += 1000) {
+      const messages = [];
+      for (let g = at; g < Math.min(events, at + 1000); g++) {
+        const s = g % STREAMS;
+        const seq = Math.floor(g / STREAMS);
+        const x = Float32Array.from({ length: INPUTS }, (_, j) => Math.sin(0.01 * seq * (j + 1) + s));
+        const frame = encodeBinaryFrame({ kind: 'tick', stream: `s${s}`, seq, t: seq * 0.02, x, y: [x[0]!, x[1]!] });
+        messages.push({ key: `s${s}`, partition: s % PARTITIONS, value: Buffer.from(frame) });
+      }
+      await producer.send({ topic: inputTopic, acks: -1, messages });
+    }
+    const produceSeconds = (performance.now() - producedAt) / 1000;
+    await producer.disconnect();
+    const ends = await admin.fetchTopicOffsets(inputTopic);
+
+    for (const scenario of SCENARIOS) {
+      const tag = `${scenario.kind}${scenario.processes}-${suffix}`;
+      const groupId = `driftline-bench-${tag}`;
+      const outputTopic = `driftline-bench-out-${tag}`;
+      await admin.createTopics({ waitForLeaders: true, topics: [{ topic: outputTopic, numPartitions: PARTITIONS }] });
+      created.push(outputTopic);
+      let args: string[];
+      let ready: RegExp;
+      if (scenario.kind === 'plain') {
+        args = ['--import', 'tsx', 'bench/support/kafka-plain-loop.ts', brokers.join(','), groupId, inputTopic, outputTopic, String(INPUTS), String(OUTPUTS)];
+        ready = /"msg":"plain ready"/;
+      } else {
+        const changelogTopic = `driftline-bench-state-${tag}`;
+        created.push(changelogTopic, `${changelogTopic}.quarantine`);
+        const config = join(work, `${tag}.json`);
+        writeFileSync(config, JSON.stringify({
+          streams: { inputSize: INPUTS, outputSize: OUTPUTS },
+          learner: { cell: { kind: 'tanh-rnn', hiddenSize: HIDDEN }, credit: { rule: 'immediate' }, optimizer: { name: 'rmsprop', lr: 0.001 } },
+          sources: { kafka: { brokers, groupId, inputTopic, predictionsTopic: outputTopic, changelogTopic, changelogPartitions: PARTITIONS, sessionTimeoutMs: 6000 } },
+          metrics: { port: 0 },
+          log: { level: 'info' },
+        }));
+        args = ['--import', 'tsx', 'src/cli/main.ts', 'run', '--config', config];
+        ready = /"msg":"driftline ready"/;
+      }
+      const procs = await Promise.all(Array.from({ length: scenario.processes }, () => startProcess(args, ready)));
+      children.push(...procs);
+      const started = performance.now();
+      const cpuBefore = procs.map((p) => cpuSecondsOf(p.pid));
+      const deadline = started + 600_000;
+      while (!(await committedToEnd(admin, groupId, inputTopic, ends))) {
+        if (performance.now() > deadline) throw new Error(`${scenario.name}: not at the end of the input after 600 s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const seconds = (performance.now() - started) / 1000;
+      const cpuSeconds = procs.reduce((sum, p, i) => sum + cpuSecondsOf(p.pid) - cpuBefore[i]!, 0);
+      for (const p of procs) p.kill('SIGTERM');
+      await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)))));
+      outcomes.push({ scenario, seconds, eventsPerSecond: events / seconds, cpuSeconds });
+      process.stderr.write(`[kafka] ${scenario.name}: ${int(events / seconds)} events/s, ${num(cpuSeconds, 1)} CPU s\n`);
+    }
+
+    const plain = outcomes.find((o) => o.scenario.kind === 'plain')!;
+    const one = outcomes.find((o) => o.scenario.kind === 'workers' && o.scenario.processes === 1)!;
+    const two = outcomes.find((o) => o.scenario.kind === 'workers' && o.scenario.processes === 2)!;
+    printTable(
+      `kafka: ${int(events)} events of ${STREAMS} streams (${INPUTS} inputs, binary frames) through a ${PARTITIONS}-partition topic; tanh RNN n = ${HIDDEN}`,
+      ['scenario', 'processes', 'seconds', 'events/s', 'events/s per process', 'CPU s', 'CPU us/event', 'vs plain loop'],
+      outcomes.map((o) => [
+        o.scenario.name, String(o.scenario.processes), num(o.seconds, 2), int(o.eventsPerSecond), int(o.eventsPerSecond / o.scenario.processes),
+        num(o.cpuSeconds, 1), num((o.cpuSeconds / events) * 1e6, 1), `${num(o.eventsPerSecond / plain.eventsPerSecond, 2)}x`,
+      ]),
+      [
+        `The input was produced first (${num(produceSeconds, 1)} s). Each scenario is a fresh consumer group reading all of it; seconds: from every`,
+        'process ready to the committed offsets at the end of every partition (commits every 2,000 records or 1 s per partition, one',
+        'transaction each, in both the workers and the plain loop). The plain loop decodes each frame and produces a prediction record',
+        'of the same shape without a learner. This machine has 2 cores shared with the broker and this bench: 2 workers compete for them.',
+      ],
+      'lrrrrrrr',
+    );
+    return [
+      {
+        section: 'kafka',
+        target: `events/s per worker process >= ${int(PER_WORKER_TARGET)} (1 worker)`,
+        measured: `${int(one.eventsPerSecond)} events/s`,
+        pass: one.eventsPerSecond >= PER_WORKER_TARGET,
+      },
+      {
+        section: 'kafka',
+        target: '1 worker within 2x of the plain consume-and-produce loop (events/s)',
+        measured: `${num(plain.eventsPerSecond / one.eventsPerSecond, 2)}x slower (${int(one.eventsPerSecond)} vs ${int(plain.eventsPerSecond)}); 2 workers / 1 worker: ${num(two.eventsPerSecond / one.eventsPerSecond, 2)}x`,
+        pass: plain.eventsPerSecond / one.eventsPerSecond <= 2,
+      },
+    ];
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    const existing = new Set(await admin.listTopics().catch(() => [] as string[]));
+    const ours = created.filter((t) => existing.has(t));
+    if (ours.length > 0) await admin.deleteTopics({ topics: ours, timeout: 5000 }).catch(() => {});
+    await admin.disconnect();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
