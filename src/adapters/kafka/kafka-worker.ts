@@ -205,11 +205,14 @@ export class KafkaWorker {
             headers: { 'driftline-reason': decoded.reason, 'driftline-message': decoded.message, 'driftline-source-topic': inputTopic, 'driftline-source-partition': String(batch.partition), 'driftline-source-offset': message.offset },
           });
         }
-      }
-      else {
+      } else {
         const stream = decoded.stream;
         this.options.onRecord?.(decoded, position);
-        if (!this.pipeline.pool.has(stream) && !this.pipeline.pool.hasOffer(stream)) await this.restore(stream);
+        if (!this.pipeline.pool.has(stream) && !this.pipeline.pool.hasOffer(stream)) {
+          await this.restore(stream);
+          // A commit of this partition failed meanwhile: the record is read again after the restart.
+          if (task.gone) break;
+        }
         this.streamPartition.set(stream, task.partition);
         task.streams.add(stream);
         task.touched.add(stream);
