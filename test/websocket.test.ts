@@ -477,9 +477,11 @@ test('client drain: resolves once every frame has left the process, waits throug
 
     // Closed with frames still queued: a pending drain rejects, and so does a drain after close.
     client.send({ kind: 'tick', stream: 'a', seq: 60_000, t: 60_000, x });
-    const pending = client.drain();
+    // The expectation is attached before close() rejects the drain: a rejection nobody handles yet is an
+    // unhandledRejection failure, whenever close() happens to yield.
+    const pending = assert.rejects(client.drain(), /closed before its frames were written/);
     await client.close();
-    await assert.rejects(pending, /closed before its frames were written/);
+    await pending;
     await assert.rejects(client.drain(), /after close/);
   } finally {
     await client.close();
