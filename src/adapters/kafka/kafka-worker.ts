@@ -97,7 +97,7 @@ interface PartitionTask {
  * - A worker that dies mid-way leaves an open transaction; whoever is assigned the partition next opens the same
  *   transactional.id, which aborts it and fences the dead one (a zombie's later commit fails), restores each stream
  *   from the changelog as of the last commit, and reads from the committed offset. No record updates a learner
- *   twice, and none of its predictions is seen twice by a read_committed consumer.
+ *   twice; a read_committed consumer should see each prediction once (docs/kafka.md says what the tests saw).
  * - Beneath that, each learner's own high-water mark (the last seq it learned) refuses a tick it has already seen,
  *   whoever re-sends it (a producer after a reconnect): refused as a duplicate, never learned again.
  * - A commit that fails drops the partition's streams from memory and reads the partition again from its last
