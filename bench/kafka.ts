@@ -10,7 +10,7 @@
 // Needs a broker (DRIFTLINE_KAFKA_BROKERS, or scripts/kafka/broker.sh start); without one the section says so.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,7 @@ import kafkajs, { type Admin } from 'kafkajs';
 import { EXACT_PRODUCER } from '../src/adapters/kafka/producer-options.js';
 import { encodeBinaryFrame } from '../src/adapters/websocket/frames.js';
 import { findBrokers } from '../test/support/kafka-broker.js';
+import { cpuSeconds } from './support/proc-stat.js';
 import { INPUTS, OUTPUTS, int, num, printTable, type BenchOptions, type TargetResult } from './common.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -42,16 +43,6 @@ interface Outcome {
   readonly seconds: number;
   readonly eventsPerSecond: number;
   readonly cpuSeconds: number;
-}
-
-function cpuSecondsOf(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return NaN;
-  }
 }
 
 /** Starts a process and resolves once a stdout or stderr line matches `ready`. */
@@ -148,18 +139,18 @@ export async function runKafka(options: BenchOptions): Promise<TargetResult[]> {
       const procs = await Promise.all(Array.from({ length: scenario.processes }, () => startProcess(args, ready)));
       children.push(...procs);
       const started = performance.now();
-      const cpuBefore = procs.map((p) => cpuSecondsOf(p.pid));
+      const cpuBefore = procs.map((p) => cpuSeconds(p.pid));
       const deadline = started + 600_000;
       while (!(await committedToEnd(admin, groupId, inputTopic, ends))) {
         if (performance.now() > deadline) throw new Error(`${scenario.name}: not at the end of the input after 600 s`);
         await new Promise((r) => setTimeout(r, 100));
       }
       const seconds = (performance.now() - started) / 1000;
-      const cpuSeconds = procs.reduce((sum, p, i) => sum + cpuSecondsOf(p.pid) - cpuBefore[i]!, 0);
+      const cpuSpent = procs.reduce((sum, p, i) => sum + cpuSeconds(p.pid) - cpuBefore[i]!, 0);
       for (const p of procs) p.kill('SIGTERM');
       await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)))));
-      outcomes.push({ scenario, seconds, eventsPerSecond: events / seconds, cpuSeconds });
-      process.stderr.write(`[kafka] ${scenario.name}: ${int(events / seconds)} events/s, ${num(cpuSeconds, 1)} CPU s\n`);
+      outcomes.push({ scenario, seconds, eventsPerSecond: events / seconds, cpuSeconds: cpuSpent });
+      process.stderr.write(`[kafka] ${scenario.name}: ${int(events / seconds)} events/s, ${num(cpuSpent, 1)} CPU s\n`);
     }
 
     const plain = outcomes.find((o) => o.scenario.kind === 'plain')!;

@@ -35,8 +35,7 @@
 //   KEEP_UP_P99_MS and none was shed; the sustained rate is the highest rate actually sent in a bin that kept up,
 //   before the first two bins in a row that did not. When the generator could not send the offered rate there, the
 //   figure is the generator's limit, and is marked so.
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +46,7 @@ import { CLOCK_MS_JS, clockMs } from './support/clock.js';
 import { PRODUCER_SOCKET_JS, producerSocketData, type ProducerSocketCommand, type ProducerSocketReply } from './support/producer-socket.js';
 import { ServerProcess, killServers, serviceSpec, writeServiceConfig, type ServerSpec } from './support/service-process.js';
 import { WorkerReplies } from './support/worker-replies.js';
+import { clockTicksPerSecond, cpuSeconds, rssBytes } from './support/proc-stat.js';
 
 const HIDDEN = 64;
 const PER_STREAM_HZ = 50;
@@ -181,41 +181,6 @@ const SMOKE: Plan = {
 };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-// ---- /proc -----------------------------------------------------------------------------------------------------
-
-let clockTicks: number | undefined;
-/**
- * CPU seconds (user + system) of a process so far, all its threads, from /proc/<pid>/stat; with `mainThreadOnly`,
- * of its main thread alone (/proc/<pid>/task/<pid>/stat: the thread that owns the sockets). NaN when unreadable.
- */
-function cpuSeconds(pid: number | undefined, mainThreadOnly = false): number {
-  if (pid === undefined) return NaN;
-  if (clockTicks === undefined) {
-    const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-    const n = Number(r.stdout?.trim());
-    clockTicks = Number.isFinite(n) && n > 0 ? n : 100;
-  }
-  try {
-    const stat = readFileSync(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // After "pid (comm) ": state is field 0, utime 11, stime 12 (fields 14 and 15 of proc(5)).
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
-  } catch {
-    return NaN;
-  }
-}
-
-/** VmRSS of a process in bytes, from /proc/<pid>/status; NaN when unreadable. */
-function rssBytes(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
 
 // ---- the servers (child processes) ------------------------------------------------------------------------------
 
@@ -951,7 +916,7 @@ export async function runStreams(options: BenchOptions): Promise<TargetResult[]>
       `in its socket (the server was not reading). refused: the service's driftline_events_rejected_total from /metrics (the echo`,
       `server's own count of refused frames); sub drops: predictions the server skipped for this subscriber (driftline_subscriber_`,
       `messages_dropped_total; the echo server's count), which would mean the bench's subscriber fell behind, not the server.`,
-      `CPU: of the server process (all threads), from /proc/<pid>/stat utime + stime (${clockTicks ?? 100} ticks/s): % of one core from the end of the`,
+      `CPU: of the server process (all threads), from /proc/<pid>/stat utime + stime (${clockTicksPerSecond()} ticks/s): % of one core from the end of the`,
       `warm-up to the end of the schedule; main thread %: the same for its main thread alone (/proc/<pid>/task/<pid>/stat: sockets,`,
       `routing, publishing; with shards the learners run on other threads), near 100 % it is what limits the rate; us/ev: its CPU from the end of the warm-up to the last prediction over the predictions`,
       `received in that time (so a backlog left by the warm-up is paid for by the events it holds).`,

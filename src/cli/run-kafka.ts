@@ -35,7 +35,7 @@ function kafkaLogs(log: Logger): logCreator {
   };
 }
 
-export function kafkaClientOf(source: KafkaSource, log: Logger): Kafka {
+function kafkaClientOf(source: KafkaSource, log: Logger): Kafka {
   return new kafkajs.Kafka({
     clientId: source.clientId,
     brokers: source.brokers,

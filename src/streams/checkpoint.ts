@@ -62,6 +62,21 @@ export interface Checkpointer {
   readonly stats: CheckpointerStats;
 }
 
+/**
+ * The checkpoint of a live stream of `pool`: its learner's snapshot, every registered state part, and the meta with
+ * the given high-water mark and pending labels; undefined when the stream is not live. The snapshot is a copy.
+ */
+export function checkpointOfStream(pool: LearnerPool, stream: string, lastSeq: number, pendingLabels: readonly number[]): StoredCheckpoint | undefined {
+  const learner = pool.peek(stream);
+  const state = pool.snapshotStream(stream);
+  if (learner === undefined || state === undefined) return undefined;
+  return {
+    meta: { stream, lastSeq, version: learner.version, tick: learner.tick, savedAt: Date.now(), pendingLabels },
+    snapshot: state.snapshot,
+    parts: state.parts,
+  };
+}
+
 /** Per-stream progress since the stream's last snapshot. */
 interface StreamProgress {
   predictionsSinceSnapshot: number;
@@ -195,18 +210,12 @@ export function createCheckpointer(options: CheckpointerOptions): Checkpointer {
   };
 
   const snapshotOf = (stream: string, p: StreamProgress): StoredCheckpoint | undefined => {
-    const learner = pool.peek(stream);
-    const state = pool.snapshotStream(stream);
-    if (learner === undefined || state === undefined) return undefined;
+    const checkpoint = checkpointOfStream(pool, stream, p.lastSeq, marks?.(stream)?.pendingLabels ?? []);
+    if (checkpoint === undefined) return undefined;
     p.predictionsSinceSnapshot = 0;
     p.snapshotAt = now();
     p.due = false;
-    const pendingLabels = marks?.(stream)?.pendingLabels ?? [];
-    return {
-      meta: { stream, lastSeq: p.lastSeq, version: learner.version, tick: learner.tick, savedAt: Date.now(), pendingLabels },
-      snapshot: state.snapshot,
-      parts: state.parts,
-    };
+    return checkpoint;
   };
 
   const progressOf = (stream: string): StreamProgress => {

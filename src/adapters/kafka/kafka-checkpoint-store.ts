@@ -230,14 +230,11 @@ export class KafkaCheckpointStore implements CheckpointStore {
       eachBatch: async ({ batch, heartbeat }) => {
         for (const message of batch.messages) {
           const stream = message.key?.toString('utf8');
-          if (stream !== undefined) {
-            if (message.value === null) this.view.delete(stream);
-            else this.view.set(stream, { partition: batch.partition, offset: message.offset, value: message.value });
-          }
-          this.readUpTo.set(batch.partition, BigInt(message.offset) + 1n);
+          if (stream === undefined) continue;
+          if (message.value === null) this.view.delete(stream);
+          else this.view.set(stream, { partition: batch.partition, offset: message.offset, value: message.value });
         }
         await heartbeat();
-        for (const wake of this.waiters) wake();
       },
     });
   }
@@ -253,7 +250,7 @@ export class KafkaCheckpointStore implements CheckpointStore {
       if (this.readerError !== undefined) {
         throw new ChangelogTopicError(this.topic, `reading changelog topic '${this.topic}' failed: ${this.readerError.message}`, { cause: this.readerError });
       }
-      if (this.closed) throw new Error(`${this.locationOf('')}: the store is closed`);
+      this.checkOpen();
       const left = deadline - Date.now();
       if (left <= 0) {
         const lag = ends.map(({ partition, high }) => `partition ${partition} at ${this.readUpTo.get(partition) ?? 0} of ${high}`).join(', ');

@@ -32,10 +32,7 @@ export function decodeKafkaRecord(
   if (key === null || key.length === 0) return rejection('malformed', 'record has no key: the key names the stream');
   const stream = key.toString('utf8');
   if (value === null) return rejection('malformed', `record of stream '${stream}' has no value (a tombstone is not a frame)`, stream);
-  const decoded = decodeFrame(value, resolver, {
-    ...(limits.maxFrameBytes !== undefined ? { maxFrameBytes: limits.maxFrameBytes } : {}),
-    ...(limits.receivedAt !== undefined ? { receivedAt: limits.receivedAt } : {}),
-  });
+  const decoded = decodeFrame(value, resolver, limits);
   if (decoded.kind === 'rejected') return decoded.stream === undefined ? { ...decoded, stream } : decoded;
   if (decoded.stream !== stream) {
     const seq = 'seq' in decoded ? decoded.seq : undefined;

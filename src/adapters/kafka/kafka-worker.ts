@@ -4,6 +4,7 @@ import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import type { StreamShape } from '../websocket/frames.js';
 import type { StoredCheckpoint } from '../../streams/checkpoint-store.js';
 import type { Rejection, StreamInput } from '../../streams/messages.js';
+import { checkpointOfStream } from '../../streams/checkpoint.js';
 import { createPipeline, type Pipeline, type PipelineOptions, type PipelineOutput } from '../../streams/pipeline.js';
 import { decodeKafkaRecord, predictionRecord, type RecordPosition } from './kafka-records.js';
 import { EXACT_PRODUCER } from './producer-options.js';
@@ -76,9 +77,8 @@ interface PartitionTask {
   /** When the partition was assigned here (performance.now()), and the streams predicted since. */
   assignedAt: number;
   readonly predictedSinceAssignment: Set<string>;
-  /** The offset after the last record processed, and after the last one this worker committed. */
+  /** The offset after the last record processed. */
   nextOffset: bigint;
-  committedOffset: bigint | undefined;
   uncommitted: number;
   firstUncommittedAt: number;
   /** The commit in flight, if any: one at a time per partition. */
@@ -110,7 +110,6 @@ export class KafkaWorker {
   readonly stats: KafkaWorkerStats = { records: 0, predictions: 0, refused: 0, commits: 0, restores: 0, dropped: 0, failedCommits: 0 };
   readonly pipeline: Pipeline;
   private readonly tasks = new Map<number, PartitionTask>();
-  private readonly streamPartition = new Map<string, number>();
   /** Per partition assigned here, when (performance.now()) it was assigned. */
   private readonly assignedAt = new Map<number, number>();
   private readonly inputs = new Subject<StreamInput | Rejection>();
@@ -118,7 +117,8 @@ export class KafkaWorker {
   private consumer: Consumer | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** The record being processed: where its outputs go. */
-  private current: { task: PartitionTask; position: RecordPosition } | undefined;
+  private currentTask: PartitionTask | undefined;
+  private currentPosition: RecordPosition | undefined;
   private readonly commitEveryRecords: number;
   private readonly commitEveryMs: number;
   private stopping = false;
@@ -191,10 +191,7 @@ export class KafkaWorker {
     for (const message of batch.messages) {
       if (!isRunning() || isStale() || task.gone) break;
       const position: RecordPosition = { topic: inputTopic, partition: batch.partition, offset: message.offset };
-      const decoded = decodeKafkaRecord(message.key, message.value, resolver, {
-        receivedAt: performance.now(),
-        ...(maxFrameBytes !== undefined ? { maxFrameBytes } : {}),
-      });
+      const decoded = decodeKafkaRecord(message.key, message.value, resolver, { receivedAt: performance.now(), maxFrameBytes });
       this.stats.records++;
       if (decoded.kind === 'rejected') {
         this.refuse(decoded, position);
@@ -213,14 +210,15 @@ export class KafkaWorker {
           // A commit of this partition failed meanwhile: the record is read again after the restart.
           if (task.gone) break;
         }
-        this.streamPartition.set(stream, task.partition);
         task.streams.add(stream);
         task.touched.add(stream);
-        this.current = { task, position };
+        this.currentTask = task;
+        this.currentPosition = position;
         try {
           this.inputs.next(decoded);
         } finally {
-          this.current = undefined;
+          this.currentTask = undefined;
+          this.currentPosition = undefined;
         }
       }
       task.nextOffset = BigInt(message.offset) + 1n;
@@ -243,7 +241,7 @@ export class KafkaWorker {
     const producer = kafka.producer({ ...EXACT_PRODUCER, transactionalId: `${groupId}.${inputTopic}.${partition}` });
     await producer.connect();
     const task: PartitionTask = {
-      partition, producer, streams: new Set(), touched: new Set(), outgoing: [], deadLetters: [], nextOffset: -1n, committedOffset: undefined,
+      partition, producer, streams: new Set(), touched: new Set(), outgoing: [], deadLetters: [], nextOffset: -1n,
       assignedAt: this.assignedAt.get(partition) ?? performance.now(), predictedSinceAssignment: new Set(),
       uncommitted: 0, firstUncommittedAt: 0, committing: Promise.resolve(), gone: false,
     };
@@ -267,19 +265,20 @@ export class KafkaWorker {
   }
 
   private onOutput(out: PipelineOutput): void {
-    const at = this.current;
-    if (out.kind === 'prediction' && at !== undefined) {
-      at.task.outgoing.push(predictionRecord(out, at.position));
+    const task = this.currentTask;
+    const position = this.currentPosition;
+    if (out.kind === 'prediction' && task !== undefined && position !== undefined) {
+      task.outgoing.push(predictionRecord(out, position));
       this.stats.predictions++;
-      if (!at.task.predictedSinceAssignment.has(out.stream)) {
-        at.task.predictedSinceAssignment.add(out.stream);
-        this.options.onFirstPrediction?.(out.stream, (performance.now() - at.task.assignedAt) / 1000);
+      if (!task.predictedSinceAssignment.has(out.stream)) {
+        task.predictedSinceAssignment.add(out.stream);
+        this.options.onFirstPrediction?.(out.stream, (performance.now() - task.assignedAt) / 1000);
       }
       this.options.onOutput?.(out);
       return;
     }
     if (out.kind === 'rejected') {
-      this.refuse(out, at?.position ?? { topic: this.options.inputTopic, partition: -1, offset: '-1' });
+      this.refuse(out, position ?? { topic: this.options.inputTopic, partition: -1, offset: '-1' });
       return;
     }
     this.options.onOutput?.(out);
@@ -326,7 +325,6 @@ export class KafkaWorker {
         if (checkpoints.length > 0) await transaction.send({ topic: changelog.topic, messages: checkpoints.map((c) => changelog.record(c)) });
         await transaction.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: inputTopic, partitions: [{ partition: task.partition, offset: String(offset) }] }] });
         await transaction.commit();
-        task.committedOffset = offset;
         this.stats.commits++;
       } catch (err) {
         await transaction.abort().catch(() => {});
@@ -345,17 +343,10 @@ export class KafkaWorker {
   }
 
   private checkpointOf(stream: string): StoredCheckpoint | undefined {
-    const pool = this.pipeline.pool;
-    const learner = pool.peek(stream);
-    const state = pool.snapshotStream(stream);
     const marks = this.pipeline.marks(stream);
-    if (learner === undefined || state === undefined || marks === undefined) return undefined;
-    return {
-      meta: { stream, lastSeq: marks.seq, version: learner.version, tick: learner.tick, savedAt: Date.now(), pendingLabels: [...marks.pendingLabels] },
-      snapshot: state.snapshot,
-      parts: state.parts,
-    };
+    return marks === undefined ? undefined : checkpointOfStream(this.pipeline.pool, stream, marks.seq, marks.pendingLabels);
   }
+
 
   /**
    * After a rebalance: a partition that left this worker, or whose work was not all committed (the consumer reads
@@ -376,7 +367,6 @@ export class KafkaWorker {
         this.dropTask(task);
         task.gone = false;
         task.assignedAt = now;
-        task.nextOffset = task.committedOffset ?? -1n;
       }
     }
   }
@@ -389,10 +379,7 @@ export class KafkaWorker {
     task.touched = new Set();
     task.uncommitted = 0;
     task.predictedSinceAssignment.clear();
-    for (const stream of task.streams) {
-      if (this.pipeline.pool.evict(stream)) this.stats.dropped++;
-      this.streamPartition.delete(stream);
-    }
+    for (const stream of task.streams) if (this.pipeline.pool.evict(stream)) this.stats.dropped++;
     task.streams.clear();
   }
 
