@@ -7,7 +7,8 @@
 //   node --import tsx bench/support/kafka-plain-loop.ts BROKERS GROUP INPUT_TOPIC OUTPUT_TOPIC INPUTS OUTPUTS
 //
 // Prints {"msg":"plain ready"} on stdout once the consumer runs; exits 0 on SIGTERM.
-import kafkajs, { type Producer } from 'kafkajs';
+import kafkajs from '../../src/adapters/kafka/kafkajs.js';
+import type { Producer } from 'kafkajs';
 import { decodeKafkaRecord, predictionRecord } from '../../src/adapters/kafka/kafka-records.js';
 import { EXACT_PRODUCER } from '../../src/adapters/kafka/producer-options.js';
 

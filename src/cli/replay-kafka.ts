@@ -1,5 +1,6 @@
 // `driftline replay --to kafka://BROKERS/TOPIC`: a recording produced into a topic, one record per frame.
-import kafkajs, { type Kafka } from 'kafkajs';
+import kafkajs from '../adapters/kafka/kafkajs.js';
+import type { Kafka } from 'kafkajs';
 import type { Observable } from 'rxjs';
 import { encodeBinaryFrame, encodeJsonFrame } from '../adapters/websocket/frames.js';
 import { EXACT_PRODUCER } from '../adapters/kafka/producer-options.js';

@@ -1,5 +1,6 @@
 // `driftline run` with `sources.kafka`: one worker of a consumer group, with its /metrics endpoint.
-import kafkajs, { type Kafka, type logCreator, type SASLOptions } from 'kafkajs';
+import kafkajs from '../adapters/kafka/kafkajs.js';
+import type { Kafka, logCreator, SASLOptions } from 'kafkajs';
 import { KafkaCheckpointStore } from '../adapters/kafka/kafka-checkpoint-store.js';
 import { KafkaWorker } from '../adapters/kafka/kafka-worker.js';
 import { DEFAULT_MAX_STREAMS, DriftlineMetrics } from '../metrics/driftline-metrics.js';

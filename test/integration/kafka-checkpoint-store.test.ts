@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import kafkajs, { type Kafka } from 'kafkajs';
+import kafkajs from '../../src/adapters/kafka/kafkajs.js';
+import type { Kafka } from 'kafkajs';
 import { ChangelogTopicError, KafkaCheckpointStore } from '../../src/adapters/kafka/kafka-checkpoint-store.js';
 import type { StoredCheckpoint } from '../../src/streams/checkpoint-store.js';
 import type { CorruptCheckpoint } from '../../src/streams/file-checkpoint-store.js';

@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel } from 'kafkajs';
+import kafkajs from '../../src/adapters/kafka/kafkajs.js';
+import type { Kafka } from 'kafkajs';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -29,12 +30,12 @@ export function findBrokers(): { brokers?: string[]; reason?: string } {
 
 /** A kafkajs client for a test, quiet unless DRIFTLINE_TEST_LOGS is set. */
 export function testKafka(brokers: string[], clientId: string): Kafka {
-  return new Kafka({
+  return new kafkajs.Kafka({
     clientId,
     brokers,
     connectionTimeout: 5000,
     requestTimeout: 15000,
-    logLevel: process.env.DRIFTLINE_TEST_LOGS ? logLevel.INFO : logLevel.NOTHING,
+    logLevel: process.env.DRIFTLINE_TEST_LOGS ? kafkajs.logLevel.INFO : kafkajs.logLevel.NOTHING,
   });
 }
 

@@ -1,7 +1,8 @@
 // Learner state in a compacted Kafka topic (DESIGN section 6): the changelog a worker restores its streams from.
 import { randomBytes } from 'node:crypto';
 // kafkajs is CommonJS; its enums are read from the default export.
-import kafkajs, { type Admin, type Consumer, type Kafka, type Producer } from 'kafkajs';
+import kafkajs from './kafkajs.js';
+import type { Admin, Consumer, Kafka, Producer } from 'kafkajs';
 import {
   CheckpointDefectError,
   type CheckpointMeta,

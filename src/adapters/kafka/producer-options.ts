@@ -1,5 +1,6 @@
 // How every driftline producer writes to Kafka.
-import kafkajs, { type ProducerConfig } from 'kafkajs';
+import kafkajs from './kafkajs.js';
+import type { ProducerConfig } from 'kafkajs';
 
 /**
  * Idempotent with one request in flight, so that a retried request is neither doubled nor reordered (a stream's
