@@ -1,6 +1,6 @@
 // One worker of a Kafka consumer group: frames in, predictions out, learner state in the changelog, exactly once.
 import { Subject, type Subscription } from 'rxjs';
-import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import type { StreamShape } from '../websocket/frames.js';
 import type { StoredCheckpoint } from '../../streams/checkpoint-store.js';
 import type { Rejection, StreamInput } from '../../streams/messages.js';
@@ -62,6 +62,11 @@ export interface KafkaWorkerStats {
   dropped: number;
   /** Commits that failed (then the partition's uncommitted work is dropped and read again). */
   failedCommits: number;
+  /**
+   * Records delivered below their partition's committed offset after an assignment (a previous owner committed them
+   * after this worker's consumer had read the offset), skipped unprocessed.
+   */
+  skippedCommitted: number;
 }
 
 /** One input partition's work since its last commit, and the transactional producer that commits it. */
@@ -85,6 +90,12 @@ interface PartitionTask {
   committing: Promise<void>;
   /** Set when the partition left this worker: nothing of it is committed any more. */
   gone: boolean;
+  /** The offset of this worker's last successful commit of the partition (-1 before the first). */
+  committedOffset: bigint;
+  /** Set at every assignment: before its next record, the partition's committed offset is settled again. */
+  settleOffset: boolean;
+  /** Records below this offset are committed already (by this worker or a previous owner) and skipped. */
+  skipBelow: bigint;
 }
 
 /**
@@ -107,7 +118,7 @@ interface PartitionTask {
  * and a bad record is refused and skipped, never stopping its partition.
  */
 export class KafkaWorker {
-  readonly stats: KafkaWorkerStats = { records: 0, predictions: 0, refused: 0, commits: 0, restores: 0, dropped: 0, failedCommits: 0 };
+  readonly stats: KafkaWorkerStats = { records: 0, predictions: 0, refused: 0, commits: 0, restores: 0, dropped: 0, failedCommits: 0, skippedCommitted: 0 };
   readonly pipeline: Pipeline;
   private readonly tasks = new Map<number, PartitionTask>();
   /** Per partition assigned here, when (performance.now()) it was assigned. */
@@ -115,6 +126,8 @@ export class KafkaWorker {
   private readonly inputs = new Subject<StreamInput | Rejection>();
   private readonly subscription: Subscription;
   private consumer: Consumer | undefined;
+  /** Reads committed offsets after a partition's previous owner is fenced. */
+  private admin: Admin | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** The record being processed: where its outputs go. */
   private currentTask: PartitionTask | undefined;
@@ -147,7 +160,10 @@ export class KafkaWorker {
       ...(options.sessionTimeoutMs !== undefined ? { sessionTimeout: options.sessionTimeoutMs, heartbeatInterval: Math.max(500, Math.floor(options.sessionTimeoutMs / 6)) } : {}),
     });
     worker.consumer = consumer;
+    const admin = options.kafka.admin();
+    worker.admin = admin;
     try {
+      await admin.connect();
       await consumer.connect();
       await consumer.subscribe({ topics: [options.inputTopic], fromBeginning: true });
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => worker.onAssignment(payload.memberAssignment[options.inputTopic] ?? []));
@@ -157,6 +173,7 @@ export class KafkaWorker {
       await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (batch) => worker.onBatch(batch) });
     } catch (err) {
       await consumer.disconnect().catch(() => {});
+      await admin.disconnect().catch(() => {});
       worker.subscription.unsubscribe();
       throw err;
     }
@@ -175,6 +192,7 @@ export class KafkaWorker {
     await Promise.allSettled([...this.tasks.values()].map((t) => t.producer.disconnect()));
     this.tasks.clear();
     await this.consumer?.disconnect();
+    await this.admin?.disconnect();
     this.subscription.unsubscribe();
   }
 
@@ -185,11 +203,17 @@ export class KafkaWorker {
       throw failure;
     }
     const task = this.tasks.get(batch.partition) ?? (await this.openTask(batch.partition));
+    if (task.settleOffset) await this.settleOffset(task);
     const { inputTopic, shape, maxFrameBytes } = this.options;
     const resolver = () => shape;
     let sinceHeartbeat = 0;
     for (const message of batch.messages) {
       if (!isRunning() || isStale() || task.gone) break;
+      if (BigInt(message.offset) < task.skipBelow) {
+        this.stats.skippedCommitted++;
+        resolveOffset(message.offset);
+        continue;
+      }
       const position: RecordPosition = { topic: inputTopic, partition: batch.partition, offset: message.offset };
       const decoded = decodeKafkaRecord(message.key, message.value, resolver, { receivedAt: performance.now(), maxFrameBytes });
       this.stats.records++;
@@ -244,9 +268,32 @@ export class KafkaWorker {
       partition, producer, streams: new Set(), touched: new Set(), outgoing: [], deadLetters: [], nextOffset: -1n,
       assignedAt: this.assignedAt.get(partition) ?? performance.now(), predictedSinceAssignment: new Set(),
       uncommitted: 0, firstUncommittedAt: 0, committing: Promise.resolve(), gone: false,
+      committedOffset: -1n, settleOffset: true, skipBelow: -1n,
     };
     this.tasks.set(partition, task);
     return task;
+  }
+
+  /**
+   * Where a partition's work resumes after an assignment. kafkajs reads the committed offset when the group forms,
+   * before this worker's transactional producer has fenced the previous owner, which can still commit in between
+   * (a live worker's timer, mid-rebalance; Kafka's fix, KIP-447, fences offset commits by group generation, which
+   * kafkajs does not send). So the offset is read again once that cannot happen: for a partition new here after
+   * opening its producer (which completes or aborts the previous owner's transaction and fences it), for one kept
+   * across the rebalance after its own commit in flight ends (nobody else could have committed it). Records below
+   * it are skipped: processing them again would publish their predictions a second time.
+   */
+  private async settleOffset(task: PartitionTask): Promise<void> {
+    task.settleOffset = false;
+    await task.committing;
+    if (task.committedOffset >= 0n) {
+      task.skipBelow = task.committedOffset;
+      return;
+    }
+    const { groupId, inputTopic } = this.options;
+    const [topic] = await this.admin!.fetchOffsets({ groupId, topics: [inputTopic] });
+    const committed = topic?.partitions.find((p) => p.partition === task.partition)?.offset;
+    task.skipBelow = committed !== undefined && /^\d+$/.test(committed) ? BigInt(committed) : -1n;
   }
 
   /** A stream first seen here: its state as of the last commit that wrote it, if any. */
@@ -325,6 +372,7 @@ export class KafkaWorker {
         if (checkpoints.length > 0) await transaction.send({ topic: changelog.topic, messages: checkpoints.map((c) => changelog.record(c)) });
         await transaction.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: inputTopic, partitions: [{ partition: task.partition, offset: String(offset) }] }] });
         await transaction.commit();
+        task.committedOffset = offset;
         this.stats.commits++;
       } catch (err) {
         await transaction.abort().catch(() => {});
@@ -357,6 +405,7 @@ export class KafkaWorker {
     const assigned = new Set(partitions);
     const now = performance.now();
     for (const partition of partitions) if (!this.tasks.has(partition) || this.tasks.get(partition)!.uncommitted > 0) this.assignedAt.set(partition, now);
+    for (const task of this.tasks.values()) task.settleOffset = true;
     for (const partition of [...this.assignedAt.keys()]) if (!assigned.has(partition)) this.assignedAt.delete(partition);
     for (const task of [...this.tasks.values()]) {
       if (!assigned.has(task.partition)) {
