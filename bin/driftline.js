@@ -8,9 +8,11 @@ if (!existsSync(entry)) {
   process.exit(2);
 }
 const { main } = await import(entry.href);
+const { exitWhenDone } = await import(new URL('../dist/cli/exit-when-done.js', import.meta.url).href);
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
   process.stderr.write(`driftline: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exitCode = 1;
 }
+exitWhenDone();

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { exitWhenDone } from './exit-when-done.js';
 
 const usage = `driftline: streaming online adaptation, one recurrent learner per stream
 
@@ -113,4 +114,5 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     process.stderr.write(`driftline: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 1;
   }
+  exitWhenDone();
 }
