@@ -6,6 +6,8 @@
 #                                         # consumer can join a group; last stdout line is the
 #                                         # bootstrap address, e.g. 127.0.0.1:19092
 #   bash scripts/kafka/broker.sh stop     # TERM, KILL after a timeout; removes the broker data
+#   bash scripts/kafka/broker.sh restart  # stop and start again on the same ports and data (tests of a
+#                                         # broker restart); prints the address
 #   bash scripts/kafka/broker.sh status   # exit 0 and print the address when running, else 1
 #
 # Environment (all optional):
@@ -234,6 +236,35 @@ logger.clients.level = WARN
 EOF
 }
 
+# Starts the JVM on the run dir's properties and data, waits until it serves clients; sets pid.
+launch_and_wait() { # address
+  local addr="$1"
+  # setsid: the broker outlives this script and is not hit by signals to the caller's
+  # process group. The inner shell writes its own pid, then becomes the JVM (exec).
+  local launcher=(bash -c 'echo $$ > "$0"; exec "$@"' "$PID_FILE"
+    java -Xms128m -Xmx"$HEAP" -XX:+UseG1GC -Djava.awt.headless=true
+    -Dlog4j2.configurationFile="$LOG4J_PROPS" -Dkafka.logs.dir="$RUN_DIR"
+    -cp "$LIB_DIR/*" kafka.Kafka "$PROPS")
+  rm -f "$PID_FILE"
+  if command -v setsid >/dev/null 2>&1; then
+    setsid "${launcher[@]}" </dev/null >>"$LOG_FILE" 2>&1 8>&- 9>&- &
+  else
+    nohup "${launcher[@]}" </dev/null >>"$LOG_FILE" 2>&1 8>&- 9>&- &
+  fi
+  local i
+  for i in $(seq 50); do [[ -s "$PID_FILE" ]] && break; sleep 0.1; done
+  pid="$(cat "$PID_FILE" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || fail_start "" "broker process did not start"
+
+  if ! wait_ready "$addr" "$pid"; then
+    if kill -0 "$pid" 2>/dev/null; then
+      fail_start "$pid" "broker pid $pid did not serve clients within ${READY_TIMEOUT}s"
+    else
+      fail_start "" "broker pid $pid exited during startup"
+    fi
+  fi
+}
+
 cmd_start() {
   check_java
   check_node
@@ -286,29 +317,7 @@ cmd_start() {
   fi
 
   say "starting broker on $addr (controller 127.0.0.1:$cport), log $LOG_FILE"
-  # setsid: the broker outlives this script and is not hit by signals to the caller's
-  # process group. The inner shell writes its own pid, then becomes the JVM (exec).
-  local launcher=(bash -c 'echo $$ > "$0"; exec "$@"' "$PID_FILE"
-    java -Xms128m -Xmx"$HEAP" -XX:+UseG1GC -Djava.awt.headless=true
-    -Dlog4j2.configurationFile="$LOG4J_PROPS" -Dkafka.logs.dir="$RUN_DIR"
-    -cp "$LIB_DIR/*" kafka.Kafka "$PROPS")
-  if command -v setsid >/dev/null 2>&1; then
-    setsid "${launcher[@]}" </dev/null >>"$LOG_FILE" 2>&1 8>&- 9>&- &
-  else
-    nohup "${launcher[@]}" </dev/null >>"$LOG_FILE" 2>&1 8>&- 9>&- &
-  fi
-  local i
-  for i in $(seq 50); do [[ -s "$PID_FILE" ]] && break; sleep 0.1; done
-  pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || fail_start "" "broker process did not start"
-
-  if ! wait_ready "$addr" "$pid"; then
-    if kill -0 "$pid" 2>/dev/null; then
-      fail_start "$pid" "broker pid $pid did not serve clients within ${READY_TIMEOUT}s"
-    else
-      fail_start "" "broker pid $pid exited during startup"
-    fi
-  fi
+  launch_and_wait "$addr"
   printf '%s\n' "$addr" > "$BROKERS_FILE"
   say "broker ready (pid $pid)"
   printf '%s\n' "$addr"
@@ -326,6 +335,26 @@ cmd_stop() {
   rm -f "$PID_FILE" "$BROKERS_FILE"
 }
 
+# The same broker stopped (TERM, KILL after the stop timeout) and started again on its ports and its data, as an
+# operator's restart: clients see it go away and come back at the same address with every committed record.
+cmd_restart() {
+  check_java
+  check_node
+  exec 9>"$RUN_DIR/.lock"
+  if command -v flock >/dev/null 2>&1; then
+    flock -w 300 9 || die "another broker.sh command holds $RUN_DIR/.lock"
+  fi
+  local pid addr
+  pid="$(running_pid)" || die "no broker running from $RUN_DIR to restart (start one first)"
+  addr="$(configured_address)"
+  say "restarting broker pid $pid at $addr, keeping its data in $DATA_DIR"
+  kill_broker "$pid"
+  launch_and_wait "$addr"
+  printf '%s\n' "$addr" > "$BROKERS_FILE"
+  say "broker ready again (pid $pid)"
+  printf '%s\n' "$addr"
+}
+
 cmd_status() {
   local pid
   if pid="$(running_pid)"; then
@@ -341,5 +370,6 @@ case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
-  *) printf 'usage: %s start|stop|status\n' "$0" >&2; exit 64 ;;
+  restart) cmd_restart ;;
+  *) printf 'usage: %s start|stop|restart|status\n' "$0" >&2; exit 64 ;;
 esac

@@ -1,5 +1,5 @@
 // `driftline run` as a real process for integration tests: spawned from source (no stale dist/), its JSON log
-// lines collected from stderr, ready once it logs the URLs it serves.
+// lines collected from stderr (and echoed to the test's stderr when DRIFTLINE_TEST_WORKER_LOGS is set), ready once it logs the URLs it serves.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,7 @@ export async function startDriftlineProcess(config: string, readyWithinMs = 30_0
     const parts = pending.split('\n');
     pending = parts.pop() ?? '';
     for (const line of parts) {
+      if (process.env.DRIFTLINE_TEST_WORKER_LOGS) process.stderr.write(`[worker ${child.pid}] ${line}\n`);
       try {
         lines.push(JSON.parse(line) as Record<string, unknown>);
       } catch {
