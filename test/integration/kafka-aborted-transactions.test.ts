@@ -17,10 +17,18 @@ async function transactional(kafka: Kafka, id: string): Promise<Producer> {
   return producer;
 }
 
-/** The partition's end as a read_committed reader sees it, once no transaction is open (else it stays put). */
-async function committedEnd(admin: Admin, topic: string): Promise<number> {
-  const [partition] = await admin.fetchTopicOffsets(topic);
-  return Number(partition!.high);
+/**
+ * The partition's end as a read_committed reader sees it, once it is `expected` (the coordinator writes a marker
+ * after answering the commit or abort, so the end can lag a moment), or what it is after 10 s.
+ */
+async function committedEnd(admin: Admin, topic: string, expected: number): Promise<number> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const [partition] = await admin.fetchTopicOffsets(topic);
+    const end = Number(partition!.high);
+    if (end === expected || Date.now() > deadline) return end;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** The values a read_committed consumer is handed from `start` to the end of the partition. */
@@ -68,7 +76,7 @@ test('from every offset, a read_committed consumer gets the committed records on
     const committed = await nextOwner.transaction();
     await committed.send({ topic, messages: [{ value: 'p (committed)' }] });
     await committed.commit();
-    const end = await committedEnd(admin, topic);
+    const end = await committedEnd(admin, topic, 8);
     assert.equal(end, 8, 'the log is laid out as planned: 3 records, 3 abort markers, 1 record, 1 commit marker');
 
     const reads = await Promise.all([0, 1, 2, 3, 4, 5, 6].map((start) => readFrom(kafka, topic, start, end)));
