@@ -3,13 +3,15 @@ import kafkajs from '../adapters/kafka/kafkajs.js';
 import type { Kafka, logCreator, SASLOptions } from 'kafkajs';
 import { KafkaCheckpointStore } from '../adapters/kafka/kafka-checkpoint-store.js';
 import { KafkaWorker } from '../adapters/kafka/kafka-worker.js';
+import { createDashboardRoutes } from '../dashboard/dashboard-routes.js';
+import { DashboardFeed } from '../dashboard/dashboard-feed.js';
 import { DEFAULT_MAX_STREAMS, DriftlineMetrics } from '../metrics/driftline-metrics.js';
 import { createMetricsRegistry } from '../metrics/registry.js';
 import { startMetricsServer } from '../metrics/server.js';
 import type { Pipeline } from '../streams/pipeline.js';
-import type { DriftlineConfig } from './config.js';
+import { describeLearner, type DriftlineConfig } from './config.js';
 import { WarningLimiter, type Logger } from './logger.js';
-import { pipelineOptionsOf } from './run.js';
+import { DASHBOARD_STREAMS, pipelineOptionsOf } from './run.js';
 
 type KafkaSource = NonNullable<DriftlineConfig['sources']['kafka']>;
 
@@ -19,6 +21,8 @@ const STOP_TIMEOUT_MS = 30_000;
 /** A started Kafka worker: what the signal handling of `driftline run` drives. */
 export interface RunningKafkaDriftline {
   readonly metricsUrl: string;
+  /** e.g. http://127.0.0.1:9464/dashboard; undefined with the dashboard off. */
+  readonly dashboardUrl?: string;
   readonly worker: KafkaWorker;
   readonly pipeline: Pipeline;
   stop(): Promise<void>;
@@ -54,7 +58,7 @@ function kafkaClientOf(source: KafkaSource, log: Logger): Kafka {
  * @throws when the brokers cannot be reached (after kafkajs' retries with backoff) or the changelog topic would
  *   delete state: the message names the brokers or the topic.
  */
-export async function startKafkaDriftline(config: DriftlineConfig, options: { readonly logger: Logger }): Promise<RunningKafkaDriftline> {
+export async function startKafkaDriftline(config: DriftlineConfig, options: { readonly logger: Logger; readonly dashboard?: boolean }): Promise<RunningKafkaDriftline> {
   const source = config.sources.kafka;
   if (source === undefined) throw new Error('startKafkaDriftline needs sources.kafka');
   const log = options.logger;
@@ -77,6 +81,16 @@ export async function startKafkaDriftline(config: DriftlineConfig, options: { re
     throw new Error(`Kafka brokers ${source.brokers.join(',')}: ${(err as Error).message}`, { cause: err });
   }
   let ready = false;
+  // As with WebSockets (run.ts): the first DASHBOARD_STREAMS streams this worker serves, behind the metrics' token.
+  const dashboardFeed = options.dashboard === false ? undefined : new DashboardFeed({ maxStreams: Math.min(config.streams.maxStreams, DASHBOARD_STREAMS) });
+  let worker: KafkaWorker | undefined;
+  const describeStream = (stream: string) => {
+    const stateBytes = worker?.pipeline.pool.peek(stream)?.stateBytes;
+    return stateBytes === undefined ? undefined : { learner: describeLearner(config), stateBytes };
+  };
+  const dashboard = dashboardFeed === undefined
+    ? undefined
+    : createDashboardRoutes({ feed: dashboardFeed, describe: describeStream, ...(config.metrics.token !== undefined ? { token: config.metrics.token } : {}), onUnauthorized: () => metrics.recordRejection('unauthorized') });
   const metricsServer = await startMetricsServer({
     registry,
     host: config.metrics.host,
@@ -84,13 +98,13 @@ export async function startKafkaDriftline(config: DriftlineConfig, options: { re
     ready: () => ready,
     ...(config.metrics.token !== undefined ? { token: config.metrics.token } : {}),
     onUnauthorized: () => metrics.recordRejection('unauthorized'),
+    ...(dashboard !== undefined ? { routes: dashboard.handle, onClose: dashboard.close } : {}),
   });
 
   let resolveStopped!: (code: number) => void;
   const stopped = new Promise<number>((resolve) => (resolveStopped = resolve));
   let exitCode = 0;
   let stopping: Promise<void> | undefined;
-  let worker: KafkaWorker;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       ready = false;
@@ -135,7 +149,10 @@ export async function startKafkaDriftline(config: DriftlineConfig, options: { re
         warnings.warn(r.reason, { reason: r.reason, stream: r.stream, seq: r.seq, topic: at.topic, partition: at.partition, offset: at.offset }, `driftline kafka: refused record: ${r.message}`);
       },
       onRecord: (input) => metrics.recordEvent(input.stream, 'kafka'),
-      onOutput: (out) => metrics.observe(out),
+      onOutput: (out) => {
+        metrics.observe(out);
+        dashboardFeed?.observe(out);
+      },
       onFailure: (err) => {
         log.error({ err: err.message }, 'driftline: the Kafka worker failed; stopping');
         exitCode = 1;
@@ -149,12 +166,14 @@ export async function startKafkaDriftline(config: DriftlineConfig, options: { re
   }
   metrics.markStarted();
   ready = true;
+  const dashboardUrl = dashboard === undefined ? undefined : `${metricsServer.url}/dashboard`;
   log.info(
-    { metrics: `${metricsServer.url}/metrics`, brokers: source.brokers, groupId: source.groupId, inputTopic: source.inputTopic, predictionsTopic: source.predictionsTopic, changelogTopic: source.changelogTopic },
+    { metrics: `${metricsServer.url}/metrics`, ...(dashboardUrl !== undefined ? { dashboard: dashboardUrl } : {}), brokers: source.brokers, groupId: source.groupId, inputTopic: source.inputTopic, predictionsTopic: source.predictionsTopic, changelogTopic: source.changelogTopic },
     'driftline ready',
   );
   return {
     metricsUrl: `${metricsServer.url}/metrics`,
+    ...(dashboardUrl !== undefined ? { dashboardUrl } : {}),
     worker,
     pipeline: worker.pipeline,
     stop,

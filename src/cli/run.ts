@@ -137,7 +137,7 @@ export async function runCommand(args: string[], io: RunIO = { stdout: process.s
   try {
     try {
       service = config.sources.kafka !== undefined
-        ? await startKafkaDriftline(config, { logger })
+        ? await startKafkaDriftline(config, { logger, dashboard: !values['no-dashboard'] })
         : await startDriftline(config, { logger, dashboard: !values['no-dashboard'] });
     } catch (err) {
       // Start-up problems are the operator's to fix (a port in use, a directory that cannot be written): one

@@ -19,6 +19,13 @@ async function eventsOf(worker: DriftlineProcess): Promise<number> {
   return sum;
 }
 
+/** The streams a worker's live dashboard shows, with what it says of each learner. */
+async function dashboardStreamsOf(worker: DriftlineProcess): Promise<{ stream: string; info: { learner: string; stateBytes: number } | null }[]> {
+  const url = worker.metrics.replace(/\/metrics$/, '/dashboard/api/streams');
+  const body = (await (await fetch(url, { signal: AbortSignal.timeout(5000) })).json()) as { streams: { stream: string; info: { learner: string; stateBytes: number } | null }[] };
+  return body.streams;
+}
+
 /** Waits until every worker has taken records. */
 async function untilAllWork(workers: readonly DriftlineProcess[], withinMs: number, what: string): Promise<number[]> {
   const deadline = Date.now() + withinMs;
@@ -37,6 +44,12 @@ test('two workers share 4 partitions; a third joins and leaves; the run still en
     w.workers.push(a!, b!);
     const sending = produceSteadily(w.producer, w.topics.inputTopic, ticks, 20, 40);
     await untilAllWork([a!, b!], 60_000, 'both workers take records');
+    // Each worker's dashboard shows the streams it serves, live learners with their state.
+    for (const worker of [a!, b!]) {
+      const shown = await dashboardStreamsOf(worker);
+      assert.ok(shown.length > 0 && shown.every((s) => /^s[0-7]$/.test(s.stream)), `dashboard streams: ${JSON.stringify(shown.map((s) => s.stream))}`);
+      assert.ok(shown.some((s) => s.info !== null && s.info.stateBytes > 0 && s.info.learner.length > 0), `dashboard learner info: ${JSON.stringify(shown)}`);
+    }
 
     // A third joins (a rebalance), works, and leaves cleanly (another).
     const third = await startDriftlineProcess(w.config, 60_000);
