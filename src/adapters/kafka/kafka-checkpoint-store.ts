@@ -70,13 +70,18 @@ export class KafkaCheckpointStore implements CheckpointStore {
   readonly quarantineTopic: string;
   private readonly admin: Admin;
   private readonly producer: Producer;
-  private readonly reader: Consumer;
+  private readonly kafka: Kafka;
+  /** Replaced by a fresh one when kafkajs gives up on it (rebuildReader). */
+  private reader: Consumer;
+  /** Counts readers: events of a replaced one are ignored. */
+  private readerGeneration = 0;
   private readonly view = new Map<string, Entry>();
   /** Per partition, the offset after the last record the view has read. */
   private readonly readUpTo = new Map<number, bigint>();
   private readonly waiters = new Set<() => void>();
   private readonly catchUpTimeoutMs: number;
   private readonly onCorrupt: (problem: CorruptCheckpoint) => void;
+  /** The last error that stopped a reader, for the message of a load that times out meanwhile. */
   private readerError: Error | undefined;
   private closed = false;
 
@@ -89,6 +94,7 @@ export class KafkaCheckpointStore implements CheckpointStore {
     this.admin = parts.admin;
     this.producer = parts.producer;
     this.reader = parts.reader;
+    this.kafka = options.kafka;
     this.catchUpTimeoutMs = options.catchUpTimeoutMs ?? 30_000;
     this.onCorrupt = options.onCorrupt ?? warnCorrupt;
   }
@@ -110,9 +116,7 @@ export class KafkaCheckpointStore implements CheckpointStore {
     const admin = kafka.admin();
     await admin.connect();
     const producer = kafka.producer(EXACT_PRODUCER);
-    // Its own group, never committed: the view is rebuilt from the start of the changelog on every open.
-    // A short long-poll: close() waits for the fetch in flight.
-    const reader = kafka.consumer({ groupId: `driftline-changelog-reader-${randomBytes(8).toString('hex')}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 500 });
+    const reader = changelogReader(kafka);
     try {
       const compact = [{ name: 'cleanup.policy', value: 'compact' }];
       await ensureTopic(admin, topic, partitions, options.replicationFactor, [
@@ -213,22 +217,30 @@ export class KafkaCheckpointStore implements CheckpointStore {
   }
 
   private async startReading(): Promise<void> {
-    await this.reader.connect();
-    await this.reader.subscribe({ topics: [this.topic], fromBeginning: true });
+    const reader = this.reader;
+    const generation = ++this.readerGeneration;
+    const current = () => generation === this.readerGeneration && !this.closed;
+    await reader.connect();
+    await reader.subscribe({ topics: [this.topic], fromBeginning: true });
     // A batch of transaction markers or aborted records reaches no eachBatch, yet moves the read position: the
     // end of every batch, processed or filtered, says where reading stands.
-    this.reader.on(this.reader.events.END_BATCH_PROCESS, ({ payload }) => {
+    reader.on(reader.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (!current()) return;
       const next = BigInt(payload.lastOffset) + 1n;
       if (next > (this.readUpTo.get(payload.partition) ?? 0n)) this.readUpTo.set(payload.partition, next);
       for (const wake of this.waiters) wake();
     });
-    this.reader.on(this.reader.events.CRASH, (event) => {
+    reader.on(reader.events.CRASH, (event) => {
+      if (!current()) return;
       this.readerError = event.payload.error;
-      for (const wake of this.waiters) wake();
+      // kafkajs restarts a consumer after a retriable error by itself; after another (a group coordinator not
+      // found while the broker restarts) it stops for good, and the view would never move again.
+      if (!event.payload.restart) void this.rebuildReader(1000);
     });
-    await this.reader.run({
+    await reader.run({
       autoCommit: false,
       eachBatch: async ({ batch, heartbeat }) => {
+        if (!current()) return;
         for (const message of batch.messages) {
           const stream = message.key?.toString('utf8');
           if (stream === undefined) continue;
@@ -240,6 +252,29 @@ export class KafkaCheckpointStore implements CheckpointStore {
     });
   }
 
+  /**
+   * A fresh reader in a fresh group (the old member would hold the group until its session times out), reading the
+   * changelog from its start into an empty view; retried with backoff (up to 30 s) while the brokers cannot be
+   * reached. Loads wait meanwhile, up to their catch-up timeout.
+   */
+  private async rebuildReader(backoffMs: number): Promise<void> {
+    if (this.closed) return;
+    const old = this.reader;
+    this.readerGeneration++;
+    this.view.clear();
+    this.readUpTo.clear();
+    void old.disconnect().catch(() => {});
+    await new Promise((r) => setTimeout(r, backoffMs).unref());
+    if (this.closed) return;
+    this.reader = changelogReader(this.kafka);
+    try {
+      await this.startReading();
+    } catch (err) {
+      this.readerError = err as Error;
+      void this.rebuildReader(Math.min(30_000, backoffMs * 2));
+    }
+  }
+
   /** Resolves once the view has read every partition up to the end it had when called. */
   private async catchUp(): Promise<void> {
     this.checkOpen();
@@ -248,14 +283,12 @@ export class KafkaCheckpointStore implements CheckpointStore {
       ends.some(({ partition, high, low }) => BigInt(high) > BigInt(low) && (this.readUpTo.get(partition) ?? BigInt(low)) < BigInt(high));
     const deadline = Date.now() + this.catchUpTimeoutMs;
     while (behind()) {
-      if (this.readerError !== undefined) {
-        throw new ChangelogTopicError(this.topic, `reading changelog topic '${this.topic}' failed: ${this.readerError.message}`, { cause: this.readerError });
-      }
       this.checkOpen();
       const left = deadline - Date.now();
       if (left <= 0) {
         const lag = ends.map(({ partition, high }) => `partition ${partition} at ${this.readUpTo.get(partition) ?? 0} of ${high}`).join(', ');
-        throw new ChangelogTopicError(this.topic, `changelog topic '${this.topic}' not read to its end within ${this.catchUpTimeoutMs} ms (${lag})`);
+        const last = this.readerError === undefined ? '' : `; its reader last failed with: ${this.readerError.message}`;
+        throw new ChangelogTopicError(this.topic, `changelog topic '${this.topic}' not read to its end within ${this.catchUpTimeoutMs} ms (${lag})${last}`, { cause: this.readerError });
       }
       await new Promise<void>((resolve) => {
         const wake = () => {
@@ -310,6 +343,12 @@ export class KafkaCheckpointStore implements CheckpointStore {
   private checkOpen(): void {
     if (this.closed) throw new Error(`KafkaCheckpointStore on '${this.topic}' is closed`);
   }
+}
+
+/** Its own group, never committed: the view is read from the start of the changelog. A short long-poll: close()
+ * waits for the fetch in flight. */
+function changelogReader(kafka: Kafka): Consumer {
+  return kafka.consumer({ groupId: `driftline-changelog-reader-${randomBytes(8).toString('hex')}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 500 });
 }
 
 async function ensureTopic(
