@@ -181,3 +181,12 @@ test("streams.shards: 1 by default, a count, or 'auto' for one per core; anythin
     assert.throws(() => parseConfig({ ...minimal, streams: { ...minimal.streams, shards: bad } }), (e: unknown) => e instanceof ConfigError && /streams\.shards/.test(e.message), String(bad));
   }
 });
+
+test('a Kafka source with a labels topic is accepted; one topic in two roles is refused by name', () => {
+  const kafka = { brokers: ['127.0.0.1:9092'], groupId: 'g', inputTopic: 'frames', predictionsTopic: 'predictions', changelogTopic: 'state' };
+  const withLabels = parseConfig({ ...minimal, sources: { kafka: { ...kafka, labelsTopic: 'labels', deadLetterTopic: 'refused' } } });
+  assert.equal(withLabels.sources.kafka?.labelsTopic, 'labels');
+  for (const clash of [{ labelsTopic: 'frames' }, { deadLetterTopic: 'predictions' }, { labelsTopic: 'x', deadLetterTopic: 'x' }, { changelogTopic: 'frames' }]) {
+    assert.throws(() => parseConfig({ ...minimal, sources: { kafka: { ...kafka, ...clash } } }), (err: Error) => err instanceof ConfigError && /must be different topics/.test(err.message), JSON.stringify(clash));
+  }
+});

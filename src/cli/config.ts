@@ -272,6 +272,11 @@ export const configSchema = z
             inputTopic: kafkaTopic,
             predictionsTopic: kafkaTopic,
             changelogTopic: kafkaTopic,
+            /**
+             * Labels from a producer of their own (label frames keyed by stream), forwarded into inputTopic exactly
+             * once, so they join their stream's ticks in order there (docs/kafka.md, Labels).
+             */
+            labelsTopic: kafkaTopic.optional(),
             /** Records refused at the edge are also written here, whole, with the reason in their headers. */
             deadLetterTopic: kafkaTopic.optional(),
             /** Partitions of the changelog when driftline creates it (as many as the input topic's is usual). */
@@ -288,6 +293,7 @@ export const configSchema = z
               .optional(),
           })
           .strict()
+          .refine((k) => new Set([k.inputTopic, k.predictionsTopic, k.changelogTopic, k.labelsTopic ?? k.inputTopic, k.deadLetterTopic ?? k.inputTopic]).size === 3 + (k.labelsTopic !== undefined ? 1 : 0) + (k.deadLetterTopic !== undefined ? 1 : 0), 'sources.kafka: inputTopic, predictionsTopic, changelogTopic, labelsTopic and deadLetterTopic must be different topics')
           .optional(),
       })
       .strict()

@@ -143,6 +143,7 @@ export async function startKafkaDriftline(config: DriftlineConfig, options: { re
       commitEveryMs: source.commitEveryMs,
       sessionTimeoutMs: source.sessionTimeoutMs,
       ...(source.deadLetterTopic !== undefined ? { deadLetterTopic: source.deadLetterTopic } : {}),
+      ...(source.labelsTopic !== undefined ? { labelsTopic: source.labelsTopic } : {}),
       onFirstPrediction: (_stream, seconds) => metrics.recordAssignmentToFirstPrediction(seconds),
       onRefused: (r, at) => {
         metrics.recordRejection(r.reason);
@@ -153,6 +154,7 @@ export async function startKafkaDriftline(config: DriftlineConfig, options: { re
         metrics.observe(out);
         dashboardFeed?.observe(out);
       },
+      onConsumerRestart: (cause, backoffMs) => log.warn({ err: cause.message, backoffMs }, 'driftline kafka: the consumer stopped for good; a new one joins the group, its partitions resume from their last commits'),
       onFailure: (err) => {
         log.error({ err: err.message }, 'driftline: the Kafka worker failed; stopping');
         exitCode = 1;

@@ -2,8 +2,8 @@
 import { Subject, type Subscription } from 'rxjs';
 import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import type { StreamShape } from '../websocket/frames.js';
-import type { StoredCheckpoint } from '../../streams/checkpoint-store.js';
-import type { Rejection, StreamInput } from '../../streams/messages.js';
+import { CheckpointDefectError, type StoredCheckpoint } from '../../streams/checkpoint-store.js';
+import { rejection, type Rejection, type StreamInput } from '../../streams/messages.js';
 import { checkpointOfStream } from '../../streams/checkpoint.js';
 import { createPipeline, type Pipeline, type PipelineOptions, type PipelineOutput } from '../../streams/pipeline.js';
 import { decodeKafkaRecord, predictionRecord, type RecordPosition } from './kafka-records.js';
@@ -18,6 +18,13 @@ export interface KafkaWorkerOptions {
   readonly inputTopic: string;
   /** Predictions out: key = stream, headers naming the model version and the input record. */
   readonly predictionsTopic: string;
+  /**
+   * Labels from a producer of their own: label frames keyed by their stream. Each is forwarded into the input topic,
+   * keyed the same, in one transaction with the labels topic's offset; so it lands in its stream's partition after
+   * the ticks already there and joins them in order there, exactly once and the same on every replay. Ticks must
+   * be partitioned by their key (the default partitioner), as the forwarded labels are.
+   */
+  readonly labelsTopic?: string;
   /** The learner-state changelog (read for restores; written inside this worker's transactions). */
   readonly changelog: KafkaCheckpointStore;
   /** The pipeline of every stream, without checkpoint options: the worker checkpoints in its commits. */
@@ -47,8 +54,10 @@ export interface KafkaWorkerOptions {
   readonly onRefused?: (rejection: Rejection, at: RecordPosition) => void;
   /** Every pipeline output but refusals (predictions, scores, drift markers, reports), for metrics and dashboards. */
   readonly onOutput?: (output: PipelineOutput) => void;
-  /** The worker cannot go on (a pipeline failure, a consumer that crashed for good). */
+  /** The worker cannot go on (a pipeline failure). */
   readonly onFailure?: (error: Error) => void;
+  /** kafkajs gave up on the consumer (`cause`); a new one joins the group in `backoffMs`. */
+  readonly onConsumerRestart?: (cause: Error, backoffMs: number) => void;
 }
 
 export interface KafkaWorkerStats {
@@ -69,15 +78,18 @@ export interface KafkaWorkerStats {
   skippedCommitted: number;
 }
 
-/** One input partition's work since its last commit, and the transactional producer that commits it. */
+/** One partition's work since its last commit (of the input, or of the labels), and the producer that commits it. */
 interface PartitionTask {
+  readonly topic: string;
   readonly partition: number;
+  /** Where its records go: predictions for an input partition, the input topic for a labels partition. */
+  readonly outputTopic: string;
   readonly producer: Producer;
   /** Streams of this partition live in this worker. */
   readonly streams: Set<string>;
   /** Streams with records since the last commit: their checkpoints go into the next one. */
   touched: Set<string>;
-  outgoing: { key: string; value: string; headers: Record<string, string> }[];
+  outgoing: { key: string; value: string | Buffer; headers: Record<string, string> }[];
   deadLetters: { key: Buffer | null; value: Buffer | null; headers: Record<string, string> }[];
   /** When the partition was assigned here (performance.now()), and the streams predicted since. */
   assignedAt: number;
@@ -108,21 +120,24 @@ interface PartitionTask {
  * - A worker that dies mid-way leaves an open transaction; whoever is assigned the partition next opens the same
  *   transactional.id, which aborts it and fences the dead one (a zombie's later commit fails), restores each stream
  *   from the changelog as of the last commit, and reads from the committed offset. No record updates a learner
- *   twice; a read_committed consumer should see each prediction once (docs/kafka.md says what the tests saw).
+ *   twice, and a read_committed consumer sees each prediction once (with kafkajs loaded through ./kafkajs.ts).
  * - Beneath that, each learner's own high-water mark (the last seq it learned) refuses a tick it has already seen,
  *   whoever re-sends it (a producer after a reconnect): refused as a duplicate, never learned again.
  * - A commit that fails drops the partition's streams from memory and reads the partition again from its last
  *   commit; a partition that leaves this worker at a rebalance is dropped the same way, unsaved.
  *
  * Records are processed in partition order, one partition batch at a time (kafkajs heartbeats between records),
- * and a bad record is refused and skipped, never stopping its partition.
+ * and a bad record is refused and skipped, never stopping its partition. A labels topic's partitions are tasks of
+ * the same kind whose output is the input topic: each label is forwarded, in its own partition's transactions, to
+ * its stream's input partition, and joins its tick there (options.labelsTopic).
  */
 export class KafkaWorker {
   readonly stats: KafkaWorkerStats = { records: 0, predictions: 0, refused: 0, commits: 0, restores: 0, dropped: 0, failedCommits: 0, skippedCommitted: 0 };
   readonly pipeline: Pipeline;
-  private readonly tasks = new Map<number, PartitionTask>();
-  /** Per partition assigned here, when (performance.now()) it was assigned. */
-  private readonly assignedAt = new Map<number, number>();
+  /** By taskKey(topic, partition). */
+  private readonly tasks = new Map<string, PartitionTask>();
+  /** Per partition assigned here (taskKey), when (performance.now()) it was assigned. */
+  private readonly assignedAt = new Map<string, number>();
   private readonly inputs = new Subject<StreamInput | Rejection>();
   private readonly subscription: Subscription;
   private consumer: Consumer | undefined;
@@ -153,26 +168,13 @@ export class KafkaWorker {
   /** Joins the group and starts consuming; resolves once the consumer runs. */
   static async start(options: KafkaWorkerOptions): Promise<KafkaWorker> {
     const worker = new KafkaWorker(options);
-    const consumer = options.kafka.consumer({
-      groupId: options.groupId,
-      maxWaitTimeInMs: 500,
-      allowAutoTopicCreation: false,
-      ...(options.sessionTimeoutMs !== undefined ? { sessionTimeout: options.sessionTimeoutMs, heartbeatInterval: Math.max(500, Math.floor(options.sessionTimeoutMs / 6)) } : {}),
-    });
-    worker.consumer = consumer;
     const admin = options.kafka.admin();
     worker.admin = admin;
     try {
       await admin.connect();
-      await consumer.connect();
-      await consumer.subscribe({ topics: [options.inputTopic], fromBeginning: true });
-      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => worker.onAssignment(payload.memberAssignment[options.inputTopic] ?? []));
-      consumer.on(consumer.events.CRASH, ({ payload }) => {
-        if (!payload.restart) worker.fail(payload.error);
-      });
-      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (batch) => worker.onBatch(batch) });
+      await worker.runConsumer();
     } catch (err) {
-      await consumer.disconnect().catch(() => {});
+      await worker.consumer?.disconnect().catch(() => {});
       await admin.disconnect().catch(() => {});
       worker.subscription.unsubscribe();
       throw err;
@@ -180,6 +182,56 @@ export class KafkaWorker {
     worker.timer = setInterval(() => worker.commitDue(), Math.max(50, worker.commitEveryMs / 2));
     worker.timer.unref();
     return worker;
+  }
+
+  /** A consumer of the group on the worker's topics, running; resolves once it runs. */
+  private async runConsumer(): Promise<void> {
+    const { kafka, groupId, sessionTimeoutMs, inputTopic, labelsTopic } = this.options;
+    const consumer = kafka.consumer({
+      groupId,
+      maxWaitTimeInMs: 500,
+      allowAutoTopicCreation: false,
+      ...(sessionTimeoutMs !== undefined ? { sessionTimeout: sessionTimeoutMs, heartbeatInterval: Math.max(500, Math.floor(sessionTimeoutMs / 6)) } : {}),
+    });
+    this.consumer = consumer;
+    await consumer.connect();
+    const topics = labelsTopic === undefined ? [inputTopic] : [inputTopic, labelsTopic];
+    await consumer.subscribe({ topics, fromBeginning: true });
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      if (this.consumer === consumer) this.onAssignment(topics.flatMap((topic) => (payload.memberAssignment[topic] ?? []).map((partition) => taskKey(topic, partition))));
+    });
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      // kafkajs restarts a consumer after a retriable error by itself; after another (a group coordinator not found
+      // while a broker restarts) it stops for good, and this worker would take no record again.
+      if (!payload.restart && this.consumer === consumer && !this.stopping) void this.replaceConsumer(payload.error, 1000);
+    });
+    await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (batch) => this.onBatch(batch) });
+  }
+
+  /**
+   * After kafkajs gave up on the consumer: every partition's uncommitted work is dropped (as at a rebalance) and a
+   * new consumer joins the group, retried with backoff up to 30 s while the brokers cannot be reached. The next
+   * owner of each partition, this worker or another, goes on from its last commit.
+   */
+  private async replaceConsumer(cause: Error, backoffMs: number): Promise<void> {
+    this.options.onConsumerRestart?.(cause, backoffMs);
+    const old = this.consumer;
+    this.consumer = undefined;
+    for (const [key, task] of [...this.tasks]) {
+      this.dropTask(task);
+      this.tasks.delete(key);
+      void task.committing.then(() => task.producer.disconnect()).catch(() => {});
+    }
+    await old?.disconnect().catch(() => {});
+    await new Promise((r) => setTimeout(r, backoffMs).unref());
+    if (this.stopping) return;
+    try {
+      await this.runConsumer();
+    } catch (err) {
+      await (this.consumer as Consumer | undefined)?.disconnect().catch(() => {});
+      this.consumer = undefined;
+      if (!this.stopping) void this.replaceConsumer(err as Error, Math.min(30_000, backoffMs * 2));
+    }
   }
 
   /** Stops consuming, commits what has been processed, leaves the group. */
@@ -202,9 +254,10 @@ export class KafkaWorker {
       this.commitFailure = undefined;
       throw failure;
     }
-    const task = this.tasks.get(batch.partition) ?? (await this.openTask(batch.partition));
+    const task = this.tasks.get(taskKey(batch.topic, batch.partition)) ?? (await this.openTask(batch.topic, batch.partition));
     if (task.settleOffset) await this.settleOffset(task);
-    const { inputTopic, shape, maxFrameBytes } = this.options;
+    const { shape, maxFrameBytes } = this.options;
+    const forwardsLabels = batch.topic !== this.options.inputTopic;
     const resolver = () => shape;
     let sinceHeartbeat = 0;
     for (const message of batch.messages) {
@@ -214,8 +267,11 @@ export class KafkaWorker {
         resolveOffset(message.offset);
         continue;
       }
-      const position: RecordPosition = { topic: inputTopic, partition: batch.partition, offset: message.offset };
-      const decoded = decodeKafkaRecord(message.key, message.value, resolver, { receivedAt: performance.now(), maxFrameBytes });
+      const position: RecordPosition = { topic: batch.topic, partition: batch.partition, offset: message.offset };
+      let decoded = decodeKafkaRecord(message.key, message.value, resolver, { receivedAt: performance.now(), maxFrameBytes });
+      if (forwardsLabels && decoded.kind !== 'rejected' && decoded.kind !== 'label') {
+        decoded = rejection('malformed', `the labels topic carries label frames only; this record holds a ${decoded.kind}`, decoded.stream, 'seq' in decoded ? decoded.seq : undefined);
+      }
       this.stats.records++;
       if (decoded.kind === 'rejected') {
         this.refuse(decoded, position);
@@ -223,17 +279,19 @@ export class KafkaWorker {
           task.deadLetters.push({
             key: message.key,
             value: message.value,
-            headers: { 'driftline-reason': decoded.reason, 'driftline-message': decoded.message, 'driftline-source-topic': inputTopic, 'driftline-source-partition': String(batch.partition), 'driftline-source-offset': message.offset },
+            headers: { 'driftline-reason': decoded.reason, 'driftline-message': decoded.message, 'driftline-source-topic': batch.topic, 'driftline-source-partition': String(batch.partition), 'driftline-source-offset': message.offset },
           });
         }
+      } else if (forwardsLabels) {
+        task.outgoing.push({ key: decoded.stream, value: message.value!, headers: { 'driftline-source-topic': batch.topic, 'driftline-source-partition': String(batch.partition), 'driftline-source-offset': message.offset } });
       } else {
         const stream = decoded.stream;
-        this.options.onRecord?.(decoded, position);
         if (!this.pipeline.pool.has(stream) && !this.pipeline.pool.hasOffer(stream)) {
           await this.restore(stream);
           // A commit of this partition failed meanwhile: the record is read again after the restart.
           if (task.gone) break;
         }
+        this.options.onRecord?.(decoded, position);
         task.streams.add(stream);
         task.touched.add(stream);
         this.currentTask = task;
@@ -256,21 +314,31 @@ export class KafkaWorker {
         await heartbeat();
       }
     }
+    // A label waits for its forwarding commit to reach its tick's partition, and past the stream's maxLabelDelay it
+    // is too late: labels are committed at the end of every batch, not every commitEveryMs.
+    if (forwardsLabels && task.uncommitted > 0 && !task.gone) await this.commit(task);
     await heartbeat();
   }
 
   /** The transactional producer of a partition: opening it aborts the previous owner's open transaction. */
-  private async openTask(partition: number): Promise<PartitionTask> {
-    const { kafka, groupId, inputTopic } = this.options;
-    const producer = kafka.producer({ ...EXACT_PRODUCER, transactionalId: `${groupId}.${inputTopic}.${partition}` });
-    await producer.connect();
+  private async openTask(topic: string, partition: number): Promise<PartitionTask> {
+    const { kafka, groupId, inputTopic, predictionsTopic } = this.options;
+    const producer = kafka.producer({ ...EXACT_PRODUCER, transactionalId: `${groupId}.${topic}.${partition}` });
+    try {
+      await producer.connect();
+    } catch (err) {
+      await producer.disconnect().catch(() => {});
+      throw err;
+    }
+    const key = taskKey(topic, partition);
     const task: PartitionTask = {
-      partition, producer, streams: new Set(), touched: new Set(), outgoing: [], deadLetters: [], nextOffset: -1n,
-      assignedAt: this.assignedAt.get(partition) ?? performance.now(), predictedSinceAssignment: new Set(),
+      topic, partition, outputTopic: topic === inputTopic ? predictionsTopic : inputTopic,
+      producer, streams: new Set(), touched: new Set(), outgoing: [], deadLetters: [], nextOffset: -1n,
+      assignedAt: this.assignedAt.get(key) ?? performance.now(), predictedSinceAssignment: new Set(),
       uncommitted: 0, firstUncommittedAt: 0, committing: Promise.resolve(), gone: false,
       committedOffset: -1n, settleOffset: true, skipBelow: -1n,
     };
-    this.tasks.set(partition, task);
+    this.tasks.set(key, task);
     return task;
   }
 
@@ -290,8 +358,7 @@ export class KafkaWorker {
       task.skipBelow = task.committedOffset;
       return;
     }
-    const { groupId, inputTopic } = this.options;
-    const [topic] = await this.admin!.fetchOffsets({ groupId, topics: [inputTopic] });
+    const [topic] = await this.admin!.fetchOffsets({ groupId: this.options.groupId, topics: [task.topic] });
     const committed = topic?.partitions.find((p) => p.partition === task.partition)?.offset;
     task.skipBelow = committed !== undefined && /^\d+$/.test(committed) ? BigInt(committed) : -1n;
   }
@@ -302,6 +369,9 @@ export class KafkaWorker {
     try {
       checkpoint = await this.options.changelog.load(stream);
     } catch (err) {
+      // Not read (the changelog cannot be reached): the stream must not start afresh over the state it has there.
+      // The error ends the batch unprocessed from this record; kafkajs reads it again once the consumer restarts.
+      if (!(err instanceof CheckpointDefectError)) throw err;
       // Damaged: the store has moved it aside and named it; the stream starts afresh.
       this.options.onRefused?.({ kind: 'rejected', reason: 'stream-unavailable', stream, message: `checkpoint of '${stream}' not restored: ${(err as Error).message}` }, { topic: this.options.changelog.topic, partition: -1, offset: '-1' });
       return;
@@ -364,13 +434,13 @@ export class KafkaWorker {
       task.deadLetters = [];
       task.touched = new Set();
       task.uncommitted = 0;
-      const { changelog, predictionsTopic, groupId, inputTopic } = this.options;
+      const { changelog, groupId } = this.options;
       const transaction = await task.producer.transaction();
       try {
-        if (outgoing.length > 0) await transaction.send({ topic: predictionsTopic, messages: outgoing });
+        if (outgoing.length > 0) await transaction.send({ topic: task.outputTopic, messages: outgoing });
         if (deadLetters.length > 0) await transaction.send({ topic: this.options.deadLetterTopic!, messages: deadLetters });
         if (checkpoints.length > 0) await transaction.send({ topic: changelog.topic, messages: checkpoints.map((c) => changelog.record(c)) });
-        await transaction.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: inputTopic, partitions: [{ partition: task.partition, offset: String(offset) }] }] });
+        await transaction.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: task.topic, partitions: [{ partition: task.partition, offset: String(offset) }] }] });
         await transaction.commit();
         task.committedOffset = offset;
         this.stats.commits++;
@@ -381,7 +451,7 @@ export class KafkaWorker {
         // error ends the batch; kafkajs restarts the consumer, which rejoins and reads from the committed offsets,
         // into streams restored from the changelog.
         this.dropTask(task);
-        this.tasks.delete(task.partition);
+        this.tasks.delete(taskKey(task.topic, task.partition));
         void task.producer.disconnect().catch(() => {});
         throw err;
       }
@@ -401,16 +471,16 @@ export class KafkaWorker {
    * it again from its committed offset), has its streams dropped from memory unsaved, to be restored from the
    * changelog when their records come.
    */
-  private onAssignment(partitions: readonly number[]): void {
-    const assigned = new Set(partitions);
+  private onAssignment(keys: readonly string[]): void {
+    const assigned = new Set(keys);
     const now = performance.now();
-    for (const partition of partitions) if (!this.tasks.has(partition) || this.tasks.get(partition)!.uncommitted > 0) this.assignedAt.set(partition, now);
+    for (const key of keys) if (!this.tasks.has(key) || this.tasks.get(key)!.uncommitted > 0) this.assignedAt.set(key, now);
     for (const task of this.tasks.values()) task.settleOffset = true;
-    for (const partition of [...this.assignedAt.keys()]) if (!assigned.has(partition)) this.assignedAt.delete(partition);
-    for (const task of [...this.tasks.values()]) {
-      if (!assigned.has(task.partition)) {
+    for (const key of [...this.assignedAt.keys()]) if (!assigned.has(key)) this.assignedAt.delete(key);
+    for (const [key, task] of [...this.tasks]) {
+      if (!assigned.has(key)) {
         this.dropTask(task);
-        this.tasks.delete(task.partition);
+        this.tasks.delete(key);
         void task.committing.then(() => task.producer.disconnect()).catch(() => {});
       } else if (task.uncommitted > 0) {
         this.dropTask(task);
@@ -436,4 +506,9 @@ export class KafkaWorker {
     if (this.options.onFailure) this.options.onFailure(error);
     else process.emitWarning(`driftline kafka worker failed: ${error.message}`, { code: 'DRIFTLINE_KAFKA_WORKER_FAILED' });
   }
+}
+
+/** A partition of one of the worker's topics, as its tasks and assignments are keyed. */
+function taskKey(topic: string, partition: number): string {
+  return `${topic}:${partition}`;
 }
