@@ -18,6 +18,7 @@
 #   DRIFTLINE_KAFKA_READY_TIMEOUT    seconds to wait for readiness, default 90
 #   DRIFTLINE_KAFKA_STOP_TIMEOUT     seconds between TERM and KILL, default 20
 #   DRIFTLINE_KAFKA_HEAP             JVM -Xmx, default 512m
+#   DRIFTLINE_KAFKA_RESTART_PAUSE    seconds 'restart' leaves the broker down, default 0
 #   DRIFTLINE_KAFKA_AUTO_CREATE_TOPICS  auto.create.topics.enable, default false: tests and
 #                                    driftline create their topics explicitly (partition count,
 #                                    cleanup.policy=compact for changelogs), so a produce to a
@@ -47,6 +48,7 @@ LOG4J_PROPS="$RUN_DIR/log4j2.properties"
 READY_TIMEOUT="${DRIFTLINE_KAFKA_READY_TIMEOUT:-90}"
 STOP_TIMEOUT="${DRIFTLINE_KAFKA_STOP_TIMEOUT:-20}"
 HEAP="${DRIFTLINE_KAFKA_HEAP:-512m}"
+RESTART_PAUSE="${DRIFTLINE_KAFKA_RESTART_PAUSE:-0}"
 AUTO_CREATE="${DRIFTLINE_KAFKA_AUTO_CREATE_TOPICS:-false}"
 
 say() { printf '[kafka] %s\n' "$*" >&2; }
@@ -349,6 +351,7 @@ cmd_restart() {
   addr="$(configured_address)"
   say "restarting broker pid $pid at $addr, keeping its data in $DATA_DIR"
   kill_broker "$pid"
+  if (( RESTART_PAUSE > 0 )); then say "down for ${RESTART_PAUSE}s"; sleep "$RESTART_PAUSE"; fi
   launch_and_wait "$addr"
   printf '%s\n' "$addr" > "$BROKERS_FILE"
   say "broker ready again (pid $pid)"

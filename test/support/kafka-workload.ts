@@ -104,6 +104,22 @@ export async function readPredictions(consumer: Consumer, topic: string): Promis
   return { seen, count: () => count };
 }
 
+/**
+ * Every prediction of the topic read afresh by a reader of its own, once `expected` are in (or after `withinMs`):
+ * for a test whose running reader may have lived through a broker restart.
+ */
+export async function readAllPredictions(kafka: Kafka, topic: string, expected: number, withinMs: number): Promise<Map<string, number[]>> {
+  const reader = kafka.consumer({ groupId: `driftline-final-reader-${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 200 });
+  try {
+    const predictions = await readPredictions(reader, topic);
+    const deadline = Date.now() + withinMs;
+    while (predictions.count() < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    return predictions.seen;
+  } finally {
+    await reader.disconnect().catch(() => {});
+  }
+}
+
 /** Waits until the group's committed offset is at the end of every partition of the topic. */
 export async function waitCommittedToEnd(admin: Admin, groupId: string, topic: string, withinMs: number): Promise<void> {
   const ends = await admin.fetchTopicOffsets(topic);
