@@ -350,7 +350,7 @@ describe('compose', () => {
     assert.equal(config.sources.websocket!.host, '0.0.0.0');
     assert.equal(config.metrics.host, '0.0.0.0');
     assert.ok(METRICS_TOKEN !== undefined && METRICS_TOKEN.length >= 16);
-    assert.ok(!Object.values(compose.services).some((s) => JSON.stringify(s.depends_on ?? {}).includes('kafka')), 'nothing waits for Kafka: driftline does not use it yet');
+    assert.ok(!Object.values(compose.services).some((s) => JSON.stringify(s.depends_on ?? {}).includes('kafka')), 'nothing waits for Kafka: no Kafka worker is wired in');
   });
 
   test('prometheus.yml scrapes the driftline service on its metrics port with its token; the prometheus service mounts it where --config.file reads', () => {
@@ -398,7 +398,7 @@ describe('compose', () => {
     for (const panel of dashboard.panels) assert.equal(panel.datasource.uid, ds.uid);
   });
 
-  test('Kafka: a single KRaft node (broker and controller), no ZooKeeper; the file says driftline does not use it yet', () => {
+  test('Kafka: a single KRaft node (broker and controller), no ZooKeeper; the files say no Kafka worker is wired in', () => {
     const env = service('kafka').environment as Record<string, string>;
     assert.deepEqual(env.KAFKA_PROCESS_ROLES.split(',').sort(), ['broker', 'controller']);
     assert.equal(env.KAFKA_CONTROLLER_QUORUM_VOTERS.split('@')[0], env.KAFKA_NODE_ID);
@@ -416,8 +416,8 @@ describe('compose', () => {
       if (a.host === '127.0.0.1') assert.ok(publishedContainerPorts('kafka').includes(a.port), `${a.port} is published for host clients`);
       else assert.ok(compose.services[a.host], `advertised host ${a.host} is a service name`);
     }
-    assert.match(read('deploy/compose.yaml'), /no Kafka adapter yet/);
-    assert.match(read('docs/deploy.md'), /no Kafka adapter yet/);
+    assert.match(read('deploy/compose.yaml'), /not wired here/);
+    assert.match(read('docs/deploy.md'), /not wired into this stack/);
   });
 });
 
