@@ -23,6 +23,7 @@ import { runDashboard, runDashboardMemory } from './dashboard.js';
 import { runHandoff } from './handoff.js';
 import { runServiceLatency } from './service-latency.js';
 import { runKafka } from './kafka.js';
+import { wasmKernelsError } from '../src/learners/kernels/wasm-kernels.js';
 import { runStreams } from './streams.js';
 import { runWs } from './ws.js';
 
@@ -108,6 +109,9 @@ async function main(): Promise<void> {
   process.stdout.write(`driftline bench: ${sections.join(', ')}${quick ? ' (--quick)' : ''}, ${new Date().toISOString()}\n`);
   for (const line of machineLines()) process.stdout.write(`  ${line}\n`);
   process.stdout.write('  2 cores, shared and noisy: compare ratios taken within one run, not absolute times across runs.\n');
+  // Without the compiled kernels every learner runs the plain-JS twin, about 3x slower: figures of another program.
+  const noWasm = wasmKernelsError();
+  if (noWasm !== null) process.stdout.write(`  WARNING: learners run the plain-JS kernels, not WASM: ${noWasm}\n`);
 
   const targets: TargetResult[] = [];
   for (const section of sections) {
