@@ -3,15 +3,14 @@ import kafkajs from '../adapters/kafka/kafkajs.js';
 import type { Kafka, logCreator, SASLOptions } from 'kafkajs';
 import { KafkaCheckpointStore } from '../adapters/kafka/kafka-checkpoint-store.js';
 import { KafkaWorker } from '../adapters/kafka/kafka-worker.js';
-import { createDashboardRoutes } from '../dashboard/dashboard-routes.js';
-import { DashboardFeed } from '../dashboard/dashboard-feed.js';
 import { DEFAULT_MAX_STREAMS, DriftlineMetrics } from '../metrics/driftline-metrics.js';
 import { createMetricsRegistry } from '../metrics/registry.js';
 import { startMetricsServer } from '../metrics/server.js';
 import type { Pipeline } from '../streams/pipeline.js';
-import { describeLearner, type DriftlineConfig } from './config.js';
+import type { DriftlineConfig } from './config.js';
 import { WarningLimiter, type Logger } from './logger.js';
-import { DASHBOARD_STREAMS, pipelineOptionsOf } from './run.js';
+import { pipelineOptionsOf } from './run.js';
+import { createServiceDashboard } from './service-dashboard.js';
 
 type KafkaSource = NonNullable<DriftlineConfig['sources']['kafka']>;
 
@@ -81,16 +80,12 @@ export async function startKafkaDriftline(config: DriftlineConfig, options: { re
     throw new Error(`Kafka brokers ${source.brokers.join(',')}: ${(err as Error).message}`, { cause: err });
   }
   let ready = false;
-  // As with WebSockets (run.ts): the first DASHBOARD_STREAMS streams this worker serves, behind the metrics' token.
-  const dashboardFeed = options.dashboard === false ? undefined : new DashboardFeed({ maxStreams: Math.min(config.streams.maxStreams, DASHBOARD_STREAMS) });
   let worker: KafkaWorker | undefined;
-  const describeStream = (stream: string) => {
-    const stateBytes = worker?.pipeline.pool.peek(stream)?.stateBytes;
-    return stateBytes === undefined ? undefined : { learner: describeLearner(config), stateBytes };
-  };
-  const dashboard = dashboardFeed === undefined
+  // As with WebSockets: the streams this worker serves, behind the metrics' token.
+  const serviceDashboard = options.dashboard === false
     ? undefined
-    : createDashboardRoutes({ feed: dashboardFeed, describe: describeStream, ...(config.metrics.token !== undefined ? { token: config.metrics.token } : {}), onUnauthorized: () => metrics.recordRejection('unauthorized') });
+    : createServiceDashboard(config, { token: config.metrics.token, stateBytesOf: (stream) => worker?.pipeline.pool.peek(stream)?.stateBytes, onUnauthorized: () => metrics.recordRejection('unauthorized') });
+  const dashboard = serviceDashboard?.routes;
   const metricsServer = await startMetricsServer({
     registry,
     host: config.metrics.host,
@@ -152,7 +147,7 @@ export async function startKafkaDriftline(config: DriftlineConfig, options: { re
       onRecord: (input) => metrics.recordEvent(input.stream, 'kafka'),
       onOutput: (out) => {
         metrics.observe(out);
-        dashboardFeed?.observe(out);
+        serviceDashboard?.feed.observe(out);
       },
       onConsumerRestart: (cause, backoffMs) => log.warn({ err: cause.message, backoffMs }, 'driftline kafka: the consumer stopped for good; a new one joins the group, its partitions resume from their last commits'),
       onFailure: (err) => {

@@ -3,8 +3,6 @@ import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { startWebSocketServer, type DriftlineWebSocketServer, type WsLogger } from '../adapters/websocket/server.js';
 import { DEFAULT_MAX_STREAMS, DriftlineMetrics } from '../metrics/driftline-metrics.js';
-import { createDashboardRoutes } from '../dashboard/dashboard-routes.js';
-import { DashboardFeed } from '../dashboard/dashboard-feed.js';
 import { createMetricsRegistry } from '../metrics/registry.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
 import type { CheckpointMeta, StoredCheckpoint } from '../streams/checkpoint-store.js';
@@ -20,6 +18,7 @@ import { SATURATION_SAMPLE_MS, SaturationWatch } from './service/saturation-watc
 import { ConfigError, describeLearner, learnerSpecOf, loadConfig, type DriftlineConfig } from './config.js';
 import { createLogger, WarningLimiter, type Logger } from './logger.js';
 import { startKafkaDriftline } from './run-kafka.js';
+import { createServiceDashboard, DASHBOARD_STREAMS } from './service-dashboard.js';
 
 /**
  * `driftline run --config file.yaml`: the long-running service.
@@ -175,9 +174,6 @@ export interface StartOptions {
   readonly dashboard?: boolean;
 }
 
-/** Streams the dashboard of `driftline run` shows (the first ones seen). */
-export const DASHBOARD_STREAMS = 64;
-
 /** A started service. */
 export interface RunningDriftline {
   /** e.g. ws://127.0.0.1:8080/ingest */
@@ -259,23 +255,17 @@ export async function startDriftline(config: DriftlineConfig, options: StartOpti
   }
 
   let ready = false;
-  // The dashboard follows the predictions path's auth; where that has no token, the metrics' (if any) still
-  // guards it, so a dashboard on a non-loopback metrics address is never open.
-  // The first DASHBOARD_STREAMS streams are shown: each keeps some hundreds of KB of rings, which a service of
-  // thousands of streams should not pay for streams nobody looks at.
-  const dashboardFeed = options.dashboard === false ? undefined : new DashboardFeed({ maxStreams: Math.min(config.streams.maxStreams, DASHBOARD_STREAMS) });
   /** Set once the streams run: the learner's state bytes of a live stream. */
   let stateBytesOf: (stream: string) => number | undefined = () => undefined;
   /** Set with shards: /metrics merges every shard's registry into this thread's. */
   let metricsText: (() => Promise<string>) | undefined;
-  const describeStream = (stream: string) => {
-    const stateBytes = stateBytesOf(stream);
-    return stateBytes === undefined ? undefined : { learner: describeLearner(config), stateBytes };
-  };
-  const dashboardToken = config.sources.websocket?.token ?? config.metrics.token;
-  const dashboard = dashboardFeed === undefined
+  // The dashboard follows the predictions path's auth; where that has no token, the metrics' (if any) still
+  // guards it, so a dashboard on a non-loopback metrics address is never open.
+  const serviceDashboard = options.dashboard === false
     ? undefined
-    : createDashboardRoutes({ feed: dashboardFeed, describe: describeStream, ...(dashboardToken !== undefined ? { token: dashboardToken } : {}), onUnauthorized: () => metrics.recordRejection('unauthorized') });
+    : createServiceDashboard(config, { token: config.sources.websocket?.token ?? config.metrics.token, stateBytesOf: (stream) => stateBytesOf(stream), onUnauthorized: () => metrics.recordRejection('unauthorized') });
+  const dashboardFeed = serviceDashboard?.feed;
+  const dashboard = serviceDashboard?.routes;
   const metricsServer: MetricsServer = await startMetricsServer({
     registry,
     host: config.metrics.host,

@@ -35,15 +35,14 @@ function isAbortMarker(record: FetchedRecord): boolean {
  */
 export function withoutAbortedTransactions<R extends FetchedRecord>({ messages, abortedTransactions }: { messages: R[]; abortedTransactions?: readonly AbortedTransaction[] }): R[] {
   if (!abortedTransactions || abortedTransactions.length === 0) return messages;
-  const pending = [...abortedTransactions].sort((a, b) => {
-    const d = BigInt(a.firstOffset) - BigInt(b.firstOffset);
-    return d < 0n ? -1 : d > 0n ? 1 : 0;
-  });
+  const pending = abortedTransactions
+    .map(({ producerId, firstOffset }) => ({ producerId, firstOffset: BigInt(firstOffset) }))
+    .sort((a, b) => (a.firstOffset < b.firstOffset ? -1 : a.firstOffset > b.firstOffset ? 1 : 0));
   const abortedProducers = new Set<string>();
   let next = 0;
   return messages.filter((record) => {
     const offset = BigInt(record.offset);
-    while (next < pending.length && BigInt(pending[next]!.firstOffset) <= offset) abortedProducers.add(pending[next++]!.producerId);
+    while (next < pending.length && pending[next]!.firstOffset <= offset) abortedProducers.add(pending[next++]!.producerId);
     const { producerId, inTransaction } = record.batchContext;
     if (record.isControlRecord) {
       if (isAbortMarker(record)) abortedProducers.delete(producerId);

@@ -50,6 +50,15 @@ export const PREDICTION_HEADERS = {
   replayed: 'driftline-replayed',
 } as const;
 
+/** The headers naming the input record a record comes from (a prediction, a dead letter, a forwarded label). */
+export function sourceHeaders(source: RecordPosition): Record<string, string> {
+  return {
+    [PREDICTION_HEADERS.sourceTopic]: source.topic,
+    [PREDICTION_HEADERS.sourcePartition]: String(source.partition),
+    [PREDICTION_HEADERS.sourceOffset]: source.offset,
+  };
+}
+
 /**
  * A prediction as a record: key = stream, value = the JSON a WebSocket subscriber gets, headers naming the model
  * version and the input record it answers (and, for a tick predicted again after a crash, that it is a replay).
@@ -58,12 +67,8 @@ export function predictionRecord(
   prediction: Prediction,
   source: RecordPosition,
 ): { key: string; value: string; headers: Record<string, string> } {
-  const headers: Record<string, string> = {
-    [PREDICTION_HEADERS.modelVersion]: String(prediction.version),
-    [PREDICTION_HEADERS.sourceTopic]: source.topic,
-    [PREDICTION_HEADERS.sourcePartition]: String(source.partition),
-    [PREDICTION_HEADERS.sourceOffset]: source.offset,
-  };
+  const headers = sourceHeaders(source);
+  headers[PREDICTION_HEADERS.modelVersion] = String(prediction.version);
   if (prediction.replayed === true) headers[PREDICTION_HEADERS.replayed] = 'true';
   return { key: prediction.stream, value: encodeOutbound(prediction), headers };
 }

@@ -6,7 +6,7 @@ import { CheckpointDefectError, type StoredCheckpoint } from '../../streams/chec
 import { rejection, type Rejection, type StreamInput } from '../../streams/messages.js';
 import { checkpointOfStream } from '../../streams/checkpoint.js';
 import { createPipeline, type Pipeline, type PipelineOptions, type PipelineOutput } from '../../streams/pipeline.js';
-import { decodeKafkaRecord, predictionRecord, type RecordPosition } from './kafka-records.js';
+import { decodeKafkaRecord, predictionRecord, sourceHeaders, type RecordPosition } from './kafka-records.js';
 import { EXACT_PRODUCER } from './producer-options.js';
 import type { KafkaCheckpointStore } from './kafka-checkpoint-store.js';
 
@@ -217,11 +217,7 @@ export class KafkaWorker {
     this.options.onConsumerRestart?.(cause, backoffMs);
     const old = this.consumer;
     this.consumer = undefined;
-    for (const [key, task] of [...this.tasks]) {
-      this.dropTask(task);
-      this.tasks.delete(key);
-      void task.committing.then(() => task.producer.disconnect()).catch(() => {});
-    }
+    for (const task of [...this.tasks.values()]) this.removeTask(task);
     await old?.disconnect().catch(() => {});
     await new Promise((r) => setTimeout(r, backoffMs).unref());
     if (this.stopping) return;
@@ -262,7 +258,8 @@ export class KafkaWorker {
     let sinceHeartbeat = 0;
     for (const message of batch.messages) {
       if (!isRunning() || isStale() || task.gone) break;
-      if (BigInt(message.offset) < task.skipBelow) {
+      const offset = BigInt(message.offset);
+      if (offset < task.skipBelow) {
         this.stats.skippedCommitted++;
         resolveOffset(message.offset);
         continue;
@@ -279,11 +276,11 @@ export class KafkaWorker {
           task.deadLetters.push({
             key: message.key,
             value: message.value,
-            headers: { 'driftline-reason': decoded.reason, 'driftline-message': decoded.message, 'driftline-source-topic': batch.topic, 'driftline-source-partition': String(batch.partition), 'driftline-source-offset': message.offset },
+            headers: { 'driftline-reason': decoded.reason, 'driftline-message': decoded.message, ...sourceHeaders(position) },
           });
         }
       } else if (forwardsLabels) {
-        task.outgoing.push({ key: decoded.stream, value: message.value!, headers: { 'driftline-source-topic': batch.topic, 'driftline-source-partition': String(batch.partition), 'driftline-source-offset': message.offset } });
+        task.outgoing.push({ key: decoded.stream, value: message.value!, headers: sourceHeaders(position) });
       } else {
         const stream = decoded.stream;
         if (!this.pipeline.pool.has(stream) && !this.pipeline.pool.hasOffer(stream)) {
@@ -303,7 +300,7 @@ export class KafkaWorker {
           this.currentPosition = undefined;
         }
       }
-      task.nextOffset = BigInt(message.offset) + 1n;
+      task.nextOffset = offset + 1n;
       // Resolved is kafkajs' fetch position, not a commit (autoCommit is off): without it the next fetch would
       // deliver the record again. A restart or a rebalance reads from the committed offsets.
       resolveOffset(message.offset);
@@ -450,9 +447,7 @@ export class KafkaWorker {
         // Fenced (the partition has a new owner) or the broker failed: nothing since the last commit is kept. The
         // error ends the batch; kafkajs restarts the consumer, which rejoins and reads from the committed offsets,
         // into streams restored from the changelog.
-        this.dropTask(task);
-        this.tasks.delete(taskKey(task.topic, task.partition));
-        void task.producer.disconnect().catch(() => {});
+        this.removeTask(task);
         throw err;
       }
     });
@@ -479,15 +474,21 @@ export class KafkaWorker {
     for (const key of [...this.assignedAt.keys()]) if (!assigned.has(key)) this.assignedAt.delete(key);
     for (const [key, task] of [...this.tasks]) {
       if (!assigned.has(key)) {
-        this.dropTask(task);
-        this.tasks.delete(key);
-        void task.committing.then(() => task.producer.disconnect()).catch(() => {});
+        this.removeTask(task);
       } else if (task.uncommitted > 0) {
         this.dropTask(task);
         task.gone = false;
         task.assignedAt = now;
       }
     }
+  }
+
+  /** A partition this worker lets go: dropped as below, forgotten, its producer closed after its commit in flight. */
+  private removeTask(task: PartitionTask): void {
+    this.dropTask(task);
+    const key = taskKey(task.topic, task.partition);
+    if (this.tasks.get(key) === task) this.tasks.delete(key);
+    void task.committing.then(() => task.producer.disconnect()).catch(() => {});
   }
 
   /** Forgets a partition's uncommitted work and drops its streams from memory, unsaved. */
