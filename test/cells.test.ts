@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { sigmoid, type Cell, type CellKind, type Init } from '../src/learners/cells/cell.js';
-import { cellKinds, createCell } from '../src/learners/cells/registry.js';
+import { createStepCell as createCell, stepCellKinds as cellKinds } from '../src/learners/cells/registry.js';
 import { createJsKernels } from '../src/learners/kernels/js-kernels.js';
 import type { Kernels } from '../src/learners/kernels/kernels.js';
 import { Random } from '../src/learners/random.js';

@@ -7,7 +7,10 @@
 //  - rtrl: the full-BPTT gradient of L_t over ticks 0..t from s_{-1} = 0, all parameters fixed at their init.
 //  - immediate, lambda = 0.5: dL_t/do_t[unit(p)] * sum_{k<=t} lambda^{t-k} d o_k[unit(p)] / d theta_p, each
 //    partial one-step (s_{k-1} held constant), from per-unit tfjs Jacobians; readout blocks as for lambda = 0.
-//    The Jacobians also check the unit alignment the trace relies on (d o_k[i]/d theta is zero off row i).
+//    For cells that keep the trace on the state (Cell.traceOn), the same with s in place of o: dL_t/ds_t[unit(p)]
+//    and d s_k[unit(p)] / d theta_p. The Jacobians also check the unit alignment the trace relies on (d o_k[i]/d
+//    theta, or d s_k[i]/d theta, is zero off row i).
+//  - immediate, lambda = 'exact', on the cells with a diagonal state Jacobian only: the full-BPTT gradient, as rtrl.
 // Before any gradient, the learner's predictions are checked against the twin's forward pass.
 //
 // Fixed parameters at every tick: a base learner predicts ticks 0..T-1 and never learns (maxLabelDelay > T, so
@@ -17,8 +20,8 @@
 import assert from 'node:assert/strict';
 import { before, describe, test, type TestContext } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import type { CellKind } from '../src/learners/cells/cell.js';
-import { cellKinds, createCell, hasDefaultOutputBypass } from '../src/learners/cells/registry.js';
+import type { Cell, CellKind } from '../src/learners/cells/cell.js';
+import { cellKinds, createCell, diagonalJacobianKinds, hasDefaultOutputBypass, stepCellKinds } from '../src/learners/cells/registry.js';
 import type { CreditSpec } from '../src/learners/credit/registry.js';
 import { createJsKernels } from '../src/learners/kernels/js-kernels.js';
 import { createLearner, type Learner, type LearnerSpec } from '../src/learners/learner.js';
@@ -41,13 +44,19 @@ const FLOOR = 1e-6;
 const PRED_TOL = 1e-5;
 
 type Loss = 'mse' | 'xent';
-type RuleName = 'immediate(0)' | 'rtrl' | `immediate(${typeof LAMBDA})`;
+type RuleName = 'immediate(0)' | 'rtrl' | `immediate(${typeof LAMBDA})` | 'immediate(exact)';
 
 const rules: readonly { name: RuleName; credit: CreditSpec }[] = [
   { name: 'immediate(0)', credit: { rule: 'immediate', lambda: 0 } },
   { name: 'rtrl', credit: { rule: 'rtrl' } },
   { name: `immediate(${LAMBDA})`, credit: { rule: 'immediate', lambda: LAMBDA } },
 ];
+const exactRule = { name: 'immediate(exact)', credit: { rule: 'immediate', lambda: 'exact' } } as const;
+
+/** The rules a cell takes: 'exact' only where the cell declares a diagonal state Jacobian. */
+function rulesOf(kind: CellKind): readonly { name: RuleName; credit: CreditSpec }[] {
+  return diagonalJacobianKinds().includes(kind) ? [...rules, exactRule] : rules;
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // The learner in double precision.
@@ -128,6 +137,8 @@ interface Problem {
   readonly xs: readonly Float64Array[];
   readonly ys: readonly Float64Array[];
   readonly twin: TfCell;
+  /** Where the learner keeps the cell's eligibility traces (Cell.traceOn). */
+  readonly traceOn: 'state' | 'output';
   spec(credit: CreditSpec): LearnerSpec;
 }
 
@@ -166,6 +177,7 @@ function problemOf(kind: CellKind, loss: Loss): Problem {
   }
   return {
     kind, loss, bypass, blocks, cellParamCount, paramCount: at, xs, ys, twin,
+    traceOn: (cell as Partial<Cell>).traceOn ?? 'output',
     spec: (credit) => ({
       cell: { kind, hiddenSize: HIDDEN, ...(leak === undefined ? {} : { leak }) },
       credit,
@@ -320,8 +332,29 @@ class Oracle {
     return tidyRead(() => [tf.grad((o: tf.Tensor) => this.lossAt(P, o as tf.Tensor2D, t))(this.outputs[t])])[0];
   }
 
-  /** d o_t[unit] / d theta_cell with s_{t-1} held constant, for every unit: [unit] -> cell parameter vector. */
-  unitJacobians(t: number): Float64Array[] {
+  /** dL_t/ds_t through o_t = outputOf(s_t), the readout held fixed (for cells with a state of hiddenSize floats). */
+  stateGradient(t: number): Float64Array {
+    const P = this.named(this.params);
+    const output = outputOf(this.problem.kind);
+    return tidyRead(() => [tf.grad((s: tf.Tensor) => this.lossAt(P, output(s as tf.Tensor2D), t))(this.states[t + 1])])[0];
+  }
+
+  /** The largest |outputOf(s_t) - o_t| over ticks: outputOf must be the twin's own G. */
+  outputMapError(): number {
+    const output = outputOf(this.problem.kind);
+    let worst = 0;
+    for (let t = 0; t < T; t++) {
+      const [diff] = tidyRead(() => [output(this.states[t + 1]).sub(this.outputs[t]).abs().max()]);
+      worst = Math.max(worst, diff[0]);
+    }
+    return worst;
+  }
+
+  /**
+   * d o_t[unit] / d theta_cell (of = 'o') or d s_t[unit] / d theta_cell (of = 's') with s_{t-1} held constant,
+   * for every unit: [unit] -> cell parameter vector.
+   */
+  unitJacobians(t: number, of: 'o' | 's'): Float64Array[] {
     const cellCount = this.problem.blocks.filter((b) => !b.readout).length;
     const cellParams = this.params.slice(0, cellCount);
     const readoutParams = this.params.slice(cellCount);
@@ -330,7 +363,7 @@ class Oracle {
       const grads = tidyRead(() =>
         gradsOf((...ps: tf.Tensor[]) => {
           const P = this.named([...ps, ...readoutParams]);
-          return this.problem.twin.step(P, this.x[t], this.states[t]).o.slice([unit, 0], [1, 1]).sum();
+          return this.problem.twin.step(P, this.x[t], this.states[t])[of].slice([unit, 0], [1, 1]).sum();
         }, cellParams));
       rows.push(concat(grads, this.problem.cellParamCount));
     }
@@ -343,29 +376,43 @@ class Oracle {
 }
 
 /**
+ * o_t = G(s_t) of the cells whose traces live on the state, from their doc comments (the oracle needs dL_t/ds_t
+ * and the twins give only o_t); checked against the twin's o_t at every tick.
+ */
+function outputOf(kind: CellKind): (s: tf.Tensor2D) => tf.Tensor2D {
+  return kind === 'diagonal-linear' ? (s) => tf.tanh(s) : (s) => s;
+}
+
+/**
  * The lambda-trace oracle at every tick: g_p = dL_t/do_t[unit(p)] * sum_{k<=t} lambda^{t-k} d o_k[unit(p)]/d theta_p
- * for cell parameters (unit(p) = the row of p in its block), the one-step gradient for readout parameters. Also
- * checks the unit alignment the rule relies on: d o_k[i]/d theta_p = 0 off row i.
+ * for cell parameters (unit(p) = the row of p in its block), the one-step gradient for readout parameters; for a
+ * cell with traceOn 'state', s in place of o. Also checks the unit alignment the rule relies on: the partial of
+ * unit i is 0 off row i.
  */
 function traceOracle(problem: Problem, oracle: Oracle, lambda: number, failures: string[], label: string): Float64Array[] {
+  const of = problem.traceOn === 'state' ? 's' : 'o';
+  if (of === 's') {
+    const mapError = oracle.outputMapError();
+    if (!(mapError < PRED_TOL)) failures.push(`${label}: outputOf(s_t) is ${mapError} away from the twin's o_t`);
+  }
   const cellBlocks = problem.blocks.filter((b) => !b.readout);
   const unitOf = new Int32Array(problem.cellParamCount);
   for (const b of cellBlocks) for (let i = 0; i < b.size; i++) unitOf[b.offset + i] = Math.floor(i / b.cols);
   const trace = new Float64Array(problem.cellParamCount);
   const out: Float64Array[] = [];
   for (let t = 0; t < T; t++) {
-    const J = oracle.unitJacobians(t);
+    const J = oracle.unitJacobians(t, of);
     for (let unit = 0; unit < HIDDEN; unit++) {
       for (const b of cellBlocks) {
         let off = 0;
         for (let i = 0; i < b.size; i++) if (unitOf[b.offset + i] !== unit) off = Math.max(off, Math.abs(J[unit][b.offset + i]));
-        if (off !== 0) failures.push(`${label} tick ${t} block ${b.name}: d o[${unit}]/d theta is ${off} off row ${unit} (unit alignment)`);
+        if (off !== 0) failures.push(`${label} tick ${t} block ${b.name}: d ${of}[${unit}]/d theta is ${off} off row ${unit} (unit alignment)`);
       }
     }
     for (let p = 0; p < problem.cellParamCount; p++) trace[p] = lambda * trace[p] + J[unitOf[p]][p];
-    const gOut = oracle.outputGradient(t);
+    const gUnit = of === 's' ? oracle.stateGradient(t) : oracle.outputGradient(t);
     const g = oracle.oneStep(t); // readout blocks: the same-tick gradient
-    for (let p = 0; p < problem.cellParamCount; p++) g[p] = gOut[unitOf[p]] * trace[p];
+    for (let p = 0; p < problem.cellParamCount; p++) g[p] = gUnit[unitOf[p]] * trace[p];
     out.push(g);
   }
   return out;
@@ -424,10 +471,11 @@ before(async () => {
 
 const worstOverall: Worst = { err: 0, where: '' };
 
-for (const kind of cellKinds) {
+// The LRU stack has no one-step derivatives; test/online-lru-oracle.test.ts checks it against its own twin.
+for (const kind of stepCellKinds) {
   for (const loss of ['mse', 'xent'] as const) {
     describe(`gradient oracle: ${kind} (${loss})`, () => {
-      for (const { name: rule, credit } of rules) {
+      for (const { name: rule, credit } of rulesOf(kind)) {
         test(rule, async (t: TestContext) => {
           const problem = problemOf(kind, loss);
           const run = runLearner(problem, credit, rule);
@@ -448,7 +496,7 @@ for (const kind of cellKinds) {
                 }
               }
               const expected =
-                credit.rule === 'rtrl' ? Array.from({ length: T }, (_, tick) => oracle.bptt(tick))
+                credit.rule !== 'immediate' || credit.lambda === 'exact' ? Array.from({ length: T }, (_, tick) => oracle.bptt(tick))
                 : credit.lambda > 0 ? traceOracle(problem, oracle, credit.lambda, failures, `${kind} ${loss} ${rule}`)
                 : Array.from({ length: T }, (_, tick) => oracle.oneStep(tick));
               for (let tick = 0; tick < T; tick++) {

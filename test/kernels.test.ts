@@ -6,6 +6,7 @@
  * Tolerances (the twin computes each expression in float64 and rounds once on store; the WASM build computes in
  * float32, and reduces dot products in SIMD lanes):
  *  - element-wise results (trace, steps, fill, outer products): |w - j| <= 1e-5 max(|w|, |j|) + 1e-6;
+ *    scaleRows is one float32 product per element on both sides: bit-identical;
  *  - sums (matVec, matTVec, matMul): |w - j| <= 1e-5 S + 1e-7, where S is the same sum over absolute values
  *    (a relative bound on the result itself would be meaningless under cancellation; float32 summation of n
  *    terms in 4 lanes is good to about (n / 4) 6e-8 S, 2e-6 S at n = 130);
@@ -403,6 +404,23 @@ describe('traces', () => {
     p.checkUntouchedTail();
   });
 
+  test('scaleRows', () => {
+    const p = new Pair(12);
+    for (const rows of SIZES) {
+      for (const cols of SIZES) {
+        p.begin();
+        const x = p.random(rows * cols), sv = p.random(rows, -1.5, 1.5);
+        both(p, (k) => k.scaleRows(x, sv, rows, cols));
+        const label = `scaleRows ${rows}x${cols}`;
+        p.check(label, [{ off: x, n: rows * cols }]);
+        for (let i = 0; i < rows * cols; i++) {
+          assert.ok(Object.is(p.w.heap[x + i], p.j.heap[x + i]), `${label}: x[${i}] wasm ${p.w.heap[x + i]} vs js ${p.j.heap[x + i]}`);
+        }
+      }
+    }
+    p.checkUntouchedTail();
+  });
+
   test('traceNormSq', () => {
     const p = new Pair(11);
     // SIZES x SIZES, plus runs longer than the 256-float blocks the WASM build reduces into float64.
@@ -555,6 +573,7 @@ test('repeated calls allocate nothing and never grow the memory', () => {
       k.fill(23100, 0.5, 33);
       k.trace(24000, 0.9, 0, -1, 7, 9, 0);
       sink += k.traceNormSq(24000, 0.9, 0, 100, 200, 7, 9, 0);
+      k.scaleRows(24000, 100, 7, 9);
       k.stepOuter(OptimizerCore.rmsprop, 30000, 31000, 32000, 0, 100, 16, 33, 0.5, 1e-3, 0.9, 0.99, 1e-8, 0.1, 0.01);
       k.stepDiag(OptimizerCore.adam, 33000, 34000, 35000, 0, -1, 33, 0.5, 1e-3, 0.9, 0.99, 1e-8, 0.1, 0.01);
       k.stepTrace(OptimizerCore.momentum, 36000, 37000, 38000, 39000, 0.9, 0, 100, 200, 16, 33, 0,
@@ -567,7 +586,7 @@ test('repeated calls allocate nothing and never grow the memory', () => {
   const before = process.memoryUsage().arrayBuffers;
   run(50000);
   const after = process.memoryUsage().arrayBuffers;
-  assert.ok(after - before < 64 * 1024, `arrayBuffers grew by ${after - before} bytes over 700k kernel calls`);
+  assert.ok(after - before < 64 * 1024, `arrayBuffers grew by ${after - before} bytes over 750k kernel calls`);
   assert.equal(k.heap.buffer, buffer);
   assert.equal(buffer.byteLength, bytes, 'memory grew (views would detach)');
 });

@@ -2,7 +2,7 @@
 // cell x credit rule x optimizer, and each classical decoder, each held to the same behavioural contract.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { cellKinds } from '../src/learners/cells/registry.js';
+import { cellKinds, diagonalJacobianKinds } from '../src/learners/cells/registry.js';
 import type { CreditSpec } from '../src/learners/credit/registry.js';
 import { InvalidInputError, InvalidLabelError } from '../src/learners/errors.js';
 import type { DecoderSpec } from '../src/learners/decoders/decoder-spec.js';
@@ -15,6 +15,14 @@ const credits: Record<string, CreditSpec> = {
   'immediate(0.5)': { rule: 'immediate', lambda: 0.5 },
   rtrl: { rule: 'rtrl' },
 };
+/** The LRU stack learns through its own rule, in each of the paper's modes. */
+const lruCredits: Record<string, CreditSpec> = {
+  'online-lru(online)': { rule: 'online-lru', mode: 'online' },
+  'online-lru(truncated-1)': { rule: 'online-lru', mode: 'truncated-1' },
+  'online-lru(spatial)': { rule: 'online-lru', mode: 'spatial' },
+  'online-lru(bptt)': { rule: 'online-lru', mode: 'bptt' },
+};
+const creditsOf = (cell: (typeof cellKinds)[number]) => (cell === 'lru' ? lruCredits : credits);
 const optimizers: Record<string, OptimizerSpec> = {
   sgd: sgd(0.02),
   momentum: momentum(0.002, 0.9),
@@ -25,7 +33,9 @@ const M = 3;
 const OUT = 2;
 
 function specOf(cell: (typeof cellKinds)[number], credit: CreditSpec, optimizer: OptimizerSpec): RecurrentLearnerSpec {
-  return { cell: { kind: cell, hiddenSize: 8 }, credit, optimizer, inputSize: M, outputSize: OUT, seed: 7, loss: 'mse' };
+  // The LRU: two layers of 4 complex units, so spatial backpropagation across layers is part of the contract.
+  const shape = cell === 'lru' ? { units: 4, layers: 2 } : {};
+  return { cell: { kind: cell, hiddenSize: 8, ...shape }, credit, optimizer, inputSize: M, outputSize: OUT, seed: 7, loss: 'mse' };
 }
 
 /**
@@ -134,7 +144,7 @@ const targetVariance = (() => {
 
 for (const cell of cellKinds) {
   describe(`learner ${cell}`, () => {
-    for (const [creditName, credit] of Object.entries(credits)) {
+    for (const [creditName, credit] of Object.entries(creditsOf(cell))) {
       for (const [optName, optimizer] of Object.entries(optimizers)) {
         const spec = specOf(cell, credit, optimizer);
         test(`${creditName} + ${optName}`, () => checkContract(spec));
@@ -142,6 +152,15 @@ for (const cell of cellKinds) {
     }
   });
 }
+
+// lambda 'exact' on the cells that declare a diagonal state Jacobian: the only cells it is defined for.
+describe("learners with lambda 'exact'", () => {
+  for (const cell of diagonalJacobianKinds()) {
+    for (const [optName, optimizer] of Object.entries(optimizers)) {
+      test(`${cell}: immediate(exact) + ${optName}`, () => checkContract(specOf(cell, { rule: 'immediate', lambda: 'exact' }, optimizer)));
+    }
+  }
+});
 
 // The RLS readout (src/learners/rls-readout.ts) under the same contract, with and without a bypass and with
 // eligibility traces below it.

@@ -1,4 +1,5 @@
-import { fanInUniform, zeros, BlockTable, type Cell, type CellKind, type ParamBlock, type ParamGroup } from './cells/cell.js';
+import { fanInUniform, zeros, BlockTable, type Cell, type CellKind, type ForwardCell, type ParamBlock, type ParamGroup } from './cells/cell.js';
+import { LRU_DEFAULTS } from './cells/lru.js';
 import { createCell, hasDefaultOutputBypass } from './cells/registry.js';
 import type { CreditRule } from './credit/credit-rule.js';
 import { createCreditRule, type CreditSpec } from './credit/registry.js';
@@ -21,6 +22,13 @@ export interface CellSpec {
   readonly hiddenSize: number;
   /** Leak rate of `leaky-rnn`. */
   readonly leak?: number;
+  /** `lru`: complex units per layer (default hiddenSize, the model width), layers (default 1). */
+  readonly units?: number;
+  readonly layers?: number;
+  /** `lru`: |lambda| drawn in [rMin, rMax] (default 0, 1), arg(lambda) in [0, maxPhase] (default 2 pi). */
+  readonly rMin?: number;
+  readonly rMax?: number;
+  readonly maxPhase?: number;
   /** Input-to-output bypass in the readout (yhat = V o + D x + c); defaults to true only for tanh-rnn-bypass. */
   readonly outputBypass?: boolean;
 }
@@ -32,7 +40,8 @@ export interface RecurrentLearnerSpec {
   readonly inputSize: number;
   readonly outputSize: number;
   readonly seed: number;
-  readonly loss: 'mse' | 'xent';
+  /** mse: identity outputs, 1/2 squared error; xent: softmax, cross-entropy; bce: a sigmoid per output, binary cross-entropy (multi-label, bits). */
+  readonly loss: 'mse' | 'xent' | 'bce';
   /** K: a label may arrive up to K - 1 ticks after its prediction; older ones are dropped and counted. */
   readonly maxLabelDelay?: number;
   /** The readout fitted by recursive least squares instead of the optimizer (default: gradient steps). */
@@ -86,6 +95,12 @@ export interface Learner {
   readParameters(): Float64Array;
   /** A new recording session of the same source began (decoders may recalibrate; see src/learners/decoders). */
   sessionStarted?(): void;
+  /**
+   * An independent sequence begins (the copy task's next sequence): the recurrent state and the credit state
+   * (traces) return to zero; parameters and optimizer state stay. Labels of earlier ticks still in the label
+   * window are then credited with same-tick derivatives only (counted as staleCredit).
+   */
+  resetSequence?(): void;
 }
 
 export interface LearnerOptions {
@@ -138,7 +153,7 @@ class RecurrentLearner implements Learner {
   readonly scratchBytes: number;
   readonly paramCount: number;
   private readonly k: Kernels;
-  private readonly cell: Cell;
+  private readonly cell: ForwardCell;
   private readonly rule: CreditRule;
   private readonly params: ParameterSet;
   private readonly readoutBlocks: BoundBlock[];
@@ -149,6 +164,10 @@ class RecurrentLearner implements Learner {
   private readonly out: number;
   private readonly bypass: boolean;
   private readonly xent: boolean;
+  private readonly bce: boolean;
+  private readonly creditState: number;
+  /** Meta slot of the first tick of the current sequence (windowed rules only), else -1. */
+  private readonly sequenceStartSlot: number;
   // Arena offsets.
   private readonly cellParams: number;
   private readonly readoutParams: number;
@@ -171,7 +190,8 @@ class RecurrentLearner implements Learner {
   constructor(readonly spec: RecurrentLearnerSpec, private readonly makeKernels: (floatCount: number) => Kernels) {
     const m = spec.inputSize;
     const out = spec.outputSize;
-    const cell = createCell(spec.cell.kind, { inputSize: m, hiddenSize: spec.cell.hiddenSize, leak: spec.cell.leak });
+    const { kind, hiddenSize, leak, units, layers, rMin, rMax, maxPhase } = spec.cell;
+    const cell = createCell(kind, { inputSize: m, hiddenSize, leak, units, layers, rMin, rMax, maxPhase });
     const n = cell.hiddenSize;
     const S = cell.stateSize;
     this.cell = cell;
@@ -181,6 +201,7 @@ class RecurrentLearner implements Learner {
     this.K = spec.maxLabelDelay ?? DEFAULT_MAX_LABEL_DELAY;
     this.bypass = spec.cell.outputBypass ?? hasDefaultOutputBypass(spec.cell.kind);
     this.xent = spec.loss === 'xent';
+    this.bce = spec.loss === 'bce';
     this.rule = createCreditRule(spec.credit, cell);
 
     const readout = new BlockTable();
@@ -208,6 +229,7 @@ class RecurrentLearner implements Learner {
     this.yhatInSlot = cell.cacheSize;
     this.ring = take(this.slotSize * this.K);
     const creditState = take(this.rule.stateSize);
+    this.creditState = creditState;
     this.persistentFloats = at;
     const delta = take(cell.deltaSize);
     this.gOut = take(n);
@@ -226,7 +248,9 @@ class RecurrentLearner implements Learner {
       outputs: out, features: n, featureOffset: cell.outputOffset, V: -1, c: -1, D: this.bypass ? 0 : -1, inputs: m,
     };
     const rlsFloats = rlsLayout === undefined ? 0 : RlsReadout.stateFloats(rlsLayout);
-    this.meta = new Float64Array(M_RING + 2 * this.K + rlsFloats);
+    // A windowed rule's sequence start goes last, so every other learner's snapshot layout is unchanged.
+    this.sequenceStartSlot = this.rule.windowed ? M_RING + 2 * this.K + rlsFloats : -1;
+    this.meta = new Float64Array(M_RING + 2 * this.K + rlsFloats + (this.rule.windowed ? 1 : 0));
     this.params = new ParameterSet(
       this.k,
       [
@@ -245,12 +269,15 @@ class RecurrentLearner implements Learner {
     this.paramCount = cell.paramCount + readout.paramCount;
     this.rls = rlsLayout === undefined || spec.readout === undefined
       ? null
-      : new RlsReadout(spec.readout, { ...rlsLayout, V: this.V, c: this.c, D: this.D }, this.meta.subarray(M_RING + 2 * this.K));
+      : new RlsReadout(spec.readout, { ...rlsLayout, V: this.V, c: this.c, D: this.D }, this.meta.subarray(M_RING + 2 * this.K, M_RING + 2 * this.K + rlsFloats));
 
     this.rule.attach(
       {
-        k: this.k, cell, params: this.params, cellBlocks, cellParams: this.cellParams,
+        // createCreditRule refused every rule that calls one-step derivatives for a cell without them.
+        k: this.k, cell: cell as Cell, params: this.params, cellBlocks, cellParams: this.cellParams,
         delta, gOut: this.gOut, gState, gStatePrev, ones, zeros: zerosAt,
+        cacheOfTick: (tick) => this.cacheOfTick(tick),
+        tickOfCache: (cache) => this.meta[M_RING + Math.round((cache - this.ring) / this.slotSize)],
       },
       creditState,
       creditScratch,
@@ -349,7 +376,8 @@ class RecurrentLearner implements Learner {
     const cache = this.ring + slotIndex * this.slotSize;
     const yhat = cache + this.yhatInSlot;
     const err = this.err;
-    // Softmax with cross-entropy and identity with 1/2 squared error share dL/dz = yhat - y.
+    // Softmax with cross-entropy, sigmoids with binary cross-entropy and identity with 1/2 squared error share
+    // dL/dz = yhat - y.
     for (let i = 0; i < out; i++) h[err + i] = h[yhat + i] - y[i];
     meta[M_RING + this.K + slotIndex] = 1;
     if (!k.allFinite(err, out)) {
@@ -430,6 +458,22 @@ class RecurrentLearner implements Learner {
     return copy;
   }
 
+  resetSequence(): void {
+    this.k.fill(this.state, 0, this.cell.stateSize);
+    this.k.fill(this.creditState, 0, this.rule.stateSize);
+    // The traces now describe no tick before this one: never advance them over the old ticks in the ring.
+    if (this.rule.tracksTicks) this.meta[M_FRONTIER] = this.meta[M_TICKS] - 1;
+    if (this.sequenceStartSlot >= 0) this.meta[this.sequenceStartSlot] = this.meta[M_TICKS];
+  }
+
+  private cacheOfTick(tick: number): number {
+    const meta = this.meta;
+    if (tick < 0 || tick < meta[M_TICKS] - this.K) return -1;
+    if (this.sequenceStartSlot >= 0 && tick < meta[this.sequenceStartSlot]) return -1;
+    const slotIndex = tick % this.K;
+    return meta[M_RING + slotIndex] === tick ? this.ring + slotIndex * this.slotSize : -1;
+  }
+
   readParameters(): Float64Array {
     const copy = new Float64Array(this.paramCount);
     let at = 0;
@@ -443,7 +487,12 @@ class RecurrentLearner implements Learner {
   private initialize(): void {
     const rng = new Random(this.spec.seed);
     const h = this.k.heap;
-    for (const b of this.params.bound) initBlock(h, b.p, b.block, rng);
+    const drawsItself = this.cell.initialize !== undefined;
+    this.cell.initialize?.(h, this.cellParams, rng);
+    for (let i = drawsItself ? this.cell.blocks.length : 0; i < this.params.bound.length; i++) {
+      const b = this.params.bound[i];
+      initBlock(h, b.p, b.block, rng);
+    }
     const meta = this.meta;
     meta[M_FRONTIER] = -1;
     for (let i = 0; i < this.K; i++) meta[M_RING + i] = -1;
@@ -458,7 +507,9 @@ class RecurrentLearner implements Learner {
     k.matVec(y, this.V, cache + this.cell.outputOffset, out, this.n, 0);
     if (this.bypass) k.matVec(y, this.D, cache, out, this.m, 1);
     for (let i = 0; i < out; i++) h[y + i] += h[this.c + i];
-    if (this.xent) {
+    if (this.bce) {
+      for (let i = 0; i < out; i++) h[y + i] = 1 / (1 + Math.exp(-h[y + i]));
+    } else if (this.xent) {
       let max = -Infinity;
       for (let i = 0; i < out; i++) if (h[y + i] > max) max = h[y + i];
       let sum = 0;
@@ -520,10 +571,35 @@ function validateSpec(spec: RecurrentLearnerSpec): RecurrentLearnerSpec {
   positiveInt(spec.outputSize, 'outputSize');
   if (spec.cell == null || typeof spec.cell !== 'object') throw new InvalidSpecError('cell', 'must be an object');
   positiveInt(spec.cell.hiddenSize, 'cell.hiddenSize');
+  validateLruShape(spec.cell, positiveInt);
   if (spec.maxLabelDelay !== undefined) positiveInt(spec.maxLabelDelay, 'maxLabelDelay', 1 << 16);
   if (!Number.isInteger(spec.seed)) throw new InvalidSpecError('seed', `must be an integer, got ${String(spec.seed)}`);
-  if (spec.loss !== 'mse' && spec.loss !== 'xent') throw new InvalidSpecError('loss', `must be 'mse' or 'xent', got ${String(spec.loss)}`);
+  if (spec.loss !== 'mse' && spec.loss !== 'xent' && spec.loss !== 'bce') {
+    throw new InvalidSpecError('loss', `must be 'mse', 'xent' or 'bce', got ${String(spec.loss)}`);
+  }
   if (spec.loss === 'xent' && spec.outputSize < 2) throw new InvalidSpecError('outputSize', 'xent needs at least 2 classes');
   if (spec.readout !== undefined) validateRlsReadout(spec.readout, spec.loss);
   return JSON.parse(JSON.stringify(spec)) as RecurrentLearnerSpec;
+}
+
+/** The LRU's own fields: valid on `lru` only (elsewhere a typo would pass unnoticed), in range there. */
+function validateLruShape(cell: CellSpec, positiveInt: (v: unknown, field: string, max?: number) => void): void {
+  const fields = ['units', 'layers', 'rMin', 'rMax', 'maxPhase'] as const;
+  if (cell.kind !== 'lru') {
+    for (const field of fields) {
+      if (cell[field] !== undefined) throw new InvalidSpecError(`cell.${field}`, `applies to cell 'lru' only, not '${cell.kind}'`);
+    }
+    return;
+  }
+  if (cell.units !== undefined) positiveInt(cell.units, 'cell.units', 1 << 12);
+  if (cell.layers !== undefined) positiveInt(cell.layers, 'cell.layers', 64);
+  const rMin = cell.rMin ?? LRU_DEFAULTS.rMin;
+  const rMax = cell.rMax ?? LRU_DEFAULTS.rMax;
+  if (typeof rMin !== 'number' || typeof rMax !== 'number' || !(rMin >= 0 && rMin < rMax && rMax <= 1)) {
+    throw new InvalidSpecError('cell.rMin', `needs 0 <= rMin < rMax <= 1, got rMin ${String(rMin)}, rMax ${String(rMax)}`);
+  }
+  const maxPhase = cell.maxPhase ?? LRU_DEFAULTS.maxPhase;
+  if (typeof maxPhase !== 'number' || !(maxPhase > 0 && maxPhase <= 2 * Math.PI)) {
+    throw new InvalidSpecError('cell.maxPhase', `must be in (0, 2 pi], got ${String(maxPhase)}`);
+  }
 }

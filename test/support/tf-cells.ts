@@ -128,6 +128,9 @@ export function tfCell(kind: CellKind, options: TfCellOptions): TfCell {
         return { s, o: s };
       });
 
+    case 'lru':
+      throw new Error('tf-cells: the LRU stack is not a step cell; its twin is test/support/tf-lru.ts');
+
     default: {
       const unknown: never = kind;
       throw new Error(`tf-cells: no TensorFlow.js twin for cell kind '${String(unknown)}'`);

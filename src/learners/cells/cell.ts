@@ -1,4 +1,5 @@
 import type { Kernels } from '../kernels/kernels.js';
+import type { Random } from '../random.js';
 
 /**
  * The cell protocol. A cell is one step of a recurrent architecture, s_t = F(s_{t-1}, x_t; theta), with output
@@ -15,14 +16,15 @@ import type { Kernels } from '../kernels/kernels.js';
  * traces and optimizer steps run fused without materializing a gradient, and lets RTRL build full Jacobians.
  *
  * Unit alignment. Row i of every cell block feeds hidden unit i only (given s_{t-1}), so the one-step partial of
- * o_i with respect to a parameter of row i is what an eligibility trace keeps: d computed with dL/do = ones.
+ * o_i with respect to a parameter of row i is what an eligibility trace keeps: d computed with dL/do = ones (or,
+ * for a cell that keeps its traces on the state, traceOn below, of s_i: d computed with dL/ds = ones).
  * This is why the GRU here is the "reset after matmul" form and the minimal gated cells are chosen as they are.
  *
  * Tick cache. Everything the derivatives need from tick t lives in a per-tick cache that the learner keeps in a
  * bounded ring (so labels may arrive late). The learner writes its prefix: x_t at [0, inputSize) and s_{t-1} at
  * [inputSize, inputSize + stateSize); forward fills the rest, including o_t at outputOffset.
  */
-export interface Cell {
+export interface ForwardCell {
   readonly kind: CellKind;
   readonly inputSize: number;
   readonly hiddenSize: number;
@@ -39,10 +41,35 @@ export interface Cell {
 
   /** Reads x_t and s_{t-1} from the cache prefix; writes s_t into `state`, and o_t and its own extras into the cache. */
   forward(k: Kernels, params: number, cache: number, state: number): void;
+  /**
+   * Draws the cell's parameters itself (in place of each block's `init`) when their distributions are joint, as
+   * the LRU's gamma depends on its nu and theta. Called once, before the readout is drawn from the same stream.
+   */
+  initialize?(heap: Float32Array, params: number, rng: Random): void;
+}
+
+/**
+ * A cell whose one-step derivatives are unit-aligned (below): what the generic rules (immediate, traces, rtrl)
+ * need. Stacked networks whose output also depends on parameters directly (the LRU stack) are ForwardCells with
+ * their own rule.
+ */
+export interface Cell extends ForwardCell {
   /** gState = (do_t/ds_t)^T gOut. */
   outputBackward(k: Kernels, cache: number, gOut: number, gState: number): void;
   /** Writes each block's row factor into `delta`; when gStatePrev >= 0 also writes dL/ds_{t-1} there. */
   backward(k: Kernels, params: number, cache: number, gState: number, delta: number, gStatePrev: number): void;
+  /**
+   * Where the immediate rule keeps its eligibility traces. 'state' needs s_t to be hiddenSize floats with row i
+   * of every block feeding s_i only (given s_{t-1}): then d s_t,i / d theta is one float per parameter, and a
+   * state trace is what a linear recurrence's exact gradient is made of. 'output' (the default) traces o_t,i,
+   * for states a row feeds more than once (the LSTM's [h | c]). Where o_t = s_t the two are the same trace.
+   */
+  readonly traceOn?: 'state' | 'output';
+  /**
+   * ds_t/ds_{t-1} is diagonal at every tick (each unit's state sees only its own past), so a state trace that
+   * decays unit by unit with J_t,ii is RTRL: the immediate rule's `lambda: 'exact'`. Implies traceOn 'state'.
+   */
+  readonly diagonalJacobian?: boolean;
 }
 
 export type CellKind =
@@ -55,7 +82,8 @@ export type CellKind =
   | 'diagonal-rnn'
   | 'diagonal-linear'
   | 'relu-rnn'
-  | 'ugrnn';
+  | 'ugrnn'
+  | 'lru';
 
 export type ParamGroup = 'recurrent' | 'input' | 'readout';
 
@@ -85,6 +113,12 @@ export interface CellOptions {
   readonly hiddenSize: number;
   /** Leak rate alpha of the leaky (continuous-time) RNN: dt / tau. */
   readonly leak?: number;
+  /** The LRU stack's shape and initialization (src/learners/cells/lru.ts); hiddenSize is its model width. */
+  readonly units?: number;
+  readonly layers?: number;
+  readonly rMin?: number;
+  readonly rMax?: number;
+  readonly maxPhase?: number;
 }
 
 /** Builds a parameter-block table with consecutive offsets, so cells only state shapes and factor sources. */

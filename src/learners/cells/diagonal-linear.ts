@@ -13,11 +13,19 @@ const maxNu = Math.log(99);
  * nu ~ U(0, logit(0.99)) puts a in (0.5, 0.99); the Init kinds cannot express a uniform in a itself, so this
  * draw leans toward long memories (median a ~ 0.9).
  *
+ * Traces live on the state h, not on the readout feature tanh(h): with ds_t/ds_{t-1} = diag(a), a trace of
+ * d h_t,i / d theta decayed by a_i (`lambda: 'exact'`) is the exact gradient (the in-layer rule the online LRU
+ * builds on), and one decayed by a scalar lambda is exact wherever a_i = lambda. A trace on tanh(h) would weigh
+ * each past tick's partial by its own 1 - o_k^2 where the gradient takes the labelled tick's 1 - o_t^2
+ * (test/state-trace.test.ts).
+ *
  * Cache: [x | h_{t-1} | o_t]. Delta: [delta_h | delta_nu] with delta_h = dL/dh_t (U, b) and
  * delta_nu = dL/dh_t a(1 - a), read against h_{t-1} element-wise; dL/dh_{t-1} = a dL/dh_t.
  */
 export class DiagonalLinearCell implements Cell {
   readonly kind: CellKind = 'diagonal-linear';
+  readonly traceOn = 'state';
+  readonly diagonalJacobian = true;
   readonly inputSize: number;
   readonly hiddenSize: number;
   readonly stateSize: number;

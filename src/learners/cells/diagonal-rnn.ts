@@ -8,9 +8,13 @@ import { BlockTable, fanInUniform, zeros, type Cell, type CellKind, type CellOpt
  *
  * Cache: [x | h_{t-1} | h_t]. One row factor for all blocks: delta = dL/dh_t * (1 - h_t^2), read against h_{t-1}
  * element-wise for w; dL/dh_{t-1} = w * delta.
+ *
+ * ds_t/ds_{t-1} = diag(w (1 - h_t^2)): a state trace decayed unit by unit with it is RTRL (`lambda: 'exact'`).
  */
 export class DiagonalRnnCell implements Cell {
   readonly kind: CellKind = 'diagonal-rnn';
+  readonly traceOn = 'state';
+  readonly diagonalJacobian = true;
   readonly inputSize: number;
   readonly hiddenSize: number;
   readonly stateSize: number;

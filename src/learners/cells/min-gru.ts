@@ -12,9 +12,13 @@ import {
  * Cache: [x | h_{t-1} | h_t | z | htilde]. Delta: [delta_z | delta_h] with
  * delta_z = dL/dh_t (htilde - h_{t-1}) z(1 - z) (U_z, b_z) and delta_h = dL/dh_t z (U_h, b_h);
  * dL/dh_{t-1} = (1 - z) dL/dh_t.
+ *
+ * ds_t/ds_{t-1} = diag(1 - z_t): a state trace decayed unit by unit with it is RTRL (`lambda: 'exact'`).
  */
 export class MinGruCell implements Cell {
   readonly kind: CellKind = 'min-gru';
+  readonly traceOn = 'state';
+  readonly diagonalJacobian = true;
   readonly inputSize: number;
   readonly hiddenSize: number;
   readonly stateSize: number;

@@ -23,6 +23,11 @@ export interface CreditRule {
   /** Scratch floats, rewritten every call. */
   readonly scratchSize: number;
   readonly tracksTicks: boolean;
+  /**
+   * Reads past ticks' caches through context.cacheOfTick (backpropagation through time). The learner then also
+   * keeps where the current sequence began (resetSequence), so the window never reaches into the one before.
+   */
+  readonly windowed?: boolean;
   /** Gives the rule its arena regions; called once before any other call. */
   attach(context: CreditContext, state: number, scratch: number): void;
   /** Advances the credit state over the tick cached at `cache`. */
@@ -35,7 +40,7 @@ export interface CreditRule {
   update(cache: number, fresh: boolean): boolean;
 }
 
-export type CreditRuleName = 'immediate' | 'rtrl';
+export type CreditRuleName = 'immediate' | 'rtrl' | 'online-lru';
 
 export interface CreditContext {
   readonly k: Kernels;
@@ -49,6 +54,13 @@ export interface CreditContext {
   readonly gOut: number;
   readonly gState: number;
   readonly gStatePrev: number;
+  /**
+   * The cache of a past tick while it is in the ring and in the current sequence, else -1 (a windowed rule's
+   * way back in time).
+   */
+  cacheOfTick(tick: number): number;
+  /** The tick a ring cache holds. */
+  tickOfCache(cache: number): number;
   /** hiddenSize ones and hiddenSize zeros. */
   readonly ones: number;
   readonly zeros: number;

@@ -118,6 +118,14 @@ export function createJsKernels(heap: Float32Array): Kernels {
       return s;
     },
 
+    scaleRows(x, s, rows, cols) {
+      for (let i = 0; i < rows; i++) {
+        const si = h[s + i];
+        const r = x + i * cols;
+        for (let j = 0; j < cols; j++) h[r + j] *= si;
+      }
+    },
+
     stepOuter(opt, p, s1, s2, d, a, rows, cols, gscale, lr, b1, b2, eps, bc1, bc2) {
       for (let i = 0; i < rows; i++) {
         const di = gscale * h[d + i];

@@ -43,6 +43,11 @@ export interface Kernels {
   /** Sum over the block of (g_i (lambda E_ij + d_i a_j))^2 without writing E: global-norm clipping's first pass. */
   traceNormSq(E: number, lambda: number, d: number, a: number, g: number, rows: number, cols: number,
     diag: number): number;
+  /**
+   * x_ij = s_i x_ij over a rows x cols block: traces whose units decay at rates of their own (then trace or
+   * stepTrace with lambda = 1 adds the new partial).
+   */
+  scaleRows(x: number, s: number, rows: number, cols: number): void;
 
   /** Optimizer step with gradient gscale * d_i a_j (an outer-product block; a < 0: ones). */
   stepOuter(opt: number, p: number, s1: number, s2: number, d: number, a: number, rows: number, cols: number,

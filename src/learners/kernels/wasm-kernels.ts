@@ -32,6 +32,7 @@ interface KernelExports {
   trace(E: number, lambda: number, d: number, a: number, rows: number, cols: number, diag: number): void;
   traceNormSq(E: number, lambda: number, d: number, a: number, g: number, rows: number, cols: number,
     diag: number): number;
+  scaleRows(x: number, s: number, rows: number, cols: number): void;
   stepOuter(opt: number, p: number, s1: number, s2: number, d: number, a: number, rows: number, cols: number,
     gscale: number, lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number): void;
   stepDiag(opt: number, p: number, s1: number, s2: number, d: number, a: number, len: number,
@@ -45,7 +46,7 @@ interface KernelExports {
 
 const EXPORT_NAMES: readonly (keyof KernelExports)[] = [
   'matVec', 'matTVec', 'matMul', 'outerAcc', 'dot', 'allFinite', 'copy', 'fill',
-  'trace', 'traceNormSq', 'stepOuter', 'stepDiag', 'stepTrace', 'stepDense',
+  'trace', 'traceNormSq', 'scaleRows', 'stepOuter', 'stepDiag', 'stepTrace', 'stepDense',
 ];
 
 // Loaded lazily, once per process (success or failure).
@@ -141,6 +142,7 @@ export function createWasmKernels(floatCount: number): Kernels {
   // Bound once here; the methods below only do arithmetic on their arguments and call these.
   const matVec = x.matVec, matTVec = x.matTVec, matMul = x.matMul, outerAcc = x.outerAcc, dot = x.dot;
   const allFinite = x.allFinite, copy = x.copy, fill = x.fill, trace = x.trace, traceNormSq = x.traceNormSq;
+  const scaleRows = x.scaleRows;
   const stepOuter = x.stepOuter, stepDiag = x.stepDiag, stepTrace = x.stepTrace, stepDense = x.stepDense;
 
   const backend: KernelBackend = 'wasm';
@@ -177,6 +179,9 @@ export function createWasmKernels(floatCount: number): Kernels {
     },
     traceNormSq(E, lambda, d, a, g, rows, cols, diag) {
       return traceNormSq(E * 4, lambda, d * 4, a < 0 ? -1 : a * 4, g * 4, rows, cols, diag);
+    },
+    scaleRows(xx, s, rows, cols) {
+      scaleRows(xx * 4, s * 4, rows, cols);
     },
     stepOuter(opt, p, s1, s2, d, a, rows, cols, gscale, lr, b1, b2, eps, bc1, bc2) {
       stepOuter(opt, p * 4, s1 * 4, s2 * 4, d * 4, a < 0 ? -1 : a * 4, rows, cols,

@@ -528,6 +528,28 @@ export function traceNormSq(E: usize, lambda: f32, d: usize, a: usize, g: usize,
   return s;
 }
 
+/** x_ij = s_i x_ij over a rows x cols block (per-unit trace decay). */
+export function scaleRows(x: usize, s: usize, rows: i32, cols: i32): void {
+  if (rows <= 0) return;
+  if (cols == 1) {
+    // One column: x_i = s_i x_i down the rows.
+    const rb = bytes(rows);
+    const rv = simdBytes(rb);
+    for (let o: usize = 0; o < rv; o += 16) v128.store(x + o, f32x4.mul(v128.load(s + o), v128.load(x + o)));
+    for (let o: usize = rv; o < rb; o += 4) store<f32>(x + o, load<f32>(s + o) * load<f32>(x + o));
+    return;
+  }
+  const nb = bytes(cols);
+  const nv = simdBytes(nb);
+  for (let i = 0; i < rows; i++) {
+    const si = load<f32>(s + (<usize>i << 2));
+    const sv = f32x4.splat(si);
+    const r = x + <usize>i * nb;
+    for (let o: usize = 0; o < nv; o += 16) v128.store(r + o, f32x4.mul(sv, v128.load(r + o)));
+    for (let o: usize = nv; o < nb; o += 4) store<f32>(r + o, si * load<f32>(r + o));
+  }
+}
+
 /** Optimizer step with gradient gscale d_i a_j over a rows x cols block (a == ONES: gscale d_i). */
 export function stepOuter(opt: i32, p: usize, s1: usize, s2: usize, d: usize, a: usize, rows: i32, cols: i32,
   gscale: f64, lr: f64, b1: f64, b2: f64, eps: f64, bc1: f64, bc2: f64): void {
