@@ -38,7 +38,7 @@ function layout(n: number, credit: CreditSpec): Layout {
   const cell = n * n + n * m + n;
   const readout = o * n + o;
   const params = cell + readout;
-  const ruleState = credit.rule === 'rtrl' ? n * cell : credit.lambda > 0 ? cell : 0;
+  const ruleState = credit.rule === 'rtrl' ? n * cell : credit.rule === 'immediate' && (credit.lambda === 'exact' || credit.lambda > 0) ? cell : 0;
   const ruleScratch = credit.rule === 'rtrl' ? n * cell + n * n + cell : 0;
   const persistent = align16(cell) + align16(readout) + align16(params * OPTIMIZER_SLOTS) + align16(n)
     + align16(align16(m + 2 * n + o) * RING_SLOTS) + align16(ruleState);

@@ -190,3 +190,22 @@ test('a Kafka source with a labels topic is accepted; one topic in two roles is 
     assert.throws(() => parseConfig({ ...minimal, sources: { kafka: { ...kafka, ...clash } } }), (err: Error) => err instanceof ConfigError && /must be different topics/.test(err.message), JSON.stringify(clash));
   }
 });
+
+test("the online LRU is a learner a config can name: cell 'lru' with rule 'online-lru', in each mode", () => {
+  const lru = { kind: 'lru', hiddenSize: 16, units: 8, layers: 2, rMin: 0.5, rMax: 0.99 };
+  for (const mode of ['online', 'truncated-1', 'spatial', 'bptt'] as const) {
+    const config = parseConfig({ ...minimal, learner: { ...minimal.learner, cell: lru, credit: { rule: 'online-lru', mode } } });
+    const learner = createLearner(learnerSpecOf(config));
+    learner.predict(new Float32Array(96));
+    assert.equal(learner.learn(new Float32Array(2)), 'applied');
+  }
+  const defaults = parseConfig({ ...minimal, learner: { ...minimal.learner, cell: lru, credit: { rule: 'online-lru' } } });
+  assert.deepEqual(defaults.learner.credit, { rule: 'online-lru', mode: 'online' });
+  const refused = (learner: object, pattern: RegExp) =>
+    assert.throws(() => parseConfig({ ...minimal, learner: { ...minimal.learner, ...learner } }), pattern);
+  refused({ cell: lru, credit: { rule: 'immediate' } }, /learner\.credit\.rule: cell 'lru' learns with rule 'online-lru'/);
+  refused({ credit: { rule: 'online-lru' } }, /learner\.credit\.rule: 'online-lru' learns cell 'lru' only/);
+  refused({ cell: { kind: 'gru', hiddenSize: 8, layers: 2 } }, /learner\.cell\.layers: applies to cell 'lru' only/);
+  refused({ cell: lru, credit: { rule: 'online-lru', mode: 'full' } }, /learner\.credit\.mode/);
+  refused({ cell: { ...lru, rMax: 1.5 }, credit: { rule: 'online-lru' } }, /learner\.cell\.rMax/);
+});

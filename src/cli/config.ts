@@ -5,7 +5,8 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_MAX_LABEL_DELAY, type LearnerSpec, type RecurrentLearnerSpec } from '../learners/learner.js';
 import { adam, momentum, rmsprop, sgd, withClipping, type OptimizerSpec } from '../learners/optim/transform.js';
-import { cellKinds } from '../learners/cells/registry.js';
+import { cellKinds, diagonalJacobianKinds } from '../learners/cells/registry.js';
+import { onlineLruModes, type OnlineLruMode } from '../learners/credit/online-lru.js';
 import { createDetector, type DetectorSpec } from '../drift/detector.js';
 
 /**
@@ -60,20 +61,27 @@ const learnerSchema = z
         hiddenSize: positiveInt.max(4096),
         leak: z.number().gt(0).max(1).optional(),
         outputBypass: z.boolean().optional(),
+        // cell 'lru' (src/learners/cells/lru.ts): checked again, with the ranges, when the learner is built.
+        units: positiveInt.max(4096).optional(),
+        layers: positiveInt.max(64).optional(),
+        rMin: z.number().min(0).lt(1).optional(),
+        rMax: z.number().gt(0).max(1).optional(),
+        maxPhase: z.number().gt(0).max(2 * Math.PI).optional(),
       })
       .strict()
       .optional(),
     credit: z
       .discriminatedUnion('rule', [
-        z.object({ rule: z.literal('immediate'), lambda: z.number().min(0).lt(1).default(0) }).strict(),
+        z.object({ rule: z.literal('immediate'), lambda: z.union([z.number().min(0).lt(1), z.literal('exact')], { error: `must be a number in [0, 1) or 'exact'` }).default(0) }).strict(),
         z.object({ rule: z.literal('rtrl') }).strict(),
+        z.object({ rule: z.literal('online-lru'), mode: z.enum(onlineLruModes as [OnlineLruMode, ...OnlineLruMode[]]).default('online') }).strict(),
       ])
       .optional(),
     optimizer: optimizerSchema.optional(),
     /** The readout fitted by recursive least squares (default: the optimizer's gradient steps). */
     readout: z.object({ kind: z.literal('rls'), halfLifeTicks: z.number().positive().optional(), delta: z.number().positive().optional() }).strict().optional(),
     decoder: decoderSchema.optional(),
-    loss: z.enum(['mse', 'xent']).default('mse'),
+    loss: z.enum(['mse', 'xent', 'bce']).default('mse'),
     seed: z.number().int().default(1),
     maxLabelDelay: positiveInt.max(65536).default(DEFAULT_MAX_LABEL_DELAY),
   })
@@ -88,6 +96,23 @@ const learnerSchema = z
     }
     for (const field of ['cell', 'credit', 'optimizer'] as const) {
       if (l[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: `required (or give 'decoder' instead of cell, credit and optimizer)` });
+    }
+    if (l.cell !== undefined && l.credit !== undefined && (l.cell.kind === 'lru') !== (l.credit.rule === 'online-lru')) {
+      ctx.addIssue({
+        code: 'custom', path: ['credit', 'rule'],
+        message: l.cell.kind === 'lru' ? `cell 'lru' learns with rule 'online-lru' (modes ${onlineLruModes.join(', ')})` : `'online-lru' learns cell 'lru' only`,
+      });
+    }
+    if (l.cell !== undefined && l.cell.kind !== 'lru') {
+      for (const field of ['units', 'layers', 'rMin', 'rMax', 'maxPhase'] as const) {
+        if (l.cell[field] !== undefined) ctx.addIssue({ code: 'custom', path: ['cell', field], message: `applies to cell 'lru' only` });
+      }
+    }
+    if (l.credit?.rule === 'immediate' && l.credit.lambda === 'exact' && l.cell !== undefined) {
+      const exactKinds: readonly string[] = diagonalJacobianKinds();
+      if (!exactKinds.includes(l.cell.kind)) {
+        ctx.addIssue({ code: 'custom', path: ['credit', 'lambda'], message: `'exact' needs a cell whose state Jacobian is diagonal (${exactKinds.join(', ')}), not '${l.cell.kind}'` });
+      }
     }
   });
 
@@ -472,7 +497,12 @@ export function describeLearner(config: DriftlineConfig): string {
     const rest = Object.entries(options).map(([k, v]) => `${k} ${String(v)}`).join(', ');
     return `${kind} decoder${rest ? ` (${rest})` : ''}`;
   }
-  return `${l.cell!.kind} n = ${l.cell!.hiddenSize}, ${l.credit!.rule}, ${l.optimizer!.name} lr ${l.optimizer!.lr}${l.readout ? ', RLS readout' : ''}`;
+  const cell = l.cell!;
+  const shape = cell.kind === 'lru'
+    ? `lru H = ${cell.hiddenSize}, N = ${cell.units ?? cell.hiddenSize}, ${cell.layers ?? 1} layer${(cell.layers ?? 1) > 1 ? 's' : ''}`
+    : `${cell.kind} n = ${cell.hiddenSize}`;
+  const credit = l.credit!.rule === 'online-lru' ? `online-lru (${l.credit!.mode})` : l.credit!.rule;
+  return `${shape}, ${credit}, ${l.optimizer!.name} lr ${l.optimizer!.lr}${l.readout ? ', RLS readout' : ''}`;
 }
 
 /** The learner spec a config describes. */
