@@ -24,16 +24,9 @@ import {
 import { simulateMotorCortexSessions } from '../src/simulator/motor-cortex.js';
 import { createPipeline } from '../src/streams/pipeline.js';
 import { jangoDataDir } from './support/jango-data.js';
+import { captureIo } from './support/capture-io.js';
 
-const io = () => {
-  let out = '';
-  let err = '';
-  return {
-    io: { stdout: { write: (c: string) => (out += c) }, stderr: { write: (c: string) => (err += c), isTTY: false } },
-    out: () => out,
-    err: () => err,
-  };
-};
+const io = captureIo;
 
 // 1000 ticks of 50 ms: warm-up [0, 200), scored first session [200, 600) = 20 s, second session [600, 1000).
 const FRAME: ScoringFrame = { length: 1000, boundary: 600, warmUpEnd: 200, binSeconds: 0.05, goalFalseAlarmsPer10Minutes: 1, goalDelayTicks: 60 };

@@ -26,6 +26,7 @@ usage:
       BCI decoders across a recording-session boundary under four label protocols, beside persistence:
       tables, PNG plots, summary.md (default data: the embedded motor-cortex simulator)
   driftline reproduce drift [--jango DIR] [--seeds N] [--quick] [--out DIR]
+  driftline reproduce copy-task [--seeds N] [--sequences N] [--jobs N] [--quick] [--out DIR]
       drift detectors with River's defaults and calibrated to a false-alarm budget, on the decoder's error and
       on its inputs across an undeclared session boundary: false alarms per 10 min, delay, beside a periodic
       alarm; the calibration checked on null streams

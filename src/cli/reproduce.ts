@@ -8,6 +8,7 @@ import {
 import type { ClaimVerdict } from '../reproduce/sine-shift-claims.js';
 import type { BciResults } from '../reproduce/bci.js';
 import type { DriftResults } from '../reproduce/drift.js';
+import type { CopyTaskResults } from './reproduce-copy-task.js';
 
 /**
  * `driftline reproduce <experiment> [options]`: re-runs a paper's experiment, prints its tables on stdout and
@@ -16,13 +17,14 @@ import type { DriftResults } from '../reproduce/drift.js';
  *   driftline reproduce sine-shift [--quick] [--seeds N] [--protocol fixed|selected|both] [--out DIR] [--quiet]
  *   driftline reproduce bci [--jango DIR] [--seeds N] [--protocols LIST] [--decoders LIST] [--quick] [--out DIR]
  *   driftline reproduce drift [--jango DIR] [--seeds N] [--quick] [--out DIR]
+ *   driftline reproduce copy-task [--seeds N] [--sequences N] [--jobs N] [--quick] [--out DIR]
  */
 export interface CommandIO {
   readonly stdout: { write(chunk: string): unknown };
   readonly stderr: ProgressStream;
 }
 
-export const experiments = ['sine-shift', 'bci', 'drift'] as const;
+export const experiments = ['sine-shift', 'bci', 'drift', 'copy-task'] as const;
 
 const usage = `usage: driftline reproduce <experiment> [options]
 
@@ -33,6 +35,8 @@ experiments:
   drift        drift detectors (River defaults, calibrated) on the decoder's error and on its inputs across an
                undeclared session boundary: false alarms per 10 min and delay, beside a periodic alarm; the
                calibration checked on null streams; its own options: driftline reproduce drift --help
+  copy-task    the online LRU (Zucchet et al. 2023) on the copy task against 1-step truncated, spatial-only and BPTT
+               credit, learned one recall tick at a time; its own options: driftline reproduce copy-task --help
 
 sine-shift options:
   --protocol P  selected: each configuration's rate chosen on the pre-shift phase only, on selection seeds
@@ -52,13 +56,22 @@ export class UsageError extends Error {
 export async function reproduceCommand(
   args: string[],
   io: CommandIO = { stdout: process.stdout, stderr: process.stderr },
-): Promise<SineShiftResults | BciResults | DriftResults | undefined> {
+): Promise<SineShiftResults | BciResults | DriftResults | CopyTaskResults | undefined> {
   if (args[0] === 'bci') {
     const { reproduceBciCommand, BciUsageError } = await import('./reproduce-bci.js');
     try {
       return await reproduceBciCommand(args.slice(1), io);
     } catch (err) {
       if (err instanceof BciUsageError) throw new UsageError(err.message);
+      throw err;
+    }
+  }
+  if (args[0] === 'copy-task') {
+    const { reproduceCopyTaskCommand, CopyTaskUsageError } = await import('./reproduce-copy-task.js');
+    try {
+      return await reproduceCopyTaskCommand(args.slice(1), io);
+    } catch (err) {
+      if (err instanceof CopyTaskUsageError) throw new UsageError(err.message);
       throw err;
     }
   }
