@@ -1,6 +1,7 @@
 // Section `lru`: the online LRU's per-tick cost (predict + learn) and persistent state against the tanh RNN with
 // immediate derivatives at (nearly) equal parameter count, same inputs, outputs, optimizer and kernels; and the
-// online LRU's three credit modes at one shape. Ratios are taken within this run (the machine is shared).
+// online LRU's four credit modes at one shape. Ratios are taken within this run (the machine is shared).
+import type { OnlineLruMode } from '../src/learners/credit/online-lru.js';
 import type { CreditSpec } from '../src/learners/credit/registry.js';
 import { createLearner, type LearnerSpec } from '../src/learners/learner.js';
 import { rmsprop } from '../src/learners/optim/transform.js';
@@ -22,7 +23,7 @@ const SHAPES: readonly LruShape[] = [
   { hiddenSize: 128, units: 64, layers: 4 },
 ];
 
-function lruSpec(shape: LruShape, mode: 'online' | 'truncated-1' | 'spatial' = 'online'): LearnerSpec {
+function lruSpec(shape: LruShape, mode: OnlineLruMode = 'online'): LearnerSpec {
   return {
     cell: { kind: 'lru', ...shape },
     credit: { rule: 'online-lru', mode } satisfies CreditSpec,
@@ -95,7 +96,7 @@ export function runLru(options: BenchOptions): TargetResult[] {
   const shape = SHAPES[1];
   const modeRows: string[][] = [];
   let online = 0;
-  for (const mode of ['online', 'truncated-1', 'spatial'] as const) {
+  for (const mode of ['online', 'truncated-1', 'spatial', 'bptt'] as const) {
     const m = measure(lruSpec(shape, mode), pool, options.quick);
     if (mode === 'online') online = m.medianUs;
     modeRows.push([mode, num(m.medianUs), `${num(m.medianUs / online)}x`, bytes(m.stateBytes)]);
@@ -104,6 +105,7 @@ export function runLru(options: BenchOptions): TargetResult[] {
     `lru: credit modes at H ${shape.hiddenSize}, N ${shape.units}, L ${shape.layers}`,
     ['mode', 'us/tick', 'vs online', 'stateBytes'],
     modeRows,
+    ['bptt backpropagates every label through its window: here the whole label ring (32 ticks), as no sequence resets it.'],
   );
   return [];
 }

@@ -284,3 +284,18 @@ test('bench --quick handoff measures every transport, worker count and batch in 
   assert.match(out, /^\s*At batch 64 with 2 workers, \((a|b|c)\) .+ costs the main thread least: [\d.]+ us\/event/m);
   assert.match(out, /^\s*At 50,000 events\/s the main thread has 20\.0 us per event: .+ leaving -?[\d.]+ us for ws receive and publishing/m);
 });
+
+test('bench --quick lru compares the online LRU with the tanh RNN at equal parameter count', { timeout: TIMEOUT_MS + 10_000 }, () => {
+  const out = benchStdout(['--quick', 'lru'], TIMEOUT_MS);
+  // Rows: shape, params, us/tick, stateBytes, tanh n, params, us/tick, stateBytes, time ratio, state ratio.
+  const row = /^\s*H (\d+), N (\d+), L (\d+)\s+([\d,]+)\s+([\d,.]+)\s+([\d.]+ [kM]B)\s+n (\d+)\s+([\d,]+)\s+([\d,.]+)\s+([\d.]+ [kM]B)\s+([\d.]+)x\s+([\d.]+)x$/gm;
+  const rows = [...out.matchAll(row)];
+  assert.equal(rows.length, 3, `expected 3 shapes\n${out}`);
+  for (const m of rows) {
+    const [lruParams, tanhParams] = [number(m[4]!), number(m[8]!)];
+    assert.ok(Math.abs(lruParams - tanhParams) / lruParams < 0.02, `parameter counts within 2 %: ${m[0]}`);
+    assert.ok(number(m[11]!) > 0 && number(m[12]!) > 0, `ratios: ${m[0]}`);
+  }
+  const modes = [...out.matchAll(/^\s*(online|truncated-1|spatial|bptt)\s+([\d,.]+)\s+([\d.]+)x\s+[\d.]+ [kM]B$/gm)].map((m) => m[1]);
+  assert.deepEqual(modes, ['online', 'truncated-1', 'spatial', 'bptt']);
+});
