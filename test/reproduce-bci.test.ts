@@ -6,7 +6,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { kalmanDecoder, recurrentDecoder, ridgeDecoder, runBciReproduction, type BciResults } from '../src/reproduce/bci.js';
+import { kalmanDecoder, lruDecoder, recurrentDecoder, ridgeDecoder, runBciReproduction, type BciResults } from '../src/reproduce/bci.js';
+import { createLearner } from '../src/learners/learner.js';
 import { protocolsFor } from '../src/reproduce/bci-protocols.js';
 import { simulateMotorCortexSessions } from '../src/simulator/motor-cortex.js';
 
@@ -96,4 +97,16 @@ test('protocolsFor: the ranges and schedules of the issue, in bins', () => {
   assert.deepEqual(ps.find((p) => p.name === 'A5')!.ranges, { rest: [6000, 18000] });
   assert.equal(ps.find((p) => p.name === 'B')!.labelDelayTicks, 20);
   assert.deepEqual(Object.keys(ps.find((p) => p.name === 'D')!.ranges), ['whole', 'after 1 min', 'after 2 min', 'after 5 min']);
+});
+
+test('the online LRU is a decoder of the reproduction: its rate on the grid, its spec a learner that adapts', () => {
+  const entry = lruDecoder(8, 4, 2, { lr: [1e-4, 1e-3] });
+  assert.equal(entry.name, 'lru H=8 N=4 L=2');
+  assert.deepEqual(entry.candidates, [{ lr: 1e-4 }, { lr: 1e-3 }]);
+  assert.equal(entry.seeded, true);
+  const spec = entry.specOf(3, { lr: 1e-3 }, 5, 2);
+  assert.deepEqual([spec.seed, 'credit' in spec && spec.credit], [3, { rule: 'online-lru', mode: 'online' }]);
+  const learner = createLearner(spec);
+  learner.predict([1, 2, 3, 4, 5]);
+  assert.equal(learner.learn([0.5, -0.5]), 'applied');
 });

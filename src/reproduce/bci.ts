@@ -83,6 +83,35 @@ export function recurrentDecoder(
   };
 }
 
+/**
+ * The online LRU (cell 'lru', rule 'online-lru' in mode online) under the same protocols as the other recurrent
+ * decoders: RMSprop, the rate chosen on the first session.
+ */
+export function lruDecoder(
+  hiddenSize: number,
+  units: number,
+  layers: number,
+  axes: { lr: readonly number[] } = { lr: [1e-4, 3e-4, 1e-3] },
+): DecoderEntry {
+  return {
+    name: `lru H=${hiddenSize} N=${units} L=${layers}`,
+    description: `stacked LRU, width ${hiddenSize}, ${units} complex units in each of ${layers} layer${layers > 1 ? 's' : ''}, online-LRU credit (exact in-layer traces, spatial across layers), RMSprop`,
+    hyperparameter: 'lr',
+    candidates: grid(axes),
+    seeded: true,
+    specOf: (seed, h, inputSize, outputSize) => ({
+      cell: { kind: 'lru', hiddenSize, units, layers },
+      credit: { rule: 'online-lru', mode: 'online' },
+      optimizer: rmsprop(h.lr),
+      inputSize,
+      outputSize,
+      seed,
+      loss: 'mse',
+      maxLabelDelay: LABEL_WINDOW,
+    }),
+  };
+}
+
 export function ridgeDecoder(lags: number, alphas: readonly number[] = [10, 100, 1000, 10000]): DecoderEntry {
   return {
     name: `ridge ${lags} bins`,
