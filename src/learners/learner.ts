@@ -98,7 +98,8 @@ export interface Learner {
   /**
    * An independent sequence begins (the copy task's next sequence): the recurrent state and the credit state
    * (traces) return to zero; parameters and optimizer state stay. Labels of earlier ticks still in the label
-   * window are then credited with same-tick derivatives only (counted as staleCredit).
+   * window are then credited with same-tick derivatives only (by the traced rules, counted as staleCredit).
+   * Recurrent learners have it; the classical decoders, which keep no recurrent state, do not.
    */
   resetSequence?(): void;
 }

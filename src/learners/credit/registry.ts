@@ -8,8 +8,9 @@ import { OnlineLruRule, onlineLruModes, type OnlineLruMode } from './online-lru.
 import { RtrlRule } from './rtrl.js';
 
 /**
- * Credit rules by name. Buffer-based rules (fixed-point propagation, truncated BPTT) and the online LRU join
- * this table with their own spec variants; the learner needs nothing else from them.
+ * Credit rules by name, each with its spec variant: the generic rules (immediate, rtrl) for cells with one-step
+ * derivatives, and the online LRU's rule for its own cell. Buffer-based rules (fixed-point propagation, truncated
+ * BPTT) join the same way; the learner needs nothing else from them.
  */
 export type CreditSpec =
   /** lambda: the trace decay in [0, 1), or 'exact' (per-unit decay J_t,ii: RTRL on cells with a diagonal Jacobian). */
