@@ -2,7 +2,7 @@
 // the selection seed, held-out evaluation by a frozen copy), and a --quick run end to end through worker threads,
 // with its results reused from OUT/runs on a second run.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -106,8 +106,20 @@ describe('driftline reproduce copy-task', () => {
 
     const second = io();
     const again = await reproduceCommand(['copy-task', '--quick', '--out', out], second.io);
-    assert.match(second.err(), /8 of 8|0 to run, 4 reused/);
+    assert.match(second.err(), /scored runs: 0 to run, 4 reused/);
     assert.deepEqual((again as typeof results).summary, results.summary);
+
+    // A run saved by other code is not reused: it runs again, and the same code gives the same numbers.
+    const runFile = readdirSync(join(out, 'runs')).find((f) => f.startsWith('scored-spatial'))!;
+    const path = join(out, 'runs', runFile);
+    const stale = JSON.parse(readFileSync(path, 'utf8'));
+    writeFileSync(path, JSON.stringify({ ...stale, codeHash: 'other-code' }));
+    const third = io();
+    const rerun = await reproduceCommand(['copy-task', '--quick', '--out', out], third.io);
+    assert.match(third.err(), /produced by other code \(other-code, now [0-9a-f]{16}\): running it again/);
+    assert.match(third.err(), /scored runs: 1 to run, 3 reused/);
+    const accuracies = (r: typeof results) => r!.summary.map((m) => [m.method, m.finalAccuracies, m.curve]);
+    assert.deepEqual(accuracies(rerun as typeof results), accuracies(results));
   });
 
   test('bad options are refused by name', async () => {

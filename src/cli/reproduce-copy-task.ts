@@ -6,7 +6,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { PLOT_FONT, renderVegaLitePng } from '../report/plot.js';
 import { ProgressBar } from '../report/progress.js';
 import {
-  COPY_METHOD_LABELS, COPY_METHODS, DEFAULT_COPY_SETTINGS, copyJobKey, scoredJobs, selectRates, selectionJobs, summarizeCopy,
+  COPY_METHOD_LABELS, COPY_METHODS, DEFAULT_COPY_SETTINGS, copyCodeHash, copyJobKey, scoredJobs, selectRates, selectionJobs, summarizeCopy,
   type CopyJob, type CopyMethod, type CopyMethodSummary, type CopyRunResult, type CopyTaskSettings,
 } from '../reproduce/copy-task.js';
 import type { CommandIO } from './reproduce.js';
@@ -28,7 +28,8 @@ sequences every 2,000 sequences.
   --methods LIST         some of online,truncated-1,spatial,bptt (default all)
   --jobs N               runs in parallel, one worker thread each (default: the available cores)
   --quick                a smoke run, not the protocol: H 16, N 16, 1 layer, 1 seed, 300 sequences, rate 1e-3
-  --fresh                run again even the runs whose results OUT/runs holds (by default they are reused)
+  --fresh                run again even the runs whose results OUT/runs holds (by default they are reused when
+                         the same code produced them)
   --no-plots             no PNG
   --out DIR              results.json, summary.md, copy-task-accuracy.png, runs/ (default out/copy-task)
   --quiet                no progress bar
@@ -194,7 +195,12 @@ class JobRunner {
     const path = this.pathOf(job);
     if (!existsSync(path)) return undefined;
     const saved = JSON.parse(readFileSync(path, 'utf8')) as CopyRunResult;
-    return JSON.stringify(saved.job) === JSON.stringify(job) ? saved : undefined;
+    if (JSON.stringify(saved.job) !== JSON.stringify(job)) return undefined;
+    if (saved.codeHash !== copyCodeHash()) {
+      this.io.stderr.write(`driftline reproduce copy-task: ${path} was produced by other code (${saved.codeHash ?? 'unmarked'}, now ${copyCodeHash()}): running it again\n`);
+      return undefined;
+    }
+    return saved;
   }
 
   private runInWorker(job: CopyJob, onProgress: (sequencesDone: number) => void): Promise<CopyRunResult> {

@@ -1,3 +1,7 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { OnlineLruMode } from '../learners/credit/online-lru.js';
 import { createLearner, type Learner, type RecurrentLearnerSpec } from '../learners/learner.js';
 import { adam } from '../learners/optim/transform.js';
@@ -88,6 +92,8 @@ export interface CopyCurvePoint {
 
 export interface CopyRunResult {
   readonly job: CopyJob;
+  /** The code that produced it (copyCodeHash): a saved run is reused only by the same code. */
+  readonly codeHash: string;
   readonly curve: readonly CopyCurvePoint[];
   readonly finalAccuracy: number;
   readonly msPerSequence: number;
@@ -165,12 +171,45 @@ export function runCopyJob(job: CopyJob, onProgress?: (sequencesDone: number) =>
   }
   return {
     job,
+    codeHash: copyCodeHash(),
     curve,
     finalAccuracy: curve[curve.length - 1].accuracy,
     msPerSequence: trainingMs / job.sequences,
     params: learner.paramCount,
     stateBytes: learner.stateBytes,
   };
+}
+
+let codeHash: string | undefined;
+
+/**
+ * A hash of every file a run's numbers depend on: the learners (sources or built modules, and the compiled WASM
+ * kernels), this file and the task. Comments count too: a saved run is never reused across a code change.
+ */
+export function copyCodeHash(): string {
+  if (codeHash !== undefined) return codeHash;
+  const hash = createHash('sha256');
+  const here = fileURLToPath(import.meta.url);
+  const paths = [
+    ...listFiles(fileURLToPath(new URL('../learners/', import.meta.url))),
+    here,
+    fileURLToPath(new URL(`../simulator/copy-task${extname(here)}`, import.meta.url)),
+    fileURLToPath(new URL('../../build/kernels.wasm', import.meta.url)),
+  ];
+  for (const path of paths) {
+    if (!existsSync(path)) continue;
+    hash.update(path.slice(path.lastIndexOf('/learners/') >= 0 ? path.lastIndexOf('/learners/') : path.lastIndexOf('/') + 1));
+    hash.update(readFileSync(path));
+  }
+  codeHash = hash.digest('hex').slice(0, 16);
+  return codeHash;
+}
+
+function listFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? listFiles(join(dir, e.name)) : [join(dir, e.name)]))
+    .filter((path) => !path.endsWith('.map') && !path.endsWith('.d.ts'))
+    .sort();
 }
 
 export function selectionJobs(settings: CopyTaskSettings): CopyJob[] {
