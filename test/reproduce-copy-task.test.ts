@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { reproduceCommand, UsageError } from '../src/cli/reproduce.js';
-import { QUICK_COPY_SETTINGS } from '../src/cli/reproduce-copy-task.js';
+import { QUICK_COPY_SETTINGS, type CopyTaskResults } from '../src/cli/reproduce-copy-task.js';
 import { createLearner } from '../src/learners/learner.js';
 import { Random } from '../src/learners/random.js';
 import {
@@ -92,7 +92,7 @@ describe('driftline reproduce copy-task', () => {
     const out = mkdtempSync(join(tmpdir(), 'driftline-copy-'));
     dirs.push(out);
     const first = io();
-    const results = await reproduceCommand(['copy-task', '--quick', '--quiet', '--out', out], first.io);
+    const results = (await reproduceCommand(['copy-task', '--quick', '--quiet', '--out', out], first.io)) as CopyTaskResults;
     assert.ok(results && 'summary' in results);
     const text = first.out();
     for (const label of ['online LRU (traces)', '1-step truncated', 'spatial only', 'BPTT (reference)']) assert.match(text, new RegExp(label.replace(/[()]/g, '\\$&')));
@@ -107,7 +107,7 @@ describe('driftline reproduce copy-task', () => {
     const second = io();
     const again = await reproduceCommand(['copy-task', '--quick', '--out', out], second.io);
     assert.match(second.err(), /scored runs: 0 to run, 4 reused/);
-    assert.deepEqual((again as typeof results).summary, results.summary);
+    assert.deepEqual((again as CopyTaskResults).summary, results.summary);
 
     // A run saved by other code is not reused: it runs again, and the same code gives the same numbers.
     const runFile = readdirSync(join(out, 'runs')).find((f) => f.startsWith('scored-spatial'))!;
@@ -115,11 +115,11 @@ describe('driftline reproduce copy-task', () => {
     const stale = JSON.parse(readFileSync(path, 'utf8'));
     writeFileSync(path, JSON.stringify({ ...stale, codeHash: 'other-code' }));
     const third = io();
-    const rerun = await reproduceCommand(['copy-task', '--quick', '--out', out], third.io);
+    const rerun = (await reproduceCommand(['copy-task', '--quick', '--out', out], third.io)) as CopyTaskResults;
     assert.match(third.err(), /produced by other code \(other-code, now [0-9a-f]{16}\): running it again/);
     assert.match(third.err(), /scored runs: 1 to run, 3 reused/);
-    const accuracies = (r: typeof results) => r!.summary.map((m) => [m.method, m.finalAccuracies, m.curve]);
-    assert.deepEqual(accuracies(rerun as typeof results), accuracies(results));
+    const accuracies = (r: CopyTaskResults) => r.summary.map((m) => [m.method, m.finalAccuracies, m.curve]);
+    assert.deepEqual(accuracies(rerun), accuracies(results));
   });
 
   test('bad options are refused by name', async () => {

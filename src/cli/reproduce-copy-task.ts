@@ -169,21 +169,31 @@ class JobRunner {
       label: `${label}: ${pending.length} to run${reused > 0 ? `, ${reused} reused from ${join(this.outDir, 'runs')}` : ''}`,
     });
     const progress = new Map<number, number>();
+    const failures: string[] = [];
     let next = 0;
+    // A failed run stops new ones from starting, but the runs in flight finish and are saved: nothing done is lost.
     const worker = async () => {
-      while (next < pending.length) {
+      while (next < pending.length && failures.length === 0) {
         const { job, i } = pending[next++];
-        results[i] = await this.runInWorker(job, (done) => {
-          progress.set(i, done);
-          let sum = 0;
-          for (const d of progress.values()) sum += d;
-          bar.update(sum);
-        });
-        writeFileSync(this.pathOf(job), `${JSON.stringify(results[i])}\n`);
+        try {
+          results[i] = await this.runInWorker(job, (done) => {
+            progress.set(i, done);
+            let sum = 0;
+            for (const d of progress.values()) sum += d;
+            bar.update(sum);
+          });
+          writeFileSync(this.pathOf(job), `${JSON.stringify(results[i])}\n`);
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.parallel, pending.length) }, worker));
     bar.finish();
+    if (failures.length > 0) {
+      const saved = results.filter((r) => r !== undefined).length;
+      throw new Error(`${failures.join('; ')} (${saved} of ${jobs.length} ${label} are saved in ${join(this.outDir, 'runs')}; run the command again to go on from them)`);
+    }
     return results as CopyRunResult[];
   }
 
