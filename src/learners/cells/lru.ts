@@ -104,6 +104,7 @@ export class LruCell implements ForwardCell {
   /** Delta: dL/dx^l as the backward pass descends (ends as the encoder's row factor), and dL/dz. */
   readonly dX: number;
   private readonly dZ: number;
+  private readonly forwardUnits: Float64Array;
 
   constructor(inputSize: number, hiddenSize: number, readonly options: LruOptions) {
     const m = inputSize;
@@ -186,6 +187,7 @@ export class LruCell implements ForwardCell {
     this.deltaSize = deltaAt;
     this.blocks = table.blocks;
     this.paramCount = table.paramCount;
+    this.forwardUnits = this.unitTable();
   }
 
   initialize(heap: Float32Array, params: number, rng: Random): void {
@@ -218,10 +220,42 @@ export class LruCell implements ForwardCell {
     }
   }
 
+  /** Floats per unit in a table of unit constants (unitConstants). */
+  static readonly UNIT_FIELDS = 5;
+
+  /**
+   * Every unit's constants for the current parameters, computed once where several passes need them:
+   * [Re lambda, Im lambda, gamma, exp(nu_log), exp(theta_log)] at (layer N + unit) * UNIT_FIELDS.
+   */
+  unitConstants(heap: Float32Array, params: number, table: Float64Array): void {
+    const N = this.units;
+    for (let l = 0; l < this.layers.length; l++) {
+      const L = this.layers[l];
+      for (let i = 0; i < N; i++) {
+        const nuExp = Math.exp(heap[params + L.nu.offset + i]);
+        const r = Math.exp(-nuExp);
+        const thetaExp = Math.exp(heap[params + L.theta.offset + i]);
+        const at = (l * N + i) * LruCell.UNIT_FIELDS;
+        table[at] = r * Math.cos(thetaExp);
+        table[at + 1] = r * Math.sin(thetaExp);
+        table[at + 2] = Math.exp(heap[params + L.gamma.offset + i]);
+        table[at + 3] = nuExp;
+        table[at + 4] = thetaExp;
+      }
+    }
+  }
+
+  /** A table for unitConstants, allocated once (not per tick). */
+  unitTable(): Float64Array {
+    return new Float64Array(this.units * this.layers.length * LruCell.UNIT_FIELDS);
+  }
+
   forward(k: Kernels, params: number, cache: number, state: number): void {
     const H = this.hiddenSize;
     const N = this.units;
     const hp = k.heap;
+    const units = this.forwardUnits;
+    this.unitConstants(hp, params, units);
     const x1 = cache + this.layers[0].x;
     k.matVec(x1, params + this.encW.offset, cache, H, this.inputSize, 0);
     const encB = params + this.encB.offset;
@@ -254,15 +288,11 @@ export class LruCell implements ForwardCell {
       k.matVec(bu + N, params + L.Bim.offset, u, N, H, 0);
       const prev = cache + L.prev;
       const h = cache + L.h;
-      const nu = params + L.nu.offset;
-      const theta = params + L.theta.offset;
-      const gamma = params + L.gamma.offset;
       for (let i = 0; i < N; i++) {
-        const r = Math.exp(-Math.exp(hp[nu + i]));
-        const phase = Math.exp(hp[theta + i]);
-        const lr = r * Math.cos(phase);
-        const li = r * Math.sin(phase);
-        const g = Math.exp(hp[gamma + i]);
+        const at = (l * N + i) * LruCell.UNIT_FIELDS;
+        const lr = units[at];
+        const li = units[at + 1];
+        const g = units[at + 2];
         const pr = hp[prev + i];
         const pi = hp[prev + N + i];
         const re = lr * pr - li * pi + g * hp[bu + i];
@@ -306,10 +336,10 @@ export class LruCell implements ForwardCell {
    * replaces with its traces) and each layer's g = dL/dh_t (same tick, [re | im]) into gState. The error reaching
    * a lower layer is D * dy + Re((gamma B)^H g) through u, as in the paper's spatial backpropagation.
    * With gCarry >= 0, each layer's g also takes the error its h_t receives from later ticks (backpropagation
-   * through time adds conj(lambda) g_{t+1} there) before it flows on.
+   * through time adds conj(lambda) g_{t+1} there) before it flows on. `units`: unitConstants of `params`.
    */
-  spatialBackward(k: Kernels, params: number, cache: number, gOut: number, delta: number, gState: number,
-    gCarry = -1): void {
+  spatialBackward(k: Kernels, params: number, units: Float64Array, cache: number, gOut: number, delta: number,
+    gState: number, gCarry = -1): void {
     const H = this.hiddenSize;
     const N = this.units;
     const hp = k.heap;
@@ -348,21 +378,18 @@ export class LruCell implements ForwardCell {
 
       const prev = cache + L.prev;
       const bu = cache + L.bu;
-      const nu = params + L.nu.offset;
-      const theta = params + L.theta.offset;
-      const gammaLog = params + L.gamma.offset;
       const dNu = delta + L.dNu;
       const dTheta = delta + L.dTheta;
       const dGamma = delta + L.dGamma;
       const dBre = delta + L.dBre;
       const dBim = delta + L.dBim;
       for (let i = 0; i < N; i++) {
-        const nuExp = Math.exp(hp[nu + i]);
-        const r = Math.exp(-nuExp);
-        const thetaExp = Math.exp(hp[theta + i]);
-        const lr = r * Math.cos(thetaExp);
-        const li = r * Math.sin(thetaExp);
-        const gamma = Math.exp(hp[gammaLog + i]);
+        const at = (l * N + i) * LruCell.UNIT_FIELDS;
+        const lr = units[at];
+        const li = units[at + 1];
+        const gamma = units[at + 2];
+        const nuExp = units[at + 3];
+        const thetaExp = units[at + 4];
         const gr = hp[g + i];
         const gi = hp[g + N + i];
         // w = lambda h_{t-1} = dh_t/dlambda * lambda; dlambda/dnu_log = -exp(nu_log) lambda, dlambda/dtheta_log = i exp(theta_log) lambda.

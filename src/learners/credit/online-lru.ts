@@ -1,4 +1,4 @@
-import type { LruCell } from '../cells/lru.js';
+import { LruCell } from '../cells/lru.js';
 import type { BoundBlock } from '../parameters.js';
 import { columnOf, type CreditContext, type CreditRule } from './credit-rule.js';
 
@@ -43,7 +43,8 @@ export class OnlineLruRule implements CreditRule {
   /** bptt: the dense gradient of every cell parameter, and the error carried to the previous tick's states. */
   private grad = 0;
   private carry = 0;
-  private readonly lambdaConj: Float64Array;
+  /** The cell's unitConstants for the parameters of the current call (computed once per advance or update). */
+  private readonly units: Float64Array;
   /** Per cell block: the offset of its dense gradient in scratch (B_re, B_im in online mode), else -1. */
   private readonly denseAt: Int32Array;
   private readonly perLayerTraces: number;
@@ -57,7 +58,7 @@ export class OnlineLruRule implements CreditRule {
     this.perLayerTraces = 4 * N + 2 * N * H;
     this.stateSize = mode === 'online' ? L * this.perLayerTraces : 0;
     this.scratchSize = mode === 'online' ? L * 2 * N * H : mode === 'bptt' ? cell.paramCount + cell.stateSize : 0;
-    this.lambdaConj = new Float64Array(mode === 'bptt' ? 2 * N * L : 0);
+    this.units = cell.unitTable();
     this.denseAt = new Int32Array(cell.blocks.length).fill(-1);
     if (mode === 'online') {
       cell.layers.forEach((layer, l) => {
@@ -80,7 +81,8 @@ export class OnlineLruRule implements CreditRule {
     const N = cell.units;
     const H = cell.hiddenSize;
     const hp = this.c.k.heap;
-    const params = this.c.cellParams;
+    const units = this.units;
+    cell.unitConstants(hp, this.c.cellParams, units);
     for (let l = 0; l < cell.layers.length; l++) {
       const L = cell.layers[l];
       const eLambda = this.traces + l * this.perLayerTraces;
@@ -91,11 +93,10 @@ export class OnlineLruRule implements CreditRule {
       const bu = cache + L.bu;
       const u = cache + L.u;
       for (let i = 0; i < N; i++) {
-        const r = Math.exp(-Math.exp(hp[params + L.nu.offset + i]));
-        const phase = Math.exp(hp[params + L.theta.offset + i]);
-        const lr = r * Math.cos(phase);
-        const li = r * Math.sin(phase);
-        const gamma = Math.exp(hp[params + L.gamma.offset + i]);
+        const at = (l * N + i) * LruCell.UNIT_FIELDS;
+        const lr = units[at];
+        const li = units[at + 1];
+        const gamma = units[at + 2];
         let er = hp[eLambda + i];
         let ei = hp[eLambda + N + i];
         hp[eLambda + i] = lr * er - li * ei + hp[prev + i];
@@ -120,7 +121,8 @@ export class OnlineLruRule implements CreditRule {
     const c = this.c;
     const cell = this.cell;
     if (this.mode === 'online' && fresh) this.advance(cache);
-    cell.spatialBackward(c.k, c.cellParams, cache, c.gOut, c.delta, c.gState);
+    else cell.unitConstants(c.k.heap, c.cellParams, this.units);
+    cell.spatialBackward(c.k, c.cellParams, this.units, cache, c.gOut, c.delta, c.gState);
     if (this.mode === 'online') this.traceGradients();
     else if (this.mode === 'spatial') {
       for (const L of cell.layers) {
@@ -167,22 +169,15 @@ export class OnlineLruRule implements CreditRule {
     const hp = k.heap;
     const N = cell.units;
     const params = c.cellParams;
-    for (let l = 0; l < cell.layers.length; l++) {
-      const L = cell.layers[l];
-      for (let i = 0; i < N; i++) {
-        const r = Math.exp(-Math.exp(hp[params + L.nu.offset + i]));
-        const phase = Math.exp(hp[params + L.theta.offset + i]);
-        this.lambdaConj[L.stateAt + i] = r * Math.cos(phase);
-        this.lambdaConj[L.stateAt + N + i] = -r * Math.sin(phase);
-      }
-    }
+    const units = this.units;
+    cell.unitConstants(hp, params, units);
     k.fill(this.grad, 0, cell.paramCount);
     let at = cache;
     let tick = c.tickOfCache(cache);
     let gOut = c.gOut;
     let carry = -1;
     while (at >= 0) {
-      cell.spatialBackward(k, params, at, gOut, c.delta, c.gState, carry);
+      cell.spatialBackward(k, params, units, at, gOut, c.delta, c.gState, carry);
       if (!k.allFinite(c.delta, cell.deltaSize)) return false;
       for (let bi = 0; bi < c.cellBlocks.length; bi++) {
         const b = c.cellBlocks[bi].block;
@@ -196,12 +191,13 @@ export class OnlineLruRule implements CreditRule {
       for (let l = 0; l < cell.layers.length; l++) {
         const s = cell.layers[l].stateAt;
         for (let i = 0; i < N; i++) {
-          const lr = this.lambdaConj[s + i];
-          const li = this.lambdaConj[s + N + i];
+          const u = (l * N + i) * LruCell.UNIT_FIELDS;
+          const lr = units[u];
+          const li = units[u + 1];
           const gr = hp[c.gState + s + i];
           const gi = hp[c.gState + s + N + i];
-          hp[this.carry + s + i] = lr * gr - li * gi;
-          hp[this.carry + s + N + i] = lr * gi + li * gr;
+          hp[this.carry + s + i] = lr * gr + li * gi;
+          hp[this.carry + s + N + i] = lr * gi - li * gr;
         }
       }
       carry = this.carry;
@@ -237,7 +233,7 @@ export class OnlineLruRule implements CreditRule {
     const N = cell.units;
     const H = cell.hiddenSize;
     const hp = c.k.heap;
-    const params = c.cellParams;
+    const units = this.units;
     for (let l = 0; l < cell.layers.length; l++) {
       const L = cell.layers[l];
       const eLambda = this.traces + l * this.perLayerTraces;
@@ -248,12 +244,12 @@ export class OnlineLruRule implements CreditRule {
       const gBim = gBre + N * H;
       const g = c.gState + L.stateAt;
       for (let i = 0; i < N; i++) {
-        const nuExp = Math.exp(hp[params + L.nu.offset + i]);
-        const r = Math.exp(-nuExp);
-        const thetaExp = Math.exp(hp[params + L.theta.offset + i]);
-        const lr = r * Math.cos(thetaExp);
-        const li = r * Math.sin(thetaExp);
-        const gamma = Math.exp(hp[params + L.gamma.offset + i]);
+        const at = (l * N + i) * LruCell.UNIT_FIELDS;
+        const lr = units[at];
+        const li = units[at + 1];
+        const gamma = units[at + 2];
+        const nuExp = units[at + 3];
+        const thetaExp = units[at + 4];
         const gr = hp[g + i];
         const gi = hp[g + N + i];
         const er = hp[eLambda + i];
