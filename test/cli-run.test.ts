@@ -519,4 +519,44 @@ describe('driftline replay', () => {
     }
     assert.equal(await service.stopped, 0);
   });
+
+  test("driftline run with the online LRU: cell 'lru', rule 'online-lru' from the config, predicting and learning every tick", async () => {
+    const config = parseConfig({
+      streams: { inputSize: M, outputSize: 1, maxStreams: 4 },
+      learner: {
+        cell: { kind: 'lru', hiddenSize: 8, units: 4, layers: 2, rMin: 0.5, rMax: 0.99 },
+        credit: { rule: 'online-lru', mode: 'online' },
+        optimizer: { name: 'adam', lr: 0.003 },
+      },
+      sources: { websocket: { host: '127.0.0.1', port: 0 } },
+      evaluation: { window: 20, reportEvery: 5, recoveryTicks: 30 },
+      drift: { detectors: [] },
+      metrics: { port: 0 },
+      log: { level: 'silent' },
+    });
+    const service = await startDriftline(config, { logger: createLogger({ level: 'silent' }) });
+    try {
+      const subscriber = await openWs(`${service.predictionsUrl}?type=prediction`);
+      const predicted: number[] = [];
+      subscriber.on('message', (d) => predicted.push((JSON.parse(d.toString()) as { seq: number }).seq));
+      const sender = await openWs(service.ingestUrl);
+      const ticks = 40;
+      for (let seq = 0; seq < ticks; seq++) {
+        const x = [Math.sin(seq / 3), Math.cos(seq / 3), 1, 0];
+        sender.send(encodeJsonFrame({ kind: 'tick', stream: 'lru-stream', seq, t: seq * 0.05, x, y: [0.5 * x[0]] }));
+      }
+      const deadline = Date.now() + 10_000;
+      while (predicted.length < ticks && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(predicted, Array.from({ length: ticks }, (_, i) => i));
+      const learner = service.pipeline!.pool.peek('lru-stream')!;
+      assert.equal((learner.spec as { cell: { kind: string } }).cell.kind, 'lru');
+      assert.equal(learner.tick, ticks - 1);
+      assert.equal(learner.version, ticks, 'one update per labelled tick');
+      sender.close();
+      subscriber.close();
+    } finally {
+      await service.stop();
+    }
+    assert.equal(await service.stopped, 0);
+  });
 });
