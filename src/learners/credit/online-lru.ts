@@ -3,12 +3,13 @@ import type { BoundBlock } from '../parameters.js';
 import { columnOf, type CreditContext, type CreditRule } from './credit-rule.js';
 
 /**
- * How the LRU's recurrent parameters (lambda through nu_log and theta_log, gamma, B) take credit; every other
- * parameter takes its same-tick gradient by spatial backpropagation in all three. The paper's comparison modes:
+ * How the LRU's recurrent parameters (lambda through nu_log and theta_log, gamma, B) take credit; in the first
+ * three modes every other parameter takes its same-tick gradient by spatial backpropagation. The paper's modes:
  *  - online:      exact in-layer gradients from traces (Zucchet et al. 2023): per layer
  *                 e_lambda = lambda e_lambda + h_{t-1},  e_gamma = lambda e_gamma + B u_t,
  *                 E_B = lambda E_B + gamma u_t^T  (complex, element-wise in the unit),
- *                 so dL_t/dtheta is exact within a layer (a one-layer network gets its full BPTT gradient).
+ *                 so dL_t/dtheta is exact within a layer: a one-layer network gets the full BPTT gradient for
+ *                 its LRU and everything after it; what comes before a recurrence gets same-tick credit.
  *  - truncated-1: the one-step partials only (h_{t-1} held constant), no traces.
  *  - spatial:     as truncated-1, but lambda takes no gradient at all (the recurrence is a stopped gradient).
  *  - bptt:        the reference: backpropagation through time over the label window (every tick of the current
