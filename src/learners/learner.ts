@@ -1,4 +1,4 @@
-import { fanInUniform, zeros, BlockTable, type Cell, type CellKind, type ForwardCell, type ParamBlock, type ParamGroup } from './cells/cell.js';
+import { fanInUniform, initBlock, zeros, BlockTable, type Cell, type CellKind, type ForwardCell, type ParamGroup } from './cells/cell.js';
 import { LRU_DEFAULTS } from './cells/lru.js';
 import { createCell, hasDefaultOutputBypass } from './cells/registry.js';
 import type { CreditRule } from './credit/credit-rule.js';
@@ -552,14 +552,6 @@ function compileGroups(spec: OptimizerSpec | GroupedOptimizerSpec): Record<Param
   };
 }
 
-function initBlock(h: Float32Array, p: number, block: ParamBlock, rng: Random): void {
-  const size = block.rows * block.cols;
-  const init = block.init;
-  for (let i = 0; i < size; i++) {
-    h[p + i] =
-      init.kind === 'uniform' ? rng.uniform(init.low, init.high) : init.kind === 'normal' ? rng.normal() * init.std : init.value;
-  }
-}
 
 function validateSpec(spec: RecurrentLearnerSpec): RecurrentLearnerSpec {
   if (spec == null || typeof spec !== 'object') throw new InvalidSpecError('spec', 'must be an object');

@@ -154,6 +154,16 @@ export function fanInUniform(hiddenSize: number): Init {
 
 export const zeros: Init = { kind: 'constant', value: 0 };
 
+/** Draws a block's parameters from its Init, in order, from `rng`. */
+export function initBlock(h: Float32Array, p: number, block: ParamBlock, rng: Random): void {
+  const size = block.rows * block.cols;
+  const init = block.init;
+  for (let i = 0; i < size; i++) {
+    h[p + i] =
+      init.kind === 'uniform' ? rng.uniform(init.low, init.high) : init.kind === 'normal' ? rng.normal() * init.std : init.value;
+  }
+}
+
 export function sigmoid(z: number): number {
   return 1 / (1 + Math.exp(-z));
 }

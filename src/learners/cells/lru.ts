@@ -1,6 +1,6 @@
 import type { Kernels } from '../kernels/kernels.js';
 import type { Random } from '../random.js';
-import { BlockTable, sigmoid, zeros, type CellKind, type ForwardCell, type Init, type ParamBlock } from './cell.js';
+import { BlockTable, initBlock, sigmoid, zeros, type CellKind, type ForwardCell, type Init, type ParamBlock } from './cell.js';
 
 /** The LRU's own options; CellSpec carries them flat (units, layers, rMin, rMax, maxPhase). */
 export interface LruOptions {
@@ -192,14 +192,7 @@ export class LruCell implements ForwardCell {
 
   initialize(heap: Float32Array, params: number, rng: Random): void {
     const { rMin, rMax, maxPhase } = this.options;
-    const fill = (b: ParamBlock, draw: () => number) => {
-      for (let i = 0; i < b.rows * b.cols; i++) heap[params + b.offset + i] = draw();
-    };
-    const drawBlock = (b: ParamBlock) => {
-      const init = b.init;
-      fill(b, () => (init.kind === 'normal' ? rng.normal() * init.std : init.kind === 'uniform'
-        ? rng.uniform(init.low, init.high) : init.value));
-    };
+    const drawBlock = (b: ParamBlock) => initBlock(heap, params + b.offset, b, rng);
     drawBlock(this.encW);
     drawBlock(this.encB);
     for (const layer of this.layers) {
