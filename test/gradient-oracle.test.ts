@@ -11,6 +11,7 @@
 //    and d s_k[unit(p)] / d theta_p. The Jacobians also check the unit alignment the trace relies on (d o_k[i]/d
 //    theta, or d s_k[i]/d theta, is zero off row i).
 //  - immediate, lambda = 'exact', on the cells with a diagonal state Jacobian only: the full-BPTT gradient, as rtrl.
+//  - tbptt, window W: the gradient of L_t through ticks t-W+1..t, with s_{t-W} held constant (full BPTT while t < W).
 // Before any gradient, the learner's predictions are checked against the twin's forward pass.
 //
 // Fixed parameters at every tick: a base learner predicts ticks 0..T-1 and never learns (maxLabelDelay > T, so
@@ -35,6 +36,8 @@ const OUTPUT = 2;
 const T = 12;
 const MAX_LABEL_DELAY = 16; // > T: no tick leaves the ring, so the rules advance lazily over the whole sequence
 const LAMBDA = 0.5;
+/** tbptt's window: shorter than the sequence, so ticks W..T-1 check the truncation itself. */
+const WINDOW = 5;
 const LEAK = 0.3;
 const SEED = 11;
 /** ||g - g_tf|| / max(||g_tf||, FLOOR) per block: tfjs computes in float32, the learner in float64. */
@@ -44,12 +47,13 @@ const FLOOR = 1e-6;
 const PRED_TOL = 1e-5;
 
 type Loss = 'mse' | 'xent';
-type RuleName = 'immediate(0)' | 'rtrl' | `immediate(${typeof LAMBDA})` | 'immediate(exact)';
+type RuleName = 'immediate(0)' | 'rtrl' | `immediate(${typeof LAMBDA})` | 'immediate(exact)' | `tbptt(${typeof WINDOW})`;
 
 const rules: readonly { name: RuleName; credit: CreditSpec }[] = [
   { name: 'immediate(0)', credit: { rule: 'immediate', lambda: 0 } },
   { name: 'rtrl', credit: { rule: 'rtrl' } },
   { name: `immediate(${LAMBDA})`, credit: { rule: 'immediate', lambda: LAMBDA } },
+  { name: `tbptt(${WINDOW})`, credit: { rule: 'tbptt', window: WINDOW } },
 ];
 const exactRule = { name: 'immediate(exact)', credit: { rule: 'immediate', lambda: 'exact' } } as const;
 
@@ -326,6 +330,20 @@ class Oracle {
     return concat(grads, this.problem.paramCount);
   }
 
+  /** dL_t/dtheta through ticks t-window+1..t, s_{t-window} (from the forward pass) held constant. */
+  truncated(t: number, window: number): Float64Array {
+    const from = Math.max(0, t - window + 1);
+    const grads = tidyRead(() =>
+      gradsOf((...ps: tf.Tensor[]) => {
+        const P = this.named(ps);
+        let s = this.states[from];
+        let o = s;
+        for (let k = from; k <= t; k++) ({ s, o } = this.problem.twin.step(P, this.x[k], s));
+        return this.lossAt(P, o, t);
+      }, this.params));
+    return concat(grads, this.problem.paramCount);
+  }
+
   /** dL_t/do_t, the readout held fixed. */
   outputGradient(t: number): Float64Array {
     const P = this.named(this.params);
@@ -496,7 +514,8 @@ for (const kind of stepCellKinds) {
                 }
               }
               const expected =
-                credit.rule !== 'immediate' || credit.lambda === 'exact' ? Array.from({ length: T }, (_, tick) => oracle.bptt(tick))
+                credit.rule === 'tbptt' ? Array.from({ length: T }, (_, tick) => oracle.truncated(tick, credit.window))
+                : credit.rule !== 'immediate' || credit.lambda === 'exact' ? Array.from({ length: T }, (_, tick) => oracle.bptt(tick))
                 : credit.lambda > 0 ? traceOracle(problem, oracle, credit.lambda, failures, `${kind} ${loss} ${rule}`)
                 : Array.from({ length: T }, (_, tick) => oracle.oneStep(tick));
               for (let tick = 0; tick < T; tick++) {

@@ -14,6 +14,7 @@ const credits: Record<string, CreditSpec> = {
   'immediate(0)': { rule: 'immediate', lambda: 0 },
   'immediate(0.5)': { rule: 'immediate', lambda: 0.5 },
   rtrl: { rule: 'rtrl' },
+  'tbptt(4)': { rule: 'tbptt', window: 4 },
 };
 /** The LRU stack learns through its own rule, in each of the paper's modes. */
 const lruCredits: Record<string, CreditSpec> = {
@@ -158,6 +159,29 @@ describe("learners with lambda 'exact'", () => {
   for (const cell of diagonalJacobianKinds()) {
     for (const [optName, optimizer] of Object.entries(optimizers)) {
       test(`${cell}: immediate(exact) + ${optName}`, () => checkContract(specOf(cell, { rule: 'immediate', lambda: 'exact' }, optimizer)));
+    }
+  }
+});
+
+// Fixed-point propagation keeps a buffer of states, inputs and labels in its credit state: bounded, snapshotted,
+// restored. With every cell, and the variants of both buffer-based rules on two of them.
+describe('buffer-based learners', () => {
+  const fpp: CreditSpec = { rule: 'fpp', window: 3, buffer: 64, updates: 2 };
+  for (const cell of cellKinds.filter((kind) => kind !== 'lru')) {
+    for (const optName of ['rmsprop', 'adam+clip'] as const) {
+      test(`${cell}: fpp(3, N 64, M 2) + ${optName}`, () => checkContract(specOf(cell, fpp, optimizers[optName])));
+    }
+  }
+  const variants: Record<string, CreditSpec> = {
+    'tbptt(4, every 2)': { rule: 'tbptt', window: 4, every: 2 },
+    'tbptt(4, every 4)': { rule: 'tbptt', window: 4, every: 4 },
+    'fpp without state updating': { ...fpp, updateStates: false },
+    'fpp, decay schedule': { ...fpp, schedule: { kind: 'decay', horizonTicks: 5000 } },
+    'fpp, random schedule': { ...fpp, schedule: { kind: 'random', horizonTicks: 5000 } },
+  };
+  for (const cell of ['tanh-rnn', 'gru'] as const) {
+    for (const [name, credit] of Object.entries(variants)) {
+      test(`${cell}: ${name} + rmsprop`, () => checkContract(specOf(cell, credit, optimizers.rmsprop)));
     }
   }
 });

@@ -159,7 +159,10 @@ class RecurrentLearner implements Learner {
   private readonly params: ParameterSet;
   private readonly readoutBlocks: BoundBlock[];
   private readonly meta: Float64Array;
-  private readonly K: number;
+  /** Ticks a label may be late (maxLabelDelay): older labels are dropped. */
+  private readonly labelWindow: number;
+  /** Tick caches in the ring: the label window, plus the history a windowed rule reads behind a label. */
+  private readonly R: number;
   private readonly m: number;
   private readonly n: number;
   private readonly out: number;
@@ -178,6 +181,8 @@ class RecurrentLearner implements Learner {
   private readonly yhatInSlot: number;
   private readonly persistentFloats: number;
   private readonly err: number;
+  /** The label being learned, where a rule that keeps labels (fixed-point propagation's buffer) reads it. */
+  private readonly label: number;
   private readonly gOut: number;
   private readonly yView: Float32Array;
   private readonly yOut: number;
@@ -199,11 +204,15 @@ class RecurrentLearner implements Learner {
     this.m = m;
     this.n = n;
     this.out = out;
-    this.K = spec.maxLabelDelay ?? DEFAULT_MAX_LABEL_DELAY;
+    this.labelWindow = spec.maxLabelDelay ?? DEFAULT_MAX_LABEL_DELAY;
     this.bypass = spec.cell.outputBypass ?? hasDefaultOutputBypass(spec.cell.kind);
     this.xent = spec.loss === 'xent';
     this.bce = spec.loss === 'bce';
-    this.rule = createCreditRule(spec.credit, cell);
+    this.rule = createCreditRule(spec.credit, cell, out);
+    if (this.rule.stepsReadout === true && spec.readout !== undefined) {
+      throw new InvalidSpecError('readout', `rule '${this.rule.name}' steps the readout on its own samples; it takes no recursive-least-squares readout`);
+    }
+    this.R = this.labelWindow + (this.rule.history ?? 0);
 
     const readout = new BlockTable();
     readout.add('V', 'readout', { rows: out, cols: n }, fanInUniform(n), 0, cell.outputOffset);
@@ -228,7 +237,7 @@ class RecurrentLearner implements Learner {
     this.state = take(S);
     this.slotSize = align(cell.cacheSize + out);
     this.yhatInSlot = cell.cacheSize;
-    this.ring = take(this.slotSize * this.K);
+    this.ring = take(this.slotSize * this.R);
     const creditState = take(this.rule.stateSize);
     this.creditState = creditState;
     this.persistentFloats = at;
@@ -239,6 +248,7 @@ class RecurrentLearner implements Learner {
     const ones = take(n);
     const zerosAt = take(n);
     this.err = take(out);
+    this.label = take(out);
     const yOut = take(out);
     const creditScratch = take(this.rule.scratchSize);
     const totalFloats = at;
@@ -250,8 +260,8 @@ class RecurrentLearner implements Learner {
     };
     const rlsFloats = rlsLayout === undefined ? 0 : RlsReadout.stateFloats(rlsLayout);
     // A windowed rule's sequence start goes last, so every other learner's snapshot layout is unchanged.
-    this.sequenceStartSlot = this.rule.windowed ? M_RING + 2 * this.K + rlsFloats : -1;
-    this.meta = new Float64Array(M_RING + 2 * this.K + rlsFloats + (this.rule.windowed ? 1 : 0));
+    this.sequenceStartSlot = this.rule.windowed ? M_RING + 2 * this.R + rlsFloats : -1;
+    this.meta = new Float64Array(M_RING + 2 * this.R + rlsFloats + (this.rule.windowed ? 1 : 0));
     this.params = new ParameterSet(
       this.k,
       [
@@ -270,7 +280,7 @@ class RecurrentLearner implements Learner {
     this.paramCount = cell.paramCount + readout.paramCount;
     this.rls = rlsLayout === undefined || spec.readout === undefined
       ? null
-      : new RlsReadout(spec.readout, { ...rlsLayout, V: this.V, c: this.c, D: this.D }, this.meta.subarray(M_RING + 2 * this.K, M_RING + 2 * this.K + rlsFloats));
+      : new RlsReadout(spec.readout, { ...rlsLayout, V: this.V, c: this.c, D: this.D }, this.meta.subarray(M_RING + 2 * this.R, M_RING + 2 * this.R + rlsFloats));
 
     this.rule.attach(
       {
@@ -279,6 +289,14 @@ class RecurrentLearner implements Learner {
         delta, gOut: this.gOut, gState, gStatePrev, ones, zeros: zerosAt,
         cacheOfTick: (tick) => this.cacheOfTick(tick),
         tickOfCache: (cache) => this.meta[M_RING + Math.round((cache - this.ring) / this.slotSize)],
+        state: this.state, label: this.label, seed: spec.seed,
+        lastTick: () => this.meta[M_TICKS] - 1,
+        sequenceStart: () => (this.sequenceStartSlot >= 0 ? this.meta[this.sequenceStartSlot] : 0),
+        readout: {
+          predict: (cache, yhat) => this.readout(cache, yhat),
+          backward: (err, gOut) => this.k.matTVec(gOut, this.V, err, out, n, 0),
+          step: (err, cache) => this.stepReadout(err, cache),
+        },
       },
       creditState,
       creditScratch,
@@ -329,7 +347,7 @@ class RecurrentLearner implements Learner {
     const k = this.k;
     const h = k.heap;
     const tick = meta[M_TICKS];
-    const slotIndex = tick % this.K;
+    const slotIndex = tick % this.R;
     const evicted = meta[M_RING + slotIndex];
     if (this.rule.tracksTicks && !this.isFrozen && evicted >= 0) this.advanceFrontierTo(evicted);
 
@@ -337,12 +355,13 @@ class RecurrentLearner implements Learner {
     for (let i = 0; i < m; i++) h[cache + i] = x[i];
     k.copy(cache + m, this.state, this.cell.stateSize);
     this.cell.forward(k, this.cellParams, cache, this.state);
-    this.readout(cache);
+    this.readout(cache, this.yOut);
     k.copy(cache + this.yhatInSlot, this.yOut, this.out);
 
     meta[M_RING + slotIndex] = tick;
-    meta[M_RING + this.K + slotIndex] = 0;
+    meta[M_RING + this.R + slotIndex] = 0;
     meta[M_TICKS] = tick + 1;
+    this.rule.observe?.(cache, tick);
     return this.yView;
   }
 
@@ -363,12 +382,12 @@ class RecurrentLearner implements Learner {
     if (!Number.isInteger(tick) || tick < 0 || tick >= ticks) {
       throw new InvalidLabelError('future-tick', `label for tick ${tick}, but the last predicted tick is ${ticks - 1}`);
     }
-    if (tick < ticks - this.K) {
+    if (tick < ticks - this.labelWindow) {
       meta[M_DROPPED]++;
       return 'dropped-late';
     }
-    const slotIndex = tick % this.K;
-    if (meta[M_RING + this.K + slotIndex] === 1) {
+    const slotIndex = tick % this.R;
+    if (meta[M_RING + this.R + slotIndex] === 1) {
       throw new InvalidLabelError('duplicate', `tick ${tick} has already been learned`);
     }
 
@@ -380,12 +399,13 @@ class RecurrentLearner implements Learner {
     // Softmax with cross-entropy, sigmoids with binary cross-entropy and identity with 1/2 squared error share
     // dL/dz = yhat - y.
     for (let i = 0; i < out; i++) h[err + i] = h[yhat + i] - y[i];
-    meta[M_RING + this.K + slotIndex] = 1;
+    meta[M_RING + this.R + slotIndex] = 1;
     if (!k.allFinite(err, out)) {
       meta[M_SKIPPED]++;
       return 'skipped-non-finite';
     }
     k.matTVec(this.gOut, this.V, err, out, this.n, 0);
+    for (let i = 0; i < out; i++) h[this.label + i] = y[i];
 
     this.params.beginUpdate();
     let fresh = true;
@@ -408,6 +428,13 @@ class RecurrentLearner implements Learner {
       meta[M_VERSION]++;
       return 'applied';
     }
+    if (this.rule.stepsReadout !== true) this.stepReadout(err, cache);
+    meta[M_VERSION]++;
+    return 'applied';
+  }
+
+  /** One optimizer step of the readout with dL/dz = err at the features and inputs cached at `cache`. */
+  private stepReadout(err: number, cache: number): void {
     const p = this.params;
     const rb = this.readoutBlocks;
     if (p.groupClips(2)) {
@@ -416,8 +443,6 @@ class RecurrentLearner implements Learner {
       p.clipGroup(2, normSq);
     }
     for (let i = 0; i < rb.length; i++) p.stepFactored(rb[i], err, this.readoutColumn(rb[i], cache));
-    meta[M_VERSION]++;
-    return 'applied';
   }
 
   snapshot(): Uint8Array {
@@ -461,7 +486,8 @@ class RecurrentLearner implements Learner {
 
   resetSequence(): void {
     this.k.fill(this.state, 0, this.cell.stateSize);
-    this.k.fill(this.creditState, 0, this.rule.stateSize);
+    if (this.rule.resetSequence !== undefined) this.rule.resetSequence();
+    else this.k.fill(this.creditState, 0, this.rule.stateSize);
     // The traces now describe no tick before this one: never advance them over the old ticks in the ring.
     if (this.rule.tracksTicks) this.meta[M_FRONTIER] = this.meta[M_TICKS] - 1;
     if (this.sequenceStartSlot >= 0) this.meta[this.sequenceStartSlot] = this.meta[M_TICKS];
@@ -469,9 +495,9 @@ class RecurrentLearner implements Learner {
 
   private cacheOfTick(tick: number): number {
     const meta = this.meta;
-    if (tick < 0 || tick < meta[M_TICKS] - this.K) return -1;
+    if (tick < 0 || tick < meta[M_TICKS] - this.R) return -1;
     if (this.sequenceStartSlot >= 0 && tick < meta[this.sequenceStartSlot]) return -1;
-    const slotIndex = tick % this.K;
+    const slotIndex = tick % this.R;
     return meta[M_RING + slotIndex] === tick ? this.ring + slotIndex * this.slotSize : -1;
   }
 
@@ -496,14 +522,14 @@ class RecurrentLearner implements Learner {
     }
     const meta = this.meta;
     meta[M_FRONTIER] = -1;
-    for (let i = 0; i < this.K; i++) meta[M_RING + i] = -1;
+    for (let i = 0; i < this.R; i++) meta[M_RING + i] = -1;
     this.rls?.reset();
   }
 
-  private readout(cache: number): void {
+  /** The prediction (after the loss's output function) from the features and inputs cached at `cache`, into `y`. */
+  private readout(cache: number, y: number): void {
     const k = this.k;
     const h = k.heap;
-    const y = this.yOut;
     const out = this.out;
     k.matVec(y, this.V, cache + this.cell.outputOffset, out, this.n, 0);
     if (this.bypass) k.matVec(y, this.D, cache, out, this.m, 1);
@@ -531,7 +557,7 @@ class RecurrentLearner implements Learner {
   private advanceFrontierTo(tick: number): void {
     const meta = this.meta;
     for (let t = meta[M_FRONTIER] + 1; t <= tick; t++) {
-      const slotIndex = t % this.K;
+      const slotIndex = t % this.R;
       if (meta[M_RING + slotIndex] === t) this.rule.advance(this.ring + slotIndex * this.slotSize);
       meta[M_FRONTIER] = t;
     }

@@ -24,10 +24,20 @@ export interface CreditRule {
   readonly scratchSize: number;
   readonly tracksTicks: boolean;
   /**
-   * Reads past ticks' caches through context.cacheOfTick (backpropagation through time). The learner then also
-   * keeps where the current sequence began (resetSequence), so the window never reaches into the one before.
+   * Looks back over past ticks (through context.cacheOfTick, or its own buffer). The learner then also keeps where
+   * the current sequence began (resetSequence, context.sequenceStart), so no window reaches into the one before.
    */
   readonly windowed?: boolean;
+  /**
+   * Ticks the rule reads behind a label (truncated BPTT's window less one): the learner's ring then holds
+   * maxLabelDelay + history tick caches, so a label as late as allowed still finds its whole window.
+   */
+  readonly history?: number;
+  /**
+   * The rule steps the readout itself (fixed-point propagation, on the transitions it samples); the learner then
+   * leaves the readout alone at a label.
+   */
+  readonly stepsReadout?: boolean;
   /** Gives the rule its arena regions; called once before any other call. */
   attach(context: CreditContext, state: number, scratch: number): void;
   /** Advances the credit state over the tick cached at `cache`. */
@@ -38,9 +48,13 @@ export interface CreditRule {
    * state is already past it. Returns false, having stepped nothing, when the gradient is not finite.
    */
   update(cache: number, fresh: boolean): boolean;
+  /** Sees every predicted tick once, after its forward step (a rule that keeps its own buffer of ticks). */
+  observe?(cache: number, tick: number): void;
+  /** An independent sequence begins (Learner.resetSequence); without it the learner zeroes the credit state. */
+  resetSequence?(): void;
 }
 
-export type CreditRuleName = 'immediate' | 'rtrl' | 'online-lru';
+export type CreditRuleName = 'immediate' | 'rtrl' | 'online-lru' | 'tbptt' | 'fpp';
 
 export interface CreditContext {
   readonly k: Kernels;
@@ -64,6 +78,27 @@ export interface CreditContext {
   /** hiddenSize ones and hiddenSize zeros. */
   readonly ones: number;
   readonly zeros: number;
+  /** The live recurrent state s_t (what the next predict starts from). */
+  readonly state: number;
+  /** The label of the tick being learned (outputSize floats), written before update. */
+  readonly label: number;
+  /** The learner's seed: rules that sample draw from it, so the same seed gives the same bytes. */
+  readonly seed: number;
+  /** The last predicted tick. */
+  lastTick(): number;
+  /** The first tick of the current sequence (0 until resetSequence; kept for windowed rules only). */
+  sequenceStart(): number;
+  readonly readout: ReadoutAccess;
+}
+
+/** The learner's readout, for rules that predict from states they recompute (fixed-point propagation). */
+export interface ReadoutAccess {
+  /** yhat (outputSize floats) from the features o and inputs x of a cache laid out as the ring's. */
+  predict(cache: number, yhat: number): void;
+  /** gOut = V^T err: dL/do from dL/dz = err. */
+  backward(err: number, gOut: number): void;
+  /** One optimizer step of the readout with dL/dz = err at that cache's features and inputs. */
+  step(err: number, cache: number): void;
 }
 
 /** The absolute offset of a block's column factor for the tick cached at `cache` (-1: ones). */

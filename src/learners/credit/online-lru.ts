@@ -1,6 +1,7 @@
 import { LruCell } from '../cells/lru.js';
 import type { BoundBlock } from '../parameters.js';
 import { columnOf, type CreditContext, type CreditRule } from './credit-rule.js';
+import { accumulateFactors, stepDenseGradient } from './dense-gradient.js';
 
 /**
  * How the LRU's recurrent parameters (lambda through nu_log and theta_log, gamma, B) take credit; in the first
@@ -180,14 +181,7 @@ export class OnlineLruRule implements CreditRule {
     while (at >= 0) {
       cell.spatialBackward(k, params, units, at, gOut, c.delta, c.gState, carry);
       if (!k.allFinite(c.delta, cell.deltaSize)) return false;
-      for (let bi = 0; bi < c.cellBlocks.length; bi++) {
-        const b = c.cellBlocks[bi].block;
-        const d = c.delta + b.deltaOffset;
-        const dst = this.grad + b.offset;
-        if (!b.diag) k.outerAcc(dst, d, b.columnOffset < 0 ? -1 : at + b.columnOffset, b.rows, b.cols, 1);
-        else if (b.columnOffset < 0) for (let i = 0; i < b.rows; i++) hp[dst + i] += hp[d + i];
-        else for (let i = 0; i < b.rows; i++) hp[dst + i] += hp[d + i] * hp[at + b.columnOffset + i];
-      }
+      accumulateFactors(c, this.grad, at);
       // The error h_{t-1} takes from h_t = lambda h_{t-1} + ...: conj(lambda) g, per unit.
       for (let l = 0; l < cell.layers.length; l++) {
         const s = cell.layers[l].stateAt;
@@ -207,17 +201,7 @@ export class OnlineLruRule implements CreditRule {
       at = c.cacheOfTick(tick);
     }
     if (!k.allFinite(this.grad, cell.paramCount)) return false;
-    const p = c.params;
-    for (let g = 0; g < 2; g++) {
-      if (!p.groupClips(g)) continue;
-      let normSq = 0;
-      for (let bi = 0; bi < c.cellBlocks.length; bi++) {
-        const b = c.cellBlocks[bi];
-        if (b.group === g) normSq += k.dot(this.grad + b.block.offset, this.grad + b.block.offset, b.size);
-      }
-      p.clipGroup(g, normSq);
-    }
-    for (let bi = 0; bi < c.cellBlocks.length; bi++) p.stepDense(c.cellBlocks[bi], this.grad + c.cellBlocks[bi].block.offset);
+    stepDenseGradient(c, this.grad);
     return true;
   }
 

@@ -1,4 +1,5 @@
 import { columnOf, type CreditContext, type CreditRule } from './credit-rule.js';
+import { stepDenseGradient } from './dense-gradient.js';
 
 /**
  * Real-time recurrent learning: the exact online gradient, kept as the reference the cheaper rules are measured
@@ -69,20 +70,7 @@ export class RtrlRule implements CreditRule {
     c.cell.outputBackward(c.k, cache, c.gOut, c.gState);
     c.k.matTVec(this.grad, this.M, c.gState, this.S, this.P, 0);
     if (!c.k.allFinite(this.grad, this.P)) return false;
-    const p = c.params;
-    for (let g = 0; g < 2; g++) {
-      if (!p.groupClips(g)) continue;
-      let normSq = 0;
-      for (let bi = 0; bi < c.cellBlocks.length; bi++) {
-        const b = c.cellBlocks[bi];
-        if (b.group === g) normSq += c.k.dot(this.grad + b.block.offset, this.grad + b.block.offset, b.size);
-      }
-      p.clipGroup(g, normSq);
-    }
-    for (let bi = 0; bi < c.cellBlocks.length; bi++) {
-      const b = c.cellBlocks[bi];
-      p.stepDense(b, this.grad + b.block.offset);
-    }
+    stepDenseGradient(c, this.grad);
     return true;
   }
 }
