@@ -26,10 +26,13 @@ usage:
       BCI decoders across a recording-session boundary under four label protocols, beside persistence:
       tables, PNG plots, summary.md (default data: the embedded motor-cortex simulator)
   driftline reproduce drift [--jango DIR] [--seeds N] [--quick] [--out DIR]
-  driftline reproduce copy-task [--seeds N] [--sequences N] [--jobs N] [--quick] [--out DIR]
       drift detectors with River's defaults and calibrated to a false-alarm budget, on the decoder's error and
       on its inputs across an undeclared session boundary: false alarms per 10 min, delay, beside a periodic
       alarm; the calibration checked on null streams
+  driftline reproduce copy-task [--seeds N] [--sequences N] [--jobs N] [--quick] [--out DIR]
+      the online LRU on the copy task against 1-step truncated, spatial-only and BPTT credit
+  driftline reproduce fpp [--seeds N] [--worlds LIST] [--jobs N] [--quick] [--out DIR]
+      Fixed Point Propagation against truncated BPTT on CycleWorld and StochasticWorld, online
   driftline checkpoint inspect FILE [--json]
       what a checkpoint file holds (stream, lastSeq, version, learner spec, parts), or its defect (exit 1)
   driftline bench [section ...]

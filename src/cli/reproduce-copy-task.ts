@@ -1,16 +1,15 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { TopLevelSpec } from 'vega-lite';
 import { PLOT_FONT, renderVegaLitePng } from '../report/plot.js';
-import { ProgressBar } from '../report/progress.js';
 import {
   COPY_METHOD_LABELS, COPY_METHODS, DEFAULT_COPY_SETTINGS, copyCodeHash, copyJobKey, scoredJobs, selectRates, selectionJobs, summarizeCopy,
   type CopyJob, type CopyMethod, type CopyMethodSummary, type CopyRunResult, type CopyTaskSettings,
 } from '../reproduce/copy-task.js';
 import type { CommandIO } from './reproduce.js';
-import { startModuleWorker } from './service/module-worker.js';
+import { SavedJobRunner } from './saved-job-runner.js';
 import { formatTable } from './table.js';
 
 export const copyTaskUsage = `usage: driftline reproduce copy-task [options]
@@ -128,7 +127,14 @@ export async function reproduceCopyTaskCommand(args: string[], io: CommandIO): P
   };
   const outDir = v.out ?? join('out', v.quick ? 'copy-task-quick' : 'copy-task');
   mkdirSync(join(outDir, 'runs'), { recursive: true });
-  const runner = new JobRunner(outDir, jobs, v.fresh, v.quiet, io);
+  const runner = new SavedJobRunner<CopyJob, CopyRunResult>({
+    command: 'driftline reproduce copy-task',
+    unit: 'sequences',
+    fileKey: (job) => `${copyJobKey(job)}-${networkKey(job)}`,
+    work: (job) => job.sequences,
+    codeHash: copyCodeHash,
+    workerUrl: new URL(`./copy-task-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url),
+  }, outDir, jobs, v.fresh, v.quiet, io);
 
   const selection = await runner.run(selectionJobs(settings), 'selection runs');
   const rates = selectRates(settings, selection);
@@ -147,87 +153,6 @@ export async function reproduceCopyTaskCommand(args: string[], io: CommandIO): P
   io.stdout.write(markdown);
   io.stdout.write(`wrote ${files.join(', ')}\n`);
   return { settings, quick: v.quick, selection, rates, scored, summary, files };
-}
-
-/** Runs jobs on up to `parallel` worker threads, reusing results saved under OUT/runs unless `fresh`. */
-class JobRunner {
-  constructor(
-    private readonly outDir: string,
-    private readonly parallel: number,
-    private readonly fresh: boolean,
-    private readonly quiet: boolean,
-    private readonly io: CommandIO,
-  ) {}
-
-  async run(jobs: readonly CopyJob[], label: string): Promise<CopyRunResult[]> {
-    const results: (CopyRunResult | undefined)[] = jobs.map((job) => (this.fresh ? undefined : this.saved(job)));
-    const pending = jobs.map((job, i) => ({ job, i })).filter(({ i }) => results[i] === undefined);
-    const reused = jobs.length - pending.length;
-    const total = pending.reduce((s, { job }) => s + job.sequences, 0);
-    const bar = new ProgressBar({
-      total, unit: 'sequences', quiet: this.quiet, stream: this.io.stderr,
-      label: `${label}: ${pending.length} to run${reused > 0 ? `, ${reused} reused from ${join(this.outDir, 'runs')}` : ''}`,
-    });
-    const progress = new Map<number, number>();
-    const failures: string[] = [];
-    let next = 0;
-    // A failed run stops new ones from starting, but the runs in flight finish and are saved: nothing done is lost.
-    const worker = async () => {
-      while (next < pending.length && failures.length === 0) {
-        const { job, i } = pending[next++];
-        try {
-          results[i] = await this.runInWorker(job, (done) => {
-            progress.set(i, done);
-            let sum = 0;
-            for (const d of progress.values()) sum += d;
-            bar.update(sum);
-          });
-          writeFileSync(this.pathOf(job), `${JSON.stringify(results[i])}\n`);
-        } catch (err) {
-          failures.push((err as Error).message);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.parallel, pending.length) }, worker));
-    bar.finish();
-    if (failures.length > 0) {
-      const saved = results.filter((r) => r !== undefined).length;
-      throw new Error(`${failures.join('; ')} (${saved} of ${jobs.length} ${label} are saved in ${join(this.outDir, 'runs')}; run the command again to go on from them)`);
-    }
-    return results as CopyRunResult[];
-  }
-
-  private pathOf(job: CopyJob): string {
-    return join(this.outDir, 'runs', `${copyJobKey(job)}-${networkKey(job)}.json`);
-  }
-
-  private saved(job: CopyJob): CopyRunResult | undefined {
-    const path = this.pathOf(job);
-    if (!existsSync(path)) return undefined;
-    const saved = JSON.parse(readFileSync(path, 'utf8')) as CopyRunResult;
-    if (JSON.stringify(saved.job) !== JSON.stringify(job)) return undefined;
-    if (saved.codeHash !== copyCodeHash()) {
-      this.io.stderr.write(`driftline reproduce copy-task: ${path} was produced by other code (${saved.codeHash ?? 'unmarked'}, now ${copyCodeHash()}): running it again\n`);
-      return undefined;
-    }
-    return saved;
-  }
-
-  private runInWorker(job: CopyJob, onProgress: (sequencesDone: number) => void): Promise<CopyRunResult> {
-    return new Promise((resolve, reject) => {
-      const worker = startModuleWorker(new URL(`./copy-task-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url), job);
-      let result: CopyRunResult | undefined;
-      worker.on('message', (m: { type: 'progress'; sequencesDone: number } | { type: 'result'; result: CopyRunResult }) => {
-        if (m.type === 'progress') onProgress(m.sequencesDone);
-        else result = m.result;
-      });
-      worker.on('error', (err) => reject(new Error(`copy task run ${copyJobKey(job)} failed: ${err.message}`)));
-      worker.on('exit', (code) => {
-        if (result !== undefined) resolve(result);
-        else reject(new Error(`copy task run ${copyJobKey(job)}: its worker exited with code ${code} before a result`));
-      });
-    });
-  }
 }
 
 function networkKey(job: CopyJob): string {

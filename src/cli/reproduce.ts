@@ -9,6 +9,7 @@ import type { ClaimVerdict } from '../reproduce/sine-shift-claims.js';
 import type { BciResults } from '../reproduce/bci.js';
 import type { DriftResults } from '../reproduce/drift.js';
 import type { CopyTaskResults } from './reproduce-copy-task.js';
+import type { FppResults } from './reproduce-fpp.js';
 
 /**
  * `driftline reproduce <experiment> [options]`: re-runs a paper's experiment, prints its tables on stdout and
@@ -18,13 +19,14 @@ import type { CopyTaskResults } from './reproduce-copy-task.js';
  *   driftline reproduce bci [--jango DIR] [--seeds N] [--protocols LIST] [--decoders LIST] [--quick] [--out DIR]
  *   driftline reproduce drift [--jango DIR] [--seeds N] [--quick] [--out DIR]
  *   driftline reproduce copy-task [--seeds N] [--sequences N] [--jobs N] [--quick] [--out DIR]
+ *   driftline reproduce fpp [--seeds N] [--worlds LIST] [--jobs N] [--quick] [--out DIR]
  */
 export interface CommandIO {
   readonly stdout: { write(chunk: string): unknown };
   readonly stderr: ProgressStream;
 }
 
-export const experiments = ['sine-shift', 'bci', 'drift', 'copy-task'] as const;
+export const experiments = ['sine-shift', 'bci', 'drift', 'copy-task', 'fpp'] as const;
 
 const usage = `usage: driftline reproduce <experiment> [options]
 
@@ -37,6 +39,8 @@ experiments:
                calibration checked on null streams; its own options: driftline reproduce drift --help
   copy-task    the online LRU (Zucchet et al. 2023) on the copy task against 1-step truncated, spatial-only and BPTT
                credit, learned one recall tick at a time; its own options: driftline reproduce copy-task --help
+  fpp          Fixed Point Propagation (Nath & White 2019) against truncated BPTT and FPP without state updating on
+               CycleWorld and StochasticWorld, online; its own options: driftline reproduce fpp --help
 
 sine-shift options:
   --protocol P  selected: each configuration's rate chosen on the pre-shift phase only, on selection seeds
@@ -56,7 +60,7 @@ export class UsageError extends Error {
 export async function reproduceCommand(
   args: string[],
   io: CommandIO = { stdout: process.stdout, stderr: process.stderr },
-): Promise<SineShiftResults | BciResults | DriftResults | CopyTaskResults | undefined> {
+): Promise<SineShiftResults | BciResults | DriftResults | CopyTaskResults | FppResults | undefined> {
   if (args[0] === 'bci') {
     const { reproduceBciCommand, BciUsageError } = await import('./reproduce-bci.js');
     try {
@@ -72,6 +76,15 @@ export async function reproduceCommand(
       return await reproduceCopyTaskCommand(args.slice(1), io);
     } catch (err) {
       if (err instanceof CopyTaskUsageError) throw new UsageError(err.message);
+      throw err;
+    }
+  }
+  if (args[0] === 'fpp') {
+    const { reproduceFppCommand, FppUsageError } = await import('./reproduce-fpp.js');
+    try {
+      return await reproduceFppCommand(args.slice(1), io);
+    } catch (err) {
+      if (err instanceof FppUsageError) throw new UsageError(err.message);
       throw err;
     }
   }

@@ -1,12 +1,11 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { extname, join } from 'node:path';
+import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { OnlineLruMode } from '../learners/credit/online-lru.js';
 import { createLearner, type Learner, type RecurrentLearnerSpec } from '../learners/learner.js';
 import { adam } from '../learners/optim/transform.js';
 import { Random } from '../learners/random.js';
 import { CopyTask } from '../simulator/copy-task.js';
+import { codeHashOf } from './code-hash.js';
 
 /**
  * The copy task of Zucchet et al. (2023), learned online, one labelled tick at a time: the online LRU against
@@ -182,34 +181,12 @@ export function runCopyJob(job: CopyJob, onProgress?: (sequencesDone: number) =>
 
 let codeHash: string | undefined;
 
-/**
- * A hash of every file a run's numbers depend on: the learners (sources or built modules, and the compiled WASM
- * kernels), this file and the task. Comments count too: a saved run is never reused across a code change.
- */
+/** The hash of the learners, the kernels, this file and the task (src/reproduce/code-hash.ts). */
 export function copyCodeHash(): string {
   if (codeHash !== undefined) return codeHash;
-  const hash = createHash('sha256');
   const here = fileURLToPath(import.meta.url);
-  const paths = [
-    ...listFiles(fileURLToPath(new URL('../learners/', import.meta.url))),
-    here,
-    fileURLToPath(new URL(`../simulator/copy-task${extname(here)}`, import.meta.url)),
-    fileURLToPath(new URL('../../build/kernels.wasm', import.meta.url)),
-  ];
-  for (const path of paths) {
-    if (!existsSync(path)) continue;
-    hash.update(path.slice(path.lastIndexOf('/learners/') >= 0 ? path.lastIndexOf('/learners/') : path.lastIndexOf('/') + 1));
-    hash.update(readFileSync(path));
-  }
-  codeHash = hash.digest('hex').slice(0, 16);
+  codeHash = codeHashOf([here, fileURLToPath(new URL(`../simulator/copy-task${extname(here)}`, import.meta.url))]);
   return codeHash;
-}
-
-function listFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? listFiles(join(dir, e.name)) : [join(dir, e.name)]))
-    .filter((path) => !path.endsWith('.map') && !path.endsWith('.d.ts'))
-    .sort();
 }
 
 export function selectionJobs(settings: CopyTaskSettings): CopyJob[] {
