@@ -18,6 +18,7 @@ import { parseConfig } from '../src/cli/config.js';
 import { createLogger, WarningLimiter } from '../src/cli/logger.js';
 import { recoveryText, replayCommand } from '../src/cli/replay.js';
 import { runCommand, startDriftline } from '../src/cli/run.js';
+import { createLearner } from '../src/learners/learner.js';
 import { FileCheckpointStore } from '../src/streams/file-checkpoint-store.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -112,6 +113,92 @@ async function metricValue(metricsUrl: string, series: string): Promise<number |
   const text = await (await fetch(metricsUrl)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+const LABELLED_TICKS = 40;
+
+interface LabelledRun {
+  /** The seq and model version of each prediction the subscriber received, in arrival order. */
+  readonly predictions: readonly { seq: number; version: number }[];
+  /** The stream's learner afterwards: its spec, last tick and version. */
+  readonly spec: unknown;
+  readonly tick: number;
+  readonly version: number;
+  /** Whether its parameters differ from those of a new learner of the same spec. */
+  readonly parametersMoved: boolean;
+  /** driftline_events_total and driftline_updates_total of the stream, from the metrics endpoint. */
+  readonly events: number | undefined;
+  readonly updates: number | undefined;
+  /** The learner as the 'driftline ready' log line describes it. */
+  readonly described: string;
+}
+
+/**
+ * driftline run in-process with a config whose learner block is `learner`: LABELLED_TICKS ticks of one stream over
+ * WebSocket, each with its label in its frame, and what the predictions subscriber, the learner, the metrics
+ * endpoint and the log saw of them.
+ */
+async function runLabelledTicks(learner: Record<string, unknown>, stream: string): Promise<LabelledRun> {
+  const config = parseConfig({
+    streams: { inputSize: M, outputSize: 1, maxStreams: 4 },
+    learner,
+    sources: { websocket: { host: '127.0.0.1', port: 0 } },
+    evaluation: { window: 20, reportEvery: 5, recoveryTicks: 30 },
+    drift: { detectors: [] },
+    metrics: { port: 0 },
+    log: { level: 'info' },
+  });
+  const logLines: Record<string, unknown>[] = [];
+  const logger = createLogger({ level: 'info', destination: { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) } });
+  const service = await startDriftline(config, { logger });
+  let run: LabelledRun;
+  try {
+    const subscriber = await openWs(`${service.predictionsUrl}?type=prediction`);
+    const predictions: { seq: number; version: number }[] = [];
+    subscriber.on('message', (d) => {
+      const m = JSON.parse(d.toString()) as { seq: number; version: number };
+      predictions.push({ seq: m.seq, version: m.version });
+    });
+    const sender = await openWs(service.ingestUrl);
+    for (let seq = 0; seq < LABELLED_TICKS; seq++) {
+      const x = [Math.sin(seq / 3), Math.cos(seq / 3), 1, 0];
+      sender.send(encodeJsonFrame({ kind: 'tick', stream, seq, t: seq * 0.05, x, y: [0.5 * x[0]!] }));
+    }
+    const updatesSeries = `driftline_updates_total{stream="${stream}"}`;
+    const deadline = Date.now() + 10_000;
+    while (predictions.length < LABELLED_TICKS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while ((await metricValue(service.metricsUrl, updatesSeries)) !== LABELLED_TICKS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const learned = service.pipeline!.pool.peek(stream)!;
+    const initial = createLearner(learned.spec).readParameters();
+    const now = learned.readParameters();
+    run = {
+      predictions,
+      spec: learned.spec,
+      tick: learned.tick,
+      version: learned.version,
+      parametersMoved: now.some((v, i) => v !== initial[i]),
+      events: await metricValue(service.metricsUrl, `driftline_events_total{stream="${stream}",source="websocket"}`),
+      updates: await metricValue(service.metricsUrl, updatesSeries),
+      described: String(logLines.find((l) => l.msg === 'driftline ready')?.learner),
+    };
+    sender.close();
+    subscriber.close();
+  } finally {
+    await service.stop();
+  }
+  assert.equal(await service.stopped, 0);
+  return run;
+}
+
+/** Each tick predicted in order by the model that had learned every earlier tick once, then learned once itself. */
+function assertLearnedEveryTick(run: LabelledRun): void {
+  assert.deepEqual(run.predictions.map((p) => p.seq), Array.from({ length: LABELLED_TICKS }, (_, i) => i));
+  assert.deepEqual(run.predictions.map((p) => p.version), Array.from({ length: LABELLED_TICKS }, (_, i) => i), 'tick t is predicted after t updates');
+  assert.equal(run.tick, LABELLED_TICKS - 1);
+  assert.equal(run.version, LABELLED_TICKS, 'one update per labelled tick');
+  assert.equal(run.events, LABELLED_TICKS);
+  assert.equal(run.updates, LABELLED_TICKS);
+  assert.ok(run.parametersMoved, 'the updates changed the parameters');
 }
 
 const capture = () => {
@@ -521,42 +608,32 @@ describe('driftline replay', () => {
   });
 
   test("driftline run with the online LRU: cell 'lru', rule 'online-lru' from the config, predicting and learning every tick", async () => {
-    const config = parseConfig({
-      streams: { inputSize: M, outputSize: 1, maxStreams: 4 },
-      learner: {
-        cell: { kind: 'lru', hiddenSize: 8, units: 4, layers: 2, rMin: 0.5, rMax: 0.99 },
-        credit: { rule: 'online-lru', mode: 'online' },
-        optimizer: { name: 'adam', lr: 0.003 },
-      },
-      sources: { websocket: { host: '127.0.0.1', port: 0 } },
-      evaluation: { window: 20, reportEvery: 5, recoveryTicks: 30 },
-      drift: { detectors: [] },
-      metrics: { port: 0 },
-      log: { level: 'silent' },
-    });
-    const service = await startDriftline(config, { logger: createLogger({ level: 'silent' }) });
-    try {
-      const subscriber = await openWs(`${service.predictionsUrl}?type=prediction`);
-      const predicted: number[] = [];
-      subscriber.on('message', (d) => predicted.push((JSON.parse(d.toString()) as { seq: number }).seq));
-      const sender = await openWs(service.ingestUrl);
-      const ticks = 40;
-      for (let seq = 0; seq < ticks; seq++) {
-        const x = [Math.sin(seq / 3), Math.cos(seq / 3), 1, 0];
-        sender.send(encodeJsonFrame({ kind: 'tick', stream: 'lru-stream', seq, t: seq * 0.05, x, y: [0.5 * x[0]] }));
-      }
-      const deadline = Date.now() + 10_000;
-      while (predicted.length < ticks && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      assert.deepEqual(predicted, Array.from({ length: ticks }, (_, i) => i));
-      const learner = service.pipeline!.pool.peek('lru-stream')!;
-      assert.equal((learner.spec as { cell: { kind: string } }).cell.kind, 'lru');
-      assert.equal(learner.tick, ticks - 1);
-      assert.equal(learner.version, ticks, 'one update per labelled tick');
-      sender.close();
-      subscriber.close();
-    } finally {
-      await service.stop();
-    }
-    assert.equal(await service.stopped, 0);
+    const run = await runLabelledTicks(
+      { cell: { kind: 'lru', hiddenSize: 8, units: 4, layers: 2, rMin: 0.5, rMax: 0.99 }, credit: { rule: 'online-lru', mode: 'online' }, optimizer: { name: 'adam', lr: 0.003 } },
+      'lru-stream',
+    );
+    assertLearnedEveryTick(run);
+    assert.equal((run.spec as { cell: { kind: string } }).cell.kind, 'lru');
+    assert.match(run.described, /lru H = 8, N = 4, 2 layers, online-lru \(online\)/);
+  });
+
+  test("driftline run with rule 'fpp' from the config: every tick predicted, then learned once, by the rule the config names", async () => {
+    const run = await runLabelledTicks(
+      { cell: { kind: 'tanh-rnn', hiddenSize: 8 }, credit: { rule: 'fpp', window: 3, buffer: 50, updates: 2 }, optimizer: { name: 'adam', lr: 0.003 } },
+      'fpp-stream',
+    );
+    assertLearnedEveryTick(run);
+    assert.deepEqual((run.spec as { credit: unknown }).credit, { rule: 'fpp', window: 3, buffer: 50, updates: 2, lambda: 1, stateRate: 0.1, updateStates: true, schedule: { kind: 'fixed' } });
+    assert.equal(run.described, 'tanh-rnn n = 8, fpp (T 3, N 50, M 2), adam lr 0.003');
+  });
+
+  test("driftline run with rule 'tbptt' from the config: every tick predicted, then learned once, a sweep every two labels", async () => {
+    const run = await runLabelledTicks(
+      { cell: { kind: 'gru', hiddenSize: 8 }, credit: { rule: 'tbptt', window: 4, every: 2 }, optimizer: { name: 'rmsprop', lr: 0.01 } },
+      'tbptt-stream',
+    );
+    assertLearnedEveryTick(run);
+    assert.deepEqual((run.spec as { credit: unknown }).credit, { rule: 'tbptt', window: 4, every: 2 });
+    assert.equal(run.described, 'gru n = 8, tbptt (T 4, every 2), rmsprop lr 0.01');
   });
 });

@@ -4,10 +4,15 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { test } from 'node:test';
-import { ConfigError, DEFAULT_SERVICE_CALIBRATION_STEP, learnerSpecOf, loadConfig, parseConfig } from '../src/cli/config.js';
+import { describe, test } from 'node:test';
+import { ConfigError, DEFAULT_SERVICE_CALIBRATION_STEP, describeLearner, learnerSpecOf, loadConfig, parseConfig } from '../src/cli/config.js';
 import { pipelineOptionsOf } from '../src/cli/run.js';
 import { createLearner } from '../src/learners/learner.js';
+import { createStepCell } from '../src/learners/cells/registry.js';
+import { FixedPointPropagationRule } from '../src/learners/credit/fixed-point-propagation.js';
+import { createCreditRule, FPP_DEFAULTS, type CreditSpec } from '../src/learners/credit/registry.js';
+import { TruncatedBpttRule } from '../src/learners/credit/truncated-bptt.js';
+import { InvalidSpecError } from '../src/learners/errors.js';
 
 const minimal = {
   streams: { inputSize: 96, outputSize: 2 },
@@ -208,4 +213,125 @@ test("the online LRU is a learner a config can name: cell 'lru' with rule 'onlin
   refused({ cell: { kind: 'gru', hiddenSize: 8, layers: 2 } }, /learner\.cell\.layers: applies to cell 'lru' only/);
   refused({ cell: lru, credit: { rule: 'online-lru', mode: 'full' } }, /learner\.credit\.mode/);
   refused({ cell: { ...lru, rMax: 1.5 }, credit: { rule: 'online-lru' } }, /learner\.cell\.rMax/);
+});
+
+describe('credit rules tbptt and fpp in a config', () => {
+  const withCredit = (credit: unknown, learner: object = {}) => ({ ...minimal, learner: { ...minimal.learner, credit, ...learner } });
+  const problemsOf = (raw: unknown): readonly string[] => {
+    try {
+      parseConfig(raw);
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err));
+      return err.problems;
+    }
+    assert.fail('the config was accepted');
+  };
+  /** The rule the learner builds from a spec, on the config's cell (96 inputs, 64 units of tanh-rnn, 2 outputs). */
+  const ruleOf = (credit: CreditSpec) => createCreditRule(credit, createStepCell('tanh-rnn', { inputSize: 96, hiddenSize: 64 }), 2);
+
+  test('tbptt: every defaults to 1, as the learner takes it; the spec reaches the learner unchanged, and it learns', () => {
+    const config = parseConfig(withCredit({ rule: 'tbptt', window: 10 }));
+    assert.deepEqual(config.learner.credit, { rule: 'tbptt', window: 10, every: 1 });
+    const bare = ruleOf({ rule: 'tbptt', window: 10 });
+    assert.ok(bare instanceof TruncatedBpttRule);
+    assert.deepEqual([bare.window, bare.every], [10, 1], "the learner's own default is the one the config filled");
+    const spec = learnerSpecOf(config);
+    assert.deepEqual((spec as { credit: unknown }).credit, config.learner.credit);
+    const learner = createLearner(spec);
+    assert.deepEqual((learner.spec as { credit: unknown }).credit, { rule: 'tbptt', window: 10, every: 1 });
+    for (let t = 0; t < 3; t++) {
+      learner.predict(new Float32Array(96).fill(0.1 * t));
+      assert.equal(learner.learn(new Float32Array(2)), 'applied');
+    }
+    assert.equal(describeLearner(config), 'tanh-rnn n = 64, tbptt (T 10, every 1), rmsprop lr 0.001');
+    const every = parseConfig(withCredit({ rule: 'tbptt', window: 4, every: 4 }));
+    assert.deepEqual(every.learner.credit, { rule: 'tbptt', window: 4, every: 4 });
+    assert.match(describeLearner(every), /tbptt \(T 4, every 4\)/);
+  });
+
+  test('fpp: the defaults filled are FPP_DEFAULTS and a fixed schedule, the options the learner derives from the bare spec', () => {
+    const config = parseConfig(withCredit({ rule: 'fpp', window: 5, updates: 4 }));
+    const filled = { rule: 'fpp', window: 5, buffer: 1000, updates: 4, lambda: 1, stateRate: 0.1, updateStates: true, schedule: { kind: 'fixed' } };
+    assert.deepEqual(config.learner.credit, filled);
+    assert.deepEqual({ ...FPP_DEFAULTS, updates: 4 }, { buffer: 1000, updates: 4, lambda: 1, stateRate: 0.1, updateStates: true });
+    const bare = ruleOf({ rule: 'fpp', window: 5, updates: 4 });
+    assert.ok(bare instanceof FixedPointPropagationRule);
+    const { rule: _rule, ...options } = filled;
+    assert.deepEqual(bare.options, options, 'the learner fills the same defaults from the bare spec');
+    const spec = learnerSpecOf(config);
+    assert.deepEqual((spec as { credit: unknown }).credit, filled);
+    const learner = createLearner(spec);
+    assert.deepEqual((learner.spec as { credit: unknown }).credit, filled);
+    for (let t = 0; t < 8; t++) {
+      learner.predict(new Float32Array(96).fill(Math.sin(t)));
+      assert.equal(learner.learn(new Float32Array([0.5, -0.5])), 'applied');
+    }
+    assert.equal(learner.version, 8);
+    assert.equal(describeLearner(config), 'tanh-rnn n = 64, fpp (T 5, N 1000, M 4), rmsprop lr 0.001');
+
+    // Every field given: each reaches the rule as written, and the summary names what is not the default.
+    const full = { rule: 'fpp', window: 3, buffer: 50, updates: 2, lambda: 0.5, stateRate: 0.05, updateStates: false, schedule: { kind: 'decay', horizonTicks: 5000 } } as const;
+    const fullConfig = parseConfig(withCredit(full));
+    assert.deepEqual(fullConfig.learner.credit, full);
+    const built = ruleOf((learnerSpecOf(fullConfig) as { credit: CreditSpec }).credit);
+    assert.deepEqual((built as FixedPointPropagationRule).options, { window: 3, buffer: 50, updates: 2, lambda: 0.5, stateRate: 0.05, updateStates: false, schedule: { kind: 'decay', horizonTicks: 5000 } });
+    assert.equal(describeLearner(fullConfig), 'tanh-rnn n = 64, fpp (T 3, N 50, M 2, lambda 0.5, state rate 0.05, no state updates, decay schedule over 5000 ticks), rmsprop lr 0.001');
+    assert.match(describeLearner(parseConfig(withCredit({ rule: 'fpp', window: 5, schedule: { kind: 'random', horizonTicks: 100 } }))), /fpp \(T 5, N 1000, M 1, random schedule over 100 ticks\)/);
+    assert.deepEqual(parseConfig(withCredit({ rule: 'fpp', window: 5, schedule: { kind: 'fixed' } })).learner.credit, { ...filled, updates: 1 });
+  });
+
+  const bad: [string, unknown, object, string, RegExp][] = [
+    ['a window of 0', { rule: 'tbptt', window: 0 }, {}, 'window', /\[1, 1024\]/],
+    ['a window past 1024', { rule: 'fpp', window: 1025, buffer: 2000 }, {}, 'window', /\[1, 1024\]/],
+    ['a fractional window', { rule: 'tbptt', window: 2.5 }, {}, 'window', /integer/],
+    ['every above the window', { rule: 'tbptt', window: 3, every: 4 }, {}, 'every', /at most window \(3\), got 4/],
+    ['every of 0', { rule: 'tbptt', window: 3, every: 0 }, {}, 'every', /integer in \[1, /],
+    ['a buffer equal to the window', { rule: 'fpp', window: 5, buffer: 5 }, {}, 'buffer', /more than window \(5\), got 5/],
+    ['a window the default buffer cannot hold', { rule: 'fpp', window: 1000 }, {}, 'buffer', /more than window \(1000\), got 1000 \(the default\)/],
+    ['updates of 0', { rule: 'fpp', window: 5, updates: 0 }, {}, 'updates', /\[1, 64\]/],
+    ['updates past 64', { rule: 'fpp', window: 5, updates: 65 }, {}, 'updates', /\[1, 64\]/],
+    ['a negative lambda', { rule: 'fpp', window: 5, lambda: -1 }, {}, 'lambda', />= 0/],
+    ['a state rate of 0', { rule: 'fpp', window: 5, stateRate: 0 }, {}, 'stateRate', /\(0, 10\]/],
+    ['a state rate past 10', { rule: 'fpp', window: 5, stateRate: 11 }, {}, 'stateRate', /\(0, 10\]/],
+    ['updateStates that is not a boolean', { rule: 'fpp', window: 5, updateStates: 'no' }, {}, 'updateStates', /boolean/],
+    ['an unknown schedule kind', { rule: 'fpp', window: 5, schedule: { kind: 'cosine' } }, {}, 'schedule.kind', /'fixed' \| 'decay' \| 'random'/],
+    ['a decay schedule without horizonTicks', { rule: 'fpp', window: 5, schedule: { kind: 'decay' } }, {}, 'schedule.horizonTicks', /required for schedules 'decay' and 'random'/],
+    ['a random schedule over 4 ticks', { rule: 'fpp', window: 5, schedule: { kind: 'random', horizonTicks: 4 } }, {}, 'schedule.horizonTicks', /integer >= 5/],
+    ['horizonTicks on a fixed schedule', { rule: 'fpp', window: 5, schedule: { kind: 'fixed', horizonTicks: 100 } }, {}, 'schedule', /unknown field\(s\) 'horizonTicks'/],
+    ['an unknown field in tbptt', { rule: 'tbptt', window: 5, buffer: 10 }, {}, '', /unknown field\(s\) 'buffer'/],
+    ['an unknown field in fpp', { rule: 'fpp', window: 5, windw: 3 }, {}, '', /unknown field\(s\) 'windw'/],
+    ['fpp with an RLS readout', { rule: 'fpp', window: 5 }, { readout: { kind: 'rls' } }, 'readout', /'fpp' steps the readout itself.*remove 'readout'/],
+    ['tbptt on cell lru', { rule: 'tbptt', window: 5 }, { cell: { kind: 'lru', hiddenSize: 8 } }, 'rule', /not 'tbptt', which needs a cell with one-step derivatives \(tanh-rnn, .*\)/],
+    ['fpp on cell lru', { rule: 'fpp', window: 5 }, { cell: { kind: 'lru', hiddenSize: 8 } }, 'rule', /not 'fpp', which needs a cell with one-step derivatives/],
+  ];
+  for (const [name, credit, learner, field, message] of bad) {
+    test(`refuses ${name}, naming learner.${field === 'readout' ? 'readout' : `credit${field ? `.${field}` : ''}`}`, () => {
+      const problems = problemsOf(withCredit(credit, learner));
+      const path = field === 'readout' ? 'learner.readout' : `learner.credit${field ? `.${field}` : ''}`;
+      const named = problems.filter((p) => p.startsWith(`${path}: `));
+      assert.equal(named.length, 1, `one problem names ${path}:\n${problems.join('\n')}`);
+      assert.match(named[0]!, message);
+      assert.equal(problems.length, 1, `only that problem:\n${problems.join('\n')}`);
+    });
+  }
+
+  test('the learner refuses what the config refuses in the credit object, by the same field', () => {
+    // The config's checks mirror createCreditRule's: a spec built without the config meets the same limits.
+    const cases: [CreditSpec, string][] = [
+      [{ rule: 'tbptt', window: 0 }, 'credit.window'],
+      [{ rule: 'tbptt', window: 3, every: 4 }, 'credit.every'],
+      [{ rule: 'fpp', window: 5, buffer: 5 }, 'credit.buffer'],
+      [{ rule: 'fpp', window: 5, updates: 0 }, 'credit.updates'],
+      [{ rule: 'fpp', window: 5, lambda: -1 }, 'credit.lambda'],
+      [{ rule: 'fpp', window: 5, stateRate: 0 }, 'credit.stateRate'],
+      [{ rule: 'fpp', window: 5, schedule: { kind: 'decay' } as never }, 'credit.schedule.horizonTicks'],
+      [{ rule: 'fpp', window: 5, schedule: { kind: 'cosine' } as never }, 'credit.schedule.kind'],
+    ];
+    for (const [credit, field] of cases) {
+      assert.throws(() => ruleOf(credit), (e: unknown) => e instanceof InvalidSpecError && e.field === field, JSON.stringify(credit));
+      assert.ok(problemsOf(withCredit(credit)).some((p) => p.startsWith(`learner.${field}: `)), JSON.stringify(credit));
+    }
+    const spec = learnerSpecOf(parseConfig(withCredit({ rule: 'fpp', window: 5 })));
+    assert.throws(() => createLearner({ ...spec, readout: { kind: 'rls' } } as never), (e: unknown) => e instanceof InvalidSpecError && e.field === 'readout');
+  });
 });

@@ -298,6 +298,7 @@ describe('fpp: schedules and sampling', () => {
     const base = specOf('gru', 'mse') as Extract<LearnerSpec, { cell: unknown }>;
     const bad: [CreditSpec, RegExp][] = [
       [{ rule: 'fpp', window: 0 }, /credit\.window/],
+      [{ rule: 'fpp', window: 1000 }, /credit\.buffer.*default/],
       [{ rule: 'fpp', window: 5, buffer: 5 }, /credit\.buffer/],
       [{ rule: 'fpp', window: 2, updates: 0 }, /credit\.updates/],
       [{ rule: 'fpp', window: 2, lambda: -1 }, /credit\.lambda/],

@@ -5,8 +5,9 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_MAX_LABEL_DELAY, type LearnerSpec, type RecurrentLearnerSpec } from '../learners/learner.js';
 import { adam, momentum, rmsprop, sgd, withClipping, type OptimizerSpec } from '../learners/optim/transform.js';
-import { cellKinds, diagonalJacobianKinds } from '../learners/cells/registry.js';
+import { cellKinds, diagonalJacobianKinds, stepCellKinds } from '../learners/cells/registry.js';
 import { onlineLruModes, type OnlineLruMode } from '../learners/credit/online-lru.js';
+import { FPP_DEFAULTS } from '../learners/credit/registry.js';
 import { createDetector, type DetectorSpec } from '../drift/detector.js';
 
 /**
@@ -49,6 +50,72 @@ const decoderSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('kalman'), halfLifeTicks: z.number().positive().optional(), refitEvery: positiveInt.optional(), ridge: z.number().positive().optional() }).strict(),
 ]);
 
+/** The longest window tbptt and fpp take (createCreditRule's bound). */
+const MAX_CREDIT_WINDOW = 1024;
+/** fpp's largest buffer (createCreditRule's bound). */
+const MAX_FPP_BUFFER = 1 << 20;
+
+/** An integer in [min, max], with one message for every way of missing it. */
+const integerIn = (min: number, max: number, what: string) => {
+  const message = `must be an integer in [${min}, ${max}]: ${what}`;
+  return z.number().int(message).min(min, message).max(max, message);
+};
+
+const creditWindow = integerIn(1, MAX_CREDIT_WINDOW, 'T, the ticks a gradient reaches back');
+/** A window the cross-field checks can compare with (a bad one is reported on its own). */
+const usableWindow = (window: number): boolean => Number.isInteger(window) && window >= 1 && window <= MAX_CREDIT_WINDOW;
+
+/** Truncated BPTT (src/learners/credit/truncated-bptt.ts): a sweep back over `window` ticks every `every` labels. */
+const tbpttSchema = z
+  .object({
+    rule: z.literal('tbptt'),
+    window: creditWindow,
+    every: integerIn(1, MAX_CREDIT_WINDOW, 'k, the labels per sweep back (at most window; default 1)').default(1),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (usableWindow(c.window) && Number.isInteger(c.every) && c.every > c.window) {
+      ctx.addIssue({ code: 'custom', path: ['every'], message: `must be at most window (${c.window}), got ${c.every}: a sweep covers at most T ticks, so at most T labels` });
+    }
+  });
+
+const horizonTicks = z
+  .number({ error: (issue) => (issue.input === undefined ? `required for schedules 'decay' and 'random': the ticks over which the schedule moves through its five stages (an integer >= 5)` : undefined) })
+  .int('must be an integer >= 5')
+  .min(5, 'must be an integer >= 5: the schedule moves in five stages');
+
+/** Fixed Point Propagation (src/learners/credit/fixed-point-propagation.ts), its defaults filled from FPP_DEFAULTS. */
+const fppSchema = z
+  .object({
+    rule: z.literal('fpp'),
+    window: creditWindow,
+    buffer: integerIn(2, MAX_FPP_BUFFER, `N, the transitions kept (more than window; default ${FPP_DEFAULTS.buffer})`).default(FPP_DEFAULTS.buffer),
+    updates: integerIn(1, 64, `M, the sampled updates per label (default ${FPP_DEFAULTS.updates})`).default(FPP_DEFAULTS.updates),
+    lambda: z.number().min(0, `must be a number >= 0: the weight of the fixed-point penalty (default ${FPP_DEFAULTS.lambda})`).default(FPP_DEFAULTS.lambda),
+    stateRate: z
+      .number()
+      .gt(0, `must be a number in (0, 10]: the step size on the stored states (default ${FPP_DEFAULTS.stateRate})`)
+      .max(10, `must be a number in (0, 10]: the step size on the stored states (default ${FPP_DEFAULTS.stateRate})`)
+      .default(FPP_DEFAULTS.stateRate),
+    updateStates: z.boolean().default(FPP_DEFAULTS.updateStates),
+    schedule: z
+      .discriminatedUnion('kind', [
+        z.object({ kind: z.literal('fixed') }).strict(),
+        z.object({ kind: z.literal('decay'), horizonTicks }).strict(),
+        z.object({ kind: z.literal('random'), horizonTicks }).strict(),
+      ])
+      .default({ kind: 'fixed' }),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (usableWindow(c.window) && Number.isInteger(c.buffer) && c.buffer <= c.window) {
+      ctx.addIssue({
+        code: 'custom', path: ['buffer'],
+        message: `must be more than window (${c.window}), got ${c.buffer}${c.buffer === FPP_DEFAULTS.buffer ? ' (the default)' : ''}: each sampled update starts from a state T ticks back in the buffer`,
+      });
+    }
+  });
+
 /**
  * A recurrent learner (cell, credit, optimizer) or a classical decoder (decoder): one or the other. Checked after
  * the fields, so that each field's own error names it.
@@ -75,6 +142,8 @@ const learnerSchema = z
         z.object({ rule: z.literal('immediate'), lambda: z.union([z.number().min(0).lt(1), z.literal('exact')], { error: `must be a number in [0, 1) or 'exact'` }).default(0) }).strict(),
         z.object({ rule: z.literal('rtrl') }).strict(),
         z.object({ rule: z.literal('online-lru'), mode: z.enum(onlineLruModes as [OnlineLruMode, ...OnlineLruMode[]]).default('online') }).strict(),
+        tbpttSchema,
+        fppSchema,
       ])
       .optional(),
     optimizer: optimizerSchema.optional(),
@@ -100,7 +169,15 @@ const learnerSchema = z
     if (l.cell !== undefined && l.credit !== undefined && (l.cell.kind === 'lru') !== (l.credit.rule === 'online-lru')) {
       ctx.addIssue({
         code: 'custom', path: ['credit', 'rule'],
-        message: l.cell.kind === 'lru' ? `cell 'lru' learns with rule 'online-lru' (modes ${onlineLruModes.join(', ')})` : `'online-lru' learns cell 'lru' only`,
+        message: l.cell.kind === 'lru'
+          ? `cell 'lru' learns with rule 'online-lru' (modes ${onlineLruModes.join(', ')}), not '${l.credit.rule}', which needs a cell with one-step derivatives (${stepCellKinds.join(', ')})`
+          : `'online-lru' learns cell 'lru' only`,
+      });
+    }
+    if (l.credit?.rule === 'fpp' && l.readout !== undefined) {
+      ctx.addIssue({
+        code: 'custom', path: ['readout'],
+        message: `rule 'fpp' steps the readout itself, on the states of its sampled updates, so it takes no recursive-least-squares readout: remove 'readout' (or use another rule)`,
       });
     }
     if (l.cell !== undefined && l.cell.kind !== 'lru') {
@@ -501,8 +578,27 @@ export function describeLearner(config: DriftlineConfig): string {
   const shape = cell.kind === 'lru'
     ? `lru H = ${cell.hiddenSize}, N = ${cell.units ?? cell.hiddenSize}, ${cell.layers ?? 1} layer${(cell.layers ?? 1) > 1 ? 's' : ''}`
     : `${cell.kind} n = ${cell.hiddenSize}`;
-  const credit = l.credit!.rule === 'online-lru' ? `online-lru (${l.credit!.mode})` : l.credit!.rule;
-  return `${shape}, ${credit}, ${l.optimizer!.name} lr ${l.optimizer!.lr}${l.readout ? ', RLS readout' : ''}`;
+  return `${shape}, ${describeCredit(l.credit!)}, ${l.optimizer!.name} lr ${l.optimizer!.lr}${l.readout ? ', RLS readout' : ''}`;
+}
+
+/** A credit rule in a few words: the window sizes, and what differs from the defaults. */
+function describeCredit(credit: NonNullable<DriftlineConfig['learner']['credit']>): string {
+  switch (credit.rule) {
+    case 'online-lru':
+      return `online-lru (${credit.mode})`;
+    case 'tbptt':
+      return `tbptt (T ${credit.window}, every ${credit.every})`;
+    case 'fpp': {
+      const parts = [`T ${credit.window}`, `N ${credit.buffer}`, `M ${credit.updates}`];
+      if (credit.lambda !== FPP_DEFAULTS.lambda) parts.push(`lambda ${credit.lambda}`);
+      if (credit.stateRate !== FPP_DEFAULTS.stateRate) parts.push(`state rate ${credit.stateRate}`);
+      if (!credit.updateStates) parts.push('no state updates');
+      if (credit.schedule.kind !== 'fixed') parts.push(`${credit.schedule.kind} schedule over ${credit.schedule.horizonTicks} ticks`);
+      return `fpp (${parts.join(', ')})`;
+    }
+    default:
+      return credit.rule;
+  }
 }
 
 /** The learner spec a config describes. */

@@ -80,6 +80,9 @@ export function createCreditRule(spec: CreditSpec, forwardCell: ForwardCell, out
     }
     case 'fpp': {
       const window = integerIn(spec.window, 'credit.window', 1, MAX_WINDOW);
+      if (spec.buffer === undefined && window >= FPP_DEFAULTS.buffer) {
+        throw new InvalidSpecError('credit.buffer', `the default buffer (${FPP_DEFAULTS.buffer}) must hold more than the window (${window}): give a larger buffer`);
+      }
       const buffer = spec.buffer === undefined ? FPP_DEFAULTS.buffer : integerIn(spec.buffer, 'credit.buffer', window + 1, 1 << 20);
       const updates = spec.updates === undefined ? FPP_DEFAULTS.updates : integerIn(spec.updates, 'credit.updates', 1, 64);
       const lambda = spec.lambda ?? FPP_DEFAULTS.lambda;
