@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { kalmanDecoder, lruDecoder, recurrentDecoder, ridgeDecoder, runBciReproduction, type BciResults } from '../src/reproduce/bci.js';
+import { bufferedDecoder, kalmanDecoder, lruDecoder, recurrentDecoder, ridgeDecoder, runBciReproduction, type BciResults } from '../src/reproduce/bci.js';
 import { createLearner } from '../src/learners/learner.js';
 import { protocolsFor } from '../src/reproduce/bci-protocols.js';
 import { simulateMotorCortexSessions } from '../src/simulator/motor-cortex.js';
@@ -109,4 +109,23 @@ test('the online LRU is a decoder of the reproduction: its rate on the grid, its
   const learner = createLearner(spec);
   learner.predict([1, 2, 3, 4, 5]);
   assert.equal(learner.learn([0.5, -0.5]), 'applied');
+});
+
+test('the buffer-based decoders (tbptt, fpp) are decoders of the reproduction: their rule in the spec, a learner that adapts', () => {
+  const tbptt = bufferedDecoder('gru', 8, { rule: 'tbptt', window: 10 }, { lr: [1e-4, 1e-3] });
+  const fpp = bufferedDecoder('gru', 8, { rule: 'fpp', window: 5, updates: 4, buffer: 100 }, { lr: [1e-3] });
+  assert.equal(tbptt.name, 'gru n=8 tbptt T=10');
+  assert.equal(fpp.name, 'gru n=8 fpp T=5 M=4');
+  assert.deepEqual(tbptt.candidates, [{ lr: 1e-4 }, { lr: 1e-3 }]);
+  for (const entry of [tbptt, fpp]) {
+    const spec = entry.specOf(3, { lr: 1e-3 }, 5, 2);
+    const learner = createLearner(spec);
+    const before = learner.readParameters();
+    for (let t = 0; t < 20; t++) {
+      learner.predict([1, 2, 3, 4, t]);
+      assert.equal(learner.learn([0.5, -0.5]), 'applied');
+    }
+    assert.notDeepEqual(learner.readParameters(), before, `${entry.name} learned`);
+  }
+  assert.deepEqual('credit' in fpp.specOf(1, { lr: 1e-3 }, 5, 2) && fpp.specOf(1, { lr: 1e-3 }, 5, 2).credit, { rule: 'fpp', window: 5, updates: 4, buffer: 100 });
 });

@@ -6,7 +6,7 @@ import { describeTransform } from '../adapters/replay/force-frame.js';
 import type { ReplaySession } from '../adapters/replay/replay.js';
 import { simulateMotorCortexSessions } from '../simulator/motor-cortex.js';
 import {
-  formatBciMarkdown, kalmanDecoder, lruDecoder, recurrentDecoder, ridgeDecoder, rlsDecoder, runBciReproduction,
+  bufferedDecoder, formatBciMarkdown, kalmanDecoder, lruDecoder, recurrentDecoder, ridgeDecoder, rlsDecoder, runBciReproduction,
   type BciResults, type DecoderEntry,
 } from '../reproduce/bci.js';
 import { PROTOCOL_NAMES, type ProtocolName } from '../reproduce/bci-protocols.js';
@@ -26,14 +26,16 @@ export const bciUsage = `usage: driftline reproduce bci [--jango DIR] [options]
                      accounted for on the bins of trials)
   --seeds N          seeds per recurrent decoder (default 5; ridge, RLS and Kalman are deterministic)
   --protocols LIST   some of A1,A2,A5,B,C,D (default all)
-  --decoders LIST    some of lstm,gru,lstm-rls,lru,ridge,rls,kalman (default all; lstm-rls: the LSTM with its
-                     readout fitted by recursive least squares; lru: the online LRU, width 32, 32 units, 2 layers)
+  --decoders LIST    some of lstm,gru,lstm-rls,lru,gru-tbptt,gru-fpp,ridge,rls,kalman (default all; lstm-rls: the
+                     LSTM with its readout fitted by recursive least squares; lru: the online LRU, width 32, 32
+                     units, 2 layers; gru-tbptt: the GRU by truncated BPTT over 10 bins; gru-fpp: the GRU by Fixed
+                     Point Propagation, 4 sampled 5-bin updates per label over 1000 bins)
   --quick            a small preset for a smoke run: 1 seed, one learning rate, gru and ridge, protocols A1 and D
   --out DIR          plots, results.json and summary.md (default out/bci)
   --quiet            no progress bar
 `;
 
-const ALL_DECODERS = ['lstm', 'gru', 'lstm-rls', 'lru', 'ridge', 'rls', 'kalman'] as const;
+const ALL_DECODERS = ['lstm', 'gru', 'lstm-rls', 'lru', 'gru-tbptt', 'gru-fpp', 'ridge', 'rls', 'kalman'] as const;
 
 export class BciUsageError extends Error {
   override readonly name = 'UsageError';
@@ -107,6 +109,8 @@ export async function reproduceBciCommand(args: string[], io: CommandIO): Promis
     gru: () => recurrentDecoder('gru', 64, axes),
     'lstm-rls': () => recurrentDecoder('lstm', 64, { ...axes, readoutHalfLifeSeconds: quick ? [300] : [60, 300, Infinity] }, binSeconds),
     lru: () => lruDecoder(32, 32, 2, { lr: axes.lr }),
+    'gru-tbptt': () => bufferedDecoder('gru', 64, { rule: 'tbptt', window: 10 }, { lr: axes.lr }),
+    'gru-fpp': () => bufferedDecoder('gru', 64, { rule: 'fpp', window: 5, updates: 4, buffer: 1000 }, { lr: axes.lr }),
     ridge: () => ridgeDecoder(quick ? 4 : 10, quick ? [100] : undefined),
     rls: () => rlsDecoder(4, undefined, binSeconds),
     kalman: () => kalmanDecoder(undefined, binSeconds),

@@ -112,6 +112,40 @@ export function lruDecoder(
   };
 }
 
+/**
+ * A recurrent decoder learned by one of the buffer-based rules (src/learners/credit: truncated BPTT over the last
+ * `window` bins, or Fixed Point Propagation with `updates` sampled updates per label over a buffer of `buffer`
+ * bins), under the same protocols: RMSprop, the rate chosen on the first session. FPP spends a bin's spare
+ * compute on older transitions, which immediate derivatives cannot.
+ */
+export function bufferedDecoder(
+  kind: 'gru' | 'lstm',
+  hiddenSize: number,
+  credit: { rule: 'tbptt'; window: number } | { rule: 'fpp'; window: number; updates: number; buffer: number },
+  axes: { lr: readonly number[] } = { lr: [1e-4, 3e-4, 1e-3] },
+): DecoderEntry {
+  const fpp = credit.rule === 'fpp';
+  return {
+    name: fpp ? `${kind} n=${hiddenSize} fpp T=${credit.window} M=${credit.updates}` : `${kind} n=${hiddenSize} tbptt T=${credit.window}`,
+    description: fpp
+      ? `${kind}, ${hiddenSize} units, Fixed Point Propagation: ${credit.updates} sampled ${credit.window}-bin updates per label over a buffer of ${credit.buffer} bins, stored states updated, RMSprop`
+      : `${kind}, ${hiddenSize} units, truncated BPTT over the last ${credit.window} bins at every label, RMSprop`,
+    hyperparameter: 'lr',
+    candidates: grid(axes),
+    seeded: true,
+    specOf: (seed, h, inputSize, outputSize) => ({
+      cell: { kind, hiddenSize },
+      credit,
+      optimizer: rmsprop(h.lr),
+      inputSize,
+      outputSize,
+      seed,
+      loss: 'mse',
+      maxLabelDelay: LABEL_WINDOW,
+    }),
+  };
+}
+
 export function ridgeDecoder(lags: number, alphas: readonly number[] = [10, 100, 1000, 10000]): DecoderEntry {
   return {
     name: `ridge ${lags} bins`,
