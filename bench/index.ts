@@ -1,4 +1,4 @@
-// `npm run bench [-- [--quick] [tick] [memory] [state] [lru] [ws] [service] [streams] [dashboard] [handoff] [kafka]]`: runs the named benchmark sections (all by default) and
+// `npm run bench [-- [--quick] [tick] [memory] [state] [lru] [fpp] [ws] [service] [streams] [dashboard] [handoff] [kafka]]`: runs the named benchmark sections (all by default) and
 // prints each as an aligned text table, then a summary of the targets. Benchmarks print; they do not fail on a
 // missed target (the exit code is non-zero only when a section could not run).
 //
@@ -24,11 +24,12 @@ import { runHandoff } from './handoff.js';
 import { runServiceLatency } from './service-latency.js';
 import { runKafka } from './kafka.js';
 import { runLru } from './lru.js';
+import { runFpp } from './fpp.js';
 import { wasmKernelsError } from '../src/learners/kernels/wasm-kernels.js';
 import { runStreams } from './streams.js';
 import { runWs } from './ws.js';
 
-const SECTIONS = ['tick', 'memory', 'state', 'lru', 'ws', 'service', 'streams', 'dashboard', 'handoff', 'kafka'] as const;
+const SECTIONS = ['tick', 'memory', 'state', 'lru', 'fpp', 'ws', 'service', 'streams', 'dashboard', 'handoff', 'kafka'] as const;
 type Section = (typeof SECTIONS)[number];
 const CHILD_FLAG = '--memory-child';
 const WS_CHILD_FLAG = '--ws-child';
@@ -125,6 +126,7 @@ async function main(): Promise<void> {
     else if (section === 'handoff') targets.push(...(await runHandoff(options)));
     else if (section === 'kafka') targets.push(...(await runKafka(options)));
     else if (section === 'lru') targets.push(...runLru(options));
+    else if (section === 'fpp') targets.push(...runFpp(options));
     else targets.push(...runState(options));
   }
 

@@ -299,3 +299,27 @@ test('bench --quick lru compares the online LRU with the tanh RNN at equal param
   const modes = [...out.matchAll(/^\s*(online|truncated-1|spatial|bptt)\s+([\d,.]+)\s+([\d.]+)x\s+[\d.]+ [kM]B$/gm)].map((m) => m[1]);
   assert.deepEqual(modes, ['online', 'truncated-1', 'spatial', 'bptt']);
 });
+
+test('bench --quick fpp times tbptt and fpp against immediate derivatives at two hidden sizes', { timeout: TIMEOUT_MS + 10_000 }, () => {
+  const out = benchStdout(['--quick', 'fpp'], TIMEOUT_MS);
+  assert.ok(out.includes('fpp: tbptt and fpp per tick against immediate derivatives'), `missing the fpp table\n${out}`);
+  // Rows: credit, then per hidden size (32, 64): us/tick, time ratio, its range over rounds, stateBytes, state ratio.
+  const size = String.raw`\s+([\d,.]+)\s+([\d.]+)x\s+(-|[\d.]+-[\d.]+)\s+([\d.]+ k?B)\s+([\d.]+)x`;
+  const row = new RegExp(String.raw`^\s*(immediate \(lambda 0\)|tbptt T \d+(?:, every \d+)?|fpp T \d+, M \d+(?:, no state updates)?)${size}${size}$`, 'gm');
+  const rows = new Map([...out.matchAll(row)].map((m) => [m[1]!, m]));
+  assert.deepEqual([...rows.keys()], [
+    'immediate (lambda 0)', 'tbptt T 1', 'tbptt T 3', 'tbptt T 5', 'tbptt T 10', 'tbptt T 10, every 10',
+    'fpp T 1, M 1', 'fpp T 1, M 4', 'fpp T 3, M 1', 'fpp T 3, M 4', 'fpp T 5, M 1', 'fpp T 5, M 4', 'fpp T 10, M 1', 'fpp T 10, M 4',
+    'fpp T 5, M 1, no state updates',
+  ], `expected a row per rule\n${out}`);
+  for (const [label, m] of rows) {
+    for (const at of [2, 7]) {
+      const [us, time, state] = [m[at]!, m[at + 1]!, m[at + 4]!].map(number);
+      assert.ok(us > 0 && time > 0 && state >= 1, `implausible figures: ${m[0]}`);
+      if (label.startsWith('immediate')) assert.ok(time === 1 && state === 1, 'immediate is the ratio base');
+      // fpp's buffer of 1,000 transitions dominates its state; tbptt keeps T - 1 more tick caches, at most.
+      if (label.startsWith('fpp')) assert.ok(state > 4, `the fpp buffer: ${m[0]}`);
+      else assert.ok(state < 1.5, `tbptt's state: ${m[0]}`);
+    }
+  }
+});
