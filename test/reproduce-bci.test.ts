@@ -127,5 +127,6 @@ test('the buffer-based decoders (tbptt, fpp) are decoders of the reproduction: t
     }
     assert.notDeepEqual(learner.readParameters(), before, `${entry.name} learned`);
   }
-  assert.deepEqual('credit' in fpp.specOf(1, { lr: 1e-3 }, 5, 2) && fpp.specOf(1, { lr: 1e-3 }, 5, 2).credit, { rule: 'fpp', window: 5, updates: 4, buffer: 100 });
+  const fppSpec = fpp.specOf(1, { lr: 1e-3 }, 5, 2);
+  assert.deepEqual('credit' in fppSpec && fppSpec.credit, { rule: 'fpp', window: 5, updates: 4, buffer: 100 });
 });
