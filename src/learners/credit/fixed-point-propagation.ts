@@ -49,6 +49,8 @@ export interface FppOptions {
  * seed, the tick and the update's index, so the same seed gives the same bytes and a snapshot needs no generator.
  *
  * The readout learns only through the samples, as in the thesis (stepsReadout): at a label, nothing else steps.
+ * A sample whose gradient is not finite steps nothing; the label's other samples still step, and the label counts
+ * as skipped (the learner's stats.skippedNonFinite).
  */
 export class FixedPointPropagationRule implements CreditRule {
   readonly name = 'fpp' as const;
