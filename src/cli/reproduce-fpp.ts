@@ -213,30 +213,30 @@ export function formatFppMarkdown(settings: FppSettings, quick: boolean, summary
   lines.push('');
   lines.push("## The thesis' direction");
   lines.push('');
+  lines.push('"Better" below means better by more than the larger of the two seed sds (and than 0.1 % of accuracy or 0.001 nats): a difference inside the spread over seeds counts as a tie.');
+  lines.push('');
   for (const w of worlds) {
-    const better = metricOf(w) === 'accuracy' ? (a: number, b: number) => a > b : (a: number, b: number) => a < b;
     const m = metricOf(w);
-    const fppWins = settings.windows.filter((T) => {
-      const f = find(w, 'fpp', T, 1, N);
-      const t = find(w, 'tbptt', T, 1, 0);
-      return f !== undefined && t !== undefined && better(f[m].mean, t[m].mean);
-    });
+    const sign = m === 'accuracy' ? 1 : -1;
+    /** a clearly better than b. */
+    const better = (a: FppSummary | undefined, b: FppSummary | undefined) =>
+      a !== undefined && b !== undefined && sign * (a[m].mean - b[m].mean) > Math.max(a[m].std, b[m].std, 0.001);
+    const list = (ts: readonly number[]) => (ts.length > 0 ? ts.join(', ') : 'none');
     const Tmax = Math.max(...settings.windows);
     const bptt = find(w, 'tbptt', Tmax, 1, 0);
-    const closest = settings.windows.find((T) => {
-      const f = find(w, 'fpp', T, 1, N);
-      return f !== undefined && bptt !== undefined && !better(bptt[m].mean, f[m].mean);
-    });
-    lines.push(`- ${FPP_WORLD_LABELS[w]}: FPP beats T-BPTT at T = ${fppWins.length > 0 ? fppWins.join(', ') : 'none of the windows'}; ` +
-      `the smallest T at which FPP matches ${Tmax}-BPTT (${formatMetric(w, bptt?.[m].mean ?? null)}) is ${closest ?? `none up to ${Tmax}`}.`);
+    const fppBetter = settings.windows.filter((T) => better(find(w, 'fpp', T, 1, N), find(w, 'tbptt', T, 1, 0)));
+    const bpttBetter = settings.windows.filter((T) => better(find(w, 'tbptt', T, 1, 0), find(w, 'fpp', T, 1, N)));
+    const matches = settings.windows.find((T) => find(w, 'fpp', T, 1, N) !== undefined && !better(bptt, find(w, 'fpp', T, 1, N)));
+    lines.push(`- ${FPP_WORLD_LABELS[w]}: FPP better than T-BPTT at the same T: ${list(fppBetter)}; T-BPTT better: ${list(bpttBetter)}; ` +
+      `the smallest T at which FPP is not worse than ${Tmax}-BPTT (${formatMetric(w, bptt?.[m].mean ?? null)}): ${matches ?? `none up to ${Tmax}`}.`);
     for (const updates of settings.moreUpdates) {
-      const helps = settings.windows.filter((T) => {
-        const one = find(w, 'fpp', T, 1, N);
-        const more = find(w, 'fpp', T, updates, N);
-        return one !== undefined && more !== undefined && better(more[m].mean, one[m].mean);
-      });
-      lines.push(`  M = ${updates} improves on M = 1 for FPP at T = ${helps.length > 0 ? helps.join(', ') : 'none'} (of ${settings.windows.join(', ')}).`);
+      const helps = settings.windows.filter((T) => better(find(w, 'fpp', T, updates, N), find(w, 'fpp', T, 1, N)));
+      const hurts = settings.windows.filter((T) => better(find(w, 'fpp', T, 1, N), find(w, 'fpp', T, updates, N)));
+      lines.push(`  FPP with M = ${updates} better than M = 1 at T: ${list(helps)}; worse at T: ${list(hurts)} (of ${settings.windows.join(', ')}).`);
     }
+    const states = settings.windows.filter((T) => better(find(w, 'fpp', T, 1, N), find(w, 'fpp-no-state', T, 1, N)));
+    const noStates = settings.windows.filter((T) => better(find(w, 'fpp-no-state', T, 1, N), find(w, 'fpp', T, 1, N)));
+    lines.push(`  Updating the stored states (M = 1) better at T: ${list(states)}; worse at T: ${list(noStates)}.`);
   }
   lines.push('');
   lines.push('## Chosen rates and cost');
@@ -284,7 +284,10 @@ function curvesChart(settings: FppSettings, summary: readonly FppSummary[], by: 
       encoding: {
         x: { field: 'x', type: 'quantitative', title: 'tick', axis: { format: '~s' } },
         y: { field: 'y', type: 'quantitative', title: null, scale: { zero: false } },
-        color: { field: 'series', type: 'nominal', title: by === 'window' ? 'window' : 'method' },
+        color: {
+          field: 'series', type: 'nominal', title: by === 'window' ? 'window' : 'method',
+          sort: by === 'window' ? settings.windows.map((T) => `T = ${T}`) : [FPP_METHOD_LABELS.fpp, FPP_METHOD_LABELS['fpp-no-state']],
+        },
         strokeDash: {
           field: 'dash', type: 'nominal', title: null,
           scale: by === 'window'
@@ -293,7 +296,7 @@ function curvesChart(settings: FppSettings, summary: readonly FppSummary[], by: 
         },
       },
     },
-    resolve: { scale: { y: 'independent' } },
-    config: { font: PLOT_FONT },
+    resolve: { scale: { x: 'independent', y: 'independent' } },
+    config: { font: PLOT_FONT, legend: { labelLimit: 320 } },
   } as TopLevelSpec;
 }
