@@ -25,7 +25,7 @@ ideal predictor's and a memoryless one's.
 
   --seeds N        scored seeds 1..N (default 3)
   --worlds LIST    some of cycle6,cycle10,stochastic (default all)
-  --rates LIST     the learning-rate grid (default 0.0001 to 0.1 in steps of ~3x)
+  --rates LIST     the learning-rate grid (default 3e-5 to 0.1 in steps of ~3x)
   --jobs N         runs in parallel, one worker thread each (default: the available cores)
   --quick          a smoke run, not the protocol: 3,000 ticks, 1 seed, rate 0.01, T in {1, 3}, N 200, M 2
   --fresh          run again even the runs whose results OUT/runs holds (by default they are reused when the same

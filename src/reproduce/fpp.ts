@@ -101,7 +101,7 @@ export const DEFAULT_FPP_SETTINGS: FppSettings = {
   ticks: { cycle6: 100_000, cycle10: 100_000, stochastic: 200_000 },
   seeds: [1, 2, 3],
   selectionSeed: 1001,
-  learningRates: [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1],
+  learningRates: [0.00003, 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1],
   windows: [1, 3, 5, 10],
   buffer: 1000,
   otherBuffers: [100, 10_000],
