@@ -29,8 +29,8 @@ interface Layout {
  * The learner's arena layout (src/learners/learner.ts) for a tanh RNN with RMSprop: regions rounded up to 16
  * floats; persistent = cell params, readout params, optimizer slots, recurrent state, the label ring
  * (32 slots of [x | h_{t-1} | h_t | yhat]), credit state (RTRL: M, n x cell params); stateBytes adds the Float64
- * counter block (9 + 2 x 32 doubles). Scratch: delta, gOut, gState, gStatePrev, ones, zeros (n each), err and
- * yOut (o each), credit scratch (RTRL: the next M, J = n x n, and a gradient of cell params).
+ * counter block (9 + 2 x 32 doubles). Scratch: delta, gOut, gState, gStatePrev, ones, zeros (n each), err,
+ * label and yOut (o each), credit scratch (RTRL: the next M, J = n x n, and a gradient of cell params).
  */
 function layout(n: number, credit: CreditSpec): Layout {
   const m = INPUTS;
@@ -42,7 +42,7 @@ function layout(n: number, credit: CreditSpec): Layout {
   const ruleScratch = credit.rule === 'rtrl' ? n * cell + n * n + cell : 0;
   const persistent = align16(cell) + align16(readout) + align16(params * OPTIMIZER_SLOTS) + align16(n)
     + align16(align16(m + 2 * n + o) * RING_SLOTS) + align16(ruleState);
-  const scratch = 6 * align16(n) + 2 * align16(o) + align16(ruleScratch);
+  const scratch = 6 * align16(n) + 3 * align16(o) + align16(ruleScratch);
   return { params, stateBytes: persistent * 4 + 8 * (9 + 2 * RING_SLOTS), scratchBytes: scratch * 4 };
 }
 
