@@ -9,6 +9,7 @@ import {
   type CopyJob, type CopyMethod, type CopyMethodSummary, type CopyRunResult, type CopyTaskSettings,
 } from '../reproduce/copy-task.js';
 import type { CommandIO } from './reproduce.js';
+import { integerFlag, ratesFlag } from './reproduce-flags.js';
 import { SavedJobRunner } from './saved-job-runner.js';
 import { formatTable } from './table.js';
 
@@ -90,23 +91,13 @@ export async function reproduceCopyTaskCommand(args: string[], io: CommandIO): P
     return undefined;
   }
   const base = v.quick ? QUICK_COPY_SETTINGS : DEFAULT_COPY_SETTINGS;
-  const integer = (text: string | undefined, flag: string, min: number, max: number, fallback: number) => {
-    if (text === undefined) return fallback;
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min || n > max) throw new CopyTaskUsageError(`${flag} must be an integer in [${min}, ${max}], got '${text}'`);
-    return n;
-  };
+  const integer = (text: string | undefined, flag: string, min: number, max: number, fallback: number) =>
+    integerFlag(text, flag, min, max, fallback, CopyTaskUsageError);
   const seedCount = integer(v.seeds, '--seeds', 1, 100, base.seeds.length);
   const sequences = integer(v.sequences, '--sequences', 1, 10_000_000, base.sequences);
   const selectionSequences = integer(v['selection-sequences'], '--selection-sequences', 1, 10_000_000, base.selectionSequences);
   const jobs = integer(v.jobs, '--jobs', 1, 64, availableParallelism());
-  let learningRates = base.learningRates;
-  if (v.rates !== undefined) {
-    learningRates = v.rates.split(',').map((s) => Number(s.trim()));
-    if (learningRates.length === 0 || learningRates.some((r) => !(Number.isFinite(r) && r > 0))) {
-      throw new CopyTaskUsageError(`--rates must be positive numbers separated by commas, got '${v.rates}'`);
-    }
-  }
+  const learningRates = ratesFlag(v.rates, base.learningRates, CopyTaskUsageError);
   let methods = base.methods;
   if (v.methods !== undefined) {
     const named = v.methods.split(',').map((s) => s.trim()).filter((s) => s !== '');

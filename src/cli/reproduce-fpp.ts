@@ -10,6 +10,7 @@ import {
   type FppJob, type FppRunResult, type FppSettings, type FppSummary, type FppWorld,
 } from '../reproduce/fpp.js';
 import type { CommandIO } from './reproduce.js';
+import { integerFlag, ratesFlag } from './reproduce-flags.js';
 import { SavedJobRunner } from './saved-job-runner.js';
 import { formatTable } from './table.js';
 
@@ -90,21 +91,9 @@ export async function reproduceFppCommand(args: string[], io: CommandIO): Promis
     return undefined;
   }
   const base = v.quick ? QUICK_FPP_SETTINGS : DEFAULT_FPP_SETTINGS;
-  const integer = (text: string | undefined, flag: string, min: number, max: number, fallback: number) => {
-    if (text === undefined) return fallback;
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min || n > max) throw new FppUsageError(`${flag} must be an integer in [${min}, ${max}], got '${text}'`);
-    return n;
-  };
-  const seedCount = integer(v.seeds, '--seeds', 1, 100, base.seeds.length);
-  const jobs = integer(v.jobs, '--jobs', 1, 64, availableParallelism());
-  let learningRates = base.learningRates;
-  if (v.rates !== undefined) {
-    learningRates = v.rates.split(',').map((s) => Number(s.trim()));
-    if (learningRates.length === 0 || learningRates.some((r) => !(Number.isFinite(r) && r > 0))) {
-      throw new FppUsageError(`--rates must be positive numbers separated by commas, got '${v.rates}'`);
-    }
-  }
+  const seedCount = integerFlag(v.seeds, '--seeds', 1, 100, base.seeds.length, FppUsageError);
+  const jobs = integerFlag(v.jobs, '--jobs', 1, 64, availableParallelism(), FppUsageError);
+  const learningRates = ratesFlag(v.rates, base.learningRates, FppUsageError);
   let worlds = base.worlds;
   if (v.worlds !== undefined) {
     const named = v.worlds.split(',').map((s) => s.trim()).filter((s) => s !== '');

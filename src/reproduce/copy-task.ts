@@ -6,6 +6,7 @@ import { adam } from '../learners/optim/transform.js';
 import { Random } from '../learners/random.js';
 import { CopyTask } from '../simulator/copy-task.js';
 import { codeHashOf } from './code-hash.js';
+import { meanOf, sampleStdOf } from './sample-stats.js';
 
 /**
  * The copy task of Zucchet et al. (2023), learned online, one labelled tick at a time: the online LRU against
@@ -234,28 +235,17 @@ export function summarizeCopy(settings: CopyTaskSettings, scored: readonly CopyR
     const finals = runs.map((r) => r.finalAccuracy);
     const points = runs[0]?.curve.map((p, i) => {
       const values = runs.map((r) => r.curve[i].accuracy);
-      return { sequences: p.sequences, mean: meanOf(values), std: stdOf(values) };
+      return { sequences: p.sequences, mean: meanOf(values), std: sampleStdOf(values) };
     }) ?? [];
     return {
       method,
       learningRate: runs[0]?.job.learningRate ?? Number.NaN,
       finalAccuracies: finals,
       mean: meanOf(finals),
-      std: stdOf(finals),
+      std: sampleStdOf(finals),
       msPerSequence: meanOf(runs.map((r) => r.msPerSequence)),
       stateBytes: runs[0]?.stateBytes ?? Number.NaN,
       curve: points,
     };
   });
-}
-
-function meanOf(values: readonly number[]): number {
-  return values.reduce((a, v) => a + v, 0) / values.length;
-}
-
-/** Sample standard deviation (0 for one value). */
-function stdOf(values: readonly number[]): number {
-  if (values.length < 2) return 0;
-  const m = meanOf(values);
-  return Math.sqrt(values.reduce((a, v) => a + (v - m) ** 2, 0) / (values.length - 1));
 }

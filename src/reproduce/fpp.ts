@@ -6,6 +6,7 @@ import { rmsprop } from '../learners/optim/transform.js';
 import { CycleWorld } from '../simulator/cycle-world.js';
 import { StochasticWorld, stochasticWorldAccuracy, stochasticWorldCrossEntropy } from '../simulator/stochastic-world.js';
 import { codeHashOf } from './code-hash.js';
+import { meanOf, sampleStdOf } from './sample-stats.js';
 
 /**
  * Fixed Point Propagation against truncated BPTT on the thesis' partially observable worlds (Nath & White 2019,
@@ -337,22 +338,12 @@ export function summarizeFpp(settings: FppSettings, scored: readonly FppRunResul
       seeds: runs.map((r) => r.job.seed),
       finalAccuracies: acc,
       finalCrossEntropies: ce,
-      accuracy: { mean: meanOf(acc), std: stdOf(acc) },
-      crossEntropy: { mean: meanOf(ce), std: stdOf(ce) },
+      accuracy: { mean: meanOf(acc), std: sampleStdOf(acc) },
+      crossEntropy: { mean: meanOf(ce), std: sampleStdOf(ce) },
       curve,
       usPerTick: meanOf(runs.map((r) => r.usPerTick)),
       stateBytes: runs[0].stateBytes,
       skippedNonFinite: runs.reduce((s, r) => s + r.skippedNonFinite, 0),
     };
   });
-}
-
-function meanOf(values: readonly number[]): number {
-  return values.reduce((a, b) => a + b, 0) / values.length;
-}
-
-function stdOf(values: readonly number[]): number {
-  if (values.length < 2) return 0;
-  const m = meanOf(values);
-  return Math.sqrt(values.reduce((a, v) => a + (v - m) ** 2, 0) / (values.length - 1));
 }

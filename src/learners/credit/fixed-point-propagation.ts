@@ -82,7 +82,8 @@ export class FixedPointPropagationRule implements CreditRule {
     this.labelledAt = this.yAt + outputs;
     this.entrySize = this.labelledAt + 1;
     this.stateSize = options.buffer * this.entrySize;
-    this.scratchSize = this.maxWindow() * cell.cacheSize + 4 * S + cell.paramCount + 2 * outputs + cell.hiddenSize;
+    // Every stage's window is at most T: scratch holds T tick caches.
+    this.scratchSize = options.window * cell.cacheSize + 4 * S + cell.paramCount + 2 * outputs + cell.hiddenSize;
   }
 
   attach(context: CreditContext, state: number, scratch: number): void {
@@ -90,7 +91,7 @@ export class FixedPointPropagationRule implements CreditRule {
     this.c = context;
     this.buffer = state;
     this.caches = scratch;
-    this.sHat = this.caches + this.maxWindow() * this.cell.cacheSize;
+    this.sHat = this.caches + this.options.window * this.cell.cacheSize;
     this.diff = this.sHat + S;
     this.gS = this.diff + S;
     this.gPrev = this.gS + S;
@@ -127,8 +128,9 @@ export class FixedPointPropagationRule implements CreditRule {
     let first = true;
     const stage = fppStage(this.options.schedule, last);
     const updates = fppUpdates(this.options, stage);
+    const stageWindow = fppWindow(this.options, stage);
     for (let m = 0; m < updates; m++) {
-      let window = fppWindow(this.options, stage);
+      let window = stageWindow;
       let repeats = 1;
       if (this.options.schedule.kind === 'random' && unitHash(c.seed, last, 2 * m + 1) >= 1 - 0.2 * stage) {
         repeats = window;
@@ -136,9 +138,9 @@ export class FixedPointPropagationRule implements CreditRule {
       }
       for (let r = 0; r < repeats; r++) {
         // i - window must be a stored tick of this sequence.
-        const first_i = lo + window;
-        if (last < first_i) continue;
-        const i = first_i + Math.floor(unitHash(c.seed, last, 2 * (m * this.maxWindow() + r)) * (last - first_i + 1));
+        const firstTarget = lo + window;
+        if (last < firstTarget) continue;
+        const i = firstTarget + Math.floor(unitHash(c.seed, last, 2 * (m * this.options.window + r)) * (last - firstTarget + 1));
         if (!first) c.params.beginUpdate();
         first = false;
         if (!this.sampleUpdate(i, window)) allFinite = false;
@@ -151,11 +153,6 @@ export class FixedPointPropagationRule implements CreditRule {
   /** The buffer entry of a tick (its slot in the ring of N). */
   private entry(tick: number): number {
     return this.buffer + (tick % this.options.buffer) * this.entrySize;
-  }
-
-  /** The longest window any stage uses: scratch holds that many tick caches. */
-  private maxWindow(): number {
-    return this.options.window;
   }
 
   /** A copy of what the buffer holds for a tick (diagnostics and tests; allocates). */

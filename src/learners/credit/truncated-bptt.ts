@@ -66,21 +66,24 @@ export class TruncatedBpttRule implements CreditRule {
     c.k.copy(entry + 2, c.gOut, this.cell.hiddenSize);
     h[this.pending] = count + 1;
     if (count + 1 < this.every) return true;
-    let newest = -1;
-    for (let e = 0; e <= count; e++) newest = Math.max(newest, this.pendingTick(e));
-    const stepped = this.sweep(newest, -1);
+    const stepped = this.sweep(this.newestPending(), -1);
     h[this.pending] = 0;
     return stepped;
   }
 
   resetSequence(): void {
     if (this.every > 1 && this.c.k.heap[this.pending] > 0) {
-      let newest = -1;
-      for (let e = 0; e < this.c.k.heap[this.pending]; e++) newest = Math.max(newest, this.pendingTick(e));
       this.c.params.beginUpdate();
-      this.sweep(newest, -1);
+      this.sweep(this.newestPending(), -1);
     }
     if (this.stateSize > 0) this.c.k.fill(this.pending, 0, this.stateSize);
+  }
+
+  /** The newest tick among the pending labels (labels may come out of order). */
+  private newestPending(): number {
+    let newest = -1;
+    for (let e = 0; e < this.c.k.heap[this.pending]; e++) newest = Math.max(newest, this.pendingTick(e));
+    return newest;
   }
 
   private pendingTick(e: number): number {
